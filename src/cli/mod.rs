@@ -1,0 +1,107 @@
+//! Command line: the clap derive tree (`Cli` -> `Cmd` -> `XxxConfig`) and one handler per
+//! command. `main` only parses, calls [`run`], and maps errors to exit codes with
+//! [`exit_code`].
+
+mod check;
+mod render;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::profile::ProfileError;
+
+/// Exit code: bad input (profiles, arguments).
+pub const EXIT_USER: i32 = 1;
+/// Exit code: the environment is missing something (a tool, the network).
+pub const EXIT_ENV: i32 = 2;
+/// Exit code: a test ran and failed.
+pub const EXIT_TEST: i32 = 3;
+
+/// picaboot: render, netboot, build and prove in QEMU the Picasoft servers.
+#[derive(Debug, Parser)]
+#[command(name = "picaboot", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Options shared by every command that reads profiles.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfilesArg {
+    /// Profiles directory (site.toml, hardware/, hosts/, clusters/).
+    #[arg(long, value_name = "DIR", default_value = "profiles", env = "PICABOOT_PROFILES")]
+    pub profiles: PathBuf,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Validate every profile; print `file:line: field: reason` per problem.
+    Check(check::CheckConfig),
+    /// Render a host's files (preseed, rootfs/…, manifest.json) into OUT/HOST/.
+    Render(render::RenderConfig),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Check(c) => check::check(c),
+        Cmd::Render(c) => render::render(c),
+    }
+}
+
+/// A test that ran and failed (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TestFailed(pub String);
+
+/// A user error detected by the CLI itself (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Maps an error to the exit code of the command contract.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<TestFailed>() {
+            return EXIT_TEST;
+        }
+        if cause.is::<UsageError>()
+            || cause.is::<crate::render::RenderError>()
+            || matches!(cause.downcast_ref::<ProfileError>(), Some(ProfileError::Invalid(_)))
+        {
+            return EXIT_USER;
+        }
+    }
+    EXIT_ENV
+}
+
+/// Prints an error the way every command does: profile problems one per line, anything else
+/// with its context chain.
+pub fn print_error(err: &anyhow::Error) {
+    if let Some(ProfileError::Invalid(d)) = err.chain().find_map(|c| c.downcast_ref::<ProfileError>()) {
+        eprintln!("{d}");
+        let n = d.0.len();
+        eprintln!(
+            "picaboot: {n} problem{} in the profiles; nothing was written",
+            if n == 1 { "" } else { "s" }
+        );
+    } else {
+        eprintln!("picaboot: error: {err:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

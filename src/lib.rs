@@ -1,0 +1,15 @@
+//! picaboot: the Picasoft install wiki as software.
+//!
+//! Declarative profiles (site, hardware, host, cluster) are loaded and checked
+//! ([`profile`], [`project`]), turned into a storage plan ([`storage`]) and a corosync model
+//! ([`cluster`]), and rendered through tera templates ([`render`]) into per-host trees that are
+//! published atomically ([`output`]). External programs all go through [`exec`].
+
+pub mod cli;
+pub mod cluster;
+pub mod exec;
+pub mod output;
+pub mod profile;
+pub mod project;
+pub mod render;
+pub mod storage;

@@ -1,0 +1,244 @@
+//! Output trees: files built in memory with their modes, a sorted `manifest.json`, and an
+//! atomic publish (written to a temporary directory beside the target, then swapped into
+//! place), so that a failed run leaves the previous output untouched.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Name of the manifest written at the root of every tree.
+pub const MANIFEST: &str = "manifest.json";
+
+/// An output-tree problem.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A path would leave the tree.
+    #[error("refusing path `{0}`: output paths are relative and stay inside the tree")]
+    BadPath(String),
+    /// A filesystem operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OutputError + 'a {
+    move |source| OutputError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One file of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Content.
+    pub bytes: Vec<u8>,
+    /// Unix permission bits.
+    pub mode: u32,
+}
+
+/// One manifest row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ManifestEntry {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// sha256 of the content, hex.
+    pub sha256: String,
+    /// Permission bits in octal, e.g. `0755`.
+    pub mode: String,
+}
+
+/// A tree of files held in memory until published.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    files: BTreeMap<String, TreeFile>,
+}
+
+impl Tree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a file at a relative path.
+    pub fn add(
+        &mut self,
+        path: impl Into<String>,
+        bytes: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> Result<(), OutputError> {
+        let path = path.into();
+        let p = Path::new(&path);
+        let ok = !path.is_empty()
+            && path != MANIFEST
+            && p.components().all(|c| matches!(c, Component::Normal(_)));
+        if !ok {
+            return Err(OutputError::BadPath(path));
+        }
+        self.files.insert(
+            path,
+            TreeFile {
+                bytes: bytes.into(),
+                mode,
+            },
+        );
+        Ok(())
+    }
+
+    /// The files, sorted by path.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &TreeFile)> {
+        self.files.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// A file by path.
+    pub fn get(&self, path: &str) -> Option<&TreeFile> {
+        self.files.get(path)
+    }
+
+    /// The manifest rows, sorted by path.
+    pub fn manifest(&self) -> Vec<ManifestEntry> {
+        self.files
+            .iter()
+            .map(|(path, f)| ManifestEntry {
+                path: path.clone(),
+                sha256: hex::encode(Sha256::digest(&f.bytes)),
+                mode: format!("{:04o}", f.mode),
+            })
+            .collect()
+    }
+
+    /// The manifest as pretty JSON with a trailing newline.
+    pub fn manifest_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(&self.manifest()).expect("manifest serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Writes the tree (and its manifest) into an existing empty directory.
+    fn write_into(&self, dir: &Path) -> Result<(), OutputError> {
+        for (path, f) in &self.files {
+            let target = dir.join(path);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+            }
+            write_file(&target, &f.bytes, f.mode)?;
+        }
+        write_file(&dir.join(MANIFEST), self.manifest_json().as_bytes(), 0o644)
+    }
+}
+
+/// Writes one file with a mode, flushing it to disk.
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
+    let mut f = fs::File::create(path).map_err(io_err("create", path))?;
+    f.write_all(bytes).map_err(io_err("write", path))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err("chmod", path))?;
+    f.sync_all().map_err(io_err("sync", path))
+}
+
+/// A tree written to a temporary directory beside its target, not yet in place.
+#[derive(Debug)]
+pub struct Staged {
+    temp: tempfile::TempDir,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// The temporary directory (for adding large files written by streaming).
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+}
+
+/// Writes `tree` into a temporary directory next to `target` (creating `target`'s parent).
+pub fn stage(tree: &Tree, target: &Path) -> Result<Staged, OutputError> {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempdir_in(parent)
+        .map_err(io_err("create temporary directory in", parent))?;
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
+        .map_err(io_err("chmod", temp.path()))?;
+    tree.write_into(temp.path())?;
+    Ok(Staged {
+        temp,
+        target: target.to_path_buf(),
+    })
+}
+
+/// Puts staged trees into place: a missing target is renamed into place, an existing one is
+/// atomically exchanged with the new tree and the old content removed.
+pub fn publish(staged: Vec<Staged>) -> Result<(), OutputError> {
+    for s in staged {
+        let temp = s.temp.keep();
+        if s.target.exists() {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &temp,
+                rustix::fs::CWD,
+                &s.target,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .map_err(|e| OutputError::Io {
+                what: "swap into place",
+                path: s.target.clone(),
+                source: e.into(),
+            })?;
+            // `temp` now holds the previous output.
+            fs::remove_dir_all(&temp).map_err(io_err("remove old output", &temp))?;
+        } else {
+            fs::rename(&temp, &s.target).map_err(io_err("rename into place", &s.target))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_escaping_paths() {
+        let mut t = Tree::new();
+        assert!(t.add("../etc/passwd", "x", 0o644).is_err());
+        assert!(t.add("/etc/passwd", "x", 0o644).is_err());
+        assert!(t.add("a/./b", "x", 0o644).is_ok());
+    }
+
+    #[test]
+    fn publish_replaces_previous_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("alice");
+        let mut t = Tree::new();
+        t.add("old", "1", 0o644).unwrap();
+        publish(vec![stage(&t, &target).unwrap()]).unwrap();
+        let mut t = Tree::new();
+        t.add("etc/rc.local", "#!/bin/sh\n", 0o755).unwrap();
+        publish(vec![stage(&t, &target).unwrap()]).unwrap();
+        assert!(!target.join("old").exists());
+        let mode = fs::metadata(target.join("etc/rc.local")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "only the published tree remains");
+    }
+}

@@ -1,0 +1,263 @@
+//! Typed template contexts. Every template gets a struct, never a loose map, so that a field a
+//! template needs is checked by the compiler and serialized every time.
+
+use serde::Serialize;
+
+use crate::cluster::Corosync;
+use crate::profile::{Hardware, Host, Install, Network, Nic, NicRole, Stage};
+use crate::project::Project;
+use crate::storage::partman::PartmanRecipe;
+use crate::storage::{ArrayPlan, VolumePlan};
+
+/// `en_US.UTF-8` -> (`en`, `US`).
+pub fn language_country(locale: &str) -> (String, String) {
+    let base = locale.split(['.', '@']).next().unwrap_or(locale);
+    let (l, c) = base.split_once('_').unwrap_or((base, ""));
+    (l.to_string(), c.to_string())
+}
+
+/// The host as templates see it (the password hash is not part of it).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostView {
+    /// Host name.
+    pub hostname: String,
+    /// Domain.
+    pub domain: String,
+    /// FQDN.
+    pub fqdn: String,
+    /// Hardware profile name.
+    pub hardware: String,
+    /// NICs.
+    pub nics: Vec<Nic>,
+    /// GPT label.
+    pub gpt: bool,
+    /// Installer settings.
+    pub install: Install,
+    /// Cluster address.
+    pub cluster_link: Option<crate::profile::ClusterLink>,
+}
+
+/// A `/etc/hosts` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    /// Address.
+    pub address: String,
+    /// FQDN.
+    pub fqdn: String,
+    /// Short name.
+    pub hostname: String,
+}
+
+/// A member of a first-boot array, with the script argument that can replace its disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstBootMember {
+    /// Disk id.
+    pub disk: String,
+    /// Default device.
+    pub device: String,
+    /// Partition number.
+    pub partition: u32,
+    /// Position of the script argument that overrides the device (1-based).
+    pub arg: usize,
+}
+
+/// A first-boot array.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstBootArray {
+    /// Name.
+    pub name: String,
+    /// Device.
+    pub device: String,
+    /// Level.
+    pub level: u32,
+    /// UUID.
+    pub uuid: String,
+    /// md name.
+    pub md_name: String,
+    /// Volume group on it.
+    pub volume_group: Option<String>,
+    /// Filesystem on it.
+    pub filesystem: Option<String>,
+    /// Members.
+    pub members: Vec<FirstBootMember>,
+}
+
+/// Context of the host-wide templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostCtx<'a> {
+    /// Profile file the host came from, relative to the profiles directory.
+    pub source: String,
+    /// The host.
+    pub host: HostView,
+    /// Its hardware.
+    pub hardware: &'a Hardware,
+    /// Layered install settings.
+    pub install: &'a Install,
+    /// Public network.
+    pub network: &'a Network,
+    /// The public NIC.
+    pub public_nic: Option<&'a Nic>,
+    /// The install NIC.
+    pub install_nic: Option<&'a Nic>,
+    /// /etc/hosts lines for cluster peers.
+    pub peers: Vec<Peer>,
+    /// partman values.
+    pub recipe: &'a PartmanRecipe,
+    /// Arrays the installer builds.
+    pub install_arrays: Vec<&'a ArrayPlan>,
+    /// Arrays the first-boot script builds.
+    pub first_boot_arrays: Vec<FirstBootArray>,
+    /// Volumes the first-boot script builds.
+    pub first_boot_volumes: Vec<&'a VolumePlan>,
+    /// One line summarising the layout, for comments.
+    pub storage_summary: String,
+    /// Root password hash (preseed only; never logged).
+    pub root_password_hash: &'a str,
+    /// Installer language.
+    pub language: String,
+    /// Installer country.
+    pub country: String,
+    /// Packages for pkgsel/include.
+    pub packages: Vec<String>,
+}
+
+impl<'a> HostCtx<'a> {
+    /// Builds the context of `host`.
+    pub fn new(project: &'a Project, host: &'a Host) -> Self {
+        let profiles = &project.loaded.profiles;
+        let plan = &project.plans[&host.name];
+        let mut peers: Vec<Peer> = Vec::new();
+        let cluster_hosts: Vec<&Host> = match &host.cluster {
+            Some(c) => profiles.clusters[c]
+                .nodes
+                .iter()
+                .filter_map(|n| profiles.hosts.get(&n.host))
+                .collect(),
+            None => vec![host],
+        };
+        for h in cluster_hosts {
+            if let Some(l) = &h.cluster_link {
+                peers.push(Peer {
+                    address: l.address.addr().to_string(),
+                    fqdn: h.fqdn(),
+                    hostname: h.hostname.clone(),
+                });
+            }
+        }
+        let mut arg = 0;
+        let first_boot_arrays = plan
+            .arrays_at(Stage::FirstBoot)
+            .map(|a| FirstBootArray {
+                name: a.name.clone(),
+                device: a.device.clone(),
+                level: a.level,
+                uuid: a.uuid.clone().unwrap_or_default(),
+                md_name: a.md_name.clone(),
+                volume_group: match &a.content {
+                    crate::profile::ArrayContent::VolumeGroup(vg) => Some(vg.clone()),
+                    _ => None,
+                },
+                filesystem: match &a.content {
+                    crate::profile::ArrayContent::Filesystem { fs, .. } => Some(fs.clone()),
+                    _ => None,
+                },
+                members: a
+                    .members
+                    .iter()
+                    .map(|m| {
+                        arg += 1;
+                        FirstBootMember {
+                            disk: m.disk.clone(),
+                            device: m.device.clone(),
+                            partition: m.partition,
+                            arg,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let summary: Vec<String> = plan
+            .arrays
+            .iter()
+            .map(|a| {
+                let what = match &a.content {
+                    crate::profile::ArrayContent::Filesystem { fs, mount } => format!("{fs} {mount}"),
+                    crate::profile::ArrayContent::VolumeGroup(vg) => format!("LVM VG {vg}"),
+                };
+                let disks: Vec<&str> = a.members.iter().map(|m| m.disk.as_str()).collect();
+                format!("{} RAID{} ({}) = {what}", a.name, a.level, disks.join("+"))
+            })
+            .collect();
+        let (language, country) = language_country(&host.install.locale);
+        let mut packages: Vec<String> = super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+        for p in &host.install.packages {
+            if !packages.contains(p) {
+                packages.push(p.clone());
+            }
+        }
+        HostCtx {
+            source: format!("hosts/{}.toml", host.name),
+            host: HostView {
+                hostname: host.hostname.clone(),
+                domain: host.domain.clone(),
+                fqdn: host.fqdn(),
+                hardware: host.hardware.clone(),
+                nics: host.nics.clone(),
+                gpt: host.gpt,
+                install: host.install.clone(),
+                cluster_link: host.cluster_link.clone(),
+            },
+            hardware: &profiles.hardware[&host.hardware],
+            install: &host.install,
+            network: &host.network,
+            public_nic: host.nics.iter().find(|n| n.name == host.network.interface),
+            install_nic: host.nic_with_role(NicRole::Install),
+            peers,
+            recipe: &project.recipes[&host.name],
+            install_arrays: plan.arrays_at(Stage::Install).collect(),
+            first_boot_arrays,
+            first_boot_volumes: plan.volumes_at(Stage::FirstBoot).collect(),
+            storage_summary: summary.join("; "),
+            root_password_hash: &host.root_password_hash,
+            language,
+            country,
+            packages,
+        }
+    }
+}
+
+/// Context of a `.link` file.
+#[derive(Debug, Clone, Serialize)]
+pub struct NicCtx<'a> {
+    /// Profile file.
+    pub source: &'a str,
+    /// The NIC.
+    pub nic: &'a Nic,
+}
+
+/// Context of corosync.conf.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorosyncCtx<'a> {
+    /// The data.
+    pub corosync: &'a Corosync,
+}
+
+/// A file the late command installs.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileCtx {
+    /// Path relative to `/`.
+    pub path: String,
+    /// Octal mode.
+    pub mode: String,
+}
+
+/// Context of late-command.sh.
+#[derive(Debug, Clone, Serialize)]
+pub struct LateCtx<'a> {
+    /// The host.
+    pub host: &'a HostView,
+    /// Files to install.
+    pub files: Vec<FileCtx>,
+    /// systemd units to enable.
+    pub enable_units: Vec<String>,
+}

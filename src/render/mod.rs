@@ -1,0 +1,218 @@
+//! Rendering: a checked [`Project`] -> one output tree per host (`preseed.cfg`,
+//! `late-command.sh`, `rootfs/…`), every file from a tera template and a typed context.
+
+mod context;
+pub mod templates;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cluster;
+use crate::output::{OutputError, Tree};
+use crate::profile::{cluster_lock_path, ClusterLock, Host};
+use crate::project::Project;
+
+pub use context::language_country;
+
+/// Packages every host gets besides the profile's: what the rendered files need.
+pub const BASE_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "mdadm",
+    "lvm2",
+    "gdisk",
+    "iproute2",
+    "iptables",
+];
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The host has no profile.
+    #[error("no host profile `{name}` (known: {known})")]
+    UnknownHost {
+        /// Asked for.
+        name: String,
+        /// Known hosts.
+        known: String,
+    },
+    /// A template failed.
+    #[error("template {name}: {source}")]
+    Template {
+        /// Template name.
+        name: String,
+        /// Tera's error (its source chain says which variable).
+        #[source]
+        source: tera::Error,
+    },
+    /// `--locked` and corosync.conf changed.
+    #[error(
+        "corosync.conf of cluster `{cluster}` changed, so its config_version must rise, but \
+         --locked forbids updating {path}; render without --locked and commit the lock file"
+    )]
+    LockedVersion {
+        /// Cluster profile.
+        cluster: String,
+        /// Lock path.
+        path: PathBuf,
+    },
+    /// Building the tree failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// Rendering options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions {
+    /// Fail instead of updating a cluster's config_version lock.
+    pub locked: bool,
+}
+
+/// The result of rendering some hosts.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Tree per host name.
+    pub trees: BTreeMap<String, Tree>,
+    /// Lock files to write once the trees are published: `(path, cluster name, lock)`.
+    pub lock_updates: Vec<(PathBuf, String, ClusterLock)>,
+}
+
+fn template(name: &str, ctx: &impl serde::Serialize) -> Result<String, RenderError> {
+    templates::render(name, ctx).map_err(|source| RenderError::Template {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// The corosync.conf of a cluster with its resolved config_version.
+fn corosync_conf(
+    project: &Project,
+    cluster_profile: &str,
+    opts: RenderOptions,
+    updates: &mut Vec<(PathBuf, String, ClusterLock)>,
+) -> Result<String, RenderError> {
+    let profiles = &project.loaded.profiles;
+    let cl = &profiles.clusters[cluster_profile];
+    let mut data = cluster::corosync(profiles, cl);
+    let zero = template("corosync.conf", &context::CorosyncCtx { corosync: &data })?;
+    let decision = cluster::resolve_version(cl.lock.as_ref(), &cluster::content_hash(&zero));
+    if let Some(lock) = decision.new_lock {
+        let path = cluster_lock_path(&project.loaded.dir, cluster_profile);
+        if opts.locked {
+            return Err(RenderError::LockedVersion {
+                cluster: cluster_profile.to_string(),
+                path,
+            });
+        }
+        if !updates.iter().any(|(p, ..)| p == &path) {
+            updates.push((path, cl.name.clone(), lock));
+        }
+    }
+    data.config_version = decision.version;
+    template("corosync.conf", &context::CorosyncCtx { corosync: &data })
+}
+
+/// Renders the named hosts (every check has already passed in [`crate::project::open`]).
+pub fn render_hosts(
+    project: &Project,
+    names: &[String],
+    opts: RenderOptions,
+) -> Result<Rendered, RenderError> {
+    let hosts = &project.loaded.profiles.hosts;
+    let mut trees = BTreeMap::new();
+    let mut lock_updates = Vec::new();
+    let mut corosync_cache: BTreeMap<String, String> = BTreeMap::new();
+    for name in names {
+        let host = hosts.get(name).ok_or_else(|| RenderError::UnknownHost {
+            name: name.clone(),
+            known: hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        let corosync = match &host.cluster {
+            Some(c) => {
+                if !corosync_cache.contains_key(c) {
+                    let text = corosync_conf(project, c, opts, &mut lock_updates)?;
+                    corosync_cache.insert(c.clone(), text);
+                }
+                corosync_cache.get(c).cloned()
+            }
+            None => None,
+        };
+        trees.insert(name.clone(), host_tree(project, host, corosync)?);
+    }
+    Ok(Rendered {
+        trees,
+        lock_updates,
+    })
+}
+
+/// The tree of one host.
+fn host_tree(project: &Project, host: &Host, corosync: Option<String>) -> Result<Tree, RenderError> {
+    let ctx = context::HostCtx::new(project, host);
+    let mut rootfs = Tree::new();
+    rootfs.add("etc/rc.local", template("rc.local", &ctx)?, 0o755)?;
+    for nic in &host.nics {
+        let nic_ctx = context::NicCtx {
+            source: &ctx.source,
+            nic,
+        };
+        rootfs.add(
+            format!("etc/systemd/network/10-picaboot-{}.link", nic.name),
+            template("link", &nic_ctx)?,
+            0o644,
+        )?;
+    }
+    rootfs.add("etc/hostname", format!("{}\n", host.hostname), 0o644)?;
+    rootfs.add("etc/hosts", template("hosts", &ctx)?, 0o644)?;
+    rootfs.add("etc/network/interfaces", template("interfaces", &ctx)?, 0o644)?;
+    if !host.install.kernel_params.is_empty() {
+        rootfs.add("etc/default/grub.d/picaboot.cfg", template("grub.cfg", &ctx)?, 0o644)?;
+    }
+    if let Some(text) = corosync {
+        rootfs.add("etc/corosync/corosync.conf", text, 0o644)?;
+        rootfs.add(
+            "etc/systemd/system/corosync.service.d/picaboot.conf",
+            template("corosync-override.conf", &ctx)?,
+            0o644,
+        )?;
+    }
+    rootfs.add("etc/mdadm/mdadm.conf", template("mdadm.conf", &ctx)?, 0o644)?;
+    let mut enable_units = Vec::new();
+    if !ctx.first_boot_arrays.is_empty() {
+        rootfs.add(
+            "usr/local/sbin/picaboot-storage-setup",
+            template("storage-setup.sh", &ctx)?,
+            0o755,
+        )?;
+        rootfs.add(
+            "etc/systemd/system/picaboot-storage-setup.service",
+            template("storage-setup.service", &ctx)?,
+            0o644,
+        )?;
+        enable_units.push("picaboot-storage-setup.service".to_string());
+    }
+    if !host.ssh_keys.is_empty() {
+        let mut keys = host.ssh_keys.join("\n");
+        keys.push('\n');
+        rootfs.add("root/.ssh/authorized_keys", keys, 0o600)?;
+    }
+
+    let mut tree = Tree::new();
+    let files: Vec<context::FileCtx> = rootfs
+        .manifest()
+        .into_iter()
+        .map(|m| context::FileCtx {
+            path: m.path,
+            mode: m.mode,
+        })
+        .collect();
+    let late = context::LateCtx {
+        host: &ctx.host,
+        files,
+        enable_units,
+    };
+    tree.add("late-command.sh", template("late-command.sh", &late)?, 0o755)?;
+    tree.add("preseed.cfg", template("preseed.cfg", &ctx)?, 0o644)?;
+    for (path, f) in rootfs.files() {
+        tree.add(format!("rootfs/{path}"), f.bytes.clone(), f.mode)?;
+    }
+    Ok(tree)
+}
