@@ -101,7 +101,7 @@ fn parse<T: DeserializeOwned>(src: &SourceFile, diags: &mut Diagnostics) -> Opti
                 (None, Some(n)) if msg.starts_with("missing field") => n.clone(),
                 (Some(p), _) => p.clone(),
                 (None, Some(n)) => n.clone(),
-                (None, None) => "(file)".to_string(),
+                (None, None) => key_on_line(src.text(), offset).unwrap_or_else(|| "(file)".into()),
             };
             diags.push(Diagnostic {
                 file: src.path().to_path_buf(),
@@ -114,13 +114,33 @@ fn parse<T: DeserializeOwned>(src: &SourceFile, diags: &mut Diagnostics) -> Opti
     }
 }
 
+/// The key assigned on the line holding `offset` (for syntax errors, where no parse exists).
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') {
+        return None;
+    }
+    // The enclosing table header, if any: `[install]` or `[[storage.arrays]]`.
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
 /// Loads and validates every profile under `dir`.
 pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     let mut diags = Diagnostics::default();
 
     let site_src = read(&dir.join("site.toml"))?;
     let site: Option<raw::RawSite> = parse(&site_src, &mut diags);
-    let site_install = site.as_ref().map(|s| s.install.clone()).unwrap_or_default();
 
     let mut hardware = BTreeMap::new();
     for (name, path) in toml_files(&dir.join("hardware"))? {
@@ -128,7 +148,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         if let Some(raw) = parse::<raw::RawHardware>(&src, &mut diags) {
             let mut c = Checker { src: &src, diags: &mut diags };
             if let Some(hw) = validate::verify_hardware(&mut c, &name, &raw) {
-                hardware.insert(name, (hw, raw.install.clone()));
+                hardware.insert(name, (hw, raw.install.clone(), src.clone()));
             }
         }
     }
@@ -139,7 +159,13 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHost>(&src, &mut diags) {
             let mut c = Checker { src: &src, diags: &mut diags };
-            if let Some(h) = validate::verify_host(&mut c, &name, &raw, &hardware, &site_install) {
+            if let Some(h) = validate::verify_host(
+                &mut c,
+                &name,
+                &raw,
+                &hardware,
+                site.as_ref().map(|s| (&s.install, &site_src)),
+            ) {
                 hosts.insert(name.clone(), h);
             }
         }
@@ -185,7 +211,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         dir: dir.to_path_buf(),
         profiles: Profiles {
             organisation: site.map(|s| s.organisation).unwrap_or_default(),
-            hardware: hardware.into_iter().map(|(k, (hw, _))| (k, hw)).collect(),
+            hardware: hardware.into_iter().map(|(k, (hw, ..))| (k, hw)).collect(),
             hosts,
             clusters,
         },

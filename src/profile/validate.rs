@@ -37,8 +37,11 @@ impl Checker<'_> {
                 None
             }
             Err(_) => {
+                let (addr, len) = text.split_once('/').unwrap_or((text, ""));
                 let reason = if text.parse::<IpAddr>().is_ok() {
                     format!("`{text}` has no prefix length (write e.g. `{text}/32`)")
+                } else if addr.parse::<Ipv4Addr>().is_ok() {
+                    format!("`{text}`: prefix length `{len}` is not 0 to 32")
                 } else {
                     format!("`{text}` is not an IPv4 address with prefix (a.b.c.d/len)")
                 };
@@ -76,32 +79,43 @@ fn valid_name(s: &str, max: usize) -> bool {
         && !s.starts_with('-')
 }
 
-/// Layers install settings (later wins) and checks each value.
+/// Layers install settings (later wins) and checks each value; a problem is reported in the
+/// file of the layer that set the value. `complete` is false when a layer failed to parse, in
+/// which case unset values are not reported (the parse error is).
 pub(crate) fn verify_install(
     c: &mut Checker<'_>,
-    layers: &[&RawInstall],
+    layers: &[(&RawInstall, &SourceFile)],
+    complete: bool,
 ) -> Option<Install> {
     let mut m = RawInstall::default();
-    for l in layers {
+    let mut origin: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (i, (l, _)) in layers.iter().enumerate() {
         macro_rules! take {
-            ($f:ident) => {
+            ($f:ident, $key:literal) => {
                 if l.$f.is_some() {
                     m.$f = l.$f.clone();
+                    origin.insert($key, i);
                 }
             };
         }
-        take!(suite);
-        take!(mirror);
-        take!(proxy);
-        take!(locale);
-        take!(keyboard);
-        take!(timezone);
-        take!(frontend);
-        take!(kernel_params);
-        take!(packages);
+        take!(suite, "suite");
+        take!(mirror, "mirror");
+        take!(proxy, "proxy");
+        take!(locale, "locale");
+        take!(keyboard, "keyboard");
+        take!(timezone, "timezone");
+        take!(frontend, "frontend");
+        take!(kernel_params, "kernel-params");
+        take!(packages, "packages");
     }
+    let host_src = c.src;
+    let src_of = |key: &str| origin.get(key).map_or(host_src, |&i| layers[i].1);
+    let err = |c: &mut Checker<'_>, key: &'static str, field: String, reason: String| {
+        let d = src_of(key).diag(field, reason);
+        c.diags.push(d);
+    };
     let missing = |c: &mut Checker<'_>, name: &str, v: &Option<String>| -> Option<String> {
-        if v.is_none() {
+        if v.is_none() && complete {
             c.err(
                 format!("install.{name}"),
                 "not set in site.toml, the hardware profile or the host profile",
@@ -119,28 +133,28 @@ pub(crate) fn verify_install(
     let suite = suite.filter(|s| {
         let ok = valid_name(s, 32) && s.chars().all(|c| c.is_ascii_lowercase());
         if !ok {
-            c.err("install.suite", format!("`{s}` is not a Debian suite codename"));
+            err(c, "suite", "install.suite".to_string(), format!("`{s}` is not a Debian suite codename"));
         }
         ok
     })?;
-    let mirror = mirror.and_then(|u| c.parse("install.mirror", parse_mirror(&u)))?;
+    let mirror = mirror.and_then(|u| parse_mirror(&u).map_err(|e| err(c, "mirror", "install.mirror".into(), e)).ok())?;
     let proxy = m.proxy.filter(|p| !p.is_empty());
     if let Some(p) = &proxy {
         if !(p.starts_with("http://") || p.starts_with("https://")) {
-            c.err("install.proxy", format!("`{p}` is not an http:// or https:// URL"));
+            err(c, "proxy", "install.proxy".to_string(), format!("`{p}` is not an http:// or https:// URL"));
         }
     }
     let locale = locale.filter(|l| {
         let ok = l.contains('_') && !l.contains(char::is_whitespace);
         if !ok {
-            c.err("install.locale", format!("`{l}` is not a locale such as en_US.UTF-8"));
+            err(c, "locale", "install.locale".to_string(), format!("`{l}` is not a locale such as en_US.UTF-8"));
         }
         ok
     })?;
     let timezone = timezone.filter(|t| {
         let ok = (t.contains('/') || t == "UTC") && !t.contains(char::is_whitespace);
         if !ok {
-            c.err("install.timezone", format!("`{t}` is not a time zone such as Europe/Paris"));
+            err(c, "timezone", "install.timezone".to_string(), format!("`{t}` is not a time zone such as Europe/Paris"));
         }
         ok
     })?;
@@ -148,15 +162,14 @@ pub(crate) fn verify_install(
         "gtk" | "graphical" => Frontend::Gtk,
         "text" => Frontend::Text,
         other => {
-            c.err("install.frontend", format!("`{other}` is not `gtk` or `text`"));
+            err(c, "frontend", "install.frontend".to_string(), format!("`{other}` is not `gtk` or `text`"));
             return None;
         }
     };
     let kernel_params = m.kernel_params.unwrap_or_default();
     for (i, p) in kernel_params.iter().enumerate() {
         if p.is_empty() || p.contains(char::is_whitespace) || p.contains('"') {
-            c.err(
-                format!("install.kernel-params[{i}]"),
+            err(c, "kernel-params", format!("install.kernel-params[{i}]"),
                 format!("`{p}` is not one kernel parameter (no spaces or quotes)"),
             );
         }
@@ -164,7 +177,7 @@ pub(crate) fn verify_install(
     let packages = m.packages.unwrap_or_default();
     for (i, p) in packages.iter().enumerate() {
         if !valid_name(p, 100) && !p.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
-            c.err(format!("install.packages[{i}]"), format!("`{p}` is not a package name"));
+            err(c, "packages", format!("install.packages[{i}]"), format!("`{p}` is not a package name"));
         }
     }
     Some(Install {
@@ -320,8 +333,8 @@ pub(crate) fn verify_host(
     c: &mut Checker<'_>,
     name: &str,
     raw: &RawHost,
-    hardware: &BTreeMap<String, (Hardware, RawInstall)>,
-    site_install: &RawInstall,
+    hardware: &BTreeMap<String, (Hardware, RawInstall, SourceFile)>,
+    site: Option<(&RawInstall, &SourceFile)>,
 ) -> Option<Host> {
     if name != raw.hostname {
         c.err(
@@ -343,7 +356,7 @@ pub(crate) fn verify_host(
             c.err(format!("ssh-keys[{i}]"), e);
         }
     }
-    let Some((hw, hw_install)) = hardware.get(&raw.hardware) else {
+    let Some((hw, hw_install, hw_src)) = hardware.get(&raw.hardware) else {
         let known: Vec<&str> = hardware.keys().map(String::as_str).collect();
         c.err(
             "hardware",
@@ -356,7 +369,14 @@ pub(crate) fn verify_host(
         );
         return None;
     };
-    let install = verify_install(c, &[site_install, hw_install, &raw.install]);
+    let mut layers = Vec::new();
+    if let Some(site) = site {
+        layers.push(site);
+    }
+    layers.push((hw_install, hw_src));
+    let own_src = c.src;
+    layers.push((&raw.install, own_src));
+    let install = verify_install(c, &layers, site.is_some());
     let nics = verify_host_nics(c, raw, hw);
     let disks = verify_disk_devices(c, raw, hw);
     let vpro_address = raw.vpro.as_ref().and_then(|v| match v.address.parse::<Ipv4Addr>() {

@@ -1,0 +1,110 @@
+//! Helpers shared by the integration tests: a scratch copy of the shipped profiles, running
+//! the real binary, and requiring external tools (a missing tool fails the test, naming its
+//! Debian package; nothing is skipped).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A temp dir holding a copy of the shipped profiles at `DIR/profiles`.
+pub fn scratch_profiles() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&root().join("profiles"), &dir.path().join("profiles"));
+    dir
+}
+
+/// Replaces exactly one occurrence of `from` in a file (panics if it is not there once).
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{}: `{from}` must occur exactly once",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// Runs the picaboot binary in `cwd`.
+pub fn picaboot(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("PICABOOT_PROFILES")
+        .output()
+        .expect("run picaboot")
+}
+
+/// Fails the test unless `program` runs; names the Debian package to install.
+pub fn require(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .env("PATH", path_with_sbin())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{program}` is missing: install the Debian package `{package}` (scripts/test does)"
+    );
+}
+
+/// PATH including the sbin directories (tools like mdadm live there).
+pub fn path_with_sbin() -> String {
+    format!(
+        "{}:/usr/local/sbin:/usr/sbin:/sbin",
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// A command with PATH including sbin.
+pub fn cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("PATH", path_with_sbin());
+    c
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+pub fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Renders every host of a profiles dir with the library, into a fresh temp dir; returns it.
+pub fn render_all(profiles: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = picaboot(
+        profiles.parent().unwrap(),
+        &["render", "--all", "--profiles", profiles.to_str().unwrap(), "-o", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "render failed: {}", String::from_utf8_lossy(&o.stderr));
+    (dir, out)
+}
