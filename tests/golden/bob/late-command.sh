@@ -27,6 +27,7 @@ chmod 0700 /target/root/.ssh 2>/dev/null || true
 log "installed 13 host files"
 
 # Arrays the installer built have random UUIDs: record them after the rendered lines.
+# shellcheck disable=SC2016 # expanded by the shell inside the target, not here
 in-target sh -c 'mdadm --detail --scan | while read -r line; do grep -qF "$line" /etc/mdadm/mdadm.conf || echo "$line"; done >> /etc/mdadm/mdadm.conf'
 in-target systemctl enable picaboot-storage-setup.service
 in-target update-initramfs -u -k all
