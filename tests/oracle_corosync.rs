@@ -1,0 +1,199 @@
+//! corosync 3 judges the rendered corosync.conf: `corosync -t` accepts each node's config in a
+//! namespace holding that node's address, then two real daemons in two network namespaces
+//! joined by a veth pair (each with private /etc/corosync, /run, /var/lib/corosync and the
+//! rendered /etc/hosts) form the two-node cluster, and the survivor stays quorate when the
+//! other daemon is killed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{cmd, require, run_ok};
+
+/// A network namespace deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("pbc-{tag}-{}", std::process::id());
+        let _ = cmd("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        run_ok(cmd("ip").args(["netns", "add", &name]));
+        run_ok(cmd("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns(name)
+    }
+
+    /// A command run inside the namespace and a private mount namespace in which `binds`
+    /// (source, target) are mounted first.
+    fn sandboxed(&self, binds: &[(PathBuf, &str)], command: &str) -> Command {
+        let mut script = String::new();
+        for (src, dst) in binds {
+            script.push_str(&format!("mount --bind '{}' '{dst}' && ", src.display()));
+        }
+        script.push_str(command);
+        let mut c = cmd("ip");
+        c.args(["netns", "exec", &self.0, "unshare", "--mount", "--propagation", "private", "sh", "-c", &script]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = cmd("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A corosync daemon killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Private directories for one node: etc (config + authkey), run, lib, and the hosts file.
+fn node_dirs(root: &Path, host_tree: &Path, authkey: &Path) -> Vec<(PathBuf, &'static str)> {
+    let etc = root.join("etc-corosync");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::copy(host_tree.join("rootfs/etc/corosync/corosync.conf"), etc.join("corosync.conf")).unwrap();
+    std::fs::copy(authkey, etc.join("authkey")).unwrap();
+    run_ok(cmd("chmod").arg("0400").arg(etc.join("authkey")));
+    for d in ["run", "lib"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    vec![
+        (etc, "/etc/corosync"),
+        (root.join("run"), "/run"),
+        (root.join("lib"), "/var/lib/corosync"),
+        (host_tree.join("rootfs/etc/hosts"), "/etc/hosts"),
+    ]
+}
+
+fn quorum_status(ns: &Netns) -> String {
+    let out = cmd("ip")
+        .args(["netns", "exec", &ns.0, "corosync-quorumtool", "-s"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(ns: &Netns, what: &str, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let s = quorum_status(ns);
+        if pred(&s) {
+            return s;
+        }
+        assert!(start.elapsed() < limit, "{what}: not reached within {limit:?}; last status:\n{s}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(|v| v.trim_start_matches(':').trim()))
+        .unwrap_or("")
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    authkey: PathBuf,
+    project: picaboot::project::Project,
+    root: PathBuf,
+}
+
+fn setup() -> Setup {
+    for (p, pkg) in [("corosync", "corosync"), ("corosync-quorumtool", "corosync"), ("corosync-keygen", "corosync"), ("ip", "iproute2")] {
+        require(p, pkg);
+    }
+    let scratch = common::scratch_profiles();
+    let profiles = scratch.path().join("profiles");
+    let (dir, out) = common::render_all(&profiles);
+    let project = picaboot::project::open(&profiles).unwrap();
+    let authkey = dir.path().join("authkey");
+    run_ok(cmd("corosync-keygen").arg("-k").arg(&authkey));
+    let root = dir.path().to_path_buf();
+    std::mem::forget(scratch);
+    Setup { _dir: dir, out, authkey, project, root }
+}
+
+fn host_addr(s: &Setup, host: &str) -> (String, String) {
+    let l = s.project.loaded.profiles.hosts[host].cluster_link.clone().unwrap();
+    (l.interface, l.address.to_string())
+}
+
+#[test]
+fn corosync_validates_each_node_config() {
+    let s = setup();
+    for host in ["alice", "bob"] {
+        let ns = Netns::new(&format!("t-{host}"));
+        let (ifname, addr) = host_addr(&s, host);
+        run_ok(cmd("ip").args(["-n", &ns.0, "link", "add", &ifname, "type", "veth", "peer", "name", "peer0"]));
+        run_ok(cmd("ip").args(["-n", &ns.0, "addr", "add", &addr, "dev", &ifname]));
+        run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", &ifname, "up"]));
+        run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", "peer0", "up"]));
+        let binds = node_dirs(&s.root.join(format!("t-{host}")), &s.out.join(host), &s.authkey);
+        let out = ns.sandboxed(&binds, "corosync -t").output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{host}: corosync -t rejected the config:\n{text}");
+        assert!(!text.contains(" error "), "{host}: {text}");
+        // The oracle can fail: the same config with a bad value is refused.
+        let etc = &binds[0].0;
+        let conf = std::fs::read_to_string(etc.join("corosync.conf")).unwrap();
+        std::fs::write(etc.join("corosync.conf"), conf.replace("two_node: 1", "two_node: banana")).unwrap();
+        let bad = ns.sandboxed(&binds, "corosync -t").output().unwrap();
+        assert!(!bad.status.success(), "{host}: corosync -t accepted a broken config");
+    }
+}
+
+#[test]
+fn two_daemons_form_a_quorate_two_node_cluster_and_the_survivor_stays_quorate() {
+    let s = setup();
+    let a = Netns::new("alice");
+    let b = Netns::new("bob");
+    let (if_a, addr_a) = host_addr(&s, "alice");
+    let (if_b, addr_b) = host_addr(&s, "bob");
+    // One cable between the two nodes' cluster interfaces.
+    run_ok(cmd("ip").args(["-n", &a.0, "link", "add", &if_a, "type", "veth", "peer", "name", "tmp-b", "netns", &b.0]));
+    run_ok(cmd("ip").args(["-n", &b.0, "link", "set", "tmp-b", "name", &if_b]));
+    for (ns, ifname, addr) in [(&a, &if_a, &addr_a), (&b, &if_b, &addr_b)] {
+        run_ok(cmd("ip").args(["-n", &ns.0, "addr", "add", addr, "dev", ifname]));
+        run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", ifname, "up"]));
+    }
+    let start = |ns: &Netns, host: &str| -> Daemon {
+        let binds = node_dirs(&s.root.join(host), &s.out.join(host), &s.authkey);
+        let log = std::fs::File::create(s.root.join(format!("{host}.log"))).unwrap();
+        let child = ns
+            .sandboxed(&binds, "exec corosync -f")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    };
+    let _da = start(&a, "alice");
+    let db = start(&b, "bob");
+
+    let both = |st: &str| field(st, "Nodes") == "2" && field(st, "Quorate") == "Yes";
+    for ns in [&a, &b] {
+        let st = wait_for(ns, "two-node quorum", both, Duration::from_secs(30));
+        assert_eq!(field(&st, "Flags"), "2Node Quorate WaitForAll", "{st}");
+        assert_eq!(field(&st, "Expected votes"), "2", "{st}");
+    }
+
+    drop(db); // kill bob's daemon
+    let st = wait_for(
+        &a,
+        "survivor alone",
+        |st| field(st, "Nodes") == "1",
+        Duration::from_secs(30),
+    );
+    assert_eq!(field(&st, "Quorate"), "Yes", "alice stays quorate alone:\n{st}");
+    assert!(field(&st, "Flags").contains("2Node"), "{st}");
+}
