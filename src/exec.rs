@@ -129,9 +129,22 @@ pub fn run(task: &str, cmd: &mut Command) -> Result<Output, ExecError> {
             task: task.to_string(),
             command: command_line(cmd),
             status: out.status.to_string(),
-            tail: tail(if out.stderr.is_empty() { &out.stdout } else { &out.stderr }),
+            tail: tail(if out.stderr.is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            }),
         })
     }
+}
+
+/// Starts `cmd` in the background with stdin closed; stdout and stderr are as the caller set
+/// them (a log file, usually). The caller owns the child and must wait for or kill it.
+pub fn spawn(task: &str, cmd: &mut Command) -> Result<std::process::Child, ExecError> {
+    log::debug!("{task}: {}", command_line(cmd));
+    cmd.stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| spawn_error(task, cmd.get_program(), e))
 }
 
 /// Like [`run`], returning stdout as text.
@@ -151,8 +164,15 @@ mod tests {
 
     #[test]
     fn failure_keeps_stderr_tail() {
-        let e = run("fail", Command::new("sh").args(["-c", "echo boom >&2; exit 3"])).unwrap_err();
+        let e = run(
+            "fail",
+            Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
+        )
+        .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("boom") && msg.contains("exit status: 3"), "{msg}");
+        assert!(
+            msg.contains("boom") && msg.contains("exit status: 3"),
+            "{msg}"
+        );
     }
 }

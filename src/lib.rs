@@ -11,5 +11,6 @@ pub mod exec;
 pub mod output;
 pub mod profile;
 pub mod project;
+pub mod qemu;
 pub mod render;
 pub mod storage;

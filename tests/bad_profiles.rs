@@ -22,7 +22,12 @@ fn apply(f: &Fixture, profiles: &Path) {
     match &f.copy_to {
         Some(to) => {
             let text = std::fs::read_to_string(&src).unwrap();
-            assert_eq!(text.matches(&f.replace).count(), 1, "{}: pattern must occur once", f.file);
+            assert_eq!(
+                text.matches(&f.replace).count(),
+                1,
+                "{}: pattern must occur once",
+                f.file
+            );
             std::fs::write(profiles.join(to), text.replacen(&f.replace, &f.with, 1)).unwrap();
         }
         None => common::edit(&src, &f.replace, &f.with),
@@ -43,7 +48,8 @@ fn bad_profiles_give_exact_errors_and_write_nothing() {
     let mut failures = Vec::new();
     for path in &names {
         let text = std::fs::read_to_string(path).unwrap();
-        let fixture: Fixture = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let fixture: Fixture =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let scratch = common::scratch_profiles();
         apply(&fixture, &scratch.path().join("profiles"));
 
@@ -59,11 +65,16 @@ fn bad_profiles_give_exact_errors_and_write_nothing() {
             failures.push(format!("{name}: check exited {:?}", check.status.code()));
         }
         if stderr != fixture.expected {
-            failures.push(format!("{name}: check printed\n{stderr}expected\n{}", fixture.expected));
+            failures.push(format!(
+                "{name}: check printed\n{stderr}expected\n{}",
+                fixture.expected
+            ));
         }
 
         let render = common::picaboot(scratch.path(), &["render", "--all", "-o", "out"]);
-        if render.status.code() != Some(1) || String::from_utf8_lossy(&render.stderr) != fixture.expected {
+        if render.status.code() != Some(1)
+            || String::from_utf8_lossy(&render.stderr) != fixture.expected
+        {
             failures.push(format!(
                 "{name}: render exited {:?} with\n{}",
                 render.status.code(),
@@ -92,7 +103,9 @@ fn a_failed_render_leaves_previous_output_untouched() {
     assert_eq!(bad.status.code(), Some(1));
     let after = std::fs::read(scratch.path().join("out/alice/rootfs/etc/rc.local")).unwrap();
     assert_eq!(before, after);
-    let entries: Vec<_> = std::fs::read_dir(scratch.path().join("out")).unwrap().collect();
+    let entries: Vec<_> = std::fs::read_dir(scratch.path().join("out"))
+        .unwrap()
+        .collect();
     assert_eq!(entries.len(), 1, "no temporary directory left behind");
 }
 

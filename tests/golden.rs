@@ -16,7 +16,12 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             } else {
-                let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(e.path()).unwrap());
             }
         }
@@ -72,18 +77,35 @@ fn manifest_lists_every_file_with_hash_and_mode() {
         for m in &manifest {
             let path = m["path"].as_str().unwrap();
             let bytes = std::fs::read(dir.join(path)).unwrap();
-            assert_eq!(m["sha256"].as_str().unwrap(), hex::encode(Sha256::digest(&bytes)), "{path}");
-            let mode = std::fs::metadata(dir.join(path)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(
+                m["sha256"].as_str().unwrap(),
+                hex::encode(Sha256::digest(&bytes)),
+                "{path}"
+            );
+            let mode = std::fs::metadata(dir.join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777;
             assert_eq!(m["mode"].as_str().unwrap(), format!("{mode:04o}"), "{path}");
             listed.push(path.to_string());
         }
         let mut sorted = listed.clone();
         sorted.sort();
         assert_eq!(listed, sorted, "manifest is sorted");
-        let mut on_disk: Vec<String> = files(&dir).into_keys().filter(|p| p != "manifest.json").collect();
+        let mut on_disk: Vec<String> = files(&dir)
+            .into_keys()
+            .filter(|p| p != "manifest.json")
+            .collect();
         on_disk.sort();
-        assert_eq!(listed, on_disk, "manifest covers exactly the files of {host}");
-        let rc = manifest.iter().find(|m| m["path"] == "rootfs/etc/rc.local").unwrap();
+        assert_eq!(
+            listed, on_disk,
+            "manifest covers exactly the files of {host}"
+        );
+        let rc = manifest
+            .iter()
+            .find(|m| m["path"] == "rootfs/etc/rc.local")
+            .unwrap();
         assert_eq!(rc["mode"], "0755");
     }
 }
@@ -93,7 +115,9 @@ fn corosync_version_rises_exactly_when_content_changes() {
     let scratch = common::scratch_profiles();
     let profiles = scratch.path().join("profiles");
     let version = |out: &Path, host: &str| -> u64 {
-        let text = std::fs::read_to_string(out.join(host).join("rootfs/etc/corosync/corosync.conf")).unwrap();
+        let text =
+            std::fs::read_to_string(out.join(host).join("rootfs/etc/corosync/corosync.conf"))
+                .unwrap();
         text.lines()
             .find_map(|l| l.trim().strip_prefix("config_version: "))
             .unwrap()
@@ -107,11 +131,19 @@ fn corosync_version_rises_exactly_when_content_changes() {
     let (_b, out) = common::render_all(&profiles);
     assert_eq!(version(&out, "alice"), v1);
     // A change that does not touch corosync.conf: same version.
-    common::edit(&profiles.join("hosts/alice.toml"), "settle-seconds = 3", "settle-seconds = 4");
+    common::edit(
+        &profiles.join("hosts/alice.toml"),
+        "settle-seconds = 3",
+        "settle-seconds = 4",
+    );
     let (_c, out) = common::render_all(&profiles);
     assert_eq!(version(&out, "alice"), v1);
     // A change of the cluster address: one more, on both nodes.
-    common::edit(&profiles.join("hosts/bob.toml"), "192.168.10.2/24", "192.168.10.3/24");
+    common::edit(
+        &profiles.join("hosts/bob.toml"),
+        "192.168.10.2/24",
+        "192.168.10.3/24",
+    );
     let (_d, out) = common::render_all(&profiles);
     assert_eq!(version(&out, "alice"), v1 + 1);
     assert_eq!(version(&out, "bob"), v1 + 1);
@@ -119,9 +151,24 @@ fn corosync_version_rises_exactly_when_content_changes() {
     let (_e, out) = common::render_all(&profiles);
     assert_eq!(version(&out, "bob"), v1 + 1);
     // --locked refuses to raise it.
-    common::edit(&profiles.join("hosts/bob.toml"), "192.168.10.3/24", "192.168.10.4/24");
-    let o = common::picaboot(scratch.path(), &["render", "bob", "--locked", "-o", "locked-out"]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    common::edit(
+        &profiles.join("hosts/bob.toml"),
+        "192.168.10.3/24",
+        "192.168.10.4/24",
+    );
+    let o = common::picaboot(
+        scratch.path(),
+        &["render", "bob", "--locked", "-o", "locked-out"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("--locked"));
-    assert!(!scratch.path().join("locked-out").exists(), "nothing written");
+    assert!(
+        !scratch.path().join("locked-out").exists(),
+        "nothing written"
+    );
 }

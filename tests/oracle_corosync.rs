@@ -18,7 +18,10 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Self {
         let name = format!("pbc-{tag}-{}", std::process::id());
-        let _ = cmd("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        let _ = cmd("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         run_ok(cmd("ip").args(["netns", "add", &name]));
         run_ok(cmd("ip").args(["-n", &name, "link", "set", "lo", "up"]));
         Netns(name)
@@ -33,7 +36,18 @@ impl Netns {
         }
         script.push_str(command);
         let mut c = cmd("ip");
-        c.args(["netns", "exec", &self.0, "unshare", "--mount", "--propagation", "private", "sh", "-c", &script]);
+        c.args([
+            "netns",
+            "exec",
+            &self.0,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]);
         c
     }
 }
@@ -58,7 +72,11 @@ impl Drop for Daemon {
 fn node_dirs(root: &Path, host_tree: &Path, authkey: &Path) -> Vec<(PathBuf, &'static str)> {
     let etc = root.join("etc-corosync");
     std::fs::create_dir_all(&etc).unwrap();
-    std::fs::copy(host_tree.join("rootfs/etc/corosync/corosync.conf"), etc.join("corosync.conf")).unwrap();
+    std::fs::copy(
+        host_tree.join("rootfs/etc/corosync/corosync.conf"),
+        etc.join("corosync.conf"),
+    )
+    .unwrap();
     std::fs::copy(authkey, etc.join("authkey")).unwrap();
     run_ok(cmd("chmod").arg("0400").arg(etc.join("authkey")));
     for d in ["run", "lib"] {
@@ -87,7 +105,10 @@ fn wait_for(ns: &Netns, what: &str, pred: impl Fn(&str) -> bool, limit: Duration
         if pred(&s) {
             return s;
         }
-        assert!(start.elapsed() < limit, "{what}: not reached within {limit:?}; last status:\n{s}");
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not reached within {limit:?}; last status:\n{s}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -95,7 +116,10 @@ fn wait_for(ns: &Netns, what: &str, pred: impl Fn(&str) -> bool, limit: Duration
 fn field<'a>(status: &'a str, name: &str) -> &'a str {
     status
         .lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.trim_start_matches(':').trim()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .map(|v| v.trim_start_matches(':').trim())
+        })
         .unwrap_or("")
 }
 
@@ -108,7 +132,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    for (p, pkg) in [("corosync", "corosync"), ("corosync-quorumtool", "corosync"), ("corosync-keygen", "corosync"), ("ip", "iproute2")] {
+    for (p, pkg) in [
+        ("corosync", "corosync"),
+        ("corosync-quorumtool", "corosync"),
+        ("corosync-keygen", "corosync"),
+        ("ip", "iproute2"),
+    ] {
         require(p, pkg);
     }
     let scratch = common::scratch_profiles();
@@ -119,11 +148,20 @@ fn setup() -> Setup {
     run_ok(cmd("corosync-keygen").arg("-k").arg(&authkey));
     let root = dir.path().to_path_buf();
     std::mem::forget(scratch);
-    Setup { _dir: dir, out, authkey, project, root }
+    Setup {
+        _dir: dir,
+        out,
+        authkey,
+        project,
+        root,
+    }
 }
 
 fn host_addr(s: &Setup, host: &str) -> (String, String) {
-    let l = s.project.loaded.profiles.hosts[host].cluster_link.clone().unwrap();
+    let l = s.project.loaded.profiles.hosts[host]
+        .cluster_link
+        .clone()
+        .unwrap();
     (l.interface, l.address.to_string())
 }
 
@@ -133,21 +171,41 @@ fn corosync_validates_each_node_config() {
     for host in ["alice", "bob"] {
         let ns = Netns::new(&format!("t-{host}"));
         let (ifname, addr) = host_addr(&s, host);
-        run_ok(cmd("ip").args(["-n", &ns.0, "link", "add", &ifname, "type", "veth", "peer", "name", "peer0"]));
+        run_ok(cmd("ip").args([
+            "-n", &ns.0, "link", "add", &ifname, "type", "veth", "peer", "name", "peer0",
+        ]));
         run_ok(cmd("ip").args(["-n", &ns.0, "addr", "add", &addr, "dev", &ifname]));
         run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", &ifname, "up"]));
         run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", "peer0", "up"]));
-        let binds = node_dirs(&s.root.join(format!("t-{host}")), &s.out.join(host), &s.authkey);
+        let binds = node_dirs(
+            &s.root.join(format!("t-{host}")),
+            &s.out.join(host),
+            &s.authkey,
+        );
         let out = ns.sandboxed(&binds, "corosync -t").output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "{host}: corosync -t rejected the config:\n{text}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "{host}: corosync -t rejected the config:\n{text}"
+        );
         assert!(!text.contains(" error "), "{host}: {text}");
         // The oracle can fail: the same config with a bad value is refused.
         let etc = &binds[0].0;
         let conf = std::fs::read_to_string(etc.join("corosync.conf")).unwrap();
-        std::fs::write(etc.join("corosync.conf"), conf.replace("two_node: 1", "two_node: banana")).unwrap();
+        std::fs::write(
+            etc.join("corosync.conf"),
+            conf.replace("two_node: 1", "two_node: banana"),
+        )
+        .unwrap();
         let bad = ns.sandboxed(&binds, "corosync -t").output().unwrap();
-        assert!(!bad.status.success(), "{host}: corosync -t accepted a broken config");
+        assert!(
+            !bad.status.success(),
+            "{host}: corosync -t accepted a broken config"
+        );
     }
 }
 
@@ -159,7 +217,9 @@ fn two_daemons_form_a_quorate_two_node_cluster_and_the_survivor_stays_quorate() 
     let (if_a, addr_a) = host_addr(&s, "alice");
     let (if_b, addr_b) = host_addr(&s, "bob");
     // One cable between the two nodes' cluster interfaces.
-    run_ok(cmd("ip").args(["-n", &a.0, "link", "add", &if_a, "type", "veth", "peer", "name", "tmp-b", "netns", &b.0]));
+    run_ok(cmd("ip").args([
+        "-n", &a.0, "link", "add", &if_a, "type", "veth", "peer", "name", "tmp-b", "netns", &b.0,
+    ]));
     run_ok(cmd("ip").args(["-n", &b.0, "link", "set", "tmp-b", "name", &if_b]));
     for (ns, ifname, addr) in [(&a, &if_a, &addr_a), (&b, &if_b, &addr_b)] {
         run_ok(cmd("ip").args(["-n", &ns.0, "addr", "add", addr, "dev", ifname]));
@@ -194,6 +254,10 @@ fn two_daemons_form_a_quorate_two_node_cluster_and_the_survivor_stays_quorate() 
         |st| field(st, "Nodes") == "1",
         Duration::from_secs(30),
     );
-    assert_eq!(field(&st, "Quorate"), "Yes", "alice stays quorate alone:\n{st}");
+    assert_eq!(
+        field(&st, "Quorate"),
+        "Yes",
+        "alice stays quorate alone:\n{st}"
+    );
     assert!(field(&st, "Flags").contains("2Node"), "{st}");
 }

@@ -22,7 +22,11 @@ struct Netns(String);
 
 impl Netns {
     fn new(tag: &str) -> Self {
-        let name = format!("pb-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "pb-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         run_ok(cmd("ip").args(["netns", "add", &name]));
         run_ok(cmd("ip").args(["-n", &name, "link", "set", "lo", "up"]));
         Netns(name)
@@ -64,9 +68,27 @@ fn run_rc_local(ns: &Netns, rc_local: &Path, resolv: &Path) -> String {
 }
 
 fn eui64_link_local(mac: &str) -> Ipv6Addr {
-    let b: Vec<u8> = mac.split(':').map(|x| u8::from_str_radix(x, 16).unwrap()).collect();
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
     Ipv6Addr::from([
-        0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5],
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        b[0] ^ 2,
+        b[1],
+        b[2],
+        0xff,
+        0xfe,
+        b[3],
+        b[4],
+        b[5],
     ])
 }
 
@@ -78,7 +100,11 @@ fn addresses(ns: &Netns) -> BTreeSet<(String, String)> {
         let mac = link["address"].as_str().unwrap_or("");
         for a in link["addr_info"].as_array().unwrap() {
             let local = a["local"].as_str().unwrap();
-            if ifname == "lo" || ifname.starts_with("peer-") || (mac.len() == 17 && local.parse::<Ipv6Addr>().ok() == Some(eui64_link_local(mac))) {
+            if ifname == "lo"
+                || ifname.starts_with("peer-")
+                || (mac.len() == 17
+                    && local.parse::<Ipv6Addr>().ok() == Some(eui64_link_local(mac)))
+            {
                 continue;
             }
             out.insert((ifname.clone(), format!("{local}/{}", a["prefixlen"])));
@@ -124,16 +150,26 @@ fn state(ns: &Netns) -> Vec<String> {
             link["ifname"], link["master"], link["address"]
         ));
         for a in link["addr_info"].as_array().unwrap() {
-            out.push(format!("addr {} {}/{}", link["ifname"], a["local"], a["prefixlen"]));
+            out.push(format!(
+                "addr {} {}/{}",
+                link["ifname"], a["local"], a["prefixlen"]
+            ));
         }
     }
     for family in ["-4", "-6"] {
         for r in ns.json(&[family, "-j", "route"]).as_array().unwrap() {
-            out.push(format!("route {} via {} dev {} {}", r["dst"], r["gateway"], r["dev"], r["flags"]));
+            out.push(format!(
+                "route {} via {} dev {} {}",
+                r["dst"], r["gateway"], r["dev"], r["flags"]
+            ));
         }
     }
     let nat = run_ok(ns.exec().args(["iptables-save", "-t", "nat"]));
-    out.extend(nat.lines().filter(|l| l.starts_with("-A")).map(str::to_string));
+    out.extend(
+        nat.lines()
+            .filter(|l| l.starts_with("-A"))
+            .map(str::to_string),
+    );
     out.sort();
     out
 }
@@ -148,14 +184,20 @@ fn prepare(host: &Host, tag: &str) -> Netns {
     // that the NIC has carrier, as a cabled port does.
     for nic in &host.nics {
         let peer = format!("peer-{}", nic.name);
-        ns.ip(&["link", "add", &nic.name, "address", &nic.mac, "type", "veth", "peer", "name", &peer]);
+        ns.ip(&[
+            "link", "add", &nic.name, "address", &nic.mac, "type", "veth", "peer", "name", &peer,
+        ]);
         ns.ip(&["link", "set", &peer, "up"]);
     }
     ns
 }
 
 fn check_host(name: &str) {
-    for (program, package) in [("ip", "iproute2"), ("iptables-save", "iptables"), ("unshare", "util-linux")] {
+    for (program, package) in [
+        ("ip", "iproute2"),
+        ("iptables-save", "iptables"),
+        ("unshare", "util-linux"),
+    ] {
         require(program, package);
     }
     let scratch = common::scratch_profiles();
@@ -172,40 +214,88 @@ fn check_host(name: &str) {
     let stderr = run_rc_local(&ns, &rc_local, &resolv);
     assert_eq!(stderr, "", "{name}: rc.local reported failures");
 
-    assert_eq!(addresses(&ns), expected_addresses(host), "{name}: addresses");
+    assert_eq!(
+        addresses(&ns),
+        expected_addresses(host),
+        "{name}: addresses"
+    );
 
     // Links: the public NIC is a port of the bridge, which carries its MAC; the install NIC is down.
     let links = ns.json(&["-j", "link"]);
-    let link = |n: &str| links.as_array().unwrap().iter().find(|l| l["ifname"] == n).cloned().unwrap();
+    let link = |n: &str| {
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["ifname"] == n)
+            .cloned()
+            .unwrap()
+    };
     let public = host.nics.iter().find(|n| n.name == net.interface).unwrap();
     if let Some(bridge) = &net.bridge {
-        assert_eq!(link(&net.interface)["master"], bridge.as_str(), "{name}: NIC enslaved");
-        assert_eq!(link(bridge)["address"], public.mac.as_str(), "{name}: bridge MAC");
+        assert_eq!(
+            link(&net.interface)["master"],
+            bridge.as_str(),
+            "{name}: NIC enslaved"
+        );
+        assert_eq!(
+            link(bridge)["address"],
+            public.mac.as_str(),
+            "{name}: bridge MAC"
+        );
     }
-    let install = host.nics.iter().find(|n| n.role == picaboot::profile::NicRole::Install).unwrap();
+    let install = host
+        .nics
+        .iter()
+        .find(|n| n.role == picaboot::profile::NicRole::Install)
+        .unwrap();
     assert!(
-        !link(&install.name)["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        !link(&install.name)["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "UP"),
         "{name}: install NIC down"
     );
 
     // Default routes as the profile says.
     let routes = ns.json(&["-j", "route"]);
-    let default = routes.as_array().unwrap().iter().find(|r| r["dst"] == "default").unwrap();
+    let default = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dst"] == "default")
+        .unwrap();
     assert_eq!(default["gateway"], net.ipv4_gateway.to_string().as_str());
     assert_eq!(default["dev"], net.device.as_str());
     assert_eq!(
-        default["flags"].as_array().unwrap().iter().any(|f| f == "onlink"),
+        default["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "onlink"),
         net.ipv4_onlink
     );
     let routes6 = ns.json(&["-6", "-j", "route"]);
-    let default6 = routes6.as_array().unwrap().iter().find(|r| r["dst"] == "default").unwrap();
-    assert_eq!(default6["gateway"], net.ipv6_gateway.unwrap().to_string().as_str());
+    let default6 = routes6
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dst"] == "default")
+        .unwrap();
+    assert_eq!(
+        default6["gateway"],
+        net.ipv6_gateway.unwrap().to_string().as_str()
+    );
     assert_eq!(default6["dev"], net.device.as_str());
 
     // NAT: one MASQUERADE rule for the private network and one DNAT per forward.
     let nat = run_ok(ns.exec().args(["iptables-save", "-t", "nat"]));
     let b = net.nat_bridge.as_ref().unwrap();
-    let masq = format!("-A POSTROUTING -s {} -o {} -j MASQUERADE", b.network, net.device);
+    let masq = format!(
+        "-A POSTROUTING -s {} -o {} -j MASQUERADE",
+        b.network, net.device
+    );
     assert_eq!(nat.matches(&masq).count(), 1, "{name}: {nat}");
     for f in &net.port_forwards {
         let proto = format!("{:?}", f.protocol).to_lowercase();
@@ -213,18 +303,39 @@ fn check_host(name: &str) {
             "-A PREROUTING -i {} -p {proto} -m {proto} --dport {} -j DNAT --to-destination {}:{}",
             net.device, f.port, f.to_address, f.to_port
         );
-        assert_eq!(nat.matches(&rule).count(), 1, "{name}: missing `{rule}` in\n{nat}");
+        assert_eq!(
+            nat.matches(&rule).count(),
+            1,
+            "{name}: missing `{rule}` in\n{nat}"
+        );
     }
     assert_eq!(nat.matches("-j DNAT").count(), net.port_forwards.len());
 
     // Kernel settings.
-    let confs = run_ok(ns.exec().args(["sh", "-c", "cat /proc/sys/net/ipv6/conf/*/autoconf /proc/sys/net/ipv6/conf/*/accept_ra"]));
-    assert!(confs.lines().all(|l| l == "0"), "{name}: autoconf/accept_ra off everywhere");
-    assert_eq!(sysctl(&ns, &format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", b.name)), "1");
+    let confs = run_ok(ns.exec().args([
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv6/conf/*/autoconf /proc/sys/net/ipv6/conf/*/accept_ra",
+    ]));
+    assert!(
+        confs.lines().all(|l| l == "0"),
+        "{name}: autoconf/accept_ra off everywhere"
+    );
+    assert_eq!(
+        sysctl(
+            &ns,
+            &format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", b.name)
+        ),
+        "1"
+    );
     assert_eq!(sysctl(&ns, "/proc/sys/net/ipv4/ip_forward"), "1");
 
     // The private resolv.conf got the nameservers; the host's is untouched.
-    let want: String = net.nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
+    let want: String = net
+        .nameservers
+        .iter()
+        .map(|n| format!("nameserver {n}\n"))
+        .collect();
     assert_eq!(std::fs::read_to_string(&resolv).unwrap(), want);
 
     // Idempotent: a second run reports nothing and changes nothing.
@@ -258,7 +369,10 @@ fn one_failing_command_does_not_stop_the_rest() {
     let resolv = keep.path().join("resolv.conf");
     std::fs::write(&resolv, "").unwrap();
     let stderr = run_rc_local(&ns, &out.join("alice/rootfs/etc/rc.local"), &resolv);
-    assert!(stderr.contains("rc.local: failed: ip link set dev eth0 down"), "{stderr}");
+    assert!(
+        stderr.contains("rc.local: failed: ip link set dev eth0 down"),
+        "{stderr}"
+    );
     assert!(stderr.contains("1 command(s) failed"), "{stderr}");
     assert_eq!(addresses(&ns), expected_addresses(host));
     assert!(!std::fs::read_to_string(&resolv).unwrap().is_empty());

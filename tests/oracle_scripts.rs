@@ -19,7 +19,11 @@ fn shellcheck_accepts_every_rendered_script() {
     for host in ["alice", "bob"] {
         for s in SCRIPTS {
             let path = out.join(host).join(s);
-            run_ok(cmd("shellcheck").args(["--shell=sh", "--severity=style"]).arg(&path));
+            run_ok(
+                cmd("shellcheck")
+                    .args(["--shell=sh", "--severity=style"])
+                    .arg(&path),
+            );
         }
     }
 }
@@ -31,18 +35,36 @@ fn debconf_accepts_the_preseed() {
     let (_keep, out) = common::render_all(&scratch.path().join("profiles"));
     for host in ["alice", "bob"] {
         let preseed = out.join(host).join("preseed.cfg");
-        let o = cmd("debconf-set-selections").arg("--checkonly").arg(&preseed).output().unwrap();
+        let o = cmd("debconf-set-selections")
+            .arg("--checkonly")
+            .arg(&preseed)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() && stderr.trim().is_empty(), "{host}: {stderr}");
+        assert!(
+            o.status.success() && stderr.trim().is_empty(),
+            "{host}: {stderr}"
+        );
         // Every line is a full `owner question type value` (debconf warns, not fails, on
         // some malformed lines): check the shape ourselves too, joining continuations.
         let text = std::fs::read_to_string(&preseed).unwrap();
         let joined = text.replace("\\\n", " ");
-        for line in joined.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        for line in joined
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
             let fields: Vec<&str> = line.splitn(4, char::is_whitespace).collect();
             assert!(fields.len() >= 3, "{host}: malformed preseed line `{line}`");
             assert!(
-                ["string", "boolean", "select", "multiselect", "password", "note"].contains(&fields[2]),
+                [
+                    "string",
+                    "boolean",
+                    "select",
+                    "multiselect",
+                    "password",
+                    "note"
+                ]
+                .contains(&fields[2]),
                 "{host}: unknown type in `{line}`"
             );
         }
@@ -60,14 +82,34 @@ fn preseed_carries_the_storage_plan() {
         let text = std::fs::read_to_string(out.join(host).join("preseed.cfg")).unwrap();
         let recipe = &project.recipes[host];
         assert!(text.contains(&format!("d-i partman-auto/disk string {}\n", recipe.disks)));
-        assert!(text.contains(&format!("d-i grub-installer/bootdev string {}\n", recipe.grub_devices)));
+        assert!(text.contains(&format!(
+            "d-i grub-installer/bootdev string {}\n",
+            recipe.grub_devices
+        )));
         let plan = &project.plans[host];
-        let boot_disks: Vec<&str> = plan.disks.iter().filter(|d| d.boot).map(|d| d.device.as_str()).collect();
+        let boot_disks: Vec<&str> = plan
+            .disks
+            .iter()
+            .filter(|d| d.boot)
+            .map(|d| d.device.as_str())
+            .collect();
         assert_eq!(recipe.grub_devices, boot_disks.join(" "));
         assert_eq!(boot_disks.len(), 2, "GRUB goes on both SSDs");
-        for a in plan.arrays.iter().filter(|a| a.stage == picaboot::profile::Stage::Install) {
-            let members: Vec<&str> = a.members.iter().map(|m| m.partition_device.as_str()).collect();
-            assert!(text.contains(&members.join("#")), "{host}: {} members in the raid recipe", a.name);
+        for a in plan
+            .arrays
+            .iter()
+            .filter(|a| a.stage == picaboot::profile::Stage::Install)
+        {
+            let members: Vec<&str> = a
+                .members
+                .iter()
+                .map(|m| m.partition_device.as_str())
+                .collect();
+            assert!(
+                text.contains(&members.join("#")),
+                "{host}: {} members in the raid recipe",
+                a.name
+            );
         }
         assert!(text.contains("method{ biosgrub }"));
         assert!(text.contains("d-i partman-auto-lvm/new_vg_name string pve\n"));

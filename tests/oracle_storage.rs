@@ -36,20 +36,38 @@ fn sgdisk_accepts_the_planned_partitions_on_disks_of_the_real_size() {
             }
             run_ok(c.arg(&img));
             let verify = run_ok(cmd("sgdisk").arg("--verify").arg(&img));
-            assert!(verify.contains("No problems found"), "{host}/{}: {verify}", disk.id);
+            assert!(
+                verify.contains("No problems found"),
+                "{host}/{}: {verify}",
+                disk.id
+            );
             let table: serde_json::Value =
                 serde_json::from_str(&run_ok(cmd("sfdisk").arg("--json").arg(&img))).unwrap();
             let parts = table["partitiontable"]["partitions"].as_array().unwrap();
             assert_eq!(parts.len(), disk.partitions.len(), "{host}/{}", disk.id);
             for (got, want) in parts.iter().zip(&disk.partitions) {
-                assert_eq!(got["start"].as_u64().unwrap() * SECTOR, want.start, "{host}/{} start", disk.id);
-                assert_eq!(got["size"].as_u64().unwrap() * SECTOR, want.size, "{host}/{} size", disk.id);
+                assert_eq!(
+                    got["start"].as_u64().unwrap() * SECTOR,
+                    want.start,
+                    "{host}/{} start",
+                    disk.id
+                );
+                assert_eq!(
+                    got["size"].as_u64().unwrap() * SECTOR,
+                    want.size,
+                    "{host}/{} size",
+                    disk.id
+                );
                 let guid = got["type"].as_str().unwrap();
                 let expected = match want.kind {
                     PartitionKind::BiosGrub => "21686148-6449-6E6F-744E-656564454649",
                     PartitionKind::Raid { .. } => "A19D880F-05FC-4D3B-A006-743F0F84911E",
                 };
-                assert_eq!(guid, expected, "{host}/{} partition {}", disk.id, want.number);
+                assert_eq!(
+                    guid, expected,
+                    "{host}/{} partition {}",
+                    disk.id, want.number
+                );
             }
             if disk.boot {
                 assert!(matches!(disk.partitions[0].kind, PartitionKind::BiosGrub));
@@ -90,8 +108,17 @@ fn mdadm_parses_the_rendered_config() {
         let conf = out.join(host).join("rootfs/etc/mdadm/mdadm.conf");
         assert_eq!(mdadm_complaints(&conf), Vec::<String>::new(), "{host}");
         let text = std::fs::read_to_string(&conf).unwrap();
-        for a in project.plans[host].arrays.iter().filter(|a| a.uuid.is_some()) {
-            let line = format!("ARRAY {} metadata=1.2 UUID={} name={}", a.device, a.uuid.as_ref().unwrap(), a.md_name);
+        for a in project.plans[host]
+            .arrays
+            .iter()
+            .filter(|a| a.uuid.is_some())
+        {
+            let line = format!(
+                "ARRAY {} metadata=1.2 UUID={} name={}",
+                a.device,
+                a.uuid.as_ref().unwrap(),
+                a.md_name
+            );
             assert!(text.contains(&line), "{host}: {line}");
         }
     }
@@ -100,6 +127,12 @@ fn mdadm_parses_the_rendered_config() {
     std::fs::write(&bad, "ARRAY /dev/md2 metadata=1.2 UUID=zz name=alice:2\n").unwrap();
     assert!(!mdadm_complaints(&bad).is_empty());
     // Two hosts never share an array UUID.
-    let uuid = |h: &str| project.plans[h].arrays.iter().find_map(|a| a.uuid.clone()).unwrap();
+    let uuid = |h: &str| {
+        project.plans[h]
+            .arrays
+            .iter()
+            .find_map(|a| a.uuid.clone())
+            .unwrap()
+    };
     assert_ne!(uuid("alice"), uuid("bob"));
 }

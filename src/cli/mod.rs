@@ -34,7 +34,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProfilesArg {
     /// Profiles directory (site.toml, hardware/, hosts/, clusters/).
-    #[arg(long, value_name = "DIR", default_value = "profiles", env = "PICABOOT_PROFILES")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "profiles",
+        env = "PICABOOT_PROFILES"
+    )]
     pub profiles: PathBuf,
 }
 
@@ -73,7 +78,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if cause.is::<UsageError>()
             || cause.is::<crate::render::RenderError>()
-            || matches!(cause.downcast_ref::<ProfileError>(), Some(ProfileError::Invalid(_)))
+            || matches!(
+                cause.downcast_ref::<ProfileError>(),
+                Some(ProfileError::Invalid(_))
+            )
         {
             return EXIT_USER;
         }
@@ -84,7 +92,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 /// Prints an error the way every command does: profile problems one per line, anything else
 /// with its context chain.
 pub fn print_error(err: &anyhow::Error) {
-    if let Some(ProfileError::Invalid(d)) = err.chain().find_map(|c| c.downcast_ref::<ProfileError>()) {
+    if let Some(ProfileError::Invalid(d)) =
+        err.chain().find_map(|c| c.downcast_ref::<ProfileError>())
+    {
         eprintln!("{d}");
         let n = d.0.len();
         eprintln!(

@@ -72,8 +72,11 @@ pub struct FirstBootArray {
     pub level: u32,
     /// UUID.
     pub uuid: String,
-    /// md name.
+    /// md name as mdadm records it (`HOST:N`).
     pub md_name: String,
+    /// The name given to `mdadm --create --name` (`N`; mdadm prefixes the homehost itself and
+    /// refuses a `:` in the name).
+    pub create_name: String,
     /// Volume group on it.
     pub volume_group: Option<String>,
     /// Filesystem on it.
@@ -153,6 +156,7 @@ impl<'a> HostCtx<'a> {
                 level: a.level,
                 uuid: a.uuid.clone().unwrap_or_default(),
                 md_name: a.md_name.clone(),
+                create_name: a.name.trim_start_matches("md").to_string(),
                 volume_group: match &a.content {
                     crate::profile::ArrayContent::VolumeGroup(vg) => Some(vg.clone()),
                     _ => None,
@@ -181,7 +185,9 @@ impl<'a> HostCtx<'a> {
             .iter()
             .map(|a| {
                 let what = match &a.content {
-                    crate::profile::ArrayContent::Filesystem { fs, mount } => format!("{fs} {mount}"),
+                    crate::profile::ArrayContent::Filesystem { fs, mount } => {
+                        format!("{fs} {mount}")
+                    }
                     crate::profile::ArrayContent::VolumeGroup(vg) => format!("LVM VG {vg}"),
                 };
                 let disks: Vec<&str> = a.members.iter().map(|m| m.disk.as_str()).collect();
@@ -189,7 +195,8 @@ impl<'a> HostCtx<'a> {
             })
             .collect();
         let (language, country) = language_country(&host.install.locale);
-        let mut packages: Vec<String> = super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+        let mut packages: Vec<String> =
+            super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
         for p in &host.install.packages {
             if !packages.contains(p) {
                 packages.push(p.clone());

@@ -103,8 +103,19 @@ pub fn render_all(profiles: &Path) -> (tempfile::TempDir, PathBuf) {
     let out = dir.path().join("out");
     let o = picaboot(
         profiles.parent().unwrap(),
-        &["render", "--all", "--profiles", profiles.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[
+            "render",
+            "--all",
+            "--profiles",
+            profiles.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
-    assert!(o.status.success(), "render failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     (dir, out)
 }

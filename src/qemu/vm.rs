@@ -1,0 +1,243 @@
+//! A VM described as data ([`VmSpec`]), started with the one exec wrapper, followed through its
+//! serial console log, and killed on drop so that no QEMU outlives its caller.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Accel;
+use crate::exec::{self, ExecError};
+
+/// How a disk is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    /// virtio-blk (`/dev/vdX` in the guest).
+    Virtio,
+    /// SATA on q35's AHCI controller, port N (`/dev/sdX`); `ssd` marks it non-rotational.
+    Sata {
+        /// AHCI port.
+        port: u8,
+        /// Report rotation rate 1 (SSD).
+        ssd: bool,
+    },
+}
+
+/// One disk image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// Raw image file.
+    pub path: PathBuf,
+    /// Attachment.
+    pub bus: Bus,
+    /// Serial number the guest sees (`/dev/disk/by-id/...`).
+    pub serial: Option<String>,
+    /// Read-only.
+    pub read_only: bool,
+    /// Writes go to a throw-away overlay (the image stays untouched).
+    pub snapshot: bool,
+}
+
+/// A VM to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    /// Name for messages.
+    pub name: String,
+    /// Accelerator.
+    pub accel: Accel,
+    /// vCPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Kernel image.
+    pub kernel: PathBuf,
+    /// Initrd.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    pub append: String,
+    /// Disks in order.
+    pub disks: Vec<Disk>,
+    /// Console log file (first serial port).
+    pub console: PathBuf,
+}
+
+impl VmSpec {
+    /// The QEMU command for this spec.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(["-accel", self.accel.arg(), "-machine", "q35"]);
+        c.args([
+            "-cpu",
+            if self.accel == Accel::Kvm {
+                "host"
+            } else {
+                "max"
+            },
+        ]);
+        c.args([
+            "-smp",
+            &self.cpus.to_string(),
+            "-m",
+            &self.memory_mib.to_string(),
+        ]);
+        c.args(["-nodefaults", "-display", "none", "-no-reboot"]);
+        c.arg("-kernel").arg(&self.kernel);
+        if let Some(i) = &self.initrd {
+            c.arg("-initrd").arg(i);
+        }
+        c.args(["-append", &self.append]);
+        c.arg("-serial")
+            .arg(format!("file:{}", self.console.display()));
+        for (i, d) in self.disks.iter().enumerate() {
+            let mut drive = format!(
+                "file={},format=raw,if=none,id=d{i},cache=unsafe",
+                d.path.display()
+            );
+            if d.read_only {
+                drive.push_str(",readonly=on");
+            }
+            if d.snapshot {
+                drive.push_str(",snapshot=on");
+            }
+            c.arg("-drive").arg(drive);
+            let serial = d
+                .serial
+                .as_ref()
+                .map(|s| format!(",serial={s}"))
+                .unwrap_or_default();
+            let device = match d.bus {
+                Bus::Virtio => format!("virtio-blk-pci,drive=d{i}{serial}"),
+                Bus::Sata { port, ssd } => format!(
+                    "ide-hd,drive=d{i},bus=ide.{port}{serial}{}",
+                    if ssd { ",rotation_rate=1" } else { "" }
+                ),
+            };
+            c.arg("-device").arg(device);
+        }
+        c
+    }
+
+    /// Starts the VM.
+    pub fn start(&self) -> Result<Vm, ExecError> {
+        let stderr = self.console.with_extension("qemu-stderr.log");
+        let err_file = std::fs::File::create(&stderr).map_err(|source| ExecError::Spawn {
+            task: format!("start VM {}", self.name),
+            program: "qemu-system-x86_64".into(),
+            source,
+        })?;
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::null()).stderr(err_file);
+        let child = exec::spawn(&format!("start VM {}", self.name), &mut cmd)?;
+        Ok(Vm {
+            name: self.name.clone(),
+            child: Some(child),
+            console: self.console.clone(),
+            stderr,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// A running VM; killed on drop.
+#[derive(Debug)]
+pub struct Vm {
+    name: String,
+    child: Option<Child>,
+    console: PathBuf,
+    stderr: PathBuf,
+    started: Instant,
+}
+
+/// How waiting for a VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The marker appeared on the console.
+    Marker,
+    /// QEMU exited (the guest powered off) without the marker.
+    Exited(String),
+    /// Time ran out; the VM was killed.
+    TimedOut,
+}
+
+impl Vm {
+    /// The console log so far.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default()).into_owned()
+    }
+
+    /// Console log path.
+    pub fn console_path(&self) -> &Path {
+        &self.console
+    }
+
+    /// Seconds since start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits until `marker` shows on the console, QEMU exits, or `limit` passes (then kills).
+    /// `progress` is called with every new console line.
+    pub fn wait_for(
+        &mut self,
+        marker: &str,
+        limit: Duration,
+        mut progress: impl FnMut(&str),
+    ) -> Outcome {
+        let mut seen = 0;
+        loop {
+            let text = self.console();
+            for line in text[seen.min(text.len())..].lines() {
+                progress(line);
+            }
+            seen = text.len();
+            if text.contains(marker) {
+                return Outcome::Marker;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let text = self.console();
+                    if text.contains(marker) {
+                        return Outcome::Marker;
+                    }
+                    let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                    return Outcome::Exited(format!("{status}; {}", err.trim()));
+                }
+            }
+            if self.started.elapsed() > limit {
+                self.kill();
+                return Outcome::TimedOut;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Waits for QEMU to exit by itself (the guest powered off), up to `limit`, then kills it.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.kill();
+        false
+    }
+
+    /// Kills QEMU now.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            log::info!("stopping VM {}", self.name);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
