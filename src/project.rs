@@ -18,10 +18,44 @@ pub struct Project {
     pub recipes: BTreeMap<String, PartmanRecipe>,
 }
 
+/// Command-line overrides applied after the profiles are validated and before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `(disk id, device)`: install to another device than the profile names (a VM, a test).
+    pub disk_devices: Vec<(String, String)>,
+}
+
 /// Loads, validates and plans every host under `dir`.
 pub fn open(dir: &Path) -> Result<Project, ProfileError> {
-    let loaded = profile::load(dir)?;
+    open_with(dir, &Overrides::default())
+}
+
+/// Like [`open`], with overrides applied to every host.
+pub fn open_with(dir: &Path, overrides: &Overrides) -> Result<Project, ProfileError> {
+    let mut loaded = profile::load(dir)?;
     let mut diags = Diagnostics::default();
+    for (id, device) in &overrides.disk_devices {
+        let ok_dev = device.starts_with("/dev/")
+            && device.len() > 5
+            && !device.contains(char::is_whitespace);
+        for (name, host) in loaded.profiles.hosts.iter_mut() {
+            let src = &loaded.host_sources[name];
+            match host.disks.iter_mut().find(|d| &d.id == id) {
+                Some(_) if !ok_dev => diags.push(src.diag(
+                    "disk-devices",
+                    format!("--disk {id}={device}: `{device}` is not a device path under /dev/"),
+                )),
+                Some(d) => d.device = device.clone(),
+                None => diags.push(src.diag(
+                    "disk-devices",
+                    format!("--disk {id}={device}: the hardware has no disk `{id}`"),
+                )),
+            }
+        }
+    }
+    if !diags.is_empty() {
+        return Err(ProfileError::Invalid(diags.finish()));
+    }
     let mut plans = BTreeMap::new();
     let mut recipes = BTreeMap::new();
     for (name, host) in &loaded.profiles.hosts {

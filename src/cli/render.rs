@@ -25,11 +25,28 @@ pub struct RenderConfig {
     /// Fail rather than raise a cluster's corosync config_version (for CI).
     #[arg(long)]
     locked: bool,
+    /// Install to another device than the profile says, e.g. `--disk ssd0=/dev/vda` (repeatable).
+    #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_disk)]
+    disks: Vec<(String, String)>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `ID=DEVICE`.
+pub(crate) fn parse_disk(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or_else(|| format!("`{s}` is not ID=DEVICE (e.g. ssd0=/dev/vda)"))
 }
 
 /// Renders hosts and publishes their trees atomically.
 pub fn render(c: RenderConfig) -> anyhow::Result<()> {
-    let project = project::open(&c.profiles.profiles)?;
+    let overrides = project::Overrides {
+        disk_devices: c.disks.clone(),
+    };
+    let project = project::open_with(&c.profiles.profiles, &overrides)?;
     let names: Vec<String> = if c.all {
         project.loaded.profiles.hosts.keys().cloned().collect()
     } else {
@@ -61,13 +78,28 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
             path.display()
         );
     }
-    for (name, tree) in &rendered.trees {
-        println!(
-            "{}: {} files in {}",
-            name,
-            tree.files().count(),
-            c.output.join(name).display()
-        );
+    if c.json {
+        let rows: Vec<serde_json::Value> = rendered
+            .trees
+            .iter()
+            .map(|(name, tree)| {
+                serde_json::json!({
+                    "host": name,
+                    "dir": c.output.join(name),
+                    "files": tree.manifest(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for (name, tree) in &rendered.trees {
+            println!(
+                "{}: {} files in {}",
+                name,
+                tree.files().count(),
+                c.output.join(name).display()
+            );
+        }
     }
     Ok(())
 }

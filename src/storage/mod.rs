@@ -189,7 +189,7 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
     let st = &host.storage;
     let mut disks = Vec::new();
     let mut member_parts: Vec<(String, String, u32, u64)> = Vec::new(); // array, disk, number, size
-    for (di, disk) in host.disks.iter().enumerate() {
+    for disk in &host.disks {
         let boot = st.boot_disks.contains(&disk.id);
         let arrays: Vec<(usize, &crate::profile::Array)> = st
             .arrays
@@ -270,7 +270,6 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
             member_parts.push((a.name.clone(), disk.id.clone(), number, size));
             start += size;
         }
-        let _ = di;
         disks.push(DiskPlan {
             id: disk.id.clone(),
             device: disk.device.clone(),
