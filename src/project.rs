@@ -23,6 +23,8 @@ pub struct Project {
 pub struct Overrides {
     /// `(disk id, device)`: install to another device than the profile names (a VM, a test).
     pub disk_devices: Vec<(String, String)>,
+    /// Install from this Debian mirror instead of the profiles' (e.g. this machine's own).
+    pub mirror: Option<String>,
 }
 
 /// Loads, validates and plans every host under `dir`.
@@ -51,6 +53,21 @@ pub fn open_with(dir: &Path, overrides: &Overrides) -> Result<Project, ProfileEr
                     format!("--disk {id}={device}: the hardware has no disk `{id}`"),
                 )),
             }
+        }
+    }
+    if let Some(url) = &overrides.mirror {
+        match profile::parse_mirror(url) {
+            Ok(m) => {
+                for host in loaded.profiles.hosts.values_mut() {
+                    host.install.mirror = m.clone();
+                }
+            }
+            Err(e) => diags.push(profile::Diagnostic {
+                file: "--mirror".into(),
+                line: 0,
+                field: "install.mirror".into(),
+                reason: e,
+            }),
         }
     }
     if !diags.is_empty() {

@@ -28,6 +28,9 @@ pub struct RenderConfig {
     /// Install to another device than the profile says, e.g. `--disk ssd0=/dev/vda` (repeatable).
     #[arg(long = "disk", value_name = "ID=DEVICE", value_parser = parse_disk)]
     disks: Vec<(String, String)>,
+    /// Install from this Debian mirror instead of the profiles' (URL).
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
@@ -45,6 +48,7 @@ pub(crate) fn parse_disk(s: &str) -> Result<(String, String), String> {
 pub fn render(c: RenderConfig) -> anyhow::Result<()> {
     let overrides = project::Overrides {
         disk_devices: c.disks.clone(),
+        mirror: c.mirror.clone(),
     };
     let project = project::open_with(&c.profiles.profiles, &overrides)?;
     let names: Vec<String> = if c.all {

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 pub use model::*;
 pub use source::{Diagnostic, Diagnostics, SourceFile};
+pub use validate::parse_mirror;
 use validate::{Checker, Claim};
 
 /// Why profiles could not be loaded.

@@ -243,7 +243,8 @@ pub(crate) fn verify_install(
     })
 }
 
-fn parse_mirror(url: &str) -> Result<Mirror, String> {
+/// Splits a mirror URL into the installer's protocol, host name and directory.
+pub fn parse_mirror(url: &str) -> Result<Mirror, String> {
     let (protocol, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("`{url}` is not a URL (http://host/debian)"))?;
