@@ -12,4 +12,5 @@ pub mod output;
 pub mod profile;
 pub mod project;
 pub mod render;
+pub mod serve;
 pub mod storage;

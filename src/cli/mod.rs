@@ -4,6 +4,7 @@
 
 mod check;
 mod render;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,8 @@ pub enum Cmd {
     Check(check::CheckConfig),
     /// Render a host's files (preseed, rootfs/…, manifest.json) into OUT/HOST/.
     Render(render::RenderConfig),
+    /// Serve a netboot tree over HTTP (GET/HEAD, ranges) with an install progress endpoint.
+    Serve(serve::ServeConfig),
 }
 
 /// Runs a parsed command line.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Check(c) => check::check(c),
         Cmd::Render(c) => render::render(c),
+        Cmd::Serve(c) => serve::serve(c),
     }
 }
 
