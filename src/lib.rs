@@ -11,6 +11,7 @@ pub mod exec;
 pub mod output;
 pub mod profile;
 pub mod project;
+pub mod registry;
 pub mod render;
 pub mod serve;
 pub mod storage;

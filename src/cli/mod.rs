@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod push;
 mod render;
 mod serve;
 
@@ -48,6 +49,8 @@ pub enum Cmd {
     Render(render::RenderConfig),
     /// Serve a netboot tree over HTTP (GET/HEAD, ranges) with an install progress endpoint.
     Serve(serve::ServeConfig),
+    /// Push an image from an OCI layout to a registry (to become `image push`).
+    Push(push::PushConfig),
 }
 
 /// Runs a parsed command line.
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Check(c) => check::check(c),
         Cmd::Render(c) => render::render(c),
         Cmd::Serve(c) => serve::serve(c),
+        Cmd::Push(c) => push::push(c),
     }
 }
 
