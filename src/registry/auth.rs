@@ -309,13 +309,13 @@ mod tests {
             r#"{"auths":{"reg.example":{"auth":"cG9kOnNlYw=="}}}"#,
         )
         .unwrap();
-        let mut m: HashMap<&str, String> = HashMap::new();
+        let mut m: HashMap<&'static str, String> = HashMap::new();
         m.insert("DOCKER_CONFIG", docker.display().to_string());
         m.insert("XDG_RUNTIME_DIR", xdg.display().to_string());
-        let env = |m: &HashMap<&str, String>| {
+        fn env(m: &HashMap<&'static str, String>) -> impl Fn(&str) -> Option<String> {
             let m = m.clone();
             move |k: &str| m.get(k).cloned()
-        };
+        }
         let c = lookup("127.0.0.1:5000", &env(&m)).unwrap().unwrap();
         assert_eq!((c.username.as_str(), c.password.expose()), ("dock", "pw"));
         let c = lookup("reg.example", &env(&m)).unwrap().unwrap();
