@@ -425,3 +425,82 @@ fn push_cli_errors_are_clear_and_auth_file_works() {
         local_digest(&layout, "tx")
     );
 }
+
+#[test]
+fn push_killed_mid_upload_then_a_retry_completes() {
+    use std::io::BufRead;
+    let reg = Registry::start();
+    let t = tempfile::tempdir().unwrap();
+    let layout = fixture(t.path(), "tx", 16_000_000, 4);
+    let want = local_digest(&layout, "tx");
+    let to = format!("{}/team/killed:v1", reg.host());
+    let args = [
+        "push",
+        "tx",
+        "--layout",
+        layout.to_str().unwrap(),
+        "--to",
+        &to,
+        "--plain-http",
+        // Many small chunks: the big layer takes hundreds of requests, so the kill lands inside it.
+        "--chunk-threshold",
+        "1",
+        "--chunk-size",
+        "65536",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(args)
+        .env("PICABOOT_REGISTRY_USERNAME", USER)
+        .env("PICABOOT_REGISTRY_PASSWORD", PASS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The config (tiny) goes first; once it is reported, the layer upload is under way.
+    let mut seen = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        seen.push(l.clone());
+        if l.contains("uploaded") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the push finished before the kill: {seen:#?}"
+    );
+    assert!(!seen.iter().any(|l| l.contains("manifest")), "{seen:#?}");
+    let e = reg.skopeo_digest("team/killed:v1").unwrap_err();
+    assert!(e.contains("manifest unknown"), "{e}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args([
+            "push",
+            "tx",
+            "--layout",
+            layout.to_str().unwrap(),
+            "--to",
+            &to,
+            "--plain-http",
+            "--json",
+        ])
+        .env("PICABOOT_REGISTRY_USERNAME", USER)
+        .env("PICABOOT_REGISTRY_PASSWORD", PASS)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blobs = r["blobs"].as_array().unwrap();
+    assert_eq!(blobs[0]["action"], "skipped", "{r:#}");
+    assert_eq!(blobs[1]["action"], "uploaded", "{r:#}");
+    assert_eq!(reg.skopeo_digest("team/killed:v1").unwrap(), want);
+}
