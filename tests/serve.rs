@@ -418,3 +418,27 @@ fn serve_binary_with_curl_and_sigterm() {
     );
     assert!(log.trim_end().ends_with("serve: stopped"), "{log}");
 }
+
+#[test]
+fn serve_cli_errors_have_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_picaboot");
+    let o = Command::new(bin)
+        .args(["serve", "/nonexistent/picaboot-out"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot serve /nonexistent/picaboot-out"));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let t = tempfile::tempdir().unwrap();
+    let o = Command::new(bin)
+        .args(["serve", "--listen", &addr])
+        .arg(t.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("cannot listen on {addr}")));
+}
