@@ -212,7 +212,7 @@ fn start() -> (SocketAddr, Arc<Mutex<Mock>>) {
 }
 
 /// A hand-made OCI layout: config + one layer of `n` bytes.
-fn layout(dir: &Path, n: usize) -> (String, Vec<u8>) {
+fn layout(dir: &Path, n: usize) -> (String, Vec<u8>, String) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |b: &[u8]| {
@@ -229,16 +229,23 @@ fn layout(dir: &Path, n: usize) -> (String, Vec<u8>) {
         config.len()
     );
     let md = put(manifest.as_bytes());
+    // An index naming that manifest, as a multi-platform image would.
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        manifest.len()
+    );
+    let xd = put(index.as_bytes());
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     std::fs::write(
         dir.join("index.json"),
         format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"tx"}}}}]}}"#,
-            manifest.len()
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"tx"}}}},{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{xd}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"multi"}}}}]}}"#,
+            manifest.len(),
+            index.len()
         ),
     )
     .unwrap();
-    (md, layer)
+    (md, layer, xd)
 }
 
 fn opts(dir: &Path, addr: SocketAddr, pass: Option<&str>) -> PushOptions {
@@ -256,7 +263,7 @@ fn opts(dir: &Path, addr: SocketAddr, pass: Option<&str>) -> PushOptions {
 fn bearer_token_flow_and_relative_locations() {
     let (addr, mock) = start();
     let t = tempfile::tempdir().unwrap();
-    let (md, layer) = layout(t.path(), 2_500_000);
+    let (md, layer, xd) = layout(t.path(), 2_500_000);
 
     let mut o = opts(t.path(), addr, Some("right-pw"));
     o.chunk_threshold = 1_000_000;
@@ -288,6 +295,21 @@ fn bearer_token_flow_and_relative_locations() {
     // Again: nothing to upload.
     let r = registry::push(&opts(t.path(), addr, Some("right-pw")), &|_| {}).unwrap();
     assert_eq!((r.uploaded(), r.skipped()), (0, 2));
+
+    // The index: its child manifest by digest first, then the index under the tag.
+    let mut o = opts(t.path(), addr, Some("right-pw"));
+    o.name = "multi".into();
+    o.to = format!("{addr}/{REPO}:multi").parse().unwrap();
+    let r = registry::push(&o, &|_| {}).unwrap();
+    assert_eq!((r.manifest_digest.as_str(), r.uploaded()), (xd.as_str(), 0));
+    {
+        let m = mock.lock().unwrap();
+        assert_eq!(
+            m.manifests.get("multi").map(|x| x.0.clone()),
+            Some(xd.clone())
+        );
+        assert_eq!(m.manifests.get(&md).map(|x| x.0.clone()), Some(md.clone()));
+    }
 
     let e = registry::push(&opts(t.path(), addr, Some("wrong-pw")), &|_| {}).unwrap_err();
     assert!(matches!(e, RegistryError::AuthFailed { .. }), "{e:?}");
