@@ -56,15 +56,28 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// With `tls = Some((certificate, key))` the registry speaks HTTPS only.
+    fn start_with(tls: Option<(&Path, &Path)>) -> Registry {
         need("docker-registry", "docker-registry");
         need("htpasswd", "apache2-utils");
         let dir = tempfile::tempdir().unwrap();
         let hp = run(Command::new("htpasswd").args(["-Bbn", USER, PASS])).stdout;
         std::fs::write(dir.path().join("htpasswd"), hp).unwrap();
         let port = free_port();
+        let tls_conf = match tls {
+            Some((c, k)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  \
-             delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: picaboot-test-only\n\
+             delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: picaboot-test-only\n{tls_conf}\
              auth:\n  htpasswd:\n    realm: picaboot-test\n    path: {hp}\n",
             data = dir.path().join("data").display(),
             hp = dir.path().join("htpasswd").display(),
@@ -82,7 +95,25 @@ impl Registry {
         let reg = Registry { dir, port, child };
         let t0 = Instant::now();
         loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            if tls.is_some() {
+                need("curl", "curl");
+                let out = Command::new("curl")
+                    .args([
+                        "-sk",
+                        "--noproxy",
+                        "*",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                    ])
+                    .arg(format!("https://127.0.0.1:{port}/v2/"))
+                    .output()
+                    .unwrap();
+                if out.stdout == b"401" {
+                    break;
+                }
+            } else if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                 let _ = write!(
                     s,
                     "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -287,6 +318,8 @@ fn picaboot(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
         .env_remove("PICABOOT_REGISTRY_PASSWORD")
         .env_remove("DOCKER_CONFIG")
         .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .env("HOME", home)
         .stdin(Stdio::null());
     for (k, v) in env {
@@ -503,4 +536,87 @@ fn push_killed_mid_upload_then_a_retry_completes() {
     assert_eq!(blobs[0]["action"], "skipped", "{r:#}");
     assert_eq!(blobs[1]["action"], "uploaded", "{r:#}");
     assert_eq!(reg.skopeo_digest("team/killed:v1").unwrap(), want);
+}
+
+#[test]
+fn push_over_tls_trusts_the_system_roots_only() {
+    need("openssl", "openssl");
+    let t = tempfile::tempdir().unwrap();
+    let p = |n: &str| t.path().join(n);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(Command::new("openssl")
+        .args(["req", "-x509"])
+        .args(ec)
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem"))
+        .args(["-days", "2", "-subj", "/CN=picaboot test CA"]));
+    run(Command::new("openssl")
+        .arg("req")
+        .args(ec)
+        .arg("-keyout")
+        .arg(p("srv.key"))
+        .arg("-out")
+        .arg(p("srv.csr"))
+        .args(["-subj", "/CN=127.0.0.1"]));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-in"])
+        .arg(p("srv.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .args(["-CAcreateserial", "-days", "2", "-out"])
+        .arg(p("srv.pem"))
+        .arg("-extfile")
+        .arg(p("ext.cnf")));
+    let reg = Registry::start_with(Some((&p("srv.pem"), &p("srv.key"))));
+    let layout = fixture(t.path(), "tx", 100_000, 5);
+    let l = layout.to_str().unwrap();
+    let to = format!("{}/team/tls:v1", reg.host());
+    let home = p("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let creds = [
+        ("PICABOOT_REGISTRY_USERNAME", USER),
+        ("PICABOOT_REGISTRY_PASSWORD", PASS),
+    ];
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    // The test CA is not among the system roots: refused, and said so.
+    let o = picaboot(&["push", "tx", "--layout", l, "--to", &to], &creds, &home);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("TLS certificate not trusted by the system roots"),
+        "{}",
+        text(&o)
+    );
+
+    // With the CA as the trust store (SSL_CERT_FILE, honoured by the native roots loader): HTTPS push.
+    let ca = p("ca.pem");
+    let mut env = creds.to_vec();
+    env.push(("SSL_CERT_FILE", ca.to_str().unwrap()));
+    let o = picaboot(&["push", "tx", "--layout", l, "--to", &to], &env, &home);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        reg.skopeo_digest("team/tls:v1").unwrap(),
+        local_digest(&layout, "tx")
+    );
 }
