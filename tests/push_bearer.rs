@@ -15,7 +15,6 @@ use hyper::{Request, Response, StatusCode};
 use picaboot::registry::{self, BlobAction, Credentials, PushOptions, RegistryError, Secret};
 use sha2::{Digest, Sha256};
 
-const TOKEN: &str = "tok-8f2e";
 const REPO: &str = "team/bearer";
 
 #[derive(Default)]
@@ -26,6 +25,12 @@ struct Mock {
     token_requests: Vec<String>,
     next: u32,
     port: u16,
+    /// Current token generation: only `tok-GEN` is accepted.
+    gen: u32,
+    /// Requests accepted with the current token.
+    accepted: u32,
+    /// Expire the token after this many accepted requests (as a 5-minute token would).
+    expire_every: Option<u32>,
 }
 
 fn sha(b: &[u8]) -> String {
@@ -63,13 +68,16 @@ fn handle(
         if auth != good_basic {
             return reply(StatusCode::UNAUTHORIZED, &[], b"{}".to_vec());
         }
+        m.gen += 1;
+        m.accepted = 0;
+        let tok = format!("tok-{}", m.gen);
         return reply(
             StatusCode::OK,
             &[],
-            format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#).into_bytes(),
+            format!(r#"{{"token":"{tok}","expires_in":300}}"#).into_bytes(),
         );
     }
-    if auth != format!("Bearer {TOKEN}") {
+    if m.gen == 0 || auth != format!("Bearer tok-{}", m.gen) {
         let c = format!(
             r#"Bearer realm="http://127.0.0.1:{}/token",service="mock-registry",scope="repository:{REPO}:pull,push""#,
             m.port
@@ -79,6 +87,10 @@ fn handle(
             &[("www-authenticate", c)],
             Vec::new(),
         );
+    }
+    m.accepted += 1;
+    if Some(m.accepted) == m.expire_every {
+        m.gen += 1; // this token expires after this request
     }
     let base = format!("/v2/{REPO}/");
     let Some(rest) = path.strip_prefix(&base) else {
@@ -265,6 +277,8 @@ fn bearer_token_flow_and_relative_locations() {
     let t = tempfile::tempdir().unwrap();
     let (md, layer, xd) = layout(t.path(), 2_500_000);
 
+    // Tokens expire every 3 requests: the push must fetch new ones as it goes.
+    mock.lock().unwrap().expire_every = Some(3);
     let mut o = opts(t.path(), addr, Some("right-pw"));
     o.chunk_threshold = 1_000_000;
     o.chunk_size = 1_000_000;
@@ -285,6 +299,7 @@ fn bearer_token_flow_and_relative_locations() {
         assert_eq!(m.manifests.get("v1").map(|x| x.0.clone()), Some(md.clone()));
         assert!(m.blobs.get(&sha(&layer)).is_some_and(|b| *b == layer));
         assert!(m.uploads.is_empty());
+        assert!(m.token_requests.len() >= 3, "{:?}", m.token_requests);
         let q = &m.token_requests[0];
         assert!(
             q.contains("service=mock-registry")

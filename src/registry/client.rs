@@ -1,5 +1,7 @@
 //! An authenticated HTTP session with one repository of one registry (Registry HTTP API v2).
 
+use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -29,7 +31,9 @@ pub struct Session {
     pub registry: String,
     /// Repository path.
     pub repo: String,
-    auth: Option<Secret>,
+    auth: Mutex<Option<Secret>>,
+    /// Token service (realm, service) when the registry uses the Bearer flow.
+    bearer: Option<(String, Option<String>)>,
     /// How we authenticated.
     pub kind: AuthKind,
     creds: Option<Credentials>,
@@ -109,7 +113,8 @@ impl Session {
             base,
             registry: to.registry.clone(),
             repo: to.repository.clone(),
-            auth: None,
+            auth: Mutex::new(None),
+            bearer: None,
             kind: AuthKind::Anonymous,
             creds,
         };
@@ -150,12 +155,13 @@ impl Session {
                     .ok_or_else(|| RegistryError::AuthRequired {
                         registry: s.registry.clone(),
                     })?;
-                s.auth = Some(c.basic_header());
+                s.set_auth(c.basic_header());
                 s.kind = AuthKind::Basic;
             }
             Challenge::Bearer { realm, service, .. } => {
                 let token = s.token(&realm, service.as_deref()).await?;
-                s.auth = Some(Secret::new(format!("Bearer {}", token.expose())));
+                s.set_auth(Secret::new(format!("Bearer {}", token.expose())));
+                s.bearer = Some((realm, service));
                 s.kind = AuthKind::Bearer;
             }
         }
@@ -256,9 +262,47 @@ impl Session {
     /// A request with the session's authorization.
     pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
         let rb = self.http.request(method, url);
-        match &self.auth {
-            Some(a) => rb.header(AUTHORIZATION, sensitive(a)),
+        let auth = self.auth.lock().map(|a| a.clone()).unwrap_or(None);
+        match auth {
+            Some(a) => rb.header(AUTHORIZATION, sensitive(&a)),
             None => rb,
+        }
+    }
+
+    fn set_auth(&self, a: Secret) {
+        if let Ok(mut g) = self.auth.lock() {
+            *g = Some(a);
+        }
+    }
+
+    /// Builds and sends a request; when a Bearer token was refused (it expired during a
+    /// long push), fetches a new token once and sends a freshly built request again.
+    pub async fn send_with<F, Fut>(&self, op: &str, mut build: F) -> Result<Response, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, RegistryError>>,
+    {
+        let resp = self.send(build().await?, op, false).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return self.send_checked(resp, op);
+        }
+        let Some((realm, service)) = &self.bearer else {
+            return Err(self.auth_error());
+        };
+        let token = self.token(realm, service.as_deref()).await?;
+        self.set_auth(Secret::new(format!("Bearer {}", token.expose())));
+        let resp = self.send(build().await?, op, true).await?;
+        self.send_checked(resp, op)
+    }
+
+    fn send_checked(&self, resp: Response, op: &str) -> Result<Response, RegistryError> {
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => Err(self.auth_error()),
+            StatusCode::FORBIDDEN => Err(RegistryError::Denied {
+                registry: self.registry.clone(),
+                op: op.to_string(),
+            }),
+            _ => Ok(resp),
         }
     }
 

@@ -434,7 +434,9 @@ impl Pusher<'_> {
         let url = self.s.repo_url(&format!("blobs/{}", d.digest));
         let resp = self
             .s
-            .send(self.s.request(Method::HEAD, url), &op, true)
+            .send_with(&op, || async {
+                Ok(self.s.request(Method::HEAD, url.clone()))
+            })
             .await?;
         match resp.status() {
             StatusCode::OK => {
@@ -461,13 +463,12 @@ impl Pusher<'_> {
         let op = format!("start upload of {}", d.digest);
         let resp = self
             .s
-            .send(
-                self.s
+            .send_with(&op, || async {
+                Ok(self
+                    .s
                     .request(Method::POST, self.s.repo_url("blobs/uploads/"))
-                    .header(CONTENT_LENGTH, 0),
-                &op,
-                true,
-            )
+                    .header(CONTENT_LENGTH, 0))
+            })
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.s.unexpected(&op, resp).await);
@@ -481,17 +482,35 @@ impl Pusher<'_> {
             while offset < d.size {
                 let n = chunk.min(d.size - offset);
                 let op = format!("upload {} bytes {}-{}", d.digest, offset, offset + n - 1);
-                let body = self.file_body(path, offset, n, &op).await?;
-                let rb = self
+                let (op, loc) = (&op, &location);
+                let resp = self
                     .s
-                    .request(Method::PATCH, location.clone())
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, n)
-                    .header("Content-Range", format!("{}-{}", offset, offset + n - 1))
-                    .body(body);
-                let resp = self.s.send(rb, &op, true).await?;
+                    .send_with(op, || async move {
+                        Ok(self
+                            .s
+                            .request(Method::PATCH, loc.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, n)
+                            .header("Content-Range", format!("{}-{}", offset, offset + n - 1))
+                            .body(self.file_body(path, offset, n, op).await?))
+                    })
+                    .await?;
                 if resp.status() != StatusCode::ACCEPTED {
-                    return Err(self.s.unexpected(&op, resp).await);
+                    return Err(self.s.unexpected(op, resp).await);
+                }
+                // The registry says how much it holds: it must be exactly what we sent.
+                if let Some(r) = resp.headers().get("Range").and_then(|v| v.to_str().ok()) {
+                    let end = r.trim().trim_start_matches("bytes=").rsplit('-').next();
+                    if end.and_then(|e| e.parse::<u64>().ok()) != Some(offset + n - 1) {
+                        return Err(RegistryError::Transfer {
+                            registry: self.s.registry.clone(),
+                            op: op.clone(),
+                            reason: format!(
+                                "the registry holds bytes {r}, expected 0-{}",
+                                offset + n - 1
+                            ),
+                        });
+                    }
                 }
                 location = self.location(&op, &resp)?;
                 offset += n;
@@ -501,17 +520,22 @@ impl Pusher<'_> {
         let op = format!("finish upload of {}", d.digest);
         let mut url = location;
         url.query_pairs_mut().append_pair("digest", &d.digest);
-        let rb = self
+        let (op, url) = (&op, &url);
+        let resp = self
             .s
-            .request(Method::PUT, url)
-            .header(CONTENT_TYPE, "application/octet-stream");
-        let rb = if chunked {
-            rb.header(CONTENT_LENGTH, 0)
-        } else {
-            rb.header(CONTENT_LENGTH, d.size)
-                .body(self.file_body(path, 0, d.size, &op).await?)
-        };
-        let resp = self.s.send(rb, &op, true).await?;
+            .send_with(op, || async move {
+                let rb = self
+                    .s
+                    .request(Method::PUT, url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream");
+                Ok(if chunked {
+                    rb.header(CONTENT_LENGTH, 0)
+                } else {
+                    rb.header(CONTENT_LENGTH, d.size)
+                        .body(self.file_body(path, 0, d.size, op).await?)
+                })
+            })
+            .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(self.s.unexpected(&op, resp).await);
         }
@@ -588,16 +612,18 @@ impl Pusher<'_> {
         reference: &str,
     ) -> Result<(), RegistryError> {
         let op = format!("PUT manifest {reference}");
-        let rb = self
+        let url = self.s.repo_url(&format!("manifests/{reference}"));
+        let resp = self
             .s
-            .request(
-                Method::PUT,
-                self.s.repo_url(&format!("manifests/{reference}")),
-            )
-            .header(CONTENT_TYPE, d.media_type.as_str())
-            .header(CONTENT_LENGTH, bytes.len())
-            .body(bytes.to_vec());
-        let resp = self.s.send(rb, &op, true).await?;
+            .send_with(&op, || async {
+                Ok(self
+                    .s
+                    .request(Method::PUT, url.clone())
+                    .header(CONTENT_TYPE, d.media_type.as_str())
+                    .header(CONTENT_LENGTH, bytes.len())
+                    .body(bytes.to_vec()))
+            })
+            .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(self.s.unexpected(&op, resp).await);
         }
