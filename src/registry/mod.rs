@@ -512,7 +512,7 @@ impl Pusher<'_> {
                         });
                     }
                 }
-                location = self.location(&op, &resp)?;
+                location = self.location(op, &resp)?;
                 offset += n;
                 chunks += 1;
             }
@@ -537,7 +537,7 @@ impl Pusher<'_> {
             })
             .await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self.s.unexpected(&op, resp).await);
+            return Err(self.s.unexpected(op, resp).await);
         }
         Ok(if chunked {
             BlobAction::UploadedChunked { chunks }
