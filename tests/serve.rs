@@ -283,6 +283,8 @@ fn serve_progress_endpoint_logs() {
     assert_eq!(st, 200);
     let (st, _, _) = raw(a, "GET", "/progress/..%2fx?stage=a", "");
     assert_eq!(st, 400);
+    let (st, head, _) = raw(a, "DELETE", "/progress/alice", "");
+    assert_eq!((st, header(&head, "allow")), (405, Some("get, post")));
     let ev = srv.progress.events();
     assert_eq!(ev.len(), 2);
     assert_eq!(

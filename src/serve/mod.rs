@@ -382,7 +382,7 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
                 req.uri().query().unwrap_or(""),
             );
         }
-        return small(
+        let mut r = small(
             state,
             client,
             &method,
@@ -390,6 +390,9 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
             StatusCode::METHOD_NOT_ALLOWED,
             "GET or POST\n",
         );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return r;
     }
     if method != Method::GET && method != Method::HEAD {
         return small(
