@@ -362,3 +362,61 @@ fn sensitive(s: &Secret) -> HeaderValue {
     v.set_sensitive(true);
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A resolver that knows no name, as when a registry host does not exist (no network used).
+    struct NoSuchHost;
+
+    impl reqwest::dns::Resolve for NoSuchHost {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            Box::pin(async {
+                Err::<reqwest::dns::Addrs, _>(
+                    std::io::Error::other(
+                        "failed to lookup address information: Name or service not known",
+                    )
+                    .into(),
+                )
+            })
+        }
+    }
+
+    #[test]
+    fn unknown_host_and_refused_are_named() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = reqwest::Client::builder()
+                .dns_resolver(Arc::new(NoSuchHost))
+                .build()
+                .unwrap();
+            let e = c
+                .get("http://registry.invalid/v2/")
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(describe(&e), "unknown host (name resolution failed)");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let e = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/v2/"))
+                .send()
+                .await
+                .unwrap_err();
+            assert!(
+                describe(&e).starts_with("connection refused"),
+                "{}",
+                describe(&e)
+            );
+        });
+    }
+}
