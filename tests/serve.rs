@@ -444,3 +444,41 @@ fn serve_cli_errors_have_exit_codes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("cannot listen on {addr}")));
 }
+
+#[test]
+fn serve_stops_cleanly_on_ctrl_c() {
+    let (t, _o, _) = tree();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg(t.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_string();
+    let o = curl()
+        .arg(format!("{url}alice/netboot/boot.ipxe"))
+        .output()
+        .unwrap();
+    assert_eq!(o.stdout, b"#!ipxe\nkernel linux\n");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(
+        matches!(st, Ok(s) if s.success()),
+        "kill(1) missing? (Debian package: procps)"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("GET /alice/netboot/boot.ipxe 200 20")
+            && log.trim_end().ends_with("serve: stopped"),
+        "{log}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `picaboot serve`.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +29,10 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let sink: serve::LogSink = Arc::new(|line: &str| eprintln!("serve: {line}"));
+        // A closed stdout or stderr (`picaboot serve | head -1`) must not stop the server.
+        let sink: serve::LogSink = Arc::new(|line: &str| {
+            let _ = writeln!(std::io::stderr().lock(), "serve: {line}");
+        });
         let server = match Server::bind(&c.out, c.listen, sink).await {
             Ok(s) => s,
             Err(e @ ServeError::Root { .. }) => return Err(UsageError(e.to_string()).into()),
@@ -36,10 +40,12 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
         };
         let addr = server.local_addr();
         if !addr.ip().is_loopback() {
-            eprintln!("serve: warning: listening on {addr}, which is not a loopback address");
+            sink_warn(&format!(
+                "listening on {addr}, which is not a loopback address"
+            ));
         }
-        println!(
-            "picaboot serve: serving {} at http://{addr}/",
+        let mut banner = format!(
+            "picaboot serve: serving {} at http://{addr}/\n",
             server.root().display()
         );
         let mut hosts: Vec<String> = std::fs::read_dir(server.root())
@@ -52,10 +58,17 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             .unwrap_or_default();
         hosts.sort();
         for h in &hosts {
-            println!("  {h}: http://{addr}/{h}/netboot/boot.ipxe");
+            banner += &format!("  {h}: http://{addr}/{h}/netboot/boot.ipxe\n");
         }
-        println!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS");
+        banner += &format!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS\n");
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        drop(out);
         server.run(serve::shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn sink_warn(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "serve: warning: {msg}");
 }
