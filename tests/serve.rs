@@ -457,6 +457,7 @@ fn serve_stops_cleanly_on_ctrl_c() {
         .spawn()
         .unwrap();
     let mut first = String::new();
+    // Only the first line is read, then stdout is closed: the server must keep serving.
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
