@@ -1,5 +1,6 @@
 //! `picaboot push` (to become `picaboot image push`).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use super::UsageError;
@@ -50,19 +51,25 @@ pub fn push(c: PushConfig) -> anyhow::Result<()> {
     opts.chunk_threshold = c.chunk_threshold;
     opts.chunk_size = c.chunk_size;
     opts.credentials = credentials;
-    let report = registry::push(&opts, &|ev| eprintln!("push: {ev}")).map_err(user)?;
-    if c.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    // Progress and results never panic on a closed pipe (`picaboot push … | head -1`).
+    let report = registry::push(&opts, &|ev| {
+        let _ = writeln!(std::io::stderr().lock(), "push: {ev}");
+    })
+    .map_err(user)?;
+    let text = if c.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        println!(
-            "pushed {} as {}: {} blobs uploaded ({} bytes), {} already present",
+        format!(
+            "pushed {} as {}: {} blobs uploaded ({} bytes), {} already present\ndigest: {}\n",
             c.name,
             report.reference,
             report.uploaded(),
             report.bytes_uploaded,
-            report.skipped()
-        );
-        println!("digest: {}", report.manifest_digest);
-    }
+            report.skipped(),
+            report.manifest_digest
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(())
 }
