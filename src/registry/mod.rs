@@ -11,7 +11,10 @@
 //! the registry verifies) succeeds, and the manifest is PUT last: an interrupted push leaves
 //! at most an abandoned upload session, and running the push again completes it.
 //!
-//! Credentials: see [`auth`]. TLS uses the system's root certificates; plain HTTP only with
+//! Credentials: see [`auth`]. The registry's `/v2/` answer decides the scheme: none, Basic, or
+//! Bearer (a token for `repository:REPO:pull,push` from the realm it names, fetched again once
+//! if it expires during the push). TLS uses the system's root certificates (`SSL_CERT_FILE` /
+//! `SSL_CERT_DIR` override them, as for OpenSSL); plain HTTP only with
 //! [`PushOptions::plain_http`].
 
 pub mod auth;
