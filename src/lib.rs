@@ -13,5 +13,7 @@ pub mod output;
 pub mod profile;
 pub mod project;
 pub mod qemu;
+pub mod registry;
 pub mod render;
+pub mod serve;
 pub mod storage;

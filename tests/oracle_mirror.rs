@@ -18,7 +18,8 @@ fn release_pair_from_inrelease_verifies_with_debian_keyring() {
     let scratch = common::scratch_profiles();
     let project = picaboot::project::open(&scratch.path().join("profiles")).unwrap();
     let suite = &project.loaded.profiles.hosts["alice"].install.suite;
-    let inrelease = run_ok(cmd("curl").args(["-fsS", &format!("{mirror}/dists/{suite}/InRelease")]));
+    let inrelease =
+        run_ok(cmd("curl").args(["-fsS", &format!("{mirror}/dists/{suite}/InRelease")]));
     let (release, signature) = picaboot::mirror::split_inrelease(&inrelease).unwrap();
     assert!(release.contains(&format!("Codename: {suite}")));
     let dir = tempfile::tempdir().unwrap();
@@ -27,6 +28,11 @@ fn release_pair_from_inrelease_verifies_with_debian_keyring() {
     std::fs::write(&s, &signature).unwrap();
     run_ok(cmd("gpgv").args(["--keyring", keyring]).arg(&s).arg(&r));
     std::fs::write(&r, release.replacen("Codename", "Codenamf", 1)).unwrap();
-    let bad = cmd("gpgv").args(["--keyring", keyring]).arg(&s).arg(&r).output().unwrap();
+    let bad = cmd("gpgv")
+        .args(["--keyring", keyring])
+        .arg(&s)
+        .arg(&r)
+        .output()
+        .unwrap();
     assert!(!bad.status.success(), "gpgv accepted a changed Release");
 }

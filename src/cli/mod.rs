@@ -3,7 +3,9 @@
 //! [`exit_code`].
 
 mod check;
+mod push;
 mod render;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,10 @@ pub enum Cmd {
     Check(check::CheckConfig),
     /// Render a host's files (preseed, rootfs/…, manifest.json) into OUT/HOST/.
     Render(render::RenderConfig),
+    /// Serve a netboot tree over HTTP (GET/HEAD, ranges) with an install progress endpoint.
+    Serve(serve::ServeConfig),
+    /// Push an image from an OCI layout to a registry (to become `image push`).
+    Push(push::PushConfig),
 }
 
 /// Runs a parsed command line.
@@ -57,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Check(c) => check::check(c),
         Cmd::Render(c) => render::render(c),
+        Cmd::Serve(c) => serve::serve(c),
+        Cmd::Push(c) => push::push(c),
     }
 }
 

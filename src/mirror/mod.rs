@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn rejects_unsigned_text() {
-        assert_eq!(split_inrelease("Origin: Debian\n"), Err(InReleaseError::NotClearsigned));
+        assert_eq!(
+            split_inrelease("Origin: Debian\n"),
+            Err(InReleaseError::NotClearsigned)
+        );
         assert_eq!(
             split_inrelease("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nx\n"),
             Err(InReleaseError::NoSignature)

@@ -1,0 +1,74 @@
+//! `picaboot serve`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::UsageError;
+use crate::serve::{self, ServeError, Server};
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeConfig {
+    /// Output tree to serve (holds HOST/netboot/…).
+    #[arg(value_name = "OUT", default_value = "out")]
+    pub out: PathBuf,
+    /// Address to listen on (loopback by default; give another address explicitly).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+/// Serves OUT over HTTP until Ctrl-C or SIGTERM.
+pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        // A closed stdout or stderr (`picaboot serve | head -1`) must not stop the server.
+        let sink: serve::LogSink = Arc::new(|line: &str| {
+            let _ = writeln!(std::io::stderr().lock(), "serve: {line}");
+        });
+        let server = match Server::bind(&c.out, c.listen, sink).await {
+            Ok(s) => s,
+            Err(e @ ServeError::Root { .. }) => return Err(UsageError(e.to_string()).into()),
+            Err(e) => return Err(e.into()),
+        };
+        let addr = server.local_addr();
+        if !addr.ip().is_loopback() {
+            sink_warn(&format!(
+                "listening on {addr}, which is not a loopback address"
+            ));
+        }
+        let mut banner = format!(
+            "picaboot serve: serving {} at http://{addr}/\n",
+            server.root().display()
+        );
+        let mut hosts: Vec<String> = std::fs::read_dir(server.root())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("netboot/boot.ipxe").is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        hosts.sort();
+        for h in &hosts {
+            banner += &format!("  {h}: http://{addr}/{h}/netboot/boot.ipxe\n");
+        }
+        banner += &format!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS\n");
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        drop(out);
+        server.run(serve::shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn sink_warn(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "serve: warning: {msg}");
+}

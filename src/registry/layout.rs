@@ -1,0 +1,190 @@
+//! Reading an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::reference::valid_digest;
+use super::RegistryError;
+
+/// The annotation naming an image inside a layout.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// An OCI content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    #[serde(default)]
+    pub media_type: String,
+    /// `sha256:…`.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The parts of a manifest or index that a push needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Media type declared inside the document, if any.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// Config blob (image manifests).
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+    /// Layer blobs (image manifests).
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    /// Child manifests (indexes).
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+}
+
+impl Manifest {
+    /// Whether this is an index / manifest list (children are manifests, not blobs).
+    pub fn is_index(&self, media_type: &str) -> bool {
+        media_type == OCI_INDEX
+            || media_type == DOCKER_LIST
+            || (self.config.is_none() && !self.manifests.is_empty())
+    }
+}
+
+/// An opened OCI image layout.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+    index: Manifest,
+}
+
+fn err(root: &Path, reason: impl Into<String>) -> RegistryError {
+    RegistryError::Layout {
+        path: root.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+impl Layout {
+    /// Opens the layout at `root` (checks `oci-layout` and reads `index.json`).
+    pub fn open(root: &Path) -> Result<Layout, RegistryError> {
+        let marker = std::fs::read_to_string(root.join("oci-layout"))
+            .map_err(|e| err(root, format!("not an OCI image layout (oci-layout: {e})")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&marker).map_err(|e| err(root, format!("oci-layout: {e}")))?;
+        if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
+            return Err(err(root, "oci-layout: imageLayoutVersion is not 1.0.0"));
+        }
+        let text = std::fs::read(root.join("index.json"))
+            .map_err(|e| err(root, format!("index.json: {e}")))?;
+        let index: Manifest =
+            serde_json::from_slice(&text).map_err(|e| err(root, format!("index.json: {e}")))?;
+        Ok(Layout {
+            root: root.to_path_buf(),
+            index,
+        })
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The image names (`ref.name` annotations) in `index.json`.
+    pub fn names(&self) -> Vec<String> {
+        self.index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME).cloned())
+            .collect()
+    }
+
+    /// The descriptor in `index.json` whose `ref.name` is `name`.
+    pub fn find(&self, name: &str) -> Result<Descriptor, RegistryError> {
+        let found: Vec<&Descriptor> = self
+            .index
+            .manifests
+            .iter()
+            .filter(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(name))
+            .collect();
+        match found.as_slice() {
+            [d] => Ok((*d).clone()),
+            [] => Err(RegistryError::NameNotFound {
+                name: name.to_string(),
+                layout: self.root.clone(),
+                available: self.names().join(", "),
+            }),
+            _ => Err(err(
+                &self.root,
+                format!("index.json names {name:?} more than once"),
+            )),
+        }
+    }
+
+    /// Path of a blob (the digest is checked first, so it cannot point outside the layout).
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf, RegistryError> {
+        if !valid_digest(digest) {
+            return Err(err(
+                &self.root,
+                format!("unsupported or malformed digest {digest:?}"),
+            ));
+        }
+        Ok(self
+            .root
+            .join("blobs/sha256")
+            .join(&digest["sha256:".len()..]))
+    }
+
+    /// Reads a small blob (a manifest) whole, checking its size and digest.
+    pub fn read_verified(&self, d: &Descriptor) -> Result<Vec<u8>, RegistryError> {
+        let p = self.blob_path(&d.digest)?;
+        let bytes =
+            std::fs::read(&p).map_err(|e| err(&self.root, format!("{}: {e}", p.display())))?;
+        if bytes.len() as u64 != d.size {
+            return Err(err(
+                &self.root,
+                format!(
+                    "{}: {} bytes, descriptor says {}",
+                    d.digest,
+                    bytes.len(),
+                    d.size
+                ),
+            ));
+        }
+        let got = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if got != d.digest {
+            return Err(err(
+                &self.root,
+                format!("blob {} has digest {got}", d.digest),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks that a blob to upload exists with the descriptor's size.
+    pub fn check_blob(&self, d: &Descriptor) -> Result<PathBuf, RegistryError> {
+        let p = self.blob_path(&d.digest)?;
+        let len = std::fs::metadata(&p)
+            .map_err(|e| err(&self.root, format!("blob {}: {e}", d.digest)))?
+            .len();
+        if len != d.size {
+            return Err(err(
+                &self.root,
+                format!("blob {}: {len} bytes, descriptor says {}", d.digest, d.size),
+            ));
+        }
+        Ok(p)
+    }
+}

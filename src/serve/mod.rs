@@ -1,0 +1,597 @@
+//! HTTP server for netboot trees and install progress callbacks.
+//!
+//! `picaboot serve OUT` serves the files under `OUT` (typically `OUT/HOST/netboot/…`) over
+//! HTTP/1.1 with GET and HEAD, single byte ranges (206 / 416), and never anything outside the
+//! tree: `..` segments and NUL bytes are refused, and every path is canonicalized (following
+//! symlinks) and must stay under the canonical root. Each finished response produces one log
+//! line `CLIENT METHOD PATH STATUS BYTES` (the bytes actually handed to the connection).
+//!
+//! The installer reports progress with `GET /progress/HOST?stage=STAGE&status=STATUS`
+//! (busybox wget in d-i can do a GET with a query string; POST is accepted too), which logs
+//! `progress HOST: STAGE STATUS` and is kept in [`Server::progress`].
+//!
+//! [`Server::run`] stops accepting when its shutdown future completes, lets open
+//! connections finish (at most [`DRAIN_TIMEOUT`]) and returns.
+
+pub mod path;
+pub mod range;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use hyper::body::{Frame, SizeHint};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::net::TcpListener;
+use tokio_util::io::ReaderStream;
+
+use range::{parse_range, RangeRequest};
+
+/// How long open connections may take to finish after shutdown was asked.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where log lines go (one call per line, without the newline).
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The tree to serve is missing or not a directory.
+    #[error("cannot serve {path}: {reason}")]
+    Root {
+        /// The directory given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// One progress report from an installer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressEvent {
+    /// Who reported (the peer address).
+    pub client: SocketAddr,
+    /// The host name in the URL.
+    pub host: String,
+    /// `stage=` (empty when absent).
+    pub stage: String,
+    /// `status=` (empty when absent).
+    pub status: String,
+}
+
+struct State {
+    root: PathBuf,
+    sink: LogSink,
+    progress: Mutex<Vec<ProgressEvent>>,
+}
+
+/// A bound, not yet running, server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("root", &self.state.root)
+            .field("addr", &self.listener.local_addr().ok())
+            .finish()
+    }
+}
+
+/// Shared view of the progress reports received so far.
+#[derive(Clone)]
+pub struct ProgressLog(Arc<State>);
+
+impl ProgressLog {
+    /// A copy of every event received, in order.
+    pub fn events(&self) -> Vec<ProgressEvent> {
+        self.0
+            .progress
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ProgressLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.events()).finish()
+    }
+}
+
+impl Server {
+    /// Binds `listen` (port 0 picks a free port) to serve the directory `root`.
+    pub async fn bind(root: &Path, listen: SocketAddr, sink: LogSink) -> Result<Self, ServeError> {
+        let canon = std::fs::canonicalize(root).map_err(|e| ServeError::Root {
+            path: root.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if !canon.is_dir() {
+            return Err(ServeError::Root {
+                path: root.to_path_buf(),
+                reason: "not a directory".into(),
+            });
+        }
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen,
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            state: Arc::new(State {
+                root: canon,
+                sink,
+                progress: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The canonical root being served.
+    pub fn root(&self) -> &Path {
+        &self.state.root
+    }
+
+    /// Handle on the progress reports (usable while and after the server runs).
+    pub fn progress(&self) -> ProgressLog {
+        ProgressLog(self.state.clone())
+    }
+
+    /// Serves until `shutdown` completes, then drains open connections.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            (self.state.sink)(&format!("accept failed: {e}"));
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let state = self.state.clone();
+                    let svc = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        (self.state.sink)("shutting down: no new connections, waiting for open ones");
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+                (self.state.sink)("connections still open after the drain timeout; closing them");
+            }
+        }
+        (self.state.sink)("stopped");
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// Response body: a file slice or a small buffer; logs its request line when dropped (after
+/// the last byte was handed over, or when the client went away).
+pub struct ServeBody {
+    inner: Inner,
+    remaining: u64,
+    log: Option<LogEntry>,
+}
+
+enum Inner {
+    File(ReaderStream<tokio::io::Take<tokio::fs::File>>),
+    Bytes(Option<Bytes>),
+}
+
+struct LogEntry {
+    sink: LogSink,
+    client: SocketAddr,
+    method: Method,
+    path: String,
+    status: StatusCode,
+    sent: u64,
+}
+
+impl Drop for ServeBody {
+    fn drop(&mut self) {
+        if let Some(l) = self.log.take() {
+            (l.sink)(&format!(
+                "{} {} {} {} {}",
+                l.client,
+                l.method,
+                l.path,
+                l.status.as_u16(),
+                l.sent
+            ));
+        }
+    }
+}
+
+impl hyper::body::Body for ServeBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let next = match &mut this.inner {
+            Inner::Bytes(b) => Poll::Ready(b.take().map(Ok)),
+            Inner::File(s) => Pin::new(s).poll_next(cx),
+        };
+        match next {
+            Poll::Ready(Some(Ok(b))) => {
+                let n = b.len() as u64;
+                this.remaining = this.remaining.saturating_sub(n);
+                if let Some(l) = this.log.as_mut() {
+                    l.sent += n;
+                }
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+fn log_entry(
+    state: &State,
+    client: SocketAddr,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+) -> LogEntry {
+    LogEntry {
+        sink: state.sink.clone(),
+        client,
+        method: method.clone(),
+        path: printable(path, 512),
+        status,
+        sent: 0,
+    }
+}
+
+/// Keeps log lines single and readable whatever a client sends.
+fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() || c == ' ' { '?' } else { c })
+        .collect()
+}
+
+fn small(
+    state: &State,
+    client: SocketAddr,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    text: &str,
+) -> Response<ServeBody> {
+    let body = Bytes::copy_from_slice(text.as_bytes());
+    let len = body.len() as u64;
+    let head = *method == Method::HEAD;
+    let mut resp = Response::new(ServeBody {
+        inner: Inner::Bytes(if head { None } else { Some(body) }),
+        remaining: if head { 0 } else { len },
+        log: Some(log_entry(state, client, method, path, status)),
+    });
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    resp
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("ipxe" | "cfg" | "txt" | "conf") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("gz") => "application/gzip",
+        _ if path.parent().is_some_and(|p| p.ends_with("pxelinux.cfg")) => {
+            "text/plain; charset=utf-8"
+        }
+        _ => "application/octet-stream",
+    }
+}
+
+async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Response<ServeBody> {
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let shown = match req.uri().query() {
+        Some(q) => format!("{raw_path}?{q}"),
+        None => raw_path.clone(),
+    };
+    if let Some(host) = raw_path.strip_prefix("/progress/") {
+        if method == Method::GET || method == Method::POST {
+            return progress(
+                state,
+                client,
+                &method,
+                &shown,
+                host,
+                req.uri().query().unwrap_or(""),
+            );
+        }
+        let mut r = small(
+            state,
+            client,
+            &method,
+            &shown,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or POST\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return r;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return small(
+            state,
+            client,
+            &method,
+            &shown,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or HEAD only\n",
+        );
+    }
+    let file = match path::resolve(&state.root, &raw_path) {
+        Ok(f) => f,
+        Err(path::Refusal::Forbidden) => {
+            return small(
+                state,
+                client,
+                &method,
+                &shown,
+                StatusCode::FORBIDDEN,
+                "forbidden\n",
+            )
+        }
+        Err(path::Refusal::NotFound) => {
+            return small(
+                state,
+                client,
+                &method,
+                &shown,
+                StatusCode::NOT_FOUND,
+                "not found\n",
+            )
+        }
+    };
+    match open_slice(state, client, &method, &shown, &file, &req).await {
+        Ok(r) => r,
+        Err(e) => {
+            (state.sink)(&format!(
+                "{client} {method} {shown}: {}: {e}",
+                file.display()
+            ));
+            small(
+                state,
+                client,
+                &method,
+                &shown,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "read error\n",
+            )
+        }
+    }
+}
+
+async fn open_slice<B>(
+    state: &State,
+    client: SocketAddr,
+    method: &Method,
+    shown: &str,
+    file: &Path,
+    req: &Request<B>,
+) -> io::Result<Response<ServeBody>> {
+    let mut f = tokio::fs::File::open(file).await?;
+    let len = f.metadata().await?.len();
+    let range_header = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let (status, start, count) = match parse_range(range_header, len) {
+        RangeRequest::Full => (StatusCode::OK, 0, len),
+        RangeRequest::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut r = small(
+                state,
+                client,
+                method,
+                shown,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "",
+            );
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+            );
+            return Ok(r);
+        }
+    };
+    let head = *method == Method::HEAD;
+    if start > 0 && !head {
+        f.seek(io::SeekFrom::Start(start)).await?;
+    }
+    let inner = if head {
+        Inner::Bytes(None)
+    } else {
+        Inner::File(ReaderStream::with_capacity(f.take(count), 256 * 1024))
+    };
+    let mut resp = Response::new(ServeBody {
+        inner,
+        remaining: if head { 0 } else { count },
+        log: Some(log_entry(state, client, method, shown, status)),
+    });
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(file)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {}-{}/{}", start, start + count - 1, len))
+                .expect("ascii"),
+        );
+    }
+    Ok(resp)
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 63
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query into pairs.
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn progress(
+    state: &State,
+    client: SocketAddr,
+    method: &Method,
+    shown: &str,
+    host: &str,
+    query: &str,
+) -> Response<ServeBody> {
+    let host = host.trim_end_matches('/');
+    if !valid_host(host) {
+        return small(
+            state,
+            client,
+            method,
+            shown,
+            StatusCode::BAD_REQUEST,
+            "bad host name\n",
+        );
+    }
+    let pairs = query_pairs(query);
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| printable(v, 64))
+            .unwrap_or_default()
+    };
+    let ev = ProgressEvent {
+        client,
+        host: host.to_string(),
+        stage: get("stage"),
+        status: get("status"),
+    };
+    (state.sink)(format!("progress {}: {} {}", ev.host, ev.stage, ev.status).trim_end());
+    if let Ok(mut v) = state.progress.lock() {
+        v.push(ev);
+    }
+    small(state, client, method, shown, StatusCode::OK, "ok\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(
+            query_pairs("stage=late_command&status=done+ok&x"),
+            vec![
+                ("stage".into(), "late_command".into()),
+                ("status".into(), "done ok".into()),
+                ("x".into(), "".into())
+            ]
+        );
+        assert_eq!(printable("a\nb c", 10), "a?b?c");
+        assert!(valid_host("alice"));
+        assert!(!valid_host("../x"));
+    }
+}
