@@ -23,7 +23,10 @@ const QUESTIONS: &[&str] = &[
 ];
 
 /// What the installer shows once it is past the language and network questions.
-const PAST_NETWORK: &[&str] = &["Network autoconfiguration has succeeded", "Checking the Debian archive mirror"];
+const PAST_NETWORK: &[&str] = &[
+    "Network autoconfiguration has succeeded",
+    "Checking the Debian archive mirror",
+];
 
 struct Killed(Child);
 
@@ -79,7 +82,11 @@ fn netboot(out: &Path, profiles: &Path) -> PathBuf {
             "apt",
         ],
     );
-    assert!(o.status.success(), "netboot: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "netboot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     out.join("alice/netboot")
 }
 
@@ -89,11 +96,34 @@ fn boot_until_installer_is_past_network(netdev: &str, mac: &str, console: &Path)
     let start = Instant::now();
     let mut qemu = Killed(
         cmd("qemu-system-x86_64")
-            .args(["-accel", "tcg,thread=multi", "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "2048"])
-            .args(["-nodefaults", "-display", "none", "-no-reboot", "-boot", "n"])
+            .args([
+                "-accel",
+                "tcg,thread=multi",
+                "-machine",
+                "q35",
+                "-cpu",
+                "max",
+                "-smp",
+                "2",
+                "-m",
+                "2048",
+            ])
+            .args([
+                "-nodefaults",
+                "-display",
+                "none",
+                "-no-reboot",
+                "-boot",
+                "n",
+            ])
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
-            .args(["-netdev", netdev, "-device", &format!("e1000e,netdev=n0,mac={mac}")])
+            .args([
+                "-netdev",
+                netdev,
+                "-device",
+                &format!("e1000e,netdev=n0,mac={mac}"),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -119,15 +149,23 @@ fn boot_until_installer_is_past_network(netdev: &str, mac: &str, console: &Path)
 
 fn assert_no_question(text: &str) {
     for q in QUESTIONS {
-        assert!(!text.contains(q), "the installer asked `{q}`:\n{}", &text[text.len().saturating_sub(3000)..]);
+        assert!(
+            !text.contains(q),
+            "the installer asked `{q}`:\n{}",
+            &text[text.len().saturating_sub(3000)..]
+        );
     }
-    assert!(text.contains("Linux version") || text.contains("Network"), "installer output seen");
+    assert!(
+        text.contains("Linux version") || text.contains("Network"),
+        "installer output seen"
+    );
 }
 
 fn setup() -> (tempfile::TempDir, PathBuf, String) {
     require("qemu-system-x86_64", "qemu-system-x86");
     assert!(
-        Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom").exists() || Path::new("/usr/share/qemu/efi-e1000e.rom").exists(),
+        Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom").exists()
+            || Path::new("/usr/share/qemu/efi-e1000e.rom").exists(),
         "QEMU's iPXE ROMs are missing: install the Debian package `ipxe-qemu`"
     );
     let scratch = common::scratch_profiles();
@@ -156,9 +194,20 @@ fn ipxe_boots_the_installer_over_http_from_serve_without_questions() {
             .unwrap(),
     );
     let mut first = String::new();
-    BufReader::new(serve.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("serve prints its URL").to_string();
-    let port = url.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("serve prints its URL")
+        .to_string();
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let log_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = log_lines.clone();
     let stderr = serve.0.stderr.take().unwrap();
@@ -168,7 +217,11 @@ fn ipxe_boots_the_installer_over_http_from_serve_without_questions() {
         }
     });
     let netdev = format!("user,id=n0,bootfile=http://10.0.2.2:{port}/alice/netboot/boot.ipxe");
-    let (text, secs) = boot_until_installer_is_past_network(&netdev, &mac, &scratch.path().join("http-console.log"));
+    let (text, secs) = boot_until_installer_is_past_network(
+        &netdev,
+        &mac,
+        &scratch.path().join("http-console.log"),
+    );
     eprintln!("iPXE over HTTP: installer past the network in {secs:.0} s");
     assert_no_question(&text);
     let log = log_lines.lock().unwrap().join("\n");
@@ -185,7 +238,11 @@ fn pxe_tftp_boots_the_installer_without_questions() {
     let (scratch, out, mac) = setup();
     let dir = out.join("alice/netboot");
     let netdev = format!("user,id=n0,tftp={},bootfile=boot.ipxe", dir.display());
-    let (text, secs) = boot_until_installer_is_past_network(&netdev, &mac, &scratch.path().join("tftp-console.log"));
+    let (text, secs) = boot_until_installer_is_past_network(
+        &netdev,
+        &mac,
+        &scratch.path().join("tftp-console.log"),
+    );
     eprintln!("PXE over TFTP: installer past the network in {secs:.0} s");
     assert_no_question(&text);
 }

@@ -19,6 +19,10 @@ pub struct ServeConfig {
     /// Address to listen on (loopback by default; give another address explicitly).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Also proxy this Debian mirror under /debian/ (`apt` = this machine's apt mirror), with
+    /// pool files cached and Release/Release.gpg served from InRelease (for installs under test).
+    #[arg(long, value_name = "URL")]
+    pub mirror_proxy: Option<String>,
 }
 
 /// Serves OUT over HTTP until Ctrl-C or SIGTERM.
@@ -33,7 +37,21 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
         let sink: serve::LogSink = Arc::new(|line: &str| {
             let _ = writeln!(std::io::stderr().lock(), "serve: {line}");
         });
-        let server = match Server::bind(&c.out, c.listen, sink).await {
+        let proxy = match &c.mirror_proxy {
+            None => None,
+            Some(u) => {
+                let url = if u == "apt" {
+                    crate::qemu::guest::host_mirror().ok_or_else(|| {
+                        UsageError("no Debian mirror in this machine's apt sources".into())
+                    })?
+                } else {
+                    u.clone()
+                };
+                let cache = crate::qemu::guest::cache_root().join("mirror");
+                Some(serve::mirror::MirrorProxy::new(&url, &cache).context("mirror proxy cache")?)
+            }
+        };
+        let server = match Server::bind_with_mirror(&c.out, c.listen, sink, proxy).await {
             Ok(s) => s,
             Err(e @ ServeError::Root { .. }) => return Err(UsageError(e.to_string()).into()),
             Err(e) => return Err(e.into()),
@@ -61,6 +79,9 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             banner += &format!("  {h}: http://{addr}/{h}/netboot/boot.ipxe\n");
         }
         banner += &format!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS\n");
+        if let Some(u) = &c.mirror_proxy {
+            banner += &format!("  mirror: http://{addr}/debian/ (proxy of {u})\n");
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
         drop(out);

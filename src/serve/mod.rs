@@ -13,6 +13,7 @@
 //! [`Server::run`] stops accepting when its shutdown future completes, lets open
 //! connections finish (at most [`DRAIN_TIMEOUT`]) and returns.
 
+pub mod mirror;
 pub mod path;
 pub mod range;
 
@@ -82,6 +83,7 @@ struct State {
     root: PathBuf,
     sink: LogSink,
     progress: Mutex<Vec<ProgressEvent>>,
+    mirror: Option<mirror::MirrorProxy>,
 }
 
 /// A bound, not yet running, server.
@@ -123,6 +125,17 @@ impl std::fmt::Debug for ProgressLog {
 impl Server {
     /// Binds `listen` (port 0 picks a free port) to serve the directory `root`.
     pub async fn bind(root: &Path, listen: SocketAddr, sink: LogSink) -> Result<Self, ServeError> {
+        Self::bind_with_mirror(root, listen, sink, None).await
+    }
+
+    /// Like [`Server::bind`], also proxying a Debian mirror under `/debian/`
+    /// ([`mirror::MirrorProxy`]).
+    pub async fn bind_with_mirror(
+        root: &Path,
+        listen: SocketAddr,
+        sink: LogSink,
+        mirror: Option<mirror::MirrorProxy>,
+    ) -> Result<Self, ServeError> {
         let canon = std::fs::canonicalize(root).map_err(|e| ServeError::Root {
             path: root.to_path_buf(),
             reason: e.to_string(),
@@ -145,6 +158,7 @@ impl Server {
                 root: canon,
                 sink,
                 progress: Mutex::new(Vec::new()),
+                mirror,
             }),
         })
     }
@@ -393,6 +407,44 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return r;
+    }
+    if let (Some(proxy), Some(rel)) = (&state.mirror, raw_path.strip_prefix("/debian/")) {
+        if method == Method::GET || method == Method::HEAD {
+            return match proxy.file_for(rel).await {
+                Ok(Some(file)) => {
+                    match open_slice(state, client, &method, &shown, &file, &req).await {
+                        Ok(r) => r,
+                        Err(_) => small(
+                            state,
+                            client,
+                            &method,
+                            &shown,
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "read error\n",
+                        ),
+                    }
+                }
+                Ok(None) => small(
+                    state,
+                    client,
+                    &method,
+                    &shown,
+                    StatusCode::NOT_FOUND,
+                    "not found\n",
+                ),
+                Err(e) => {
+                    (state.sink)(&format!("{client} {method} {shown}: {e}"));
+                    small(
+                        state,
+                        client,
+                        &method,
+                        &shown,
+                        StatusCode::BAD_GATEWAY,
+                        "upstream error\n",
+                    )
+                }
+            };
+        }
     }
     if method != Method::GET && method != Method::HEAD {
         return small(
