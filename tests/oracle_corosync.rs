@@ -10,52 +10,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cmd, require, run_ok};
+use common::{cmd, require, run_ok, Netns};
 
-/// A network namespace deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("pbc-{tag}-{}", std::process::id());
-        let _ = cmd("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run_ok(cmd("ip").args(["netns", "add", &name]));
-        run_ok(cmd("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        Netns(name)
+/// A command run inside `ns` and a private mount namespace in which `binds` (source, target)
+/// are mounted first.
+fn sandboxed(ns: &Netns, binds: &[(PathBuf, &str)], command: &str) -> Command {
+    let mut script = String::new();
+    for (src, dst) in binds {
+        script.push_str(&format!("mount --bind '{}' '{dst}' && ", src.display()));
     }
-
-    /// A command run inside the namespace and a private mount namespace in which `binds`
-    /// (source, target) are mounted first.
-    fn sandboxed(&self, binds: &[(PathBuf, &str)], command: &str) -> Command {
-        let mut script = String::new();
-        for (src, dst) in binds {
-            script.push_str(&format!("mount --bind '{}' '{dst}' && ", src.display()));
-        }
-        script.push_str(command);
-        let mut c = cmd("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.0,
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = cmd("ip").args(["netns", "del", &self.0]).status();
-    }
+    script.push_str(command);
+    let mut c = ns.exec();
+    c.args([
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    c
 }
 
 /// A corosync daemon killed on drop.
@@ -182,7 +157,7 @@ fn corosync_validates_each_node_config() {
             &s.out.join(host),
             &s.authkey,
         );
-        let out = ns.sandboxed(&binds, "corosync -t").output().unwrap();
+        let out = sandboxed(&ns, &binds, "corosync -t").output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -201,7 +176,7 @@ fn corosync_validates_each_node_config() {
             conf.replace("two_node: 1", "two_node: banana"),
         )
         .unwrap();
-        let bad = ns.sandboxed(&binds, "corosync -t").output().unwrap();
+        let bad = sandboxed(&ns, &binds, "corosync -t").output().unwrap();
         assert!(
             !bad.status.success(),
             "{host}: corosync -t accepted a broken config"
@@ -228,8 +203,7 @@ fn two_daemons_form_a_quorate_two_node_cluster_and_the_survivor_stays_quorate() 
     let start = |ns: &Netns, host: &str| -> Daemon {
         let binds = node_dirs(&s.root.join(host), &s.out.join(host), &s.authkey);
         let log = std::fs::File::create(s.root.join(format!("{host}.log"))).unwrap();
-        let child = ns
-            .sandboxed(&binds, "exec corosync -f")
+        let child = sandboxed(ns, &binds, "exec corosync -f")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

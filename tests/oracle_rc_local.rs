@@ -8,50 +8,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv6Addr;
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{cmd, require, run_ok};
+use common::{require, run_ok, Netns};
 use picaboot::profile::Host;
-use serde_json::Value;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!(
-            "pb-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        run_ok(cmd("ip").args(["netns", "add", &name]));
-        run_ok(cmd("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        Netns(name)
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        run_ok(cmd("ip").arg("-n").arg(&self.0).args(args))
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ip(args)).unwrap()
-    }
-
-    fn exec(&self) -> Command {
-        let mut c = cmd("ip");
-        c.args(["netns", "exec", &self.0]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = cmd("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Runs rc.local inside the namespace with `resolv` bind-mounted over /etc/resolv.conf;
 /// returns its stderr.

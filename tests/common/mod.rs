@@ -119,3 +119,45 @@ pub fn render_all(profiles: &Path) -> (tempfile::TempDir, PathBuf) {
     );
     (dir, out)
 }
+
+static NETNS_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A fresh network namespace (loopback up), deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    /// Creates `pb-TAG-PID-N`.
+    pub fn new(tag: &str) -> Self {
+        let n = NETNS_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("pb-{tag}-{}-{n}", std::process::id());
+        run_ok(cmd("ip").args(["netns", "add", &name]));
+        run_ok(cmd("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns(name)
+    }
+
+    /// `ip -n NS ARGS…`, stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        run_ok(cmd("ip").arg("-n").arg(&self.0).args(args))
+    }
+
+    /// `ip -n NS ARGS…` parsed as JSON (pass `-j`).
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ip(args)).unwrap()
+    }
+
+    /// A command prefix running inside the namespace (`ip netns exec NS`).
+    pub fn exec(&self) -> Command {
+        let mut c = cmd("ip");
+        c.args(["netns", "exec", &self.0]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = cmd("ip")
+            .args(["netns", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
