@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod netboot;
 mod render;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub enum Cmd {
     Check(check::CheckConfig),
     /// Render a host's files (preseed, rootfs/…, manifest.json) into OUT/HOST/.
     Render(render::RenderConfig),
+    /// Build OUT/HOST/netboot/: verified installer, initrd with the host's files, boot entries.
+    Netboot(netboot::NetbootConfig),
 }
 
 /// Runs a parsed command line.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Check(c) => check::check(c),
         Cmd::Render(c) => render::render(c),
+        Cmd::Netboot(c) => netboot::netboot(c),
     }
 }
 

@@ -1,0 +1,297 @@
+//! The installer supplement: what an install needs that the installer would otherwise
+//! download as `.udeb` files, taken from ordinary, verified Debian packages instead.
+//!
+//! Why: a mirror may lack the kernel-module udebs of the installer's exact kernel (the
+//! installer images are rebuilt for point releases while the udeb index may still list an
+//! older kernel, and some mirrors answer 404 for them). Without `md-mod`, `raid1`, `ahci`,
+//! `ext4` or `dm-mod` partitioning a RAID1 + LVM layout fails.
+//!
+//! What: the modules of [`MODULE_SETS`] and their dependencies, taken from
+//! `linux-image-<kernel version>` (the installer's exact kernel), `modules.dep` & co
+//! rebuilt with `depmod -b` over the initrd's own modules plus the added ones, and
+//! `/var/lib/dpkg/status` = the initrd's status plus one paragraph per supplied module udeb
+//! (`Status: install ok installed`, `Provides: <set>`) so that anna, which keeps its state
+//! in that file, counts them as installed and never tries to download them.
+//!
+//! The result is one newc archive (gzip'd), cached by the digests of its inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::NetbootError;
+use crate::archive::deb::{visit_data, Visit};
+use crate::archive::{cpio, gzip, ArchiveError};
+use crate::debian::{Client, DebianError, Package};
+use crate::exec;
+
+/// Bump when the supplement's content rules change (part of the cache key).
+const FORMAT: u32 = 1;
+
+/// The module udebs supplied, as in the installer's udeb names
+/// (`<set>-<kernel version>-di`), with the modules each one must carry. Dependencies
+/// (`libata`, `jbd2`, `crc16`, …) are added from `modules.dep`.
+pub const MODULE_SETS: &[(&str, &[&str])] = &[
+    ("md-modules", &["md-mod", "raid0", "raid1", "raid10", "raid456", "dm-mod", "dm-mirror", "dm-snapshot"]),
+    ("sata-modules", &["ahci", "ata_piix", "ata_generic"]),
+    ("scsi-modules", &["sd_mod", "sr_mod", "virtio_scsi"]),
+    ("ext4-modules", &["ext4"]),
+    ("crc-modules", &["crc16"]),
+    ("nic-modules", &["e1000e"]),
+    ("nvme-modules", &["nvme"]),
+    ("virtio-modules", &["virtio_blk", "virtio_net"]),
+];
+
+/// Description of a built supplement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supplement {
+    /// sha256 of the gzip'd archive in the cache.
+    pub sha256: String,
+    /// Kernel version.
+    pub kernel_version: String,
+    /// The linux-image package and version the modules came from.
+    pub source: String,
+    /// Module files added (paths inside the initrd).
+    pub modules: Vec<String>,
+    /// udeb names recorded as installed.
+    pub udebs: Vec<String>,
+}
+
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split(".ko").next().unwrap_or(file);
+    stem.replace('-', "_")
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> NetbootError + 'a {
+    move |source| {
+        NetbootError::Debian(DebianError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Parses `modules.dep` into module path -> dependency paths.
+fn parse_modules_dep(text: &str) -> BTreeMap<String, Vec<String>> {
+    text.lines()
+        .filter_map(|l| {
+            let (m, deps) = l.split_once(':')?;
+            Some((m.trim().to_string(), deps.split_whitespace().map(str::to_string).collect()))
+        })
+        .collect()
+}
+
+fn depmod(base: &Path, version: &str) -> Result<(), NetbootError> {
+    exec::run(
+        "rebuild modules.dep",
+        Command::new("depmod").arg("-b").arg(base).arg(version),
+    )?;
+    Ok(())
+}
+
+/// Builds (or takes from the cache) the supplement for an installer initrd.
+pub fn build(
+    client: &Client,
+    initrd_sha256: &str,
+    kernel_version: &str,
+    linux_image: &Package,
+) -> Result<Supplement, NetbootError> {
+    let key_text = format!(
+        "supplement v{FORMAT}\ninitrd {initrd_sha256}\nkernel {kernel_version}\nlinux-image {}\nsets {MODULE_SETS:?}\n",
+        linux_image.sha256
+    );
+    let key = format!("supplement-{}", hex::encode(Sha256::digest(key_text.as_bytes())));
+    let cache = client.cache();
+    if let Some(rec) = cache.record::<Supplement>(&key) {
+        if cache.has(&rec.sha256) {
+            return Ok(rec);
+        }
+    }
+    log::info!("building the installer supplement for kernel {kernel_version}");
+    let entries = super::installer::read_initrd(client, initrd_sha256)?;
+    let mod_prefix = format!("usr/lib/modules/{kernel_version}/");
+    let work = tempfile::tempdir().map_err(io_err("create a temporary directory", &std::env::temp_dir()))?;
+
+    // 1. Every module of the installer's exact kernel, from the verified linux-image package.
+    let deb = client.fetch(linux_image)?;
+    let full = work.path().join("full");
+    let full_mods = full.join("lib/modules").join(kernel_version);
+    let mut seen_any = false;
+    visit_data(&deb, |e| {
+        let rel = e
+            .path
+            .strip_prefix(&mod_prefix)
+            .or_else(|| e.path.strip_prefix(&mod_prefix["usr/".len()..]));
+        if let Some(rel) = rel {
+            if e.header.entry_type() == tar::EntryType::Regular {
+                let dest = full_mods.join(rel);
+                if let Some(p) = dest.parent() {
+                    fs::create_dir_all(p).map_err(ArchiveError::io(p.display().to_string()))?;
+                }
+                let mut f = fs::File::create(&dest).map_err(ArchiveError::io(dest.display().to_string()))?;
+                io::copy(e.reader, &mut f).map_err(ArchiveError::io(dest.display().to_string()))?;
+                seen_any = true;
+            }
+        }
+        Ok(Visit::Continue)
+    })
+    .map_err(DebianError::from)?;
+    if !seen_any {
+        return Err(NetbootError::Installer(format!(
+            "{} {}: no {mod_prefix} in the package",
+            linux_image.name, linux_image.version
+        )));
+    }
+    depmod(&full, kernel_version)?;
+    let dep_path = full_mods.join("modules.dep");
+    let deps = parse_modules_dep(&fs::read_to_string(&dep_path).map_err(io_err("read", &dep_path))?);
+    let by_name: BTreeMap<String, &String> = deps.keys().map(|p| (module_name(p), p)).collect();
+    let builtin_path = full_mods.join("modules.builtin");
+    let builtin: BTreeSet<String> = fs::read_to_string(&builtin_path)
+        .unwrap_or_default()
+        .lines()
+        .map(module_name)
+        .collect();
+
+    // 2. The closure of the wanted modules.
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for (set, mods) in MODULE_SETS {
+        for m in *mods {
+            let name = m.replace('-', "_");
+            match by_name.get(&name) {
+                Some(p) => {
+                    let mut stack = vec![(*p).clone()];
+                    while let Some(p) = stack.pop() {
+                        if wanted.insert(p.clone()) {
+                            stack.extend(deps.get(&p).cloned().unwrap_or_default());
+                        }
+                    }
+                }
+                None if builtin.contains(&name) => {}
+                None => {
+                    return Err(NetbootError::Installer(format!(
+                        "{} {}: module `{m}` (for {set}) is neither a module nor built in",
+                        linux_image.name, linux_image.version
+                    )))
+                }
+            }
+        }
+    }
+
+    // 3. The initrd's own modules plus the wanted ones; depmod over that set.
+    let fin = work.path().join("final");
+    let fin_mods = fin.join("lib/modules").join(kernel_version);
+    fs::create_dir_all(&fin_mods).map_err(io_err("create", &fin_mods))?;
+    let mut status = None;
+    let mut present = BTreeSet::new();
+    for e in &entries {
+        if e.path == "var/lib/dpkg/status" && e.is_file() {
+            status = Some(String::from_utf8_lossy(&e.data).into_owned());
+        }
+        if let Some(rel) = e.path.strip_prefix(&mod_prefix) {
+            if e.is_file() {
+                let dest = fin_mods.join(rel);
+                if let Some(p) = dest.parent() {
+                    fs::create_dir_all(p).map_err(io_err("create", p))?;
+                }
+                fs::write(&dest, &e.data).map_err(io_err("write", &dest))?;
+                present.insert(rel.to_string());
+            }
+        }
+    }
+    let status = status.ok_or_else(|| NetbootError::Installer("the installer initrd has no var/lib/dpkg/status".into()))?;
+    let mut archive = cpio::Newc::from_env();
+    let mut added = Vec::new();
+    for rel in &wanted {
+        if present.contains(rel) {
+            continue;
+        }
+        let src = full_mods.join(rel);
+        let dest = fin_mods.join(rel);
+        if let Some(p) = dest.parent() {
+            fs::create_dir_all(p).map_err(io_err("create", p))?;
+        }
+        let bytes = fs::read(&src).map_err(io_err("read", &src))?;
+        fs::write(&dest, &bytes).map_err(io_err("write", &dest))?;
+        let path = format!("{mod_prefix}{rel}");
+        archive.add_file(&path, bytes, 0o644).map_err(DebianError::from)?;
+        added.push(path);
+    }
+    for f in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
+        let src = full_mods.join(f);
+        if src.is_file() && !fin_mods.join(f).is_file() {
+            fs::copy(&src, fin_mods.join(f)).map_err(io_err("copy", &src))?;
+        }
+    }
+    depmod(&fin, kernel_version)?;
+    let mut outputs: Vec<_> = fs::read_dir(&fin_mods)
+        .map_err(io_err("list", &fin_mods))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("modules.") && !matches!(n.as_str(), "modules.order" | "modules.builtin" | "modules.builtin.modinfo"))
+        .collect();
+    outputs.sort();
+    for n in outputs {
+        let p = fin_mods.join(&n);
+        let bytes = fs::read(&p).map_err(io_err("read", &p))?;
+        archive
+            .add_file(&format!("{mod_prefix}{n}"), bytes, 0o644)
+            .map_err(DebianError::from)?;
+    }
+
+    // 4. dpkg status: the installer's own, plus the supplied module udebs.
+    let mut status = status.trim_end().to_string();
+    status.push_str("\n\n");
+    let mut udebs = Vec::new();
+    for (set, mods) in MODULE_SETS {
+        let name = format!("{set}-{kernel_version}-di");
+        if status.contains(&format!("Package: {name}\n")) {
+            continue;
+        }
+        status.push_str(&format!(
+            "Package: {name}\nStatus: install ok installed\nVersion: {}\nProvides: {set}\nDescription: {set} for {kernel_version} ({}), supplied by picaboot from {} {}\n\n",
+            linux_image.version,
+            mods.join(", "),
+            linux_image.name,
+            linux_image.version
+        ));
+        udebs.push(name);
+    }
+    let status = status.trim_end().to_string() + "\n";
+    archive
+        .add_file("var/lib/dpkg/status", status, 0o644)
+        .map_err(DebianError::from)?;
+
+    let gz = gzip(&archive.to_bytes());
+    let (sha256, _) = cache.put_bytes(&gz)?;
+    let rec = Supplement {
+        sha256,
+        kernel_version: kernel_version.to_string(),
+        source: format!("{} {}", linux_image.name, linux_image.version),
+        modules: added,
+        udebs,
+    };
+    cache.set_record(&key, &rec)?;
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        assert_eq!(module_name("kernel/drivers/md/md-mod.ko.xz"), "md_mod");
+        assert_eq!(module_name("kernel/fs/ext4/ext4.ko"), "ext4");
+        let d = parse_modules_dep("kernel/a.ko.xz: kernel/b.ko.xz kernel/c.ko.xz\nkernel/b.ko.xz:\n");
+        assert_eq!(d["kernel/a.ko.xz"], ["kernel/b.ko.xz", "kernel/c.ko.xz"]);
+        assert!(d["kernel/b.ko.xz"].is_empty());
+    }
+}
