@@ -37,11 +37,20 @@ fn client(mirror: &str) -> Client {
 
 fn tree() -> Tree {
     let project = picaboot::project::open(&profiles()).unwrap();
-    let mut r = render_hosts(&project, &[HOST.to_string()], RenderOptions { locked: false }).unwrap();
+    let mut r = render_hosts(
+        &project,
+        &[HOST.to_string()],
+        RenderOptions { locked: false },
+    )
+    .unwrap();
     r.trees.remove(HOST).unwrap()
 }
 
-fn build(out: &Path, frontend: Frontend, supplement: bool) -> Result<Summary, netboot::NetbootError> {
+fn build(
+    out: &Path,
+    frontend: Frontend,
+    supplement: bool,
+) -> Result<Summary, netboot::NetbootError> {
     common::sbin_path();
     common::require("gpgv", "gpgv");
     common::require("depmod", "kmod");
@@ -100,14 +109,34 @@ fn initrd_starts_with_the_original_installer_initrd() {
     let rec: picaboot::netboot::installer::Installer = cache
         .record(&format!("installer-{}", installer_deb_sha()))
         .expect("installer record");
-    let deb = cache.get(&rec.deb_sha256).unwrap().expect("installer .deb cached");
+    let deb = cache
+        .get(&rec.deb_sha256)
+        .unwrap()
+        .expect("installer .deb cached");
     let x = tempfile::tempdir().unwrap();
-    picaboot::exec::run("extract", Command::new("dpkg-deb").arg("-x").arg(&deb).arg(x.path())).unwrap();
-    let original = std::fs::read(x.path().join(picaboot::netboot::installer::member_path(13, Frontend::Text, "initrd.gz"))).unwrap();
+    picaboot::exec::run(
+        "extract",
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(x.path()),
+    )
+    .unwrap();
+    let original = std::fs::read(x.path().join(picaboot::netboot::installer::member_path(
+        13,
+        Frontend::Text,
+        "initrd.gz",
+    )))
+    .unwrap();
     assert_eq!(original.len() as u64, s.original_initrd_size);
     assert!(initrd.len() > original.len());
-    assert!(initrd[..original.len()] == original[..], "the first bytes are the original initrd");
-    let linux = std::fs::read(x.path().join(picaboot::netboot::installer::member_path(13, Frontend::Text, "linux"))).unwrap();
+    assert!(
+        initrd[..original.len()] == original[..],
+        "the first bytes are the original initrd"
+    );
+    let linux = std::fs::read(x.path().join(picaboot::netboot::installer::member_path(
+        13,
+        Frontend::Text,
+        "linux",
+    )))
+    .unwrap();
     assert!(std::fs::read(netboot_dir().join("linux")).unwrap() == linux);
 }
 
@@ -115,7 +144,9 @@ fn installer_deb_sha() -> String {
     let c = client(&common::mirror());
     let r = c.release("trixie").unwrap();
     let p = c.packages(&r, "main/binary-amd64/Packages").unwrap();
-    c.find(&p, "debian-installer-13-netboot-amd64").unwrap().sha256
+    c.find(&p, "debian-installer-13-netboot-amd64")
+        .unwrap()
+        .sha256
 }
 
 #[test]
@@ -140,14 +171,26 @@ fn appended_archive_holds_exactly_the_rendered_files() {
         .files()
         .map(|(p, f)| (netboot::initrd_path(p), (f.mode, f.bytes.clone())))
         .collect();
-    assert_eq!(files.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
-    assert!(files == expected, "contents and modes match the render tree");
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        files == expected,
+        "contents and modes match the render tree"
+    );
     assert!(files.contains_key("preseed.cfg") && files.contains_key("picaboot/late-command.sh"));
-    assert!(entries.iter().all(|e| e.uid == 0 && e.gid == 0 && e.mtime == 0));
+    assert!(entries
+        .iter()
+        .all(|e| e.uid == 0 && e.gid == 0 && e.mtime == 0));
     // Parents come before children.
     for (i, e) in entries.iter().enumerate() {
         if let Some((parent, _)) = e.path.rsplit_once('/') {
-            assert!(entries[..i].iter().any(|p| p.path == parent && p.is_dir()), "{} before its parent", e.path);
+            assert!(
+                entries[..i].iter().any(|p| p.path == parent && p.is_dir()),
+                "{} before its parent",
+                e.path
+            );
         }
     }
 
@@ -168,7 +211,11 @@ fn appended_archive_holds_exactly_the_rendered_files() {
     for (path, (mode, bytes)) in &expected {
         let p = root.join(path);
         assert!(&std::fs::read(&p).unwrap() == bytes, "{path}");
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777, *mode, "{path}");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            *mode,
+            "{path}"
+        );
     }
 }
 
@@ -179,19 +226,43 @@ fn supplement_carries_modules_depmod_and_status() {
     let initrd = std::fs::read(netboot_dir().join("initrd.gz")).unwrap();
     let members = gzip_members(&initrd[s.original_initrd_size as usize..]);
     let entries = cpio::read_all(&members[0], "supplement").unwrap();
-    let get = |p: &str| entries.iter().find(|e| e.path == p).map(|e| String::from_utf8_lossy(&e.data).into_owned());
+    let get = |p: &str| {
+        entries
+            .iter()
+            .find(|e| e.path == p)
+            .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+    };
     let k = &s.kernel_version;
     let dep = get(&format!("usr/lib/modules/{k}/modules.dep")).expect("modules.dep");
     for m in ["raid1.ko", "md-mod.ko", "ahci.ko", "ext4.ko", "dm-mod.ko"] {
-        assert!(dep.lines().any(|l| l.split(':').next().unwrap().contains(m)), "{m} in modules.dep");
+        assert!(
+            dep.lines()
+                .any(|l| l.split(':').next().unwrap().contains(m)),
+            "{m} in modules.dep"
+        );
     }
-    assert!(dep.lines().any(|l| l.starts_with("kernel/drivers/md/raid1.ko") && l.contains("md-mod.ko")), "raid1 depends on md-mod");
+    assert!(
+        dep.lines()
+            .any(|l| l.starts_with("kernel/drivers/md/raid1.ko") && l.contains("md-mod.ko")),
+        "raid1 depends on md-mod"
+    );
     // The original initrd's modules stay in modules.dep (e.g. the NIC drivers).
     assert!(dep.contains("e1000e.ko"));
     let status = get("var/lib/dpkg/status").expect("dpkg status");
-    assert!(status.contains("Package: anna\n"), "the installer's own status is kept");
-    assert!(status.contains(&format!("Package: md-modules-{k}-di\nStatus: install ok installed\n")));
-    assert!(!sup.modules.is_empty() && sup.modules.iter().all(|m| entries.iter().any(|e| &e.path == m)));
+    assert!(
+        status.contains("Package: anna\n"),
+        "the installer's own status is kept"
+    );
+    assert!(status.contains(&format!(
+        "Package: md-modules-{k}-di\nStatus: install ok installed\n"
+    )));
+    assert!(
+        !sup.modules.is_empty()
+            && sup
+                .modules
+                .iter()
+                .all(|m| entries.iter().any(|e| &e.path == m))
+    );
 }
 
 #[test]
@@ -208,13 +279,28 @@ fn manifest_covers_every_file_and_output_is_deterministic() {
         }
     }
     on_disk.sort();
-    assert_eq!(manifest.iter().map(|m| m.path.clone()).collect::<Vec<_>>(), on_disk);
+    assert_eq!(
+        manifest.iter().map(|m| m.path.clone()).collect::<Vec<_>>(),
+        on_disk
+    );
     for m in &manifest {
         let bytes = std::fs::read(dir.join(&m.path)).unwrap();
         use sha2::Digest;
-        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), m.sha256, "{}", m.path);
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            m.sha256,
+            "{}",
+            m.path
+        );
     }
-    for f in ["linux", "initrd.gz", "boot.ipxe", "netbootxyz-custom.ipxe", "grub.cfg", "pxelinux.cfg/01-02-50-1c-a1-00-00"] {
+    for f in [
+        "linux",
+        "initrd.gz",
+        "boot.ipxe",
+        "netbootxyz-custom.ipxe",
+        "grub.cfg",
+        "pxelinux.cfg/01-02-50-1c-a1-00-00",
+    ] {
         assert!(on_disk.iter().any(|p| p == f), "{f}");
     }
     // Same inputs, same bytes.
@@ -230,15 +316,32 @@ fn boot_entries_name_the_install_nic() {
     let dir = netboot_dir();
     let ipxe = std::fs::read_to_string(dir.join("boot.ipxe")).unwrap();
     assert!(ipxe.starts_with("#!ipxe\n"));
-    for want in ["auto=true", "priority=critical", "BOOTIF=01-02-50-1c-a1-00-00", "interface=auto", "console=ttyS0,115200", "initrd initrd.gz"] {
+    for want in [
+        "auto=true",
+        "priority=critical",
+        "BOOTIF=01-02-50-1c-a1-00-00",
+        "interface=auto",
+        "console=ttyS0,115200",
+        "initrd initrd.gz",
+    ] {
         assert!(ipxe.contains(want), "{want} in boot.ipxe:\n{ipxe}");
     }
     let xyz = std::fs::read_to_string(dir.join("netbootxyz-custom.ipxe")).unwrap();
-    assert!(xyz.contains(":custom\n") && xyz.contains("http://10.0.2.2:8080/alice/netboot/initrd.gz"), "{xyz}");
+    assert!(
+        xyz.contains(":custom\n") && xyz.contains("http://10.0.2.2:8080/alice/netboot/initrd.gz"),
+        "{xyz}"
+    );
     let pxe = std::fs::read_to_string(dir.join("pxelinux.cfg/01-02-50-1c-a1-00-00")).unwrap();
-    assert!(pxe.contains("KERNEL linux") && pxe.contains("APPEND initrd=initrd.gz auto=true"), "{pxe}");
+    assert!(
+        pxe.contains("KERNEL linux") && pxe.contains("APPEND initrd=initrd.gz auto=true"),
+        "{pxe}"
+    );
     let grub = std::fs::read_to_string(dir.join("grub.cfg")).unwrap();
-    assert_eq!(grub.matches("menuentry ").count(), 2, "one entry per MAC:\n{grub}");
+    assert_eq!(
+        grub.matches("menuentry ").count(),
+        2,
+        "one entry per MAC:\n{grub}"
+    );
 }
 
 #[test]
@@ -268,7 +371,9 @@ fn failure_publishes_nothing() {
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.filter_map(Result::ok) {
         let p = e.path();
         if p.is_dir() {

@@ -44,8 +44,12 @@ fn fixture() -> &'static Fixture {
         // Find the small package's pool path through the real index.
         let mut text = String::new();
         use std::io::Read;
-        liblzma::read::XzDecoder::new(&xz[..]).read_to_string(&mut text).unwrap();
-        let p = picaboot::debian::Packages::new("t", text).get(SMALL).expect("small package in the index");
+        liblzma::read::XzDecoder::new(&xz[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        let p = picaboot::debian::Packages::new("t", text)
+            .get(SMALL)
+            .expect("small package in the index");
         put(&p.filename, &common::get(&format!("{m}/{}", p.filename)));
         Fixture {
             dir,
@@ -121,8 +125,14 @@ fn bad_inrelease_signature_is_refused() {
     let e = chain(&c).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DebianError::BadSignature { .. }), "{msg}");
-    assert!(msg.contains("dists/trixie/InRelease") && msg.contains("signature"), "{msg}");
-    assert!(!cache.path().join("sha256").exists(), "nothing cached from a bad chain");
+    assert!(
+        msg.contains("dists/trixie/InRelease") && msg.contains("signature"),
+        "{msg}"
+    );
+    assert!(
+        !cache.path().join("sha256").exists(),
+        "nothing cached from a bad chain"
+    );
 
     // --insecure skips only the signature: the (tampered-but-consistent) chain then passes.
     let (c, _cache) = client(&url, Path::new(DEFAULT_KEYRING), true);
@@ -133,7 +143,10 @@ fn bad_inrelease_signature_is_refused() {
 fn foreign_keyring_is_refused() {
     let (_m, url) = mirror_with(|_| {});
     let other = Path::new("/usr/share/keyrings/debian-archive-removed-keys.gpg");
-    assert!(other.is_file(), "install the Debian package `debian-archive-keyring`");
+    assert!(
+        other.is_file(),
+        "install the Debian package `debian-archive-keyring`"
+    );
     let (c, _cache) = client(&url, other, false);
     let e = chain(&c).unwrap_err();
     assert!(matches!(e, DebianError::BadSignature { .. }), "{e}");
@@ -146,8 +159,14 @@ fn packages_with_wrong_hash_is_refused() {
     let e = chain(&c).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DebianError::HashMismatch { .. }), "{msg}");
-    assert!(msg.contains("main/binary-amd64/Packages.xz: SHA256 mismatch"), "{msg}");
-    assert!(!cache.path().join("sha256").exists(), "nothing cached from a bad chain");
+    assert!(
+        msg.contains("main/binary-amd64/Packages.xz: SHA256 mismatch"),
+        "{msg}"
+    );
+    assert!(
+        !cache.path().join("sha256").exists(),
+        "nothing cached from a bad chain"
+    );
 }
 
 #[test]
@@ -164,12 +183,17 @@ fn deb_with_wrong_hash_is_refused() {
     let cached: Vec<_> = std::fs::read_dir(cache.path().join("sha256"))
         .map(|d| d.filter_map(Result::ok).collect())
         .unwrap_or_default();
-    assert_eq!(cached.len(), 1, "only the verified Packages index is cached");
+    assert_eq!(
+        cached.len(),
+        1,
+        "only the verified Packages index is cached"
+    );
 }
 
 #[test]
 fn missing_file_names_the_url() {
-    let (_m, url) = mirror_with(|d| std::fs::remove_file(d.join(format!("dists/{SUITE}/{INDEX}.xz"))).unwrap());
+    let (_m, url) =
+        mirror_with(|d| std::fs::remove_file(d.join(format!("dists/{SUITE}/{INDEX}.xz"))).unwrap());
     let (c, _cache) = client(&url, Path::new(DEFAULT_KEYRING), false);
     let msg = chain(&c).unwrap_err().to_string();
     assert!(msg.contains("Packages.xz") && msg.contains("404"), "{msg}");

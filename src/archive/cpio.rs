@@ -51,7 +51,10 @@ fn normalize(path: &str) -> Result<String, ArchiveError> {
     if ok {
         Ok(p.to_string())
     } else {
-        Err(ArchiveError::malformed("cpio", format!("refusing archive path `{path}`")))
+        Err(ArchiveError::malformed(
+            "cpio",
+            format!("refusing archive path `{path}`"),
+        ))
     }
 }
 
@@ -93,7 +96,12 @@ impl Newc {
     }
 
     /// Adds a regular file (and any missing parent directory, mode 0755).
-    pub fn add_file(&mut self, path: &str, bytes: impl Into<Vec<u8>>, mode: u32) -> Result<(), ArchiveError> {
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        bytes: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> Result<(), ArchiveError> {
         self.insert(
             path,
             Entry {
@@ -243,9 +251,9 @@ pub fn read_all(bytes: &[u8], file: &str) -> Result<Vec<ReadEntry>, ArchiveError
             pos += 1;
             continue;
         }
-        let h = bytes
-            .get(pos..pos + 110)
-            .ok_or_else(|| ArchiveError::malformed(file, format!("truncated header at byte {pos}")))?;
+        let h = bytes.get(pos..pos + 110).ok_or_else(|| {
+            ArchiveError::malformed(file, format!("truncated header at byte {pos}"))
+        })?;
         if &h[..6] != MAGIC {
             return Err(ArchiveError::malformed(
                 file,
@@ -291,7 +299,8 @@ mod tests {
     #[test]
     fn parents_first_and_round_trip() {
         let mut a = Newc::new(0);
-        a.add_file("/picaboot/rootfs/etc/rc.local", "#!/bin/sh\n", 0o755).unwrap();
+        a.add_file("/picaboot/rootfs/etc/rc.local", "#!/bin/sh\n", 0o755)
+            .unwrap();
         a.add_file("preseed.cfg", "d-i x\n", 0o644).unwrap();
         a.add_symlink("picaboot/link", "rootfs").unwrap();
         let bytes = a.to_bytes();
@@ -327,11 +336,16 @@ mod tests {
         std::fs::write(&p, a.to_bytes()).unwrap();
         let out = crate::exec::run(
             "list with cpio",
-            std::process::Command::new("cpio").args(["-itv", "--quiet", "-F"]).arg(&p),
+            std::process::Command::new("cpio")
+                .args(["-itv", "--quiet", "-F"])
+                .arg(&p),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("a/b/c.txt") && text.contains("-rw-------"), "{text}");
+        assert!(
+            text.contains("a/b/c.txt") && text.contains("-rw-------"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ where
         };
         let reader: Box<dyn Read + '_> = match ext {
             ".xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(member)),
-            ".zst" => Box::new(zstd::stream::read::Decoder::new(member).map_err(ArchiveError::io(&name))?),
+            ".zst" => {
+                Box::new(zstd::stream::read::Decoder::new(member).map_err(ArchiveError::io(&name))?)
+            }
             ".gz" => Box::new(flate2::read::GzDecoder::new(member)),
             "" => Box::new(member),
             other => {
@@ -57,13 +59,12 @@ where
         let entries = tar.entries().map_err(ArchiveError::io(&name))?;
         for entry in entries {
             let mut entry = entry.map_err(ArchiveError::io(&name))?;
-            let path = entry
-                .path_bytes()
-                .iter()
-                .copied()
-                .collect::<Vec<u8>>();
+            let path = entry.path_bytes().iter().copied().collect::<Vec<u8>>();
             let path = String::from_utf8_lossy(&path);
-            let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+            let path = path
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string();
             let header = entry.header().clone();
             let flow = visit(DataEntry {
                 path,
@@ -76,7 +77,10 @@ where
         }
         return Ok(());
     }
-    Err(ArchiveError::malformed(&name, "no data.tar member: not a Debian package"))
+    Err(ArchiveError::malformed(
+        &name,
+        "no data.tar member: not a Debian package",
+    ))
 }
 
 #[cfg(test)]

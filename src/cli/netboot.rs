@@ -63,19 +63,33 @@ pub struct NetbootConfig {
 pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
     let start = Instant::now();
     let project = project::open(&c.profiles.profiles)?;
-    let rendered = render_hosts(&project, std::slice::from_ref(&c.host), RenderOptions { locked: false })?;
+    let rendered = render_hosts(
+        &project,
+        std::slice::from_ref(&c.host),
+        RenderOptions { locked: false },
+    )?;
     let host = &project.loaded.profiles.hosts[&c.host];
     let tree = &rendered.trees[&c.host];
     let mirror = match c.mirror.as_deref() {
-        Some("apt") => debian::sources::system_mirror().context("reading this machine's apt mirror")?,
+        Some("apt") => {
+            debian::sources::system_mirror().context("reading this machine's apt mirror")?
+        }
         Some(m) => m.to_string(),
         None => host.install.mirror.url(),
     };
-    if !(mirror.starts_with("http://") || mirror.starts_with("https://") || mirror.starts_with("file://")) {
-        return Err(UsageError(format!("--mirror {mirror}: expected http://, https:// or file:// (or `apt`)")).into());
+    if !(mirror.starts_with("http://")
+        || mirror.starts_with("https://")
+        || mirror.starts_with("file://"))
+    {
+        return Err(UsageError(format!(
+            "--mirror {mirror}: expected http://, https:// or file:// (or `apt`)"
+        ))
+        .into());
     }
     if c.insecure {
-        eprintln!("picaboot: WARNING: --insecure: the Debian archive signature will NOT be checked");
+        eprintln!(
+            "picaboot: WARNING: --insecure: the Debian archive signature will NOT be checked"
+        );
     }
     let client = Client::new(ClientOptions {
         mirror,
@@ -96,7 +110,13 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
         Ok(x) => x,
         Err(e @ NetbootError::Profile { .. }) => return Err(UsageError(e.to_string()).into()),
         Err(e) => {
-            return Err(e).with_context(|| format!("building the netboot artifacts of {} from {}", c.host, client.mirror()))
+            return Err(e).with_context(|| {
+                format!(
+                    "building the netboot artifacts of {} from {}",
+                    c.host,
+                    client.mirror()
+                )
+            })
         }
     };
     output::publish(vec![staged]).with_context(|| format!("publishing {}", target.display()))?;

@@ -56,7 +56,9 @@ impl Cache {
         if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
             return PathBuf::from(x).join("picaboot");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".cache/picaboot")
     }
 
@@ -81,7 +83,10 @@ impl Cache {
         if actual == sha256 {
             Ok(Some(p))
         } else {
-            log::warn!("cache: {} is corrupt (sha256 {actual}); removing it", p.display());
+            log::warn!(
+                "cache: {} is corrupt (sha256 {actual}); removing it",
+                p.display()
+            );
             fs::remove_file(&p).map_err(io_err("remove", &p))?;
             Ok(None)
         }
@@ -101,7 +106,11 @@ impl Cache {
     }
 
     /// Moves a temporary file whose digest the caller has verified into place.
-    pub fn commit(&self, tmp: tempfile::NamedTempFile, sha256: &str) -> Result<PathBuf, DebianError> {
+    pub fn commit(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        sha256: &str,
+    ) -> Result<PathBuf, DebianError> {
         let p = self.blob_path(sha256);
         let parent = p.parent().expect("blob has a parent");
         fs::create_dir_all(parent).map_err(io_err("create", parent))?;

@@ -178,7 +178,10 @@ mod tests {
                 .to_string(),
         );
         let a = p.get("a").unwrap();
-        assert_eq!((a.version.as_str(), a.size, a.sha256.as_str()), ("2", 4, "bb"));
+        assert_eq!(
+            (a.version.as_str(), a.size, a.sha256.as_str()),
+            ("2", 4, "bb")
+        );
         assert!(p.get("b").is_none());
         assert_eq!(p.names_matching("a", ""), ["a-b", "a"]);
     }

@@ -39,7 +39,9 @@ pub enum DebianError {
         reason: String,
     },
     /// The signature of `InRelease` is not good.
-    #[error("{file}: signature check against {keyring} failed: refusing the whole chain\n{detail}")]
+    #[error(
+        "{file}: signature check against {keyring} failed: refusing the whole chain\n{detail}"
+    )]
     BadSignature {
         /// The InRelease URL.
         file: String,
@@ -343,16 +345,24 @@ impl Client {
     pub fn packages(&self, release: &Release, index: &str) -> Result<Packages, DebianError> {
         let base = format!("dists/{}/", release.suite);
         let origin = format!("{base}{index}");
-        let plain = release.sha256.get(index).ok_or_else(|| DebianError::Missing {
-            file: self.url(&format!("{base}InRelease")),
-            what: format!("lists no SHA256 for {index}"),
-        })?;
+        let plain = release
+            .sha256
+            .get(index)
+            .ok_or_else(|| DebianError::Missing {
+                file: self.url(&format!("{base}InRelease")),
+                what: format!("lists no SHA256 for {index}"),
+            })?;
         let path = match self.cache.get(&plain.sha256)? {
             Some(p) => p,
             None => {
                 let (ext, listed) = [".xz", ".gz"]
                     .iter()
-                    .find_map(|ext| release.sha256.get(&format!("{index}{ext}")).map(|l| (*ext, l)))
+                    .find_map(|ext| {
+                        release
+                            .sha256
+                            .get(&format!("{index}{ext}"))
+                            .map(|l| (*ext, l))
+                    })
                     .ok_or_else(|| DebianError::Missing {
                         file: self.url(&format!("{base}InRelease")),
                         what: format!("lists no SHA256 for {index}.xz or {index}.gz"),
@@ -362,14 +372,17 @@ impl Client {
                 self.download(&rel, Some(listed), &mut compressed)?;
                 let mut text = Vec::with_capacity(plain.size as usize);
                 let r: io::Result<usize> = if ext == ".xz" {
-                    liblzma::read::XzDecoder::new_multi_decoder(&compressed[..]).read_to_end(&mut text)
+                    liblzma::read::XzDecoder::new_multi_decoder(&compressed[..])
+                        .read_to_end(&mut text)
                 } else {
                     flate2::read::MultiGzDecoder::new(&compressed[..]).read_to_end(&mut text)
                 };
-                r.map_err(|e| DebianError::Archive(ArchiveError::Io {
-                    file: self.url(&rel),
-                    source: e,
-                }))?;
+                r.map_err(|e| {
+                    DebianError::Archive(ArchiveError::Io {
+                        file: self.url(&rel),
+                        source: e,
+                    })
+                })?;
                 let actual = hex::encode(Sha256::digest(&text));
                 if actual != plain.sha256 {
                     return Err(DebianError::HashMismatch {

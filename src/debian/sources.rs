@@ -13,13 +13,18 @@ pub fn system_mirror_in(root: &Path) -> Result<String, DebianError> {
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
-    for f in files.iter().filter(|p| p.extension().is_some_and(|e| e == "sources")) {
+    for f in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sources"))
+    {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         for stanza in text.split("\n\n") {
             let field = |name: &str| {
                 stanza.lines().find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    k.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| v.trim().to_string())
                 })
             };
             let types = field("Types").unwrap_or_default();
@@ -27,7 +32,9 @@ pub fn system_mirror_in(root: &Path) -> Result<String, DebianError> {
             if !types.split_whitespace().any(|t| t == "deb") || suites.contains("security") {
                 continue;
             }
-            if let Some(uri) = field("URIs").and_then(|u| u.split_whitespace().next().map(str::to_string)) {
+            if let Some(uri) =
+                field("URIs").and_then(|u| u.split_whitespace().next().map(str::to_string))
+            {
                 if !uri.contains("security") {
                     return Ok(uri);
                 }
@@ -81,13 +88,19 @@ mod tests {
             "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\nTypes: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n",
         )
         .unwrap();
-        assert_eq!(system_mirror_in(dir.path()).unwrap(), "http://mirror.example/debian");
+        assert_eq!(
+            system_mirror_in(dir.path()).unwrap(),
+            "http://mirror.example/debian"
+        );
         std::fs::remove_file(d.join("debian.sources")).unwrap();
         std::fs::write(
             dir.path().join("etc/apt/sources.list"),
             "# x\ndeb [arch=amd64 signed-by=/k] http://m.example/debian bookworm main\n",
         )
         .unwrap();
-        assert_eq!(system_mirror_in(dir.path()).unwrap(), "http://m.example/debian");
+        assert_eq!(
+            system_mirror_in(dir.path()).unwrap(),
+            "http://m.example/debian"
+        );
     }
 }

@@ -76,9 +76,13 @@ pub struct Installer {
 impl Installer {
     /// The images of a frontend.
     pub fn images(&self, frontend: Frontend) -> Result<&Images, NetbootError> {
-        self.images
-            .get(frontend_dir(frontend))
-            .ok_or_else(|| NetbootError::Installer(format!("{}: no {} images", self.package, frontend_dir(frontend))))
+        self.images.get(frontend_dir(frontend)).ok_or_else(|| {
+            NetbootError::Installer(format!(
+                "{}: no {} images",
+                self.package,
+                frontend_dir(frontend)
+            ))
+        })
     }
 }
 
@@ -114,11 +118,19 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// The verified images of `pkg`: from the cache record when every blob is present, else
 /// fetched, verified and extracted (once per package digest).
-pub fn fetch(client: &Client, pkg: &Package, release_version: u32) -> Result<Installer, NetbootError> {
+pub fn fetch(
+    client: &Client,
+    pkg: &Package,
+    release_version: u32,
+) -> Result<Installer, NetbootError> {
     let key = format!("installer-{}", pkg.sha256);
     let cache = client.cache();
     if let Some(rec) = cache.record::<Installer>(&key) {
-        if rec.images.values().all(|i| cache.has(&i.linux) && cache.has(&i.initrd)) {
+        if rec
+            .images
+            .values()
+            .all(|i| cache.has(&i.linux) && cache.has(&i.initrd))
+        {
             log::debug!("installer {} {}: cached", pkg.name, pkg.version);
             return Ok(rec);
         }
@@ -142,7 +154,9 @@ pub fn fetch(client: &Client, pkg: &Package, release_version: u32) -> Result<Ins
                     format!("{} is not a regular file", e.path),
                 ));
             }
-            let tmp = cache.temp_file().map_err(|e| ArchiveError::malformed("cache", e.to_string()))?;
+            let tmp = cache
+                .temp_file()
+                .map_err(|e| ArchiveError::malformed("cache", e.to_string()))?;
             let mut w = HashingWriter {
                 inner: io::BufWriter::new(tmp.as_file()),
                 hash: Sha256::new(),
@@ -167,7 +181,10 @@ pub fn fetch(client: &Client, pkg: &Package, release_version: u32) -> Result<Ins
     let mut images = BTreeMap::new();
     for f in [Frontend::Gtk, Frontend::Text] {
         let dir = frontend_dir(f).to_string();
-        let (Some(linux), Some(initrd)) = (found.get(&(dir.clone(), "linux")), found.get(&(dir.clone(), "initrd.gz"))) else {
+        let (Some(linux), Some(initrd)) = (
+            found.get(&(dir.clone(), "linux")),
+            found.get(&(dir.clone(), "initrd.gz")),
+        ) else {
             return Err(NetbootError::Installer(format!(
                 "{} {}: no {} (looked for {})",
                 pkg.name,
@@ -178,7 +195,10 @@ pub fn fetch(client: &Client, pkg: &Package, release_version: u32) -> Result<Ins
         };
         let entries = read_initrd(client, &initrd.0)?;
         let kernel_version = kernel_version(&entries).ok_or_else(|| {
-            NetbootError::Installer(format!("{} {}: {dir} initrd has no lib/modules/<version>", pkg.name, pkg.version))
+            NetbootError::Installer(format!(
+                "{} {}: {dir} initrd has no lib/modules/<version>",
+                pkg.name, pkg.version
+            ))
         })?;
         images.insert(
             dir,
@@ -203,10 +223,9 @@ pub fn fetch(client: &Client, pkg: &Package, release_version: u32) -> Result<Ins
 
 /// The entries of a cached (re-hashed) installer initrd.
 pub fn read_initrd(client: &Client, sha256: &str) -> Result<Vec<cpio::ReadEntry>, NetbootError> {
-    let path = client
-        .cache()
-        .get(sha256)?
-        .ok_or_else(|| NetbootError::Installer(format!("installer initrd {sha256} vanished from the cache")))?;
+    let path = client.cache().get(sha256)?.ok_or_else(|| {
+        NetbootError::Installer(format!("installer initrd {sha256} vanished from the cache"))
+    })?;
     let gz = std::fs::read(&path).map_err(|e| DebianError::Io {
         what: "read",
         path: path.clone(),

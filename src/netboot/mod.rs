@@ -151,7 +151,10 @@ fn write_large(
     }
     w.flush().map_err(io_err("write", &path))?;
     let sha = hex::encode(w.hash.clone().finalize());
-    let f = w.inner.into_inner().map_err(|e| io_err("write", &path)(e.into_error()))?;
+    let f = w
+        .inner
+        .into_inner()
+        .map_err(|e| io_err("write", &path)(e.into_error()))?;
     f.set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(io_err("chmod", &path))?;
     f.sync_all().map_err(io_err("sync", &path))?;
@@ -170,7 +173,8 @@ pub fn install_mac(host: &Host) -> Result<&str, NetbootError> {
         .map(|n| n.mac.as_str())
         .ok_or_else(|| NetbootError::Profile {
             host: host.name.clone(),
-            reason: "no NIC with role `install`: the installer would not know which NIC to use".into(),
+            reason: "no NIC with role `install`: the installer would not know which NIC to use"
+                .into(),
         })
 }
 
@@ -199,7 +203,12 @@ pub fn stage(
 
     let supplement = if opts.supplement {
         let image = client.find(&packages, &format!("linux-image-{}", images.kernel_version))?;
-        Some(supplement::build(client, &images.initrd, &images.kernel_version, &image)?)
+        Some(supplement::build(
+            client,
+            &images.initrd,
+            &images.kernel_version,
+            &image,
+        )?)
     } else {
         None
     };

@@ -37,7 +37,19 @@ const FORMAT: u32 = 1;
 /// (`<set>-<kernel version>-di`), with the modules each one must carry. Dependencies
 /// (`libata`, `jbd2`, `crc16`, …) are added from `modules.dep`.
 pub const MODULE_SETS: &[(&str, &[&str])] = &[
-    ("md-modules", &["md-mod", "raid0", "raid1", "raid10", "raid456", "dm-mod", "dm-mirror", "dm-snapshot"]),
+    (
+        "md-modules",
+        &[
+            "md-mod",
+            "raid0",
+            "raid1",
+            "raid10",
+            "raid456",
+            "dm-mod",
+            "dm-mirror",
+            "dm-snapshot",
+        ],
+    ),
     ("sata-modules", &["ahci", "ata_piix", "ata_generic"]),
     ("scsi-modules", &["sd_mod", "sr_mod", "virtio_scsi"]),
     ("ext4-modules", &["ext4"]),
@@ -83,7 +95,10 @@ fn parse_modules_dep(text: &str) -> BTreeMap<String, Vec<String>> {
     text.lines()
         .filter_map(|l| {
             let (m, deps) = l.split_once(':')?;
-            Some((m.trim().to_string(), deps.split_whitespace().map(str::to_string).collect()))
+            Some((
+                m.trim().to_string(),
+                deps.split_whitespace().map(str::to_string).collect(),
+            ))
         })
         .collect()
 }
@@ -107,7 +122,10 @@ pub fn build(
         "supplement v{FORMAT}\ninitrd {initrd_sha256}\nkernel {kernel_version}\nlinux-image {}\nsets {MODULE_SETS:?}\n",
         linux_image.sha256
     );
-    let key = format!("supplement-{}", hex::encode(Sha256::digest(key_text.as_bytes())));
+    let key = format!(
+        "supplement-{}",
+        hex::encode(Sha256::digest(key_text.as_bytes()))
+    );
     let cache = client.cache();
     if let Some(rec) = cache.record::<Supplement>(&key) {
         if cache.has(&rec.sha256) {
@@ -117,7 +135,10 @@ pub fn build(
     log::info!("building the installer supplement for kernel {kernel_version}");
     let entries = super::installer::read_initrd(client, initrd_sha256)?;
     let mod_prefix = format!("usr/lib/modules/{kernel_version}/");
-    let work = tempfile::tempdir().map_err(io_err("create a temporary directory", &std::env::temp_dir()))?;
+    let work = tempfile::tempdir().map_err(io_err(
+        "create a temporary directory",
+        &std::env::temp_dir(),
+    ))?;
 
     // 1. Every module of the installer's exact kernel, from the verified linux-image package.
     let deb = client.fetch(linux_image)?;
@@ -135,7 +156,8 @@ pub fn build(
                 if let Some(p) = dest.parent() {
                     fs::create_dir_all(p).map_err(ArchiveError::io(p.display().to_string()))?;
                 }
-                let mut f = fs::File::create(&dest).map_err(ArchiveError::io(dest.display().to_string()))?;
+                let mut f = fs::File::create(&dest)
+                    .map_err(ArchiveError::io(dest.display().to_string()))?;
                 io::copy(e.reader, &mut f).map_err(ArchiveError::io(dest.display().to_string()))?;
                 seen_any = true;
             }
@@ -151,7 +173,8 @@ pub fn build(
     }
     depmod(&full, kernel_version)?;
     let dep_path = full_mods.join("modules.dep");
-    let deps = parse_modules_dep(&fs::read_to_string(&dep_path).map_err(io_err("read", &dep_path))?);
+    let deps =
+        parse_modules_dep(&fs::read_to_string(&dep_path).map_err(io_err("read", &dep_path))?);
     let by_name: BTreeMap<String, &String> = deps.keys().map(|p| (module_name(p), p)).collect();
     let builtin_path = full_mods.join("modules.builtin");
     let builtin: BTreeSet<String> = fs::read_to_string(&builtin_path)
@@ -206,7 +229,9 @@ pub fn build(
             }
         }
     }
-    let status = status.ok_or_else(|| NetbootError::Installer("the installer initrd has no var/lib/dpkg/status".into()))?;
+    let status = status.ok_or_else(|| {
+        NetbootError::Installer("the installer initrd has no var/lib/dpkg/status".into())
+    })?;
     let mut archive = cpio::Newc::from_env();
     let mut added = Vec::new();
     for rel in &wanted {
@@ -221,10 +246,16 @@ pub fn build(
         let bytes = fs::read(&src).map_err(io_err("read", &src))?;
         fs::write(&dest, &bytes).map_err(io_err("write", &dest))?;
         let path = format!("{mod_prefix}{rel}");
-        archive.add_file(&path, bytes, 0o644).map_err(DebianError::from)?;
+        archive
+            .add_file(&path, bytes, 0o644)
+            .map_err(DebianError::from)?;
         added.push(path);
     }
-    for f in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
+    for f in [
+        "modules.order",
+        "modules.builtin",
+        "modules.builtin.modinfo",
+    ] {
         let src = full_mods.join(f);
         if src.is_file() && !fin_mods.join(f).is_file() {
             fs::copy(&src, fin_mods.join(f)).map_err(io_err("copy", &src))?;
@@ -235,7 +266,13 @@ pub fn build(
         .map_err(io_err("list", &fin_mods))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("modules.") && !matches!(n.as_str(), "modules.order" | "modules.builtin" | "modules.builtin.modinfo"))
+        .filter(|n| {
+            n.starts_with("modules.")
+                && !matches!(
+                    n.as_str(),
+                    "modules.order" | "modules.builtin" | "modules.builtin.modinfo"
+                )
+        })
         .collect();
     outputs.sort();
     for n in outputs {
@@ -290,7 +327,8 @@ mod tests {
     fn module_names() {
         assert_eq!(module_name("kernel/drivers/md/md-mod.ko.xz"), "md_mod");
         assert_eq!(module_name("kernel/fs/ext4/ext4.ko"), "ext4");
-        let d = parse_modules_dep("kernel/a.ko.xz: kernel/b.ko.xz kernel/c.ko.xz\nkernel/b.ko.xz:\n");
+        let d =
+            parse_modules_dep("kernel/a.ko.xz: kernel/b.ko.xz kernel/c.ko.xz\nkernel/b.ko.xz:\n");
         assert_eq!(d["kernel/a.ko.xz"], ["kernel/b.ko.xz", "kernel/c.ko.xz"]);
         assert!(d["kernel/b.ko.xz"].is_empty());
     }

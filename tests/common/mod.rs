@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 
 /// This machine's Debian mirror.
 pub fn mirror() -> String {
-    picaboot::debian::sources::system_mirror().expect("this machine's apt sources name a Debian mirror")
+    picaboot::debian::sources::system_mirror()
+        .expect("this machine's apt sources name a Debian mirror")
 }
 
 /// A cache shared by the tests of this checkout (kept between runs, so they are warm).
@@ -70,7 +71,10 @@ pub fn serve_dir(dir: &Path) -> String {
                 if ok {
                     let mut f = std::fs::File::open(&file).unwrap();
                     let len = f.metadata().unwrap().len();
-                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                    );
                     let mut buf = vec![0u8; 1 << 20];
                     loop {
                         let n = f.read(&mut buf).unwrap();
@@ -79,7 +83,10 @@ pub fn serve_dir(dir: &Path) -> String {
                         }
                     }
                 } else {
-                    let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                 }
             });
         }
