@@ -256,6 +256,27 @@ fn supplement_carries_modules_depmod_and_status() {
     assert!(status.contains(&format!(
         "Package: md-modules-{k}-di\nStatus: install ok installed\n"
     )));
+    // Replaced udebs: files from the ordinary packages, status paragraphs for anna.
+    for f in ["usr/sbin/mke2fs", "usr/sbin/sfdisk", "etc/mke2fs.conf"] {
+        assert!(entries.iter().any(|e| e.path == f && e.is_file()), "{f}");
+    }
+    let mkfs = entries
+        .iter()
+        .find(|e| e.path == "usr/sbin/mkfs.ext4")
+        .expect("mkfs.ext4");
+    assert!(mkfs.is_symlink() && mkfs.data == b"mke2fs");
+    for u in [
+        "e2fsprogs-udeb",
+        "libfdisk1-udeb",
+        "fdisk-udeb",
+        "xfsprogs-udeb",
+        "ntfs-3g-udeb",
+    ] {
+        assert!(
+            status.contains(&format!("Package: {u}\nStatus: install ok installed\n")),
+            "{u}"
+        );
+    }
     assert!(
         !sup.modules.is_empty()
             && sup

@@ -88,28 +88,45 @@ pub struct Packages {
     /// Where it came from (for messages), e.g. `dists/trixie/main/binary-amd64/Packages`.
     pub origin: String,
     text: String,
+    /// Paragraph start offsets by package name (built in one pass).
+    starts: std::collections::HashMap<String, Vec<usize>>,
 }
 
 impl Packages {
     /// Wraps the text of a verified index.
     pub fn new(origin: impl Into<String>, text: String) -> Self {
+        let mut starts: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        const KEY: &str = "Package: ";
+        let mut pos = if text.starts_with(KEY) {
+            Some(0)
+        } else {
+            text.find("\nPackage: ").map(|i| i + 1)
+        };
+        while let Some(start) = pos {
+            let name_start = start + KEY.len();
+            let name_end = text[name_start..]
+                .find('\n')
+                .map_or(text.len(), |e| name_start + e);
+            starts
+                .entry(text[name_start..name_end].to_string())
+                .or_default()
+                .push(start);
+            pos = text[name_end..]
+                .find("\nPackage: ")
+                .map(|i| name_end + i + 1);
+        }
         Self {
             origin: origin.into(),
             text,
+            starts,
         }
     }
 
     /// Every paragraph whose `Package:` is `name`, in index order.
     pub fn all(&self, name: &str) -> Vec<Package> {
-        let needle = format!("Package: {name}\n");
         let mut out = Vec::new();
-        let mut from = 0;
-        while let Some(i) = self.text[from..].find(&needle) {
-            let start = from + i;
-            from = start + needle.len();
-            if start != 0 && self.text.as_bytes()[start - 1] != b'\n' {
-                continue;
-            }
+        for &start in self.starts.get(name).map(Vec::as_slice).unwrap_or_default() {
             let end = self.text[start..]
                 .find("\n\n")
                 .map(|e| start + e)
@@ -124,16 +141,6 @@ impl Packages {
     /// The first paragraph for `name`.
     pub fn get(&self, name: &str) -> Option<Package> {
         self.all(name).into_iter().next()
-    }
-
-    /// Names of every package whose name starts with `prefix` and ends with `suffix`.
-    pub fn names_matching(&self, prefix: &str, suffix: &str) -> Vec<String> {
-        self.text
-            .lines()
-            .filter_map(|l| l.strip_prefix("Package: "))
-            .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
-            .map(str::to_string)
-            .collect()
     }
 }
 
@@ -183,6 +190,6 @@ mod tests {
             ("2", 4, "bb")
         );
         assert!(p.get("b").is_none());
-        assert_eq!(p.names_matching("a", ""), ["a-b", "a"]);
+        assert_eq!(p.get("a-b").unwrap().filename, "pool/a");
     }
 }

@@ -203,11 +203,15 @@ pub fn stage(
 
     let supplement = if opts.supplement {
         let image = client.find(&packages, &format!("linux-image-{}", images.kernel_version))?;
+        let debs = supplement::replacement_debs(client, &packages)?;
         Some(supplement::build(
             client,
-            &images.initrd,
-            &images.kernel_version,
-            &image,
+            &supplement::Inputs {
+                initrd_sha256: &images.initrd,
+                kernel_version: &images.kernel_version,
+                linux_image: &image,
+                debs,
+            },
         )?)
     } else {
         None

@@ -13,6 +13,14 @@
 //! (`Status: install ok installed`, `Provides: <set>`) so that anna, which keeps its state
 //! in that file, counts them as installed and never tries to download them.
 //!
+//! The same holds for the udebs of [`REPLACED_UDEBS`] (e2fsprogs and util-linux pieces that
+//! partman needs and some mirrors answer 404 for): their files come from the ordinary
+//! packages of the same source, their status paragraphs carry that source's version (the
+//! udeb index itself is not used: on some mirrors it does not match the signed InRelease),
+//! and two of them (xfs and ntfs tools, which
+//! picaboot's ext4 layouts never run) are recorded as installed without files, only so that
+//! anna does not fail on their download.
+//!
 //! The result is one newc archive (gzip'd), cached by the digests of its inputs.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +67,92 @@ pub const MODULE_SETS: &[(&str, &[&str])] = &[
     ("virtio-modules", &["virtio_blk", "virtio_net"]),
 ];
 
+/// A udeb replaced by files of ordinary packages.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplacedUdeb {
+    /// The udeb recorded as installed.
+    pub udeb: &'static str,
+    /// Ordinary packages to take files from (`a|b`: the first one the index has).
+    pub debs: &'static [&'static str],
+    /// Files to take (paths in the initrd); shared libraries of `debs` are always taken.
+    pub files: &'static [&'static str],
+    /// The ordinary package whose version is recorded (same source package as the udeb).
+    pub version_of: &'static str,
+}
+
+/// The udebs replaced by ordinary packages (file lists from the udebs' Contents index).
+pub const REPLACED_UDEBS: &[ReplacedUdeb] = &[
+    ReplacedUdeb {
+        udeb: "e2fsprogs-udeb",
+        debs: &[
+            "e2fsprogs",
+            "libext2fs2t64|libext2fs2",
+            "libcom-err2",
+            "libss2",
+        ],
+        files: &[
+            "etc/mke2fs.conf",
+            "usr/sbin/badblocks",
+            "usr/sbin/dumpe2fs",
+            "usr/sbin/e2fsck",
+            "usr/sbin/e2label",
+            "usr/sbin/e2mmpstatus",
+            "usr/sbin/fsck.ext2",
+            "usr/sbin/fsck.ext3",
+            "usr/sbin/fsck.ext4",
+            "usr/sbin/mke2fs",
+            "usr/sbin/mkfs.ext2",
+            "usr/sbin/mkfs.ext3",
+            "usr/sbin/mkfs.ext4",
+            "usr/sbin/resize2fs",
+            "usr/sbin/tune2fs",
+        ],
+        version_of: "e2fsprogs",
+    },
+    ReplacedUdeb {
+        udeb: "libfdisk1-udeb",
+        debs: &["libfdisk1"],
+        files: &[],
+        version_of: "libfdisk1",
+    },
+    ReplacedUdeb {
+        udeb: "libmount1-udeb",
+        debs: &["libmount1"],
+        files: &[],
+        version_of: "libmount1",
+    },
+    ReplacedUdeb {
+        udeb: "libsmartcols1-udeb",
+        debs: &["libsmartcols1"],
+        files: &[],
+        version_of: "libsmartcols1",
+    },
+    ReplacedUdeb {
+        udeb: "fdisk-udeb",
+        debs: &["fdisk"],
+        files: &["usr/sbin/fdisk", "usr/sbin/sfdisk"],
+        version_of: "fdisk",
+    },
+    ReplacedUdeb {
+        udeb: "eject-udeb",
+        debs: &["eject"],
+        files: &["usr/bin/eject"],
+        version_of: "eject",
+    },
+    ReplacedUdeb {
+        udeb: "xfsprogs-udeb",
+        debs: &[],
+        files: &[],
+        version_of: "xfsprogs",
+    },
+    ReplacedUdeb {
+        udeb: "ntfs-3g-udeb",
+        debs: &[],
+        files: &[],
+        version_of: "ntfs-3g",
+    },
+];
+
 /// Description of a built supplement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Supplement {
@@ -72,6 +166,55 @@ pub struct Supplement {
     pub modules: Vec<String>,
     /// udeb names recorded as installed.
     pub udebs: Vec<String>,
+    /// Files added from ordinary packages in place of udebs.
+    pub udeb_files: Vec<String>,
+}
+
+/// Inputs of a supplement, all from the verified chain.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// sha256 of the installer initrd (in the cache).
+    pub initrd_sha256: &'a str,
+    /// The installer kernel's version.
+    pub kernel_version: &'a str,
+    /// `linux-image-<kernel version>`.
+    pub linux_image: &'a Package,
+    /// The ordinary packages of [`REPLACED_UDEBS`] (files and versions), by name.
+    pub debs: BTreeMap<String, Package>,
+}
+
+/// Looks up the ordinary packages [`REPLACED_UDEBS`] needs.
+pub fn replacement_debs(
+    client: &Client,
+    packages: &crate::debian::Packages,
+) -> Result<BTreeMap<String, Package>, NetbootError> {
+    let mut out = BTreeMap::new();
+    for r in REPLACED_UDEBS {
+        for alts in r.debs.iter().chain([&r.version_of]) {
+            let found = alts.split('|').find_map(|n| packages.get(n));
+            let pkg = match found {
+                Some(p) => p,
+                None => client.find(packages, alts)?,
+            };
+            out.insert(pkg.name.clone(), pkg);
+        }
+    }
+    Ok(out)
+}
+
+/// Normalizes a package path to the merged-/usr layout of the installer initrd.
+fn usr_path(path: &str) -> String {
+    for top in ["bin/", "sbin/", "lib/"] {
+        if path.starts_with(top) {
+            return format!("usr/{path}");
+        }
+    }
+    path.to_string()
+}
+
+fn is_shared_lib(path: &str) -> bool {
+    path.strip_prefix("usr/lib/x86_64-linux-gnu/")
+        .is_some_and(|f| !f.contains('/') && f.starts_with("lib") && f.contains(".so."))
 }
 
 fn module_name(path: &str) -> String {
@@ -112,16 +255,21 @@ fn depmod(base: &Path, version: &str) -> Result<(), NetbootError> {
 }
 
 /// Builds (or takes from the cache) the supplement for an installer initrd.
-pub fn build(
-    client: &Client,
-    initrd_sha256: &str,
-    kernel_version: &str,
-    linux_image: &Package,
-) -> Result<Supplement, NetbootError> {
-    let key_text = format!(
-        "supplement v{FORMAT}\ninitrd {initrd_sha256}\nkernel {kernel_version}\nlinux-image {}\nsets {MODULE_SETS:?}\n",
+pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, NetbootError> {
+    let Inputs {
+        initrd_sha256,
+        kernel_version,
+        linux_image,
+        ..
+    } = *inputs;
+    let mut key_text = format!(
+        "supplement v{FORMAT}\ninitrd {initrd_sha256}\nkernel {kernel_version}\nlinux-image {}\nsets {MODULE_SETS:?}\nreplaced {REPLACED_UDEBS:?}\n",
         linux_image.sha256
     );
+    for (name, p) in &inputs.debs {
+        key_text.push_str(&format!("deb {name} {}\n", p.sha256));
+    }
+
     let key = format!(
         "supplement-{}",
         hex::encode(Sha256::digest(key_text.as_bytes()))
@@ -283,7 +431,87 @@ pub fn build(
             .map_err(DebianError::from)?;
     }
 
-    // 4. dpkg status: the installer's own, plus the supplied module udebs.
+    // 4. Files of the replaced udebs, from the ordinary packages.
+    let mut udeb_files = Vec::new();
+    for r in REPLACED_UDEBS {
+        let mut got: BTreeSet<String> = BTreeSet::new();
+        for alts in r.debs {
+            let pkg = alts
+                .split('|')
+                .find_map(|n| inputs.debs.get(n))
+                .ok_or_else(|| {
+                    NetbootError::Installer(format!("no package {alts} for {}", r.udeb))
+                })?;
+            let deb = client.fetch(pkg)?;
+            let mut seen: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
+            let mut add: Vec<(String, cpio::Kind, u32)> = Vec::new();
+            visit_data(&deb, |e| {
+                let path = usr_path(&e.path);
+                let wanted = r.files.contains(&path.as_str()) || is_shared_lib(&path);
+                let mode = e.header.mode().unwrap_or(0o644) & 0o7777;
+                match e.header.entry_type() {
+                    tar::EntryType::Regular => {
+                        let mut bytes = Vec::new();
+                        io::Read::read_to_end(e.reader, &mut bytes)
+                            .map_err(ArchiveError::io(deb.display().to_string()))?;
+                        if wanted {
+                            add.push((path.clone(), cpio::Kind::File(bytes.clone()), mode));
+                        }
+                        seen.insert(path, (bytes, mode));
+                    }
+                    tar::EntryType::Symlink if wanted => {
+                        let target = e
+                            .header
+                            .link_name()
+                            .ok()
+                            .flatten()
+                            .map(|t| t.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        add.push((path, cpio::Kind::Symlink(target), 0o777));
+                    }
+                    tar::EntryType::Link if wanted => {
+                        let target = e
+                            .header
+                            .link_name()
+                            .ok()
+                            .flatten()
+                            .map(|t| usr_path(t.to_string_lossy().trim_start_matches("./")))
+                            .unwrap_or_default();
+                        let (bytes, mode) = seen.get(&target).cloned().ok_or_else(|| {
+                            ArchiveError::malformed(
+                                deb.display().to_string(),
+                                format!("hard link {path} to unknown {target}"),
+                            )
+                        })?;
+                        add.push((path, cpio::Kind::File(bytes), mode));
+                    }
+                    _ => {}
+                }
+                Ok(Visit::Continue)
+            })
+            .map_err(DebianError::from)?;
+            for (path, kind, mode) in add {
+                match kind {
+                    cpio::Kind::File(b) => archive.add_file(&path, b, mode),
+                    cpio::Kind::Symlink(t) => archive.add_symlink(&path, &t),
+                    cpio::Kind::Dir => archive.add_dir(&path, mode),
+                }
+                .map_err(DebianError::from)?;
+                got.insert(path.clone());
+                udeb_files.push(path);
+            }
+        }
+        if let Some(missing) = r.files.iter().find(|f| !got.contains(**f)) {
+            return Err(NetbootError::Installer(format!(
+                "{}: `{missing}` not found in {}",
+                r.udeb,
+                r.debs.join(", ")
+            )));
+        }
+    }
+    udeb_files.sort();
+
+    // 5. dpkg status: the installer's own, plus the supplied udebs.
     let mut status = status.trim_end().to_string();
     status.push_str("\n\n");
     let mut udebs = Vec::new();
@@ -301,6 +529,28 @@ pub fn build(
         ));
         udebs.push(name);
     }
+    for r in REPLACED_UDEBS {
+        if status.contains(&format!("Package: {}\n", r.udeb)) {
+            continue;
+        }
+        let version = inputs
+            .debs
+            .get(r.version_of)
+            .map(|p| p.version.clone())
+            .ok_or_else(|| {
+                NetbootError::Installer(format!("no package {} for {}", r.version_of, r.udeb))
+            })?;
+        let what = if r.debs.is_empty() {
+            "recorded as installed without files (not used by picaboot's layouts)".to_string()
+        } else {
+            format!("files supplied by picaboot from {}", r.debs.join(", "))
+        };
+        status.push_str(&format!(
+            "Package: {}\nStatus: install ok installed\nVersion: {version}\nDescription: {what}\n\n",
+            r.udeb
+        ));
+        udebs.push(r.udeb.to_string());
+    }
     let status = status.trim_end().to_string() + "\n";
     archive
         .add_file("var/lib/dpkg/status", status, 0o644)
@@ -314,6 +564,7 @@ pub fn build(
         source: format!("{} {}", linux_image.name, linux_image.version),
         modules: added,
         udebs,
+        udeb_files,
     };
     cache.set_record(&key, &rec)?;
     Ok(rec)
