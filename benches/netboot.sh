@@ -23,7 +23,7 @@ bin=$PWD/target/release/picaboot
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f\n", b-a}'; }
 median() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 
 warm_cache=${PICABOOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/picaboot}

@@ -405,3 +405,104 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn corrupt_cache_blob_fails_after_staging_and_publishes_nothing() {
+    built();
+    // A private cache: the shared one's records and its blobs up to 90 MB (not the .debs).
+    let cache = tempfile::tempdir().unwrap();
+    let shared = common::shared_cache();
+    for sub in ["derived", "sha256"] {
+        std::fs::create_dir_all(cache.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(shared.join(sub))
+            .unwrap()
+            .filter_map(Result::ok)
+        {
+            if e.metadata().unwrap().len() <= 90 << 20 {
+                std::fs::copy(e.path(), cache.path().join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let (_, s) = built();
+    let blob = cache.path().join("sha256").join(&s.original_initrd_sha256);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let project = picaboot::project::open(&profiles()).unwrap();
+    let host = &project.loaded.profiles.hosts[HOST];
+    let target = netboot::target_dir(out.path(), HOST);
+    let client = Client::new(ClientOptions {
+        mirror: common::mirror(),
+        keyring: PathBuf::from(DEFAULT_KEYRING),
+        insecure: false,
+        cache_dir: cache.path().to_path_buf(),
+    });
+    let e = netboot::stage(
+        &client,
+        host,
+        &tree(),
+        &target,
+        &NetbootOptions {
+            frontend: Some(Frontend::Text),
+            supplement: true,
+            base_url: "http://x".into(),
+        },
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&s.original_initrd_sha256) && msg.contains("SHA256 mismatch"),
+        "{msg}"
+    );
+    assert!(!target.exists(), "nothing published");
+    assert!(walk(out.path()).is_empty(), "no leftovers");
+    assert!(!blob.exists(), "the corrupt blob left the cache");
+}
+
+#[test]
+fn cli_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_picaboot");
+    let out = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .arg("--profiles")
+            .arg(profiles())
+            .arg("-o")
+            .arg(out.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["netboot", "nosuchhost"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&["netboot", HOST, "--mirror", "ftp://example/debian"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let missing = out.path().join("none");
+    let o = run(&[
+        "netboot",
+        HOST,
+        "--mirror",
+        &format!("file://{}", missing.display()),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("dists/trixie/InRelease"), "{err}");
+    assert!(walk(out.path()).is_empty());
+}
