@@ -126,6 +126,13 @@ fn initrd_starts_with_the_original_installer_initrd() {
     )))
     .unwrap();
     assert_eq!(original.len() as u64, s.original_initrd_size);
+    // The kernel release read from the bzImage header names the initrd's module directory.
+    let raw = picaboot::archive::gunzip_all(&original, "original initrd").unwrap();
+    let entries = cpio::read_all(&raw, "original initrd").unwrap();
+    assert_eq!(
+        picaboot::netboot::installer::kernel_version(&entries).as_deref(),
+        Some(s.kernel_version.as_str())
+    );
     assert!(initrd.len() > original.len());
     assert!(
         initrd[..original.len()] == original[..],

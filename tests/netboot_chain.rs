@@ -198,3 +198,22 @@ fn missing_file_names_the_url() {
     let msg = chain(&c).unwrap_err().to_string();
     assert!(msg.contains("Packages.xz") && msg.contains("404"), "{msg}");
 }
+
+#[test]
+fn expired_release_is_refused() {
+    // A Valid-Until in the past (inserted, so only checkable with the signature check off).
+    let (_m, url) = mirror_with(|d| {
+        let p = d.join(format!("dists/{SUITE}/InRelease"));
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text.replacen(
+            "Origin: Debian\n",
+            "Origin: Debian\nValid-Until: Thu, 01 Jan 2015 00:00:00 UTC\n",
+            1,
+        );
+        std::fs::write(&p, text).unwrap();
+    });
+    let (c, _cache) = client(&url, Path::new(DEFAULT_KEYRING), true);
+    let e = chain(&c).unwrap_err();
+    assert!(matches!(e, DebianError::Expired { .. }), "{e}");
+    assert!(e.to_string().contains("dists/trixie/InRelease"), "{e}");
+}

@@ -144,6 +144,37 @@ impl Packages {
     }
 }
 
+/// Seconds since the epoch of a Release date (`Sat, 21 Nov 2026 09:18:10 UTC`); `None` when
+/// it cannot be read (the caller then refuses).
+pub fn parse_rfc2822(date: &str) -> Option<i64> {
+    let rest = date.split_once(',').map_or(date, |(_, r)| r).trim();
+    let mut w = rest.split_whitespace();
+    let day: i64 = w.next()?.parse().ok()?;
+    let month_name = w.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month_name)? as i64
+        + 1;
+    let year: i64 = w.next()?.parse().ok()?;
+    let mut hms = w.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let zone = w.next().unwrap_or("UTC");
+    if !matches!(zone, "UTC" | "GMT" | "+0000" | "Z") {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + s)
+}
+
 fn parse_paragraph(text: &str) -> Option<Package> {
     let mut fields = BTreeMap::new();
     for line in text.lines() {
@@ -167,6 +198,20 @@ fn parse_paragraph(text: &str) -> Option<Package> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_dates() {
+        assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_rfc2822("Sat, 21 Nov 2026 09:18:10 UTC"),
+            Some(1_795_252_690)
+        );
+        assert_eq!(
+            parse_rfc2822("Tue, 29 Feb 2000 12:00:00 UTC"),
+            Some(951_825_600)
+        );
+        assert_eq!(parse_rfc2822("garbage"), None);
+    }
 
     #[test]
     fn release_and_packages_parse() {

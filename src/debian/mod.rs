@@ -12,7 +12,7 @@ pub mod index;
 pub mod sources;
 
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,19 @@ pub enum DebianError {
     /// No mirror configured.
     #[error("no Debian mirror: {0}")]
     NoMirror(String),
+    /// The keyring to check signatures with is missing.
+    #[error(
+        "keyring {0} is missing (Debian package debian-archive-keyring, or pass another keyring)"
+    )]
+    NoKeyring(PathBuf),
+    /// The signed Release file has expired (`Valid-Until` in the past): a replayed old index.
+    #[error("{file}: expired on {valid_until} (Valid-Until): refusing a possibly replayed index")]
+    Expired {
+        /// The InRelease URL.
+        file: String,
+        /// The Valid-Until field.
+        valid_until: String,
+    },
     /// A local file operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -292,15 +305,27 @@ impl Client {
                 ),
             });
         }
+        if let Some(until) = release.fields.get("Valid-Until") {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            match index::parse_rfc2822(until) {
+                Some(t) if t >= now => {}
+                _ => {
+                    return Err(DebianError::Expired {
+                        file: self.url(&rel),
+                        valid_until: until.clone(),
+                    })
+                }
+            }
+        }
         Ok(release)
     }
 
     fn verify_signature(&self, rel: &str, bytes: &[u8]) -> Result<String, DebianError> {
         if !self.keyring.is_file() {
-            return Err(DebianError::NoMirror(format!(
-                "keyring {} is missing (Debian package debian-archive-keyring)",
-                self.keyring.display()
-            )));
+            return Err(DebianError::NoKeyring(self.keyring.clone()));
         }
         let dir = tempfile::tempdir().map_err(|e| DebianError::Io {
             what: "create a temporary directory",
@@ -454,11 +479,6 @@ fn strip_clearsign(bytes: &[u8]) -> Option<String> {
         out.push('\n');
     }
     Some(out)
-}
-
-/// Whether `path` looks like a keyring file.
-pub fn keyring_exists(path: &Path) -> bool {
-    path.is_file()
 }
 
 #[cfg(test)]

@@ -98,6 +98,19 @@ pub fn kernel_version(entries: &[cpio::ReadEntry]) -> Option<String> {
     })
 }
 
+/// The release (`uname -r`) of an x86 bzImage kernel, from its setup header (`HdrS`
+/// magic at 0x202, `kernel_version` pointer at 0x20E, string at pointer + 0x200).
+pub fn bzimage_release(image: &[u8]) -> Option<String> {
+    if image.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let ptr = u16::from_le_bytes([*image.get(0x20e)?, *image.get(0x20f)?]) as usize + 0x200;
+    let tail = image.get(ptr..(ptr + 256).min(image.len()))?;
+    let end = tail.iter().position(|&b| b == 0 || b == b' ')?;
+    let release = std::str::from_utf8(&tail[..end]).ok()?;
+    (!release.is_empty()).then(|| release.to_string())
+}
+
 struct HashingWriter<W> {
     inner: W,
     hash: Sha256,
@@ -193,8 +206,25 @@ pub fn fetch(
                 member_path(release_version, f, "initrd.gz")
             )));
         };
-        let entries = read_initrd(client, &initrd.0)?;
-        let kernel_version = kernel_version(&entries).ok_or_else(|| {
+        // The kernel's own release string; the initrd's lib/modules/<ver> when unreadable.
+        let linux_path = cache.blob_path(&linux.0);
+        let mut head = Vec::with_capacity(1 << 16);
+        std::fs::File::open(&linux_path)
+            .and_then(|f| io::Read::read_to_end(&mut io::Read::take(f, 1 << 16), &mut head))
+            .map_err(|e| DebianError::Io {
+                what: "read",
+                path: linux_path.clone(),
+                source: e,
+            })?;
+        let from_image = bzimage_release(&head);
+        let from_initrd = || -> Result<Option<String>, NetbootError> {
+            Ok(kernel_version(&read_initrd(client, &initrd.0)?))
+        };
+        let found_version = match from_image {
+            Some(v) => Some(v),
+            None => from_initrd()?,
+        };
+        let kernel_version = found_version.ok_or_else(|| {
             NetbootError::Installer(format!(
                 "{} {}: {dir} initrd has no lib/modules/<version>",
                 pkg.name, pkg.version
@@ -239,6 +269,19 @@ pub fn read_initrd(client: &Client, sha256: &str) -> Result<Vec<cpio::ReadEntry>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bzimage_header() {
+        let mut img = vec![0u8; 0x400];
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        img[0x300..0x318].copy_from_slice(b"6.12.117+deb13-amd64 (x)");
+        assert_eq!(
+            bzimage_release(&img).as_deref(),
+            Some("6.12.117+deb13-amd64")
+        );
+        assert_eq!(bzimage_release(&[0u8; 0x400]), None);
+    }
 
     #[test]
     fn names_and_paths() {
