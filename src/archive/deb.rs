@@ -42,7 +42,7 @@ where
             continue;
         };
         let reader: Box<dyn Read + '_> = match ext {
-            ".xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(member)),
+            ".xz" => Box::new(liblzma::read::XzDecoder::new_parallel(member)),
             ".zst" => {
                 Box::new(zstd::stream::read::Decoder::new(member).map_err(ArchiveError::io(&name))?)
             }

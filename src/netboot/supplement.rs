@@ -282,6 +282,10 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
     }
     log::info!("building the installer supplement for kernel {kernel_version}");
     let entries = super::installer::read_initrd(client, initrd_sha256)?;
+    log::info!(
+        "supplement: installer initrd read ({} entries)",
+        entries.len()
+    );
     let mod_prefix = format!("usr/lib/modules/{kernel_version}/");
     let work = tempfile::tempdir().map_err(io_err(
         "create a temporary directory",
@@ -319,7 +323,12 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
             linux_image.name, linux_image.version
         )));
     }
+    log::info!(
+        "supplement: modules of {} extracted; depmod",
+        linux_image.name
+    );
     depmod(&full, kernel_version)?;
+    log::info!("supplement: depmod done");
     let dep_path = full_mods.join("modules.dep");
     let deps =
         parse_modules_dep(&fs::read_to_string(&dep_path).map_err(io_err("read", &dep_path))?);
@@ -409,7 +418,9 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
             fs::copy(&src, fin_mods.join(f)).map_err(io_err("copy", &src))?;
         }
     }
+    log::info!("supplement: initrd modules written; depmod");
     depmod(&fin, kernel_version)?;
+    log::info!("supplement: depmod done; replaced udebs");
     let mut outputs: Vec<_> = fs::read_dir(&fin_mods)
         .map_err(io_err("list", &fin_mods))?
         .filter_map(Result::ok)
@@ -556,7 +567,9 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
         .add_file("var/lib/dpkg/status", status, 0o644)
         .map_err(DebianError::from)?;
 
+    log::info!("supplement: compressing {} entries", archive.len());
     let gz = gzip(&archive.to_bytes());
+    log::info!("supplement: {} bytes compressed", gz.len());
     let (sha256, _) = cache.put_bytes(&gz)?;
     let rec = Supplement {
         sha256,
