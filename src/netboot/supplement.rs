@@ -246,10 +246,28 @@ fn parse_modules_dep(text: &str) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// `depmod` from PATH, else from /usr/sbin or /sbin (not on a normal user's PATH).
+fn depmod_program() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("depmod").is_file()))
+        .unwrap_or(false);
+    if !on_path {
+        for p in ["/usr/sbin/depmod", "/sbin/depmod"] {
+            if Path::new(p).is_file() {
+                return p.into();
+            }
+        }
+    }
+    "depmod".into()
+}
+
 fn depmod(base: &Path, version: &str) -> Result<(), NetbootError> {
     exec::run(
         "rebuild modules.dep",
-        Command::new("depmod").arg("-b").arg(base).arg(version),
+        Command::new(depmod_program())
+            .arg("-b")
+            .arg(base)
+            .arg(version),
     )?;
     Ok(())
 }
