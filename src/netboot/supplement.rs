@@ -39,7 +39,7 @@ use crate::debian::{Client, DebianError, Package};
 use crate::exec;
 
 /// Bump when the supplement's content rules change (part of the cache key).
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The module udebs supplied, as in the installer's udeb names
 /// (`<set>-<kernel version>-di`), with the modules each one must carry. Dependencies
@@ -233,6 +233,52 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> N
     }
 }
 
+/// The uncompressed ELF of a module file (`.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`).
+fn decompress_module(raw: &[u8], name: &str) -> Result<Vec<u8>, ArchiveError> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    let r: io::Result<usize> = if name.ends_with(".xz") {
+        io::Read::read_to_end(
+            &mut liblzma::read::XzDecoder::new_multi_decoder(raw),
+            &mut out,
+        )
+    } else if name.ends_with(".zst") {
+        zstd::stream::read::Decoder::new(raw)
+            .and_then(|mut d| io::Read::read_to_end(&mut d, &mut out))
+    } else if name.ends_with(".gz") {
+        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(raw), &mut out)
+    } else {
+        out.extend_from_slice(raw);
+        Ok(out.len())
+    };
+    r.map_err(ArchiveError::io(name))?;
+    Ok(out)
+}
+
+/// Hard (`depends=`) and soft (`softdep=pre: … post: …`) dependencies from a module's
+/// `.modinfo` strings, as module names with `_`.
+fn modinfo_deps(elf: &[u8]) -> (Vec<String>, Vec<String>) {
+    let mut hard = Vec::new();
+    let mut soft = Vec::new();
+    for field in elf.split(|&b| b == 0) {
+        if let Some(v) = field.strip_prefix(b"depends=") {
+            let v = String::from_utf8_lossy(v);
+            hard.extend(
+                v.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x.replace('-', "_")),
+            );
+        } else if let Some(v) = field.strip_prefix(b"softdep=") {
+            let v = String::from_utf8_lossy(v);
+            soft.extend(
+                v.split_whitespace()
+                    .filter(|x| !x.ends_with(':'))
+                    .map(|x| x.replace('-', "_")),
+            );
+        }
+    }
+    (hard, soft)
+}
+
 /// Parses `modules.dep` into module path -> dependency paths.
 fn parse_modules_dep(text: &str) -> BTreeMap<String, Vec<String>> {
     text.lines()
@@ -312,9 +358,9 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
 
     // 1. Every module of the installer's exact kernel, from the verified linux-image package.
     let deb = client.fetch(linux_image)?;
-    let full = work.path().join("full");
-    let full_mods = full.join("lib/modules").join(kernel_version);
-    let mut seen_any = false;
+    // Held in memory (~100 MB): only a few dozen of the thousands of files are needed.
+    let mut full: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut kos: Vec<String> = Vec::new();
     visit_data(&deb, |e| {
         let rel = e
             .path
@@ -322,37 +368,36 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
             .or_else(|| e.path.strip_prefix(&mod_prefix["usr/".len()..]));
         if let Some(rel) = rel {
             if e.header.entry_type() == tar::EntryType::Regular {
-                let dest = full_mods.join(rel);
-                if let Some(p) = dest.parent() {
-                    fs::create_dir_all(p).map_err(ArchiveError::io(p.display().to_string()))?;
+                let mut bytes = Vec::new();
+                io::Read::read_to_end(e.reader, &mut bytes)
+                    .map_err(ArchiveError::io(deb.display().to_string()))?;
+                full.insert(rel.to_string(), bytes);
+                if rel.contains(".ko") {
+                    kos.push(rel.to_string());
                 }
-                let mut f = fs::File::create(&dest)
-                    .map_err(ArchiveError::io(dest.display().to_string()))?;
-                io::copy(e.reader, &mut f).map_err(ArchiveError::io(dest.display().to_string()))?;
-                seen_any = true;
             }
         }
         Ok(Visit::Continue)
     })
     .map_err(DebianError::from)?;
-    if !seen_any {
+    if kos.is_empty() {
         return Err(NetbootError::Installer(format!(
             "{} {}: no {mod_prefix} in the package",
             linux_image.name, linux_image.version
         )));
     }
-    log::info!(
-        "supplement: modules of {} extracted; depmod",
-        linux_image.name
-    );
-    depmod(&full, kernel_version)?;
-    log::info!("supplement: depmod done");
-    let dep_path = full_mods.join("modules.dep");
-    let deps =
-        parse_modules_dep(&fs::read_to_string(&dep_path).map_err(io_err("read", &dep_path))?);
-    let by_name: BTreeMap<String, &String> = deps.keys().map(|p| (module_name(p), p)).collect();
-    let builtin_path = full_mods.join("modules.builtin");
-    let builtin: BTreeSet<String> = fs::read_to_string(&builtin_path)
+    // Dependencies from each module's own .modinfo (`depends=`), read only for the modules
+    // needed: much faster than a depmod over the whole kernel.
+    let by_name: BTreeMap<String, String> =
+        kos.iter().map(|p| (module_name(p), p.clone())).collect();
+    let deps_of = |rel: &str| -> Result<(Vec<String>, Vec<String>), NetbootError> {
+        let raw = full.get(rel).map(Vec::as_slice).unwrap_or_default();
+        let elf = decompress_module(raw, rel).map_err(DebianError::from)?;
+        Ok(modinfo_deps(&elf))
+    };
+    let builtin: BTreeSet<String> = full
+        .get("modules.builtin")
+        .map(|b| String::from_utf8_lossy(b).into_owned())
         .unwrap_or_default()
         .lines()
         .map(module_name)
@@ -365,11 +410,25 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
             let name = m.replace('-', "_");
             match by_name.get(&name) {
                 Some(p) => {
-                    let mut stack = vec![(*p).clone()];
+                    let mut stack = vec![p.clone()];
                     while let Some(p) = stack.pop() {
-                        if wanted.insert(p.clone()) {
-                            stack.extend(deps.get(&p).cloned().unwrap_or_default());
+                        if !wanted.insert(p.clone()) {
+                            continue;
                         }
+                        let (hard, soft) = deps_of(&p)?;
+                        for d in hard {
+                            match by_name.get(&d) {
+                                Some(r) => stack.push(r.clone()),
+                                None if builtin.contains(&d) => {}
+                                None => {
+                                    return Err(NetbootError::Installer(format!(
+                                        "{} {}: module {p} depends on `{d}`, which is not there",
+                                        linux_image.name, linux_image.version
+                                    )))
+                                }
+                            }
+                        }
+                        stack.extend(soft.iter().filter_map(|d| by_name.get(d).cloned()));
                     }
                 }
                 None if builtin.contains(&name) => {}
@@ -413,12 +472,11 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
         if present.contains(rel) {
             continue;
         }
-        let src = full_mods.join(rel);
         let dest = fin_mods.join(rel);
         if let Some(p) = dest.parent() {
             fs::create_dir_all(p).map_err(io_err("create", p))?;
         }
-        let bytes = fs::read(&src).map_err(io_err("read", &src))?;
+        let bytes = full.get(rel).cloned().unwrap_or_default();
         fs::write(&dest, &bytes).map_err(io_err("write", &dest))?;
         let path = format!("{mod_prefix}{rel}");
         archive
@@ -431,13 +489,23 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
         "modules.builtin",
         "modules.builtin.modinfo",
     ] {
-        let src = full_mods.join(f);
-        if src.is_file() && !fin_mods.join(f).is_file() {
-            fs::copy(&src, fin_mods.join(f)).map_err(io_err("copy", &src))?;
+        let dest = fin_mods.join(f);
+        if let (Some(bytes), false) = (full.get(f), dest.is_file()) {
+            fs::write(&dest, bytes).map_err(io_err("write", &dest))?;
         }
     }
     log::info!("supplement: initrd modules written; depmod");
     depmod(&fin, kernel_version)?;
+    // Self-check: every dependency depmod recorded is in the final tree.
+    let final_dep = fin_mods.join("modules.dep");
+    let text = fs::read_to_string(&final_dep).map_err(io_err("read", &final_dep))?;
+    for (m, ds) in parse_modules_dep(&text) {
+        if let Some(d) = ds.iter().find(|d| !fin_mods.join(d).is_file()) {
+            return Err(NetbootError::Installer(format!(
+                "supplement: {m} needs {d}, which neither the initrd nor the supplement has"
+            )));
+        }
+    }
     log::info!("supplement: depmod done; replaced udebs");
     let mut outputs: Vec<_> = fs::read_dir(&fin_mods)
         .map_err(io_err("list", &fin_mods))?
@@ -604,6 +672,15 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modinfo_fields() {
+        let elf = b"\x7fELF\0license=GPL\0depends=md-mod,libcrc32c\0softdep=pre: crc32c post: x\0name=raid1\0";
+        let (hard, soft) = modinfo_deps(elf);
+        assert_eq!(hard, ["md_mod", "libcrc32c"]);
+        assert_eq!(soft, ["crc32c", "x"]);
+        assert!(modinfo_deps(b"\0depends=\0").0.is_empty());
+    }
 
     #[test]
     fn module_names() {
