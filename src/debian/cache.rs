@@ -134,6 +134,16 @@ impl Cache {
     /// Streams the blob `sha256` into `out` while hashing it; fails (after writing) when the
     /// content does not match, so the caller must discard `out` on error.
     pub fn copy_verified(&self, sha256: &str, out: &mut dyn Write) -> Result<u64, DebianError> {
+        self.copy_verified_state(sha256, out).map(|(n, _)| n)
+    }
+
+    /// Like [`Cache::copy_verified`], also returning the sha256 state after the blob, so that
+    /// a caller appending more bytes can finish the digest of the whole without re-reading.
+    pub fn copy_verified_state(
+        &self,
+        sha256: &str,
+        out: &mut dyn Write,
+    ) -> Result<(u64, Sha256), DebianError> {
         let p = self.blob_path(sha256);
         let f = File::open(&p).map_err(io_err("open", &p))?;
         let mut r = BufReader::with_capacity(CHUNK, f);
@@ -149,6 +159,7 @@ impl Cache {
             out.write_all(&buf[..n]).map_err(io_err("copy", &p))?;
             total += n as u64;
         }
+        let state = h.clone();
         let actual = hex::encode(h.finalize());
         if actual != sha256 {
             let _ = fs::remove_file(&p);
@@ -158,7 +169,29 @@ impl Cache {
                 actual,
             });
         }
-        Ok(total)
+        Ok((total, state))
+    }
+
+    /// The content of the blob `sha256`, read once and checked; a blob whose content no
+    /// longer matches is removed (with a warning) and reported as absent.
+    pub fn read_verified(&self, sha256: &str) -> Result<Option<Vec<u8>>, DebianError> {
+        let p = self.blob_path(sha256);
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &p)(e)),
+        };
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual == sha256 {
+            Ok(Some(bytes))
+        } else {
+            log::warn!(
+                "cache: {} is corrupt (sha256 {actual}); removing it",
+                p.display()
+            );
+            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            Ok(None)
+        }
     }
 
     fn record_path(&self, key: &str) -> PathBuf {

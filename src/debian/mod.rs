@@ -377,8 +377,8 @@ impl Client {
                 file: self.url(&format!("{base}InRelease")),
                 what: format!("lists no SHA256 for {index}"),
             })?;
-        let path = match self.cache.get(&plain.sha256)? {
-            Some(p) => p,
+        let bytes = match self.cache.read_verified(&plain.sha256)? {
+            Some(b) => b,
             None => {
                 let (ext, listed) = [".xz", ".gz"]
                     .iter()
@@ -416,13 +416,13 @@ impl Client {
                         actual,
                     });
                 }
-                self.cache.put_bytes(&text)?.1
+                self.cache.put_bytes(&text)?;
+                text
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| DebianError::Io {
-            what: "read",
-            path: path.clone(),
-            source: e,
+        let text = String::from_utf8(bytes).map_err(|_| DebianError::Missing {
+            file: self.url(&origin),
+            what: "not UTF-8 text".into(),
         })?;
         Ok(Packages::new(origin, text))
     }

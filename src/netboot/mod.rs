@@ -19,7 +19,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::archive::{cpio, gzip};
 use crate::debian::{Client, DebianError};
@@ -104,22 +104,6 @@ pub fn host_archive(tree: &Tree) -> Result<cpio::Newc, NetbootError> {
     Ok(a)
 }
 
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> NetbootError + 'a {
     move |source| {
         NetbootError::Output(OutputError::Io {
@@ -141,18 +125,16 @@ fn write_large(
 ) -> Result<ManifestEntry, NetbootError> {
     let path = dir.join(rel);
     let f = File::create(&path).map_err(io_err("create", &path))?;
-    let mut w = Hashing {
-        inner: BufWriter::with_capacity(1 << 20, f),
-        hash: Sha256::new(),
-    };
-    client.cache().copy_verified(blob, &mut w)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    // One pass: the blob's verified digest state continues over the appended parts.
+    let (_, mut hash) = client.cache().copy_verified_state(blob, &mut w)?;
     for part in extra {
+        hash.update(part);
         w.write_all(part).map_err(io_err("write", &path))?;
     }
     w.flush().map_err(io_err("write", &path))?;
-    let sha = hex::encode(w.hash.clone().finalize());
+    let sha = hex::encode(hash.finalize());
     let f = w
-        .inner
         .into_inner()
         .map_err(|e| io_err("write", &path)(e.into_error()))?;
     f.set_permissions(std::fs::Permissions::from_mode(0o644))
