@@ -6,9 +6,10 @@
 //! older kernel, and some mirrors answer 404 for them). Without `md-mod`, `raid1`, `ahci`,
 //! `ext4` or `dm-mod` partitioning a RAID1 + LVM layout fails.
 //!
-//! What: the modules of [`MODULE_SETS`] and their dependencies, taken from
-//! `linux-image-<kernel version>` (the installer's exact kernel), `modules.dep` & co
-//! rebuilt with `depmod -b` over the initrd's own modules plus the added ones, and
+//! What: the modules of [`MODULE_SETS`] and their dependencies (read from each module's
+//! `.modinfo`: `depends=` and `softdep=`), taken from `linux-image-<kernel version>` (the
+//! installer's exact kernel), `modules.dep` & co rebuilt with `depmod -b` over the initrd's
+//! own modules plus the added ones (then checked: every dependency it records is present), and
 //! `/var/lib/dpkg/status` = the initrd's status plus one paragraph per supplied module udeb
 //! (`Status: install ok installed`, `Provides: <set>`) so that anna, which keeps its state
 //! in that file, counts them as installed and never tries to download them.
@@ -22,6 +23,12 @@
 //! anna does not fail on their download.
 //!
 //! The result is one newc archive (gzip'd), cached by the digests of its inputs.
+//!
+//! Limit: the installer still downloads its other components (anna, through net-retriever,
+//! which checks `main/debian-installer/binary-amd64/Packages` against the signed Release).
+//! A mirror whose udeb index does not match its InRelease (measured on the development
+//! machine's mirror) stops the installer at "Download installer components" whatever this
+//! supplement holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
