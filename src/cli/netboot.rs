@@ -91,12 +91,17 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
             "picaboot: WARNING: --insecure: the Debian archive signature will NOT be checked"
         );
     }
-    let client = Client::new(ClientOptions {
+    let mut client = Client::new(ClientOptions {
         mirror,
         keyring: c.keyring.clone(),
         insecure: c.insecure,
         cache_dir: c.cache.clone().unwrap_or_else(Cache::default_dir),
     });
+    if let Some(proxy) = host.install.proxy.as_deref() {
+        client = client
+            .with_proxy(proxy)
+            .map_err(|e| UsageError(format!("install.proxy of {}: {e}", c.host)))?;
+    }
     let opts = NetbootOptions {
         frontend: c.frontend.map(|f| match f {
             FrontendArg::Text => Frontend::Text,

@@ -155,6 +155,22 @@ impl Client {
         }
     }
 
+    /// Routes HTTP(S) requests through a proxy (`http://host:port`), e.g. the host profile's
+    /// `install.proxy`.
+    pub fn with_proxy(mut self, proxy: &str) -> Result<Self, DebianError> {
+        let p = ureq::Proxy::new(proxy).map_err(|e| DebianError::Http {
+            url: proxy.to_string(),
+            reason: format!("not a usable proxy: {e}"),
+        })?;
+        self.agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(20))
+            .timeout_read(Duration::from_secs(60))
+            .user_agent(concat!("picaboot/", env!("CARGO_PKG_VERSION")))
+            .proxy(p)
+            .build();
+        Ok(self)
+    }
+
     /// The mirror root URL.
     pub fn mirror(&self) -> &str {
         &self.mirror
@@ -484,6 +500,20 @@ fn strip_clearsign(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_is_checked() {
+        let c = || {
+            Client::new(ClientOptions {
+                mirror: "http://127.0.0.1:9/debian".into(),
+                keyring: DEFAULT_KEYRING.into(),
+                insecure: false,
+                cache_dir: std::env::temp_dir(),
+            })
+        };
+        assert!(c().with_proxy("http://proxy.example:3128").is_ok());
+        assert!(c().with_proxy("ftp://x:1").is_err());
+    }
 
     #[test]
     fn clearsign_body() {
