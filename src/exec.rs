@@ -70,6 +70,9 @@ pub fn package_of(program: &str) -> &'static str {
         "debconf-set-selections" => "debconf",
         "mkfs.ext4" => "e2fsprogs",
         "dpkg-deb" => "dpkg",
+        "cpio" => "cpio",
+        "depmod" => "kmod",
+        "curl" => "curl",
         _ => "(unknown; see `apt-file search`)",
     }
 }

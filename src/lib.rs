@@ -5,10 +5,13 @@
 //! ([`cluster`]), and rendered through tera templates ([`render`]) into per-host trees that are
 //! published atomically ([`output`]). External programs all go through [`exec`].
 
+pub mod archive;
 pub mod cli;
 pub mod cluster;
+pub mod debian;
 pub mod exec;
 pub mod mirror;
+pub mod netboot;
 pub mod output;
 pub mod profile;
 pub mod project;

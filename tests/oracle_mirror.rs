@@ -14,7 +14,7 @@ fn release_pair_from_inrelease_verifies_with_debian_keyring() {
         std::path::Path::new(keyring).exists(),
         "{keyring} is missing: install the Debian package `debian-archive-keyring`"
     );
-    let mirror = picaboot::qemu::guest::host_mirror().expect("apt sources name a mirror");
+    let mirror = common::mirror();
     let scratch = common::scratch_profiles();
     let project = picaboot::project::open(&scratch.path().join("profiles")).unwrap();
     let suite = &project.loaded.profiles.hosts["alice"].install.suite;

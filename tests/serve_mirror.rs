@@ -14,7 +14,7 @@ use picaboot::serve::{mirror::MirrorProxy, Server};
 fn mirror_proxy_serves_a_verifiable_release_pair_and_passes_files_through() {
     require("curl", "curl");
     require("gpgv", "gpgv");
-    let upstream = picaboot::qemu::guest::host_mirror().expect("apt sources name a mirror");
+    let upstream = common::mirror();
     let root = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();

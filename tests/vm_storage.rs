@@ -79,7 +79,7 @@ fn first_boot_storage_script_builds_md2_and_save_in_a_vm() {
     ] {
         require(p, pkg);
     }
-    let mirror = guest::host_mirror().expect("this machine's apt sources name a Debian mirror");
+    let mirror = common::mirror();
     let scratch = common::scratch_profiles();
     let profiles = scratch.path().join("profiles");
     common::edit(

@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod netboot;
 mod push;
 mod render;
 mod serve;
@@ -56,6 +57,8 @@ pub enum Cmd {
     Serve(serve::ServeConfig),
     /// Push an image from an OCI layout to a registry (to become `image push`).
     Push(push::PushConfig),
+    /// Build OUT/HOST/netboot/: verified installer, initrd with the host's files, boot entries.
+    Netboot(netboot::NetbootConfig),
 }
 
 /// Runs a parsed command line.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Render(c) => render::render(c),
         Cmd::Serve(c) => serve::serve(c),
         Cmd::Push(c) => push::push(c),
+        Cmd::Netboot(c) => netboot::netboot(c),
     }
 }
 

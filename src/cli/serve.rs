@@ -41,7 +41,7 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             None => None,
             Some(u) => {
                 let url = if u == "apt" {
-                    crate::qemu::guest::host_mirror().ok_or_else(|| {
+                    crate::debian::sources::system_mirror().map_err(|_| {
                         UsageError("no Debian mirror in this machine's apt sources".into())
                     })?
                 } else {

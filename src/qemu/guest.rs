@@ -109,54 +109,9 @@ pub struct Guest {
     pub root: PathBuf,
 }
 
-/// `$XDG_CACHE_HOME/picaboot` (default `~/.cache/picaboot`).
+/// `$XDG_CACHE_HOME/picaboot` (default `~/.cache/picaboot`), shared with the Debian cache.
 pub fn cache_root() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/var/cache"))
-        .join("picaboot")
-}
-
-/// The first Debian mirror of this machine's apt sources (deb822 `.sources` files first, then
-/// `sources.list`), for tests and development. Read at run time, never stored.
-pub fn host_mirror() -> Option<String> {
-    let mut texts = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "sources"))
-        {
-            texts.push(std::fs::read_to_string(p).unwrap_or_default());
-        }
-    }
-    for t in &texts {
-        for stanza in t.split("\n\n") {
-            let suites = stanza
-                .lines()
-                .find_map(|l| l.strip_prefix("Suites:"))
-                .unwrap_or("");
-            if suites.contains("security") {
-                continue;
-            }
-            if let Some(uris) = stanza.lines().find_map(|l| l.strip_prefix("URIs:")) {
-                if let Some(u) = uris.split_whitespace().next() {
-                    return Some(u.trim_end_matches('/').to_string());
-                }
-            }
-        }
-    }
-    let list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
-    list.lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("deb ") && !l.contains("security"))
-        .find_map(|l| {
-            l.split_whitespace()
-                .find(|w| w.contains("://"))
-                .map(|u| u.trim_end_matches('/').to_string())
-        })
+    crate::debian::cache::Cache::default_dir()
 }
 
 /// Returns the cached guest for `recipe`, building it first when needed.

@@ -1,0 +1,240 @@
+//! Debian archive indexes: the signed `Release` text (from `InRelease`) and `Packages`
+//! stanzas (RFC 822 style, one paragraph per package).
+
+use std::collections::BTreeMap;
+
+/// One file listed in a `Release` file's `SHA256:` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// sha256, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A verified `Release` file.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The suite as requested (codename).
+    pub suite: String,
+    /// Top-level fields (`Suite`, `Codename`, `Date`, ...), multi-line fields excluded.
+    pub fields: BTreeMap<String, String>,
+    /// The `SHA256:` list: path relative to `dists/SUITE/` -> hash and size.
+    pub sha256: BTreeMap<String, Listed>,
+}
+
+impl Release {
+    /// Parses the (already verified) text of a Release file.
+    pub fn parse(suite: &str, text: &str) -> Self {
+        let mut fields = BTreeMap::new();
+        let mut sha256 = BTreeMap::new();
+        let mut in_sha256 = false;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(' ') {
+                if in_sha256 {
+                    let parts: Vec<&str> = rest.split_whitespace().collect();
+                    if let [hash, size, path] = parts[..] {
+                        if let Ok(size) = size.parse() {
+                            sha256.insert(
+                                path.to_string(),
+                                Listed {
+                                    sha256: hash.to_ascii_lowercase(),
+                                    size,
+                                },
+                            );
+                        }
+                    }
+                }
+                continue;
+            }
+            in_sha256 = false;
+            if let Some((k, v)) = line.split_once(':') {
+                let v = v.trim();
+                if k == "SHA256" {
+                    in_sha256 = true;
+                } else if !v.is_empty() {
+                    fields.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        Self {
+            suite: suite.to_string(),
+            fields,
+            sha256,
+        }
+    }
+}
+
+/// One package paragraph of a `Packages` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// `Package:`.
+    pub name: String,
+    /// `Version:`.
+    pub version: String,
+    /// `Filename:` (relative to the mirror root, `pool/...`).
+    pub filename: String,
+    /// `Size:`.
+    pub size: u64,
+    /// `SHA256:`.
+    pub sha256: String,
+    /// Every single-line field of the paragraph.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A verified `Packages` index held in memory, searched on demand.
+#[derive(Debug, Clone)]
+pub struct Packages {
+    /// Where it came from (for messages), e.g. `dists/trixie/main/binary-amd64/Packages`.
+    pub origin: String,
+    text: String,
+    /// Paragraph start offsets by package name (built in one pass).
+    starts: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl Packages {
+    /// Wraps the text of a verified index.
+    pub fn new(origin: impl Into<String>, text: String) -> Self {
+        let mut starts: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        const KEY: &str = "Package: ";
+        let mut pos = if text.starts_with(KEY) {
+            Some(0)
+        } else {
+            text.find("\nPackage: ").map(|i| i + 1)
+        };
+        while let Some(start) = pos {
+            let name_start = start + KEY.len();
+            let name_end = text[name_start..]
+                .find('\n')
+                .map_or(text.len(), |e| name_start + e);
+            starts
+                .entry(text[name_start..name_end].to_string())
+                .or_default()
+                .push(start);
+            pos = text[name_end..]
+                .find("\nPackage: ")
+                .map(|i| name_end + i + 1);
+        }
+        Self {
+            origin: origin.into(),
+            text,
+            starts,
+        }
+    }
+
+    /// Every paragraph whose `Package:` is `name`, in index order.
+    pub fn all(&self, name: &str) -> Vec<Package> {
+        let mut out = Vec::new();
+        for &start in self.starts.get(name).map(Vec::as_slice).unwrap_or_default() {
+            let end = self.text[start..]
+                .find("\n\n")
+                .map(|e| start + e)
+                .unwrap_or(self.text.len());
+            if let Some(p) = parse_paragraph(&self.text[start..end]) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// The first paragraph for `name`.
+    pub fn get(&self, name: &str) -> Option<Package> {
+        self.all(name).into_iter().next()
+    }
+}
+
+/// Seconds since the epoch of a Release date (`Sat, 21 Nov 2026 09:18:10 UTC`); `None` when
+/// it cannot be read (the caller then refuses).
+pub fn parse_rfc2822(date: &str) -> Option<i64> {
+    let rest = date.split_once(',').map_or(date, |(_, r)| r).trim();
+    let mut w = rest.split_whitespace();
+    let day: i64 = w.next()?.parse().ok()?;
+    let month_name = w.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month_name)? as i64
+        + 1;
+    let year: i64 = w.next()?.parse().ok()?;
+    let mut hms = w.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let zone = w.next().unwrap_or("UTC");
+    if !matches!(zone, "UTC" | "GMT" | "+0000" | "Z") {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + s)
+}
+
+fn parse_paragraph(text: &str) -> Option<Package> {
+    let mut fields = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            fields.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    Some(Package {
+        name: fields.get("Package")?.clone(),
+        version: fields.get("Version")?.clone(),
+        filename: fields.get("Filename")?.clone(),
+        size: fields.get("Size")?.parse().ok()?,
+        sha256: fields.get("SHA256")?.to_ascii_lowercase(),
+        fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_dates() {
+        assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_rfc2822("Sat, 21 Nov 2026 09:18:10 UTC"),
+            Some(1_795_252_690)
+        );
+        assert_eq!(
+            parse_rfc2822("Tue, 29 Feb 2000 12:00:00 UTC"),
+            Some(951_825_600)
+        );
+        assert_eq!(parse_rfc2822("garbage"), None);
+    }
+
+    #[test]
+    fn release_and_packages_parse() {
+        let r = Release::parse(
+            "trixie",
+            "Origin: Debian\nCodename: trixie\nMD5Sum:\n 00 1 x\nSHA256:\n ABCD 12 main/binary-amd64/Packages\n 0123 3 main/binary-amd64/Packages.xz\nAcquire-By-Hash: yes\n",
+        );
+        assert_eq!(r.fields["Codename"], "trixie");
+        assert_eq!(r.sha256["main/binary-amd64/Packages"].sha256, "abcd");
+        assert_eq!(r.sha256["main/binary-amd64/Packages.xz"].size, 3);
+        assert_eq!(r.sha256.len(), 2);
+
+        let p = Packages::new(
+            "t",
+            "Package: a-b\nVersion: 1\nFilename: pool/a\nSize: 3\nSHA256: aa\n\nPackage: a\nVersion: 2\nDescription: x\n more\nFilename: pool/b\nSize: 4\nSHA256: BB\n"
+                .to_string(),
+        );
+        let a = p.get("a").unwrap();
+        assert_eq!(
+            (a.version.as_str(), a.size, a.sha256.as_str()),
+            ("2", 4, "bb")
+        );
+        assert!(p.get("b").is_none());
+        assert_eq!(p.get("a-b").unwrap().filename, "pool/a");
+    }
+}
