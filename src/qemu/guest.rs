@@ -208,17 +208,36 @@ pub fn build(recipe: &GuestRecipe, cache: &Path) -> Result<Guest, GuestError> {
     Ok(guest)
 }
 
-/// Makes the read-only `scenario` disk from a directory (its `run` script is executed).
+/// Makes the read-only `scenario` disk from a directory (its `run` script is executed), sized
+/// for its content.
 pub fn scenario_disk(dir: &Path, image: &Path) -> Result<(), GuestError> {
+    let content = dir_size(dir);
+    let mib = (content / (1 << 20)) * 12 / 10 + 64;
     exec::run(
         "make the scenario disk",
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", "scenario", "-d"])
             .arg(dir)
             .arg(image)
-            .arg("64M"),
+            .arg(format!("{mib}M")),
     )?;
     Ok(())
+}
+
+/// Bytes of the regular files below `dir` (not following links).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Creates a sparse raw disk image of `bytes`.

@@ -6,6 +6,7 @@
 
 pub mod accel;
 pub mod guest;
+pub mod podman;
 pub mod report;
 pub mod vm;
 
