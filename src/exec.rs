@@ -70,6 +70,8 @@ pub fn package_of(program: &str) -> &'static str {
         "debconf-set-selections" => "debconf",
         "mkfs.ext4" => "e2fsprogs",
         "dpkg-deb" => "dpkg",
+        "curl" => "curl",
+        "git" => "git",
         _ => "(unknown; see `apt-file search`)",
     }
 }

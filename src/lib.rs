@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod exec;
+pub mod image;
 pub mod output;
 pub mod profile;
 pub mod project;

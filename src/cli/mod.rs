@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod image;
 mod render;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub enum Cmd {
     Check(check::CheckConfig),
     /// Render a host's files (preseed, rootfs/…, manifest.json) into OUT/HOST/.
     Render(render::RenderConfig),
+    /// Container images: build, dockerfile, list, test.
+    Image(image::ImageCmd),
 }
 
 /// Runs a parsed command line.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Check(c) => check::check(c),
         Cmd::Render(c) => render::render(c),
+        Cmd::Image(c) => image::image(c),
     }
 }
 
@@ -73,6 +77,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if cause.is::<UsageError>()
             || cause.is::<crate::render::RenderError>()
+            || matches!(
+                cause.downcast_ref::<crate::image::SpecError>(),
+                Some(crate::image::SpecError::Invalid(_) | crate::image::SpecError::Unknown(_))
+            )
             || matches!(cause.downcast_ref::<ProfileError>(), Some(ProfileError::Invalid(_)))
         {
             return EXIT_USER;

@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("storage-setup.service", include_str!("../../templates/storage-setup.service.tera")),
     ("preseed.cfg", include_str!("../../templates/preseed.cfg.tera")),
     ("late-command.sh", include_str!("../../templates/late-command.sh.tera")),
+    ("Dockerfile", include_str!("../../templates/Dockerfile.tera")),
 ];
 
 /// The shared tera instance (templates are parsed once per process).
