@@ -99,6 +99,11 @@ pub fn print_error(err: &anyhow::Error) {
             "picaboot: {n} problem{} in the profiles; nothing was written",
             if n == 1 { "" } else { "s" }
         );
+    } else if let Some(crate::image::SpecError::Invalid(d)) =
+        err.chain().find_map(|c| c.downcast_ref::<crate::image::SpecError>())
+    {
+        eprintln!("{d}");
+        eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());
     } else {
         eprintln!("picaboot: error: {err:#}");
     }

@@ -47,16 +47,22 @@ pub fn podman_run_args(nofile: u64) -> Vec<String> {
 /// Starts `archive` (an oci-archive of `img`) with podman, runs the check, removes the
 /// container. Returns the check's output.
 pub fn run_check(img: &Image, archive: &Path, progress: &mut dyn FnMut(&str)) -> Result<String, CheckError> {
+    run_check_ref(img, &format!("oci-archive:{}", archive.display()), progress)
+}
+
+/// Like [`run_check`] for any image reference podman understands (`oci-archive:…`,
+/// `localhost/name`, …).
+pub fn run_check_ref(img: &Image, image_ref: &str, progress: &mut dyn FnMut(&str)) -> Result<String, CheckError> {
     let c = &img.spec.check;
     let name = format!("picaboot-check-{}-{}", img.name, std::process::id());
     let _ = exec::run("podman rm", Command::new("podman").args(["rm", "-f", &name]));
-    progress(&format!("[{}] podman run {}", img.name, archive.display()));
+    progress(&format!("[{}] podman run {image_ref}", img.name));
     exec::run(
         &format!("starting {} with podman", img.name),
         Command::new("podman")
             .args(["run", "-d", "--name", &name])
             .args(podman_run_args(c.nofile))
-            .arg(format!("oci-archive:{}", archive.display())),
+            .arg(image_ref),
     )?;
     let start = Instant::now();
     let mut last;

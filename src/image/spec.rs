@@ -256,6 +256,23 @@ fn valid_package(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '+'))
 }
 
+/// True when `rel`, taken from an image directory, stays inside the images directory (a
+/// file may be shared with a sibling image as `../other/file`).
+fn stays_inside(rel: &str) -> bool {
+    let mut depth = 1i32;
+    for c in rel.split('/') {
+        match c {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 1 && c != ".." || depth < 0 {
+            return false;
+        }
+    }
+    depth >= 2
+}
+
 fn valid_abs(s: &str) -> bool {
     s.starts_with('/') && !s.split('/').any(|p| p == "..") && !s.contains('\0')
 }
@@ -291,8 +308,8 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
     }
     for (i, f) in s.files.iter().enumerate() {
         let p = img.dir.join(&f.src);
-        if f.src.starts_with('/') || f.src.split('/').any(|c| c == "..") {
-            d.push(src.diag(format!("files[{i}].src"), "must be a path inside the image directory"));
+        if f.src.starts_with('/') || !stays_inside(&f.src) {
+            d.push(src.diag(format!("files[{i}].src"), "must be a path inside the images directory"));
         } else if !p.is_file() {
             d.push(src.diag(format!("files[{i}].src"), format!("{} does not exist", p.display())));
         }

@@ -1,0 +1,331 @@
+//! Image tier: builds tx-debian, tx-apache and tx-nginx with the real tools (debootstrap,
+//! overlayfs, unshare), then lets the oracles judge: `umoci unpack`, `skopeo inspect oci:`,
+//! podman runs each image and its declared check, buildah builds the rendered Dockerfile FROM
+//! the parent picaboot built, and a second clean build gives the same manifest digests.
+//!
+//! Runs as root (scripts/test). Builds use this machine's apt mirror (`--host-mirror`), one
+//! heavy build at a time. A missing tool fails the test and names its Debian package.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use picaboot::image;
+
+/// Fixed SOURCE_DATE_EPOCH for the tests (2025-11-24).
+const EPOCH: &str = "1763942400";
+
+/// One debootstrap / apt build at a time (2-core machines).
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn work() -> PathBuf {
+    root().join("target/picaboot-image-tests")
+}
+
+fn need(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "`{tool}` is missing: install the Debian package `{package}` (scripts/test installs scripts/apt-packages.d/images.txt)");
+}
+
+fn tools() {
+    for (t, p) in [
+        ("debootstrap", "debootstrap"),
+        ("unshare", "util-linux"),
+        ("skopeo", "skopeo"),
+        ("umoci", "umoci"),
+        ("podman", "podman"),
+        ("runc", "runc"),
+        ("buildah", "buildah"),
+        ("curl", "curl"),
+    ] {
+        need(t, p);
+    }
+}
+
+fn picaboot(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(args)
+        .current_dir(root())
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .expect("picaboot runs");
+    eprintln!("picaboot {}:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Builds NAME with the CLI; returns name -> manifest digest of the images built.
+fn build(name: &str, cache: &Path, out: &Path) -> BTreeMap<String, String> {
+    let o = picaboot(&[
+        "image",
+        "build",
+        name,
+        "--host-mirror",
+        "--json",
+        "--cache",
+        cache.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "build of {name} failed ({})", o.status);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("--json output");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["manifest"]["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+struct Family {
+    cache: PathBuf,
+    out: PathBuf,
+    digests: BTreeMap<String, String>,
+}
+
+/// The first clean build (fresh cache): tx-debian, tx-apache, tx-nginx.
+fn family() -> &'static Family {
+    static F: OnceLock<Family> = OnceLock::new();
+    F.get_or_init(|| {
+        tools();
+        let _g = heavy();
+        let cache = work().join("cache-a");
+        let out = work().join("out-a");
+        let _ = std::fs::remove_dir_all(&cache);
+        let _ = std::fs::remove_dir_all(&out);
+        let t = Instant::now();
+        let mut digests = build("tx-apache", &cache, &out);
+        digests.extend(build("tx-nginx", &cache, &out));
+        eprintln!("clean build of the family: {:.1} s", t.elapsed().as_secs_f64());
+        Family { cache, out, digests }
+    })
+}
+
+fn images() -> image::Images {
+    image::load(&root().join("images")).expect("repository images are valid")
+}
+
+#[test]
+fn skopeo_and_umoci_accept_the_layout() {
+    let f = family();
+    let layout = f.out.to_str().unwrap();
+    for name in ["tx-debian", "tx-apache", "tx-nginx"] {
+        let j = run(Command::new("skopeo").args(["inspect", &format!("oci:{layout}:{name}")]));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["Digest"].as_str(), Some(f.digests[name].as_str()), "{name}");
+        assert_eq!(v["Labels"]["org.opencontainers.image.title"].as_str(), Some(name));
+        assert!(v["Labels"]["org.opencontainers.image.revision"].is_string());
+        // the oci-archive holds the same image
+        let a = run(Command::new("skopeo").args([
+            "inspect",
+            &format!("oci-archive:{layout}/{name}.oci.tar"),
+        ]));
+        let va: serde_json::Value = serde_json::from_str(&a).unwrap();
+        assert_eq!(va["Digest"], v["Digest"]);
+    }
+    let cfg = run(Command::new("skopeo").args(["inspect", "--config", &format!("oci:{layout}:tx-apache")]));
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert!(cfg["config"]["ExposedPorts"]["80/tcp"].is_object(), "{cfg}");
+    assert_eq!(cfg["config"]["Cmd"][0], "/usr/bin/supervisord");
+    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+
+    let bundle = work().join("umoci-bundle");
+    let _ = std::fs::remove_dir_all(&bundle);
+    run(Command::new("umoci").args(["unpack", "--image", &format!("{layout}:tx-apache")]).arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    assert!(rootfs.join("usr/sbin/apache2").is_file());
+    assert!(rootfs.join("usr/bin/supervisord").is_file());
+    assert!(rootfs.join("var/lib/dpkg/status").is_file());
+    for volatile in ["var/log/dpkg.log", "var/cache/ldconfig/aux-cache", "var/log/apt/history.log"] {
+        assert!(!rootfs.join(volatile).exists(), "{volatile} must not be in the image");
+    }
+    let lists: Vec<_> = std::fs::read_dir(rootfs.join("var/lib/apt/lists")).unwrap().collect();
+    assert!(lists.len() <= 1, "apt lists left in the image");
+    // the images carry the site's mirror, never the build machine's
+    let sources = std::fs::read_to_string(rootfs.join("etc/apt/sources.list")).unwrap();
+    let (_, site_mirror) = image::build::site_install(&root().join("profiles")).unwrap();
+    assert!(sources.contains(&site_mirror), "{sources}");
+    let _ = std::fs::remove_dir_all(&bundle);
+}
+
+#[test]
+fn podman_runs_each_image_and_its_check_passes() {
+    let f = family();
+    let imgs = images();
+    for name in ["tx-debian", "tx-apache", "tx-nginx"] {
+        let archive = f.out.join(format!("{name}.oci.tar"));
+        let t = Instant::now();
+        image::runtest::run_check(&imgs.by_name[name], &archive, &mut |m| eprintln!("{m}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("{name}: podman check {:.1} s", t.elapsed().as_secs_f64());
+    }
+}
+
+#[test]
+fn unchanged_rebuild_takes_under_a_second() {
+    let f = family();
+    let _g = heavy();
+    let t = Instant::now();
+    let d = build("tx-apache", &f.cache, &f.out);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(d["tx-apache"], f.digests["tx-apache"]);
+    assert!(secs < 1.0, "unchanged rebuild took {secs:.2} s");
+}
+
+#[test]
+fn two_clean_builds_give_the_same_manifest_digest() {
+    let f = family();
+    let _g = heavy();
+    let cache = work().join("cache-b");
+    let out = work().join("out-b");
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&out);
+    let d = build("tx-apache", &cache, &out);
+    for name in ["tx-debian", "tx-apache"] {
+        if d[name] != f.digests[name] {
+            let a = run(Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", f.out.display())]));
+            let b = run(Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", out.display())]));
+            panic!("{name}: {} vs {}\nfirst: {a}\nsecond: {b}", f.digests[name], d[name]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn dockerfile_builds_with_buildah_from_the_parent_picaboot_built() {
+    let f = family();
+    let _g = heavy();
+    let ctx = work().join("dockerfiles");
+    let o = picaboot(&["image", "dockerfile", "tx-apache", "-o", ctx.to_str().unwrap()]);
+    assert!(o.status.success());
+    let dockerfile = std::fs::read_to_string(ctx.join("tx-apache/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("FROM ${REGISTRY}/tx-debian:latest"), "{dockerfile}");
+    assert!(ctx.join("tx-apache/rootfs/usr/local/bin/apache2-foreground").is_file());
+    // the parent, as picaboot built it, into containers-storage
+    run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{}:tx-debian", f.out.display()),
+        "containers-storage:localhost/picaboot-test/tx-debian:latest",
+    ]));
+    // apt inside buildah's RUN uses this machine's mirror (the image keeps the site's)
+    let (suite, _) = image::build::site_install(&root().join("profiles")).unwrap();
+    let mirror = image::build::host_mirror().expect("this machine has apt sources");
+    let sources = work().join("buildah-sources.list");
+    std::fs::write(&sources, format!("deb {mirror} {suite} main\n")).unwrap();
+    run(Command::new("buildah")
+        .args(["bud", "--isolation", "chroot", "--pull=false"])
+        .args(["--build-arg", "REGISTRY=localhost/picaboot-test"])
+        .arg("-v")
+        .arg(format!("{}:/etc/apt/sources.list:ro", sources.display()))
+        .args(["-t", "localhost/picaboot-test/tx-apache-dockerfile:latest"])
+        .arg(ctx.join("tx-apache")));
+    // and the Docker-built image passes the same check
+    let imgs = images();
+    image::runtest::run_check_ref(
+        &imgs.by_name["tx-apache"],
+        "localhost/picaboot-test/tx-apache-dockerfile:latest",
+        &mut |m| eprintln!("{m}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn failing_step_shows_its_command_and_output_tail() {
+    let f = family();
+    let _g = heavy();
+    let dir = work().join("images-broken");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("broken")).unwrap();
+    run(Command::new("cp").arg("-a").arg(root().join("images/tx-debian")).arg(&dir));
+    std::fs::write(
+        dir.join("broken/image.toml"),
+        "description = \"fails\"\nparent = \"tx-debian\"\nsteps = [\"echo picaboot-boom-tail >&2; exit 7\"]\n[check]\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let o = picaboot(&[
+        "image",
+        "build",
+        "broken",
+        "--images",
+        dir.to_str().unwrap(),
+        "--host-mirror",
+        "--cache",
+        f.cache.to_str().unwrap(),
+        "-o",
+        work().join("out-broken").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("[tx-debian] cached"), "parent reused from the cache: {err}");
+    assert!(err.contains("step 1/1"), "{err}");
+    assert!(err.contains("exit 7") && err.contains("picaboot-boom-tail") && err.contains("exit status: 7"), "{err}");
+}
+
+#[test]
+fn unreachable_release_download_fails_naming_the_source() {
+    let f = family();
+    let _g = heavy();
+    let o = picaboot(&[
+        "image",
+        "build",
+        "tx-kanboard",
+        "--host-mirror",
+        "--cache",
+        f.cache.to_str().unwrap(),
+        "-o",
+        work().join("out-kanboard").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("source unreachable: https://github.com/kanboard/kanboard/"), "{err}");
+}
+
+#[test]
+fn check_reports_bad_image_specs_with_lines() {
+    let dir = work().join("images-bad");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("bad")).unwrap();
+    std::fs::write(
+        dir.join("bad/image.toml"),
+        "description = \"bad\"\nparent = \"missing\"\nfiles = [{ src = \"nope\", dest = \"etc/x\" }]\n[check]\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let o = picaboot(&["check", "--images", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let d = dir.display();
+    assert!(err.contains(&format!("{d}/bad/image.toml:2: parent: no image named `missing`")), "{err}");
+    assert!(err.contains(&format!("{d}/bad/image.toml:3: files[0].dest: must be an absolute")), "{err}");
+    assert!(err.contains(&format!("{d}/bad/image.toml:3: files[0].src: {d}/bad/nope does not exist")), "{err}");
+}
