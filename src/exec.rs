@@ -131,7 +131,11 @@ pub fn run(task: &str, cmd: &mut Command) -> Result<Output, ExecError> {
             task: task.to_string(),
             command: command_line(cmd),
             status: out.status.to_string(),
-            tail: tail(if out.stderr.is_empty() { &out.stdout } else { &out.stderr }),
+            tail: tail(if out.stderr.is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            }),
         })
     }
 }
@@ -153,8 +157,15 @@ mod tests {
 
     #[test]
     fn failure_keeps_stderr_tail() {
-        let e = run("fail", Command::new("sh").args(["-c", "echo boom >&2; exit 3"])).unwrap_err();
+        let e = run(
+            "fail",
+            Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
+        )
+        .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("boom") && msg.contains("exit status: 3"), "{msg}");
+        assert!(
+            msg.contains("boom") && msg.contains("exit status: 3"),
+            "{msg}"
+        );
     }
 }

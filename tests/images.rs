@@ -35,7 +35,13 @@ fn work() -> PathBuf {
 fn need(tool: &str, package: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
-        .env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/sbin",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(found, "`{tool}` is missing: install the Debian package `{package}` (scripts/test installs scripts/apt-packages.d/images.txt)");
@@ -61,10 +67,20 @@ fn picaboot(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env("SOURCE_DATE_EPOCH", EPOCH)
-        .env("PATH", format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/sbin",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .output()
         .expect("picaboot runs");
-    eprintln!("picaboot {}:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "picaboot {}:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -125,8 +141,15 @@ fn family() -> &'static Family {
         let t = Instant::now();
         let mut digests = build("tx-apache", &cache, &out);
         digests.extend(build("tx-nginx", &cache, &out));
-        eprintln!("clean build of the family: {:.1} s", t.elapsed().as_secs_f64());
-        Family { cache, out, digests }
+        eprintln!(
+            "clean build of the family: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        Family {
+            cache,
+            out,
+            digests,
+        }
     })
 }
 
@@ -141,18 +164,27 @@ fn skopeo_and_umoci_accept_the_layout() {
     for name in ["tx-debian", "tx-apache", "tx-nginx"] {
         let j = run(Command::new("skopeo").args(["inspect", &format!("oci:{layout}:{name}")]));
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-        assert_eq!(v["Digest"].as_str(), Some(f.digests[name].as_str()), "{name}");
-        assert_eq!(v["Labels"]["org.opencontainers.image.title"].as_str(), Some(name));
+        assert_eq!(
+            v["Digest"].as_str(),
+            Some(f.digests[name].as_str()),
+            "{name}"
+        );
+        assert_eq!(
+            v["Labels"]["org.opencontainers.image.title"].as_str(),
+            Some(name)
+        );
         assert!(v["Labels"]["org.opencontainers.image.revision"].is_string());
         // the oci-archive holds the same image
-        let a = run(Command::new("skopeo").args([
-            "inspect",
-            &format!("oci-archive:{layout}/{name}.oci.tar"),
-        ]));
+        let a = run(Command::new("skopeo")
+            .args(["inspect", &format!("oci-archive:{layout}/{name}.oci.tar")]));
         let va: serde_json::Value = serde_json::from_str(&a).unwrap();
         assert_eq!(va["Digest"], v["Digest"]);
     }
-    let cfg = run(Command::new("skopeo").args(["inspect", "--config", &format!("oci:{layout}:tx-apache")]));
+    let cfg = run(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!("oci:{layout}:tx-apache"),
+    ]));
     let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert!(cfg["config"]["ExposedPorts"]["80/tcp"].is_object(), "{cfg}");
     assert_eq!(cfg["config"]["Cmd"][0], "/usr/bin/supervisord");
@@ -160,15 +192,26 @@ fn skopeo_and_umoci_accept_the_layout() {
 
     let bundle = work().join("umoci-bundle");
     let _ = std::fs::remove_dir_all(&bundle);
-    run(Command::new("umoci").args(["unpack", "--image", &format!("{layout}:tx-apache")]).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{layout}:tx-apache")])
+        .arg(&bundle));
     let rootfs = bundle.join("rootfs");
     assert!(rootfs.join("usr/sbin/apache2").is_file());
     assert!(rootfs.join("usr/bin/supervisord").is_file());
     assert!(rootfs.join("var/lib/dpkg/status").is_file());
-    for volatile in ["var/log/dpkg.log", "var/cache/ldconfig/aux-cache", "var/log/apt/history.log"] {
-        assert!(!rootfs.join(volatile).exists(), "{volatile} must not be in the image");
+    for volatile in [
+        "var/log/dpkg.log",
+        "var/cache/ldconfig/aux-cache",
+        "var/log/apt/history.log",
+    ] {
+        assert!(
+            !rootfs.join(volatile).exists(),
+            "{volatile} must not be in the image"
+        );
     }
-    let lists: Vec<_> = std::fs::read_dir(rootfs.join("var/lib/apt/lists")).unwrap().collect();
+    let lists: Vec<_> = std::fs::read_dir(rootfs.join("var/lib/apt/lists"))
+        .unwrap()
+        .collect();
     assert!(lists.len() <= 1, "apt lists left in the image");
     // the images carry the site's mirror, never the build machine's
     let sources = std::fs::read_to_string(rootfs.join("etc/apt/sources.list")).unwrap();
@@ -212,9 +255,15 @@ fn two_clean_builds_give_the_same_manifest_digest() {
     let d = build("tx-apache", &cache, &out);
     for name in ["tx-debian", "tx-apache"] {
         if d[name] != f.digests[name] {
-            let a = run(Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", f.out.display())]));
-            let b = run(Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", out.display())]));
-            panic!("{name}: {} vs {}\nfirst: {a}\nsecond: {b}", f.digests[name], d[name]);
+            let a = run(Command::new("skopeo")
+                .args(["inspect", &format!("oci:{}:{name}", f.out.display())]));
+            let b =
+                run(Command::new("skopeo")
+                    .args(["inspect", &format!("oci:{}:{name}", out.display())]));
+            panic!(
+                "{name}: {} vs {}\nfirst: {a}\nsecond: {b}",
+                f.digests[name], d[name]
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&cache);
@@ -226,11 +275,22 @@ fn dockerfile_builds_with_buildah_from_the_parent_picaboot_built() {
     let f = family();
     let _g = heavy();
     let ctx = work().join("dockerfiles");
-    let o = picaboot(&["image", "dockerfile", "tx-apache", "-o", ctx.to_str().unwrap()]);
+    let o = picaboot(&[
+        "image",
+        "dockerfile",
+        "tx-apache",
+        "-o",
+        ctx.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let dockerfile = std::fs::read_to_string(ctx.join("tx-apache/Dockerfile")).unwrap();
-    assert!(dockerfile.contains("FROM ${REGISTRY}/tx-debian:latest"), "{dockerfile}");
-    assert!(ctx.join("tx-apache/rootfs/usr/local/bin/apache2-foreground").is_file());
+    assert!(
+        dockerfile.contains("FROM ${REGISTRY}/tx-debian:latest"),
+        "{dockerfile}"
+    );
+    assert!(ctx
+        .join("tx-apache/rootfs/usr/local/bin/apache2-foreground")
+        .is_file());
     // the parent, as picaboot built it, into containers-storage
     run(Command::new("skopeo").args([
         "copy",
@@ -267,7 +327,10 @@ fn failing_step_shows_its_command_and_output_tail() {
     let dir = work().join("images-broken");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("broken")).unwrap();
-    run(Command::new("cp").arg("-a").arg(root().join("images/tx-debian")).arg(&dir));
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(root().join("images/tx-debian"))
+        .arg(&dir));
     std::fs::write(
         dir.join("broken/image.toml"),
         "description = \"fails\"\nparent = \"tx-debian\"\nsteps = [\"echo picaboot-boom-tail >&2; exit 7\"]\n[check]\nrun = \"true\"\n",
@@ -287,9 +350,17 @@ fn failing_step_shows_its_command_and_output_tail() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("[tx-debian] cached"), "parent reused from the cache: {err}");
+    assert!(
+        err.contains("[tx-debian] cached"),
+        "parent reused from the cache: {err}"
+    );
     assert!(err.contains("step 1/1"), "{err}");
-    assert!(err.contains("exit 7") && err.contains("picaboot-boom-tail") && err.contains("exit status: 7"), "{err}");
+    assert!(
+        err.contains("exit 7")
+            && err.contains("picaboot-boom-tail")
+            && err.contains("exit status: 7"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -308,7 +379,10 @@ fn unreachable_release_download_fails_naming_the_source() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("source unreachable: https://github.com/kanboard/kanboard/"), "{err}");
+    assert!(
+        err.contains("source unreachable: https://github.com/kanboard/kanboard/"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -325,7 +399,22 @@ fn check_reports_bad_image_specs_with_lines() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let d = dir.display();
-    assert!(err.contains(&format!("{d}/bad/image.toml:2: parent: no image named `missing`")), "{err}");
-    assert!(err.contains(&format!("{d}/bad/image.toml:3: files[0].dest: must be an absolute")), "{err}");
-    assert!(err.contains(&format!("{d}/bad/image.toml:3: files[0].src: {d}/bad/nope does not exist")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{d}/bad/image.toml:2: parent: no image named `missing`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{d}/bad/image.toml:3: files[0].dest: must be an absolute"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{d}/bad/image.toml:3: files[0].src: {d}/bad/nope does not exist"
+        )),
+        "{err}"
+    );
 }

@@ -32,7 +32,12 @@ pub enum ImageSub {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImagesArg {
     /// Image specs directory (one `NAME/image.toml` per image).
-    #[arg(long, value_name = "DIR", default_value = "images", env = "PICABOOT_IMAGES")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "images",
+        env = "PICABOOT_IMAGES"
+    )]
     pub images: PathBuf,
 }
 
@@ -140,11 +145,12 @@ fn build(b: BuildConfig, test: bool) -> anyhow::Result<()> {
     if test {
         let last = built.last().expect("build returns the image itself");
         let img = &images.by_name[&last.name];
-        image::runtest::run_check(img, &last.archive, &mut progress)
-            .map_err(|e| match e {
-                image::runtest::CheckError::Failed { .. } => anyhow::Error::new(super::TestFailed(e.to_string())),
-                other => anyhow::Error::new(other),
-            })?;
+        image::runtest::run_check(img, &last.archive, &mut progress).map_err(|e| match e {
+            image::runtest::CheckError::Failed { .. } => {
+                anyhow::Error::new(super::TestFailed(e.to_string()))
+            }
+            other => anyhow::Error::new(other),
+        })?;
         println!("{}: check passed", last.name);
     }
     Ok(())

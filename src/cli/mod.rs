@@ -35,7 +35,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProfilesArg {
     /// Profiles directory (site.toml, hardware/, hosts/, clusters/).
-    #[arg(long, value_name = "DIR", default_value = "profiles", env = "PICABOOT_PROFILES")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "profiles",
+        env = "PICABOOT_PROFILES"
+    )]
     pub profiles: PathBuf,
 }
 
@@ -81,7 +86,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 cause.downcast_ref::<crate::image::SpecError>(),
                 Some(crate::image::SpecError::Invalid(_) | crate::image::SpecError::Unknown(_))
             )
-            || matches!(cause.downcast_ref::<ProfileError>(), Some(ProfileError::Invalid(_)))
+            || matches!(
+                cause.downcast_ref::<ProfileError>(),
+                Some(ProfileError::Invalid(_))
+            )
         {
             return EXIT_USER;
         }
@@ -92,15 +100,18 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 /// Prints an error the way every command does: profile problems one per line, anything else
 /// with its context chain.
 pub fn print_error(err: &anyhow::Error) {
-    if let Some(ProfileError::Invalid(d)) = err.chain().find_map(|c| c.downcast_ref::<ProfileError>()) {
+    if let Some(ProfileError::Invalid(d)) =
+        err.chain().find_map(|c| c.downcast_ref::<ProfileError>())
+    {
         eprintln!("{d}");
         let n = d.0.len();
         eprintln!(
             "picaboot: {n} problem{} in the profiles; nothing was written",
             if n == 1 { "" } else { "s" }
         );
-    } else if let Some(crate::image::SpecError::Invalid(d)) =
-        err.chain().find_map(|c| c.downcast_ref::<crate::image::SpecError>())
+    } else if let Some(crate::image::SpecError::Invalid(d)) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::image::SpecError>())
     {
         eprintln!("{d}");
         eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());

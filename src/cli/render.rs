@@ -36,13 +36,20 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
         vec![c.host.clone().unwrap_or_default()]
     };
     if names.is_empty() {
-        return Err(UsageError(format!("no host profiles in {}", c.profiles.profiles.display())).into());
+        return Err(UsageError(format!(
+            "no host profiles in {}",
+            c.profiles.profiles.display()
+        ))
+        .into());
     }
     let rendered = render_hosts(&project, &names, RenderOptions { locked: c.locked })?;
     let mut staged = Vec::new();
     for (name, tree) in &rendered.trees {
         let target = c.output.join(name);
-        staged.push(output::stage(tree, &target).with_context(|| format!("writing {}", target.display()))?);
+        staged.push(
+            output::stage(tree, &target)
+                .with_context(|| format!("writing {}", target.display()))?,
+        );
     }
     output::publish(staged).context("publishing the rendered trees")?;
     for (path, cluster_name, lock) in &rendered.lock_updates {

@@ -17,7 +17,7 @@ use super::spec::{Image, Images, SpecError};
 use crate::exec::{self, ExecError};
 
 /// Bumped whenever the way a layer is made changes (invalidates every cache entry).
-const FORMAT: &str = "picaboot-image-layer-v1";
+const FORMAT: &str = "picaboot-image-layer-v2";
 
 /// Default `PATH` of every image.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -68,7 +68,7 @@ pub enum BuildError {
         /// The step.
         what: String,
         /// The failure (command, status, tail of output).
-        source: ExecError,
+        source: Box<ExecError>,
     },
     /// A release download could not be fetched.
     #[error("{image}: source unreachable: {url} (pinned sha256 {sha256}): {detail}")]
@@ -130,7 +130,10 @@ pub fn host_mirror() -> Option<String> {
     if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
         let mut files: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
-        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "sources")) {
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "sources"))
+        {
             let text = fs::read_to_string(f).unwrap_or_default();
             for line in text.lines() {
                 if let Some(rest) = line.trim().strip_prefix("URIs:") {
@@ -151,7 +154,9 @@ pub fn host_mirror() -> Option<String> {
     }
     candidates
         .into_iter()
-        .find(|u| (u.starts_with("http://") || u.starts_with("https://")) && !u.contains("security"))
+        .find(|u| {
+            (u.starts_with("http://") || u.starts_with("https://")) && !u.contains("security")
+        })
         .map(|u| u.trim_end_matches('/').to_string())
 }
 
@@ -178,12 +183,18 @@ pub fn site_install(profiles: &Path) -> Result<(String, String), BuildError> {
 
 /// `SOURCE_DATE_EPOCH` if set, else the time of the last commit touching `images`, else 0.
 pub fn source_date_epoch(images: &Path) -> u64 {
-    if let Some(e) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()) {
+    if let Some(e) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
         return e;
     }
     exec::run_stdout(
         "reading the images' commit time",
-        Command::new("git").arg("-C").arg(images).args(["log", "-1", "--format=%ct", "--", "."]),
+        Command::new("git")
+            .arg("-C")
+            .arg(images)
+            .args(["log", "-1", "--format=%ct", "--", "."]),
     )
     .ok()
     .and_then(|s| s.trim().parse().ok())
@@ -194,7 +205,10 @@ pub fn source_date_epoch(images: &Path) -> u64 {
 pub fn revision(images: &Path) -> String {
     exec::run_stdout(
         "reading the source revision",
-        Command::new("git").arg("-C").arg(images).args(["rev-parse", "HEAD"]),
+        Command::new("git")
+            .arg("-C")
+            .arg(images)
+            .args(["rev-parse", "HEAD"]),
     )
     .map(|s| s.trim().to_string())
     .unwrap_or_else(|_| "unknown".to_string())
@@ -229,11 +243,12 @@ struct CacheLock(#[allow(dead_code)] fs::File);
 fn lock_cache(cache: &Path) -> Result<CacheLock, BuildError> {
     fs::create_dir_all(cache).map_err(io_ctx(format!("creating {}", cache.display())))?;
     let f = fs::File::create(cache.join("lock")).map_err(io_ctx("creating the cache lock"))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| BuildError::Io {
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+        BuildError::Io {
             what: "locking the cache".into(),
             source: e.into(),
-        })?;
+        }
+    })?;
     Ok(CacheLock(f))
 }
 
@@ -280,7 +295,9 @@ pub fn build(
 fn read_record(cache: &Path, key: &str) -> Option<LayerRecord> {
     let p = cache.join("layers").join(key).join("layer.json");
     let rec: LayerRecord = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
-    oci::blob_path(cache, &rec.digest.digest).exists().then_some(rec)
+    oci::blob_path(cache, &rec.digest.digest)
+        .exists()
+        .then_some(rec)
 }
 
 /// Packs `tree` into the cache's blob store and moves `tmp` (holding `tree`) to its key.
@@ -292,7 +309,8 @@ fn commit_layer(
 ) -> Result<LayerRecord, BuildError> {
     let blob_tmp = tmp.join("layer.tar.gz");
     let f = fs::File::create(&blob_tmp).map_err(io_ctx("creating the layer blob"))?;
-    let digest = layer::pack(&tmp.join("tree"), opts.epoch, f).map_err(io_ctx("packing the layer"))?;
+    let digest =
+        layer::pack(&tmp.join("tree"), opts.epoch, f).map_err(io_ctx("packing the layer"))?;
     let blob = oci::blob_path(&opts.cache, &digest.digest);
     fs::rename(&blob_tmp, &blob).map_err(io_ctx("storing the layer blob"))?;
     let rec = LayerRecord {
@@ -300,8 +318,11 @@ fn commit_layer(
         digest,
         created_by,
     };
-    fs::write(tmp.join("layer.json"), serde_json::to_vec_pretty(&rec).expect("serializable"))
-        .map_err(io_ctx("writing layer.json"))?;
+    fs::write(
+        tmp.join("layer.json"),
+        serde_json::to_vec_pretty(&rec).expect("serializable"),
+    )
+    .map_err(io_ctx("writing layer.json"))?;
     let dst = opts.cache.join("layers").join(key);
     let _ = fs::remove_dir_all(&dst);
     fs::rename(tmp, &dst).map_err(io_ctx("storing the layer tree"))?;
@@ -309,7 +330,10 @@ fn commit_layer(
 }
 
 fn fresh_tmp(opts: &BuildOptions, key: &str) -> Result<PathBuf, BuildError> {
-    let tmp = opts.cache.join("tmp").join(format!("{key}-{}", std::process::id()));
+    let tmp = opts
+        .cache
+        .join("tmp")
+        .join(format!("{key}-{}", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io_ctx("cleaning the build directory"))?;
     }
@@ -352,18 +376,28 @@ fn base_layer(
     .map_err(|source| BuildError::Step {
         image: image.to_string(),
         what: "base root filesystem".into(),
-        source,
+        source: Box::new(source),
     })?;
     finish_base(&tree, opts).map_err(io_ctx("preparing the base root filesystem"))?;
-    progress(&format!("[{image}] base: debootstrap done ({:.1} s), packing", t.elapsed().as_secs_f64()));
+    progress(&format!(
+        "[{image}] base: debootstrap done ({:.1} s), packing",
+        t.elapsed().as_secs_f64()
+    ));
     let t = Instant::now();
     let rec = commit_layer(
         opts,
         &tmp,
         &key,
-        format!("picaboot: debootstrap --variant=minbase {} {}", opts.suite, opts.site_mirror),
+        format!(
+            "picaboot: debootstrap --variant=minbase {} {}",
+            opts.suite, opts.site_mirror
+        ),
     )?;
-    progress(&format!("[{image}] base: layer {} ({:.1} s)", rec.digest.digest, t.elapsed().as_secs_f64()));
+    progress(&format!(
+        "[{image}] base: layer {} ({:.1} s)",
+        rec.digest.digest,
+        t.elapsed().as_secs_f64()
+    ));
     Ok((rec, false))
 }
 
@@ -377,12 +411,20 @@ fn finish_base(tree: &Path, opts: &BuildOptions) -> io::Result<()> {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode))
     };
     // The images' own sources: the production mirror, not the build machine's.
-    w("etc/apt/sources.list", &format!("deb {} {} main\n", opts.site_mirror, opts.suite), 0o644)?;
+    w(
+        "etc/apt/sources.list",
+        &format!("deb {} {} main\n", opts.site_mirror, opts.suite),
+        0o644,
+    )?;
     // Host files debootstrap copies: replaced (the runtime bind-mounts its own).
     w("etc/resolv.conf", "", 0o644)?;
     w("etc/hostname", "localhost\n", 0o644)?;
     // No service starts inside a build step or an image build by a child.
-    w("usr/sbin/policy-rc.d", "#!/bin/sh\n# picaboot: no service starts while building images\nexit 101\n", 0o755)?;
+    w(
+        "usr/sbin/policy-rc.d",
+        "#!/bin/sh\n# picaboot: no service starts while building images\nexit 101\n",
+        0o755,
+    )?;
     w(
         "etc/apt/apt.conf.d/90picaboot",
         "APT::Install-Recommends \"false\";\nAPT::Install-Suggests \"false\";\nAcquire::Languages \"none\";\n",
@@ -407,7 +449,11 @@ fn finish_base(tree: &Path, opts: &BuildOptions) -> io::Result<()> {
 }
 
 /// Key of an image's own layer: its spec, files, downloads, the layers below, the epoch.
-fn image_key(img: &Image, below: &[LayerRecord], opts: &BuildOptions) -> Result<String, BuildError> {
+fn image_key(
+    img: &Image,
+    below: &[LayerRecord],
+    opts: &BuildOptions,
+) -> Result<String, BuildError> {
     let mut h = Sha256::new();
     h.update(FORMAT);
     h.update(img.name.as_bytes());
@@ -426,16 +472,30 @@ fn image_key(img: &Image, below: &[LayerRecord], opts: &BuildOptions) -> Result<
 }
 
 /// Fetches a pinned download into the cache (verified before it is kept).
-fn fetch(img: &Image, dl: &super::spec::Download, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
+fn fetch(
+    img: &Image,
+    dl: &super::spec::Download,
+    opts: &BuildOptions,
+) -> Result<PathBuf, BuildError> {
     let dst = opts.cache.join("downloads").join(&dl.sha256);
     if dst.exists() {
         return Ok(dst);
     }
-    let tmp = opts.cache.join("downloads").join(format!("{}.part", dl.sha256));
+    let tmp = opts
+        .cache
+        .join("downloads")
+        .join(format!("{}.part", dl.sha256));
     exec::run(
         "download",
         Command::new("curl")
-            .args(["-fsSL", "--connect-timeout", "15", "--max-time", "900", "-o"])
+            .args([
+                "-fsSL",
+                "--connect-timeout",
+                "15",
+                "--max-time",
+                "900",
+                "-o",
+            ])
             .arg(&tmp)
             .arg(&dl.url),
     )
@@ -444,11 +504,15 @@ fn fetch(img: &Image, dl: &super::spec::Download, opts: &BuildOptions) -> Result
         url: dl.url.clone(),
         sha256: dl.sha256.clone(),
         detail: match e {
-            ExecError::Failed { status, tail, .. } => format!("curl {status}:{}", tail.replace('\n', " ")),
+            ExecError::Failed { status, tail, .. } => {
+                format!("curl {status}:{}", tail.replace('\n', " "))
+            }
             other => other.to_string(),
         },
     })?;
-    let got = hex::encode(Sha256::digest(fs::read(&tmp).map_err(io_ctx("reading a download"))?));
+    let got = hex::encode(Sha256::digest(
+        fs::read(&tmp).map_err(io_ctx("reading a download"))?,
+    ));
     if got != dl.sha256 {
         let _ = fs::remove_file(&tmp);
         return Err(BuildError::Digest {
@@ -521,8 +585,11 @@ fn image_layer(
         fs::create_dir_all(d).map_err(io_ctx("creating overlay directories"))?;
     }
     let sources = tmp.join("sources.list");
-    fs::write(&sources, format!("deb {} {} main\n", opts.build_mirror, opts.suite))
-        .map_err(io_ctx("writing build sources"))?;
+    fs::write(
+        &sources,
+        format!("deb {} {} main\n", opts.build_mirror, opts.suite),
+    )
+    .map_err(io_ctx("writing build sources"))?;
     let lower = below
         .iter()
         .rev()
@@ -546,7 +613,10 @@ fn image_layer(
             "apt-get update -q && apt-get install -y -q --no-install-recommends {} && apt-get clean",
             s.packages.join(" ")
         );
-        steps.push((format!("apt-get install {}", s.packages.join(" ")), run_in_root(&cmd)));
+        steps.push((
+            format!("apt-get install {}", s.packages.join(" ")),
+            run_in_root(&cmd),
+        ));
     }
     if !s.files.is_empty() || !fetched.is_empty() {
         let mut body = String::new();
@@ -567,7 +637,10 @@ fn image_layer(
         steps.push((format!("copy {} files", all.len()), body));
     }
     for st in &s.steps {
-        steps.push((format!("RUN {}", st.lines().next().unwrap_or("")), run_in_root(st)));
+        steps.push((
+            format!("RUN {}", st.lines().next().unwrap_or("")),
+            run_in_root(st),
+        ));
     }
     let n = steps.len();
     for (i, (label, body)) in steps.iter().enumerate() {
@@ -577,7 +650,14 @@ fn image_layer(
         exec::run(
             &format!("{} step {}/{n}", img.name, i + 1),
             Command::new("unshare")
-                .args(["--mount", "--pid", "--fork", "--propagation", "private", "--"])
+                .args([
+                    "--mount",
+                    "--pid",
+                    "--fork",
+                    "--propagation",
+                    "private",
+                    "--",
+                ])
                 .args(["/bin/sh", "-ec", &script, "picaboot-step"])
                 .arg(&merged)
                 .arg(&upper)
@@ -589,9 +669,14 @@ fn image_layer(
         .map_err(|source| BuildError::Step {
             image: img.name.clone(),
             what: format!("step {}/{n} ({label})", i + 1),
-            source,
+            source: Box::new(source),
         })?;
-        progress(&format!("[{}] step {}/{n} done ({:.1} s)", img.name, i + 1, t.elapsed().as_secs_f64()));
+        progress(&format!(
+            "[{}] step {}/{n} done ({:.1} s)",
+            img.name,
+            i + 1,
+            t.elapsed().as_secs_f64()
+        ));
     }
     fs::remove_dir_all(&work).map_err(io_ctx("removing the overlay work directory"))?;
     fs::remove_dir_all(&merged).map_err(io_ctx("removing the overlay mount point"))?;
@@ -600,9 +685,20 @@ fn image_layer(
         opts,
         &tmp,
         &key,
-        format!("picaboot: {} ({} packages, {} files, {} steps)", img.name, s.packages.len(), s.files.len() + s.downloads.len(), s.steps.len()),
+        format!(
+            "picaboot: {} ({} packages, {} files, {} steps)",
+            img.name,
+            s.packages.len(),
+            s.files.len() + s.downloads.len(),
+            s.steps.len()
+        ),
     )?;
-    progress(&format!("[{}] layer {} ({:.1} s)", img.name, rec.digest.digest, t.elapsed().as_secs_f64()));
+    progress(&format!(
+        "[{}] layer {} ({:.1} s)",
+        img.name,
+        rec.digest.digest,
+        t.elapsed().as_secs_f64()
+    ));
     Ok((Some(rec), false))
 }
 
@@ -624,15 +720,28 @@ pub fn run_config(images: &Images, img: &Image, opts: &BuildOptions) -> oci::Run
             c.working_dir = w.clone();
         }
         for p in &i.spec.ports {
-            let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+            let p = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
             c.exposed_ports.insert(p, BTreeMap::new());
         }
         labels.extend(i.spec.labels.clone());
     }
     labels.insert("org.opencontainers.image.title".into(), img.name.clone());
-    labels.insert("org.opencontainers.image.description".into(), img.spec.description.clone());
-    labels.insert("org.opencontainers.image.revision".into(), opts.revision.clone());
-    labels.insert("org.opencontainers.image.created".into(), oci::rfc3339(opts.epoch));
+    labels.insert(
+        "org.opencontainers.image.description".into(),
+        img.spec.description.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.revision".into(),
+        opts.revision.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        oci::rfc3339(opts.epoch),
+    );
     c.labels = labels;
     c.env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     c
@@ -665,8 +774,12 @@ fn publish(
             .collect(),
     };
     let store = &opts.cache;
-    let cfg = oci::write_blob(store, oci::CONFIG, &serde_json::to_vec(&config).expect("serializable"))
-        .map_err(io_ctx("writing the config"))?;
+    let cfg = oci::write_blob(
+        store,
+        oci::CONFIG,
+        &serde_json::to_vec(&config).expect("serializable"),
+    )
+    .map_err(io_ctx("writing the config"))?;
     let manifest = oci::Manifest {
         schema_version: 2,
         media_type: oci::MANIFEST.into(),
@@ -681,8 +794,12 @@ fn publish(
             })
             .collect(),
     };
-    let man = oci::write_blob(store, oci::MANIFEST, &serde_json::to_vec(&manifest).expect("serializable"))
-        .map_err(io_ctx("writing the manifest"))?;
+    let man = oci::write_blob(
+        store,
+        oci::MANIFEST,
+        &serde_json::to_vec(&manifest).expect("serializable"),
+    )
+    .map_err(io_ctx("writing the manifest"))?;
     let mut blobs: Vec<String> = layers.iter().map(|l| l.digest.digest.clone()).collect();
     blobs.push(cfg.digest.clone());
     blobs.push(man.digest.clone());
@@ -694,7 +811,8 @@ fn publish(
     oci::add_to_index(out, &img.name, &man).map_err(io_ctx("writing index.json"))?;
     let archive = out.join(format!("{}.oci.tar", img.name));
     let stamp = out.join(format!(".{}.oci.tar.manifest", img.name));
-    let fresh = archive.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(man.digest.as_str());
+    let fresh =
+        archive.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(man.digest.as_str());
     if !fresh {
         oci::write_archive(store, &archive, &img.name, &man, &blobs, opts.epoch)
             .map_err(io_ctx("writing the oci-archive"))?;

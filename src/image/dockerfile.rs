@@ -43,7 +43,11 @@ fn quoted(s: &str) -> String {
 /// A step as it goes into the `RUN`: its lines (each but the last ends in `\`, checked at
 /// load time) indented.
 fn step_line(step: &str) -> String {
-    step.trim().lines().map(str::trim).collect::<Vec<_>>().join("\n      ")
+    step.trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n      ")
 }
 
 /// Renders the Dockerfile of `img` (suite used when it has no parent).
@@ -54,7 +58,11 @@ pub fn render(img: &Image, suite: &str) -> Result<String, tera::Error> {
         description: s.description.clone(),
         parent: s.parent.clone(),
         suite: suite.to_string(),
-        env: s.env.iter().map(|(k, v)| format!("{k}={}", quoted(v))).collect(),
+        env: s
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quoted(v)))
+            .collect(),
         packages: s.packages.clone(),
         has_files: !s.files.is_empty(),
         downloads: s
@@ -70,12 +78,25 @@ pub fn render(img: &Image, suite: &str) -> Result<String, tera::Error> {
         ports: s
             .ports
             .iter()
-            .map(|p| if p.contains('/') { p.clone() } else { format!("{p}/tcp") })
+            .map(|p| {
+                if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                }
+            })
             .collect(),
-        labels: s.labels.iter().map(|(k, v)| format!("{}={}", quoted(k), quoted(v))).collect(),
+        labels: s
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quoted(k), quoted(v)))
+            .collect(),
         workdir: s.workdir.clone(),
         user: s.user.clone(),
-        cmd: s.cmd.as_ref().map(|c| serde_json::to_string(c).expect("serializable")),
+        cmd: s
+            .cmd
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("serializable")),
     };
     crate::render::templates::render("Dockerfile", &ctx)
 }

@@ -70,7 +70,10 @@ pub fn is_volatile(rel: &str) -> bool {
         "proc/",
         "sys/",
     ];
-    const KEEP: &[&str] = &["var/lib/apt/lists/partial", "var/cache/apt/archives/partial"];
+    const KEEP: &[&str] = &[
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+    ];
     if EXACT.contains(&rel) {
         return true;
     }
@@ -184,29 +187,44 @@ impl Walk {
             let p = format!("{rel}/.wh..wh..opq");
             b.append_data(&mut empty_file(self.epoch), p, io::empty())?;
         }
+        // Whiteouts first (the OCI spec asks for them before their siblings), then the rest,
+        // each group sorted by name.
+        let mut whiteouts = Vec::new();
+        let mut rest = Vec::new();
         for name in names {
+            let path = dir.join(&name);
+            let meta = fs::symlink_metadata(&path)?;
+            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                whiteouts.push(name);
+            } else {
+                rest.push((name, path, meta));
+            }
+        }
+        for name in whiteouts {
             let name_s = name.to_string_lossy();
             let child_rel = if rel.is_empty() {
                 name_s.to_string()
             } else {
                 format!("{rel}/{name_s}")
             };
-            let path = dir.join(&name);
-            let meta = fs::symlink_metadata(&path)?;
-            let ft = meta.file_type();
-            // overlayfs whiteout: character device 0/0
-            if ft.is_char_device() && meta.rdev() == 0 {
-                if is_volatile(&child_rel) {
-                    continue;
-                }
-                let p = if rel.is_empty() {
-                    format!(".wh.{name_s}")
-                } else {
-                    format!("{rel}/.wh.{name_s}")
-                };
-                b.append_data(&mut empty_file(self.epoch), p, io::empty())?;
+            if is_volatile(&child_rel) {
                 continue;
             }
+            let p = if rel.is_empty() {
+                format!(".wh.{name_s}")
+            } else {
+                format!("{rel}/.wh.{name_s}")
+            };
+            b.append_data(&mut empty_file(self.epoch), p, io::empty())?;
+        }
+        for (name, path, meta) in rest {
+            let name_s = name.to_string_lossy();
+            let child_rel = if rel.is_empty() {
+                name_s.to_string()
+            } else {
+                format!("{rel}/{name_s}")
+            };
+            let ft = meta.file_type();
             if is_volatile(&child_rel) {
                 continue;
             }
@@ -299,14 +317,27 @@ mod tests {
         let mut blob = Vec::new();
         let d = pack(t.path(), 1000, &mut blob).unwrap();
         assert_eq!(d.size, blob.len() as u64);
-        assert_eq!(d.digest, format!("sha256:{}", hex::encode(Sha256::digest(&blob))));
+        assert_eq!(
+            d.digest,
+            format!("sha256:{}", hex::encode(Sha256::digest(&blob)))
+        );
         let e = entries(&blob);
         let names: Vec<_> = e.iter().map(|x| x.0.as_str()).collect();
         assert_eq!(
             names,
             [
-                "etc/", "etc/a", "etc/b/", "etc/b/a2", "etc/b/l", "etc/z", "var/", "var/lib/",
-                "var/lib/apt/", "var/lib/apt/lists/", "var/lib/apt/lists/partial/", "var/log/",
+                "etc/",
+                "etc/a",
+                "etc/b/",
+                "etc/b/a2",
+                "etc/b/l",
+                "etc/z",
+                "var/",
+                "var/lib/",
+                "var/lib/apt/",
+                "var/lib/apt/lists/",
+                "var/lib/apt/lists/partial/",
+                "var/log/",
                 "var/log/apt/"
             ]
         );
@@ -334,7 +365,8 @@ mod tests {
 
     fn filetime_set(p: std::path::PathBuf, t: u64) -> u64 {
         let f = File::options().write(true).open(p).unwrap();
-        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+            .unwrap();
         t
     }
 
@@ -343,8 +375,12 @@ mod tests {
         // A real overlayfs: lower has etc/old and dir/x; the change deletes etc/old and
         // replaces dir/ with a new directory; the upper dir must pack as whiteouts.
         let t = tempfile::tempdir().unwrap();
-        let (lower, upper, work, merged) =
-            (t.path().join("l"), t.path().join("u"), t.path().join("w"), t.path().join("m"));
+        let (lower, upper, work, merged) = (
+            t.path().join("l"),
+            t.path().join("u"),
+            t.path().join("w"),
+            t.path().join("m"),
+        );
         for d in [&lower, &upper, &work, &merged] {
             fs::create_dir_all(d).unwrap();
         }
@@ -366,13 +402,26 @@ mod tests {
             .args(["--mount", "--propagation", "private", "sh", "-ec", &script])
             .output()
             .expect("unshare (util-linux) is installed");
-        assert!(out.status.success(), "overlay mount needs root: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "overlay mount needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut blob = Vec::new();
         pack(&upper, 1000, &mut blob).unwrap();
         let names: Vec<_> = entries(&blob).into_iter().map(|x| x.0).collect();
         assert_eq!(
             names,
-            ["dir/", "dir/.wh..wh..opq", "dir/y", "etc/", "etc/.wh.old", "etc/new"]
+            [
+                "dir/",
+                "dir/.wh..wh..opq",
+                "dir/y",
+                "etc/",
+                "etc/.wh.old",
+                "etc/new"
+            ]
         );
+        // deleting a whole directory of the lower layer is one whiteout, not a walk
+        assert!(!names.iter().any(|n| n.starts_with("dir/x")));
     }
 }

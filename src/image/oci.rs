@@ -197,7 +197,10 @@ pub fn import_blob(store: &Path, root: &Path, digest: &str) -> io::Result<()> {
 /// named `name` (replacing an earlier image of that name).
 pub fn add_to_index(root: &Path, name: &str, manifest: &Descriptor) -> io::Result<()> {
     fs::create_dir_all(root.join("blobs/sha256"))?;
-    fs::write(root.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}")?;
+    fs::write(
+        root.join("oci-layout"),
+        b"{\"imageLayoutVersion\":\"1.0.0\"}",
+    )?;
     let path = root.join("index.json");
     let mut index = match fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b).map_err(io::Error::other)?,
@@ -213,9 +216,11 @@ pub fn add_to_index(root: &Path, name: &str, manifest: &Descriptor) -> io::Resul
     let mut d = manifest.clone();
     d.annotations.insert(REF_NAME.to_string(), name.to_string());
     index.manifests.push(d);
-    index
-        .manifests
-        .sort_by(|a, b| a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)));
+    index.manifests.sort_by(|a, b| {
+        a.annotations
+            .get(REF_NAME)
+            .cmp(&b.annotations.get(REF_NAME))
+    });
     index.media_type = INDEX.to_string();
     let tmp = root.join("index.json.tmp");
     fs::write(&tmp, serde_json::to_vec(&index).map_err(io::Error::other)?)?;
@@ -257,7 +262,11 @@ pub fn write_archive(
         media_type: INDEX.to_string(),
         manifests: vec![d],
     };
-    entry(&mut b, "index.json", &serde_json::to_vec(&index).map_err(io::Error::other)?)?;
+    entry(
+        &mut b,
+        "index.json",
+        &serde_json::to_vec(&index).map_err(io::Error::other)?,
+    )?;
     dir(&mut b, "blobs/")?;
     dir(&mut b, "blobs/sha256/")?;
     let mut sorted = blobs.to_vec();

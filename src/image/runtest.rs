@@ -13,7 +13,7 @@ use crate::exec::{self, ExecError};
 pub enum CheckError {
     /// podman is missing or could not start the container.
     #[error("{0}")]
-    Exec(#[from] ExecError),
+    Exec(Box<ExecError>),
     /// The container ran and the check kept failing.
     #[error("{image}: check `{check}` did not pass within {timeout} s: {last}\ncontainer log (tail):\n{log}")]
     Failed {
@@ -46,16 +46,27 @@ pub fn podman_run_args(nofile: u64) -> Vec<String> {
 
 /// Starts `archive` (an oci-archive of `img`) with podman, runs the check, removes the
 /// container. Returns the check's output.
-pub fn run_check(img: &Image, archive: &Path, progress: &mut dyn FnMut(&str)) -> Result<String, CheckError> {
+pub fn run_check(
+    img: &Image,
+    archive: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String, CheckError> {
     run_check_ref(img, &format!("oci-archive:{}", archive.display()), progress)
 }
 
 /// Like [`run_check`] for any image reference podman understands (`oci-archive:…`,
 /// `localhost/name`, …).
-pub fn run_check_ref(img: &Image, image_ref: &str, progress: &mut dyn FnMut(&str)) -> Result<String, CheckError> {
+pub fn run_check_ref(
+    img: &Image,
+    image_ref: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String, CheckError> {
     let c = &img.spec.check;
     let name = format!("picaboot-check-{}-{}", img.name, std::process::id());
-    let _ = exec::run("podman rm", Command::new("podman").args(["rm", "-f", &name]));
+    let _ = exec::run(
+        "podman rm",
+        Command::new("podman").args(["rm", "-f", &name]),
+    );
     progress(&format!("[{}] podman run {image_ref}", img.name));
     exec::run(
         &format!("starting {} with podman", img.name),
@@ -63,7 +74,8 @@ pub fn run_check_ref(img: &Image, image_ref: &str, progress: &mut dyn FnMut(&str
             .args(["run", "-d", "--name", &name])
             .args(podman_run_args(c.nofile))
             .arg(image_ref),
-    )?;
+    )
+    .map_err(|e| CheckError::Exec(Box::new(e)))?;
     let start = Instant::now();
     let mut last;
     let result = loop {
@@ -75,11 +87,18 @@ pub fn run_check_ref(img: &Image, image_ref: &str, progress: &mut dyn FnMut(&str
             Err(e) => last = e.to_string(),
         }
         if start.elapsed() > Duration::from_secs(c.timeout) {
-            let log = exec::run("podman logs", Command::new("podman").args(["logs", "--tail", "30", &name]))
-                .map(|o| {
-                    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-                })
-                .unwrap_or_else(|e| e.to_string());
+            let log = exec::run(
+                "podman logs",
+                Command::new("podman").args(["logs", "--tail", "30", &name]),
+            )
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| e.to_string());
             break Err(CheckError::Failed {
                 image: img.name.clone(),
                 check: c.run.clone(),
@@ -90,9 +109,16 @@ pub fn run_check_ref(img: &Image, image_ref: &str, progress: &mut dyn FnMut(&str
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let _ = exec::run("podman rm", Command::new("podman").args(["rm", "-f", "-t", "1", &name]));
+    let _ = exec::run(
+        "podman rm",
+        Command::new("podman").args(["rm", "-f", "-t", "1", &name]),
+    );
     if result.is_ok() {
-        progress(&format!("[{}] check passed ({:.1} s)", img.name, start.elapsed().as_secs_f64()));
+        progress(&format!(
+            "[{}] check passed ({:.1} s)",
+            img.name,
+            start.elapsed().as_secs_f64()
+        ));
     }
     result
 }

@@ -155,7 +155,10 @@ impl Images {
         let mut out = Vec::new();
         let mut cur = Some(name.to_string());
         while let Some(n) = cur {
-            let img = self.by_name.get(&n).ok_or_else(|| SpecError::Unknown(n.clone()))?;
+            let img = self
+                .by_name
+                .get(&n)
+                .ok_or_else(|| SpecError::Unknown(n.clone()))?;
             if out.iter().any(|i: &&Image| i.name == n) {
                 break; // cycles are rejected at load time
             }
@@ -282,11 +285,23 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
     let s = &img.spec;
     let src = &img.source;
     if !valid_name(&img.name) {
-        d.push(src.diag("(file)", format!("image name `{}` must be lowercase letters, digits, `-`, `.`, `_`", img.name)));
+        d.push(src.diag(
+            "(file)",
+            format!(
+                "image name `{}` must be lowercase letters, digits, `-`, `.`, `_`",
+                img.name
+            ),
+        ));
     }
     if let Some(p) = &s.parent {
         if !all.by_name.contains_key(p) {
-            d.push(src.diag("parent", format!("no image named `{p}` under {}", img.dir.parent().unwrap_or(Path::new(".")).display())));
+            d.push(src.diag(
+                "parent",
+                format!(
+                    "no image named `{p}` under {}",
+                    img.dir.parent().unwrap_or(Path::new(".")).display()
+                ),
+            ));
         } else {
             // cycle check
             let mut seen = vec![img.name.clone()];
@@ -303,44 +318,79 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
     }
     for (i, p) in s.packages.iter().enumerate() {
         if !valid_package(p) {
-            d.push(src.diag(format!("packages[{i}]"), format!("`{p}` is not a Debian package name")));
+            d.push(src.diag(
+                format!("packages[{i}]"),
+                format!("`{p}` is not a Debian package name"),
+            ));
         }
     }
     for (i, f) in s.files.iter().enumerate() {
         let p = img.dir.join(&f.src);
         if f.src.starts_with('/') || !stays_inside(&f.src) {
-            d.push(src.diag(format!("files[{i}].src"), "must be a path inside the images directory"));
+            d.push(src.diag(
+                format!("files[{i}].src"),
+                "must be a path inside the images directory",
+            ));
         } else if !p.is_file() {
-            d.push(src.diag(format!("files[{i}].src"), format!("{} does not exist", p.display())));
+            d.push(src.diag(
+                format!("files[{i}].src"),
+                format!("{} does not exist", p.display()),
+            ));
         }
         if !valid_abs(&f.dest) || f.dest.ends_with('/') {
-            d.push(src.diag(format!("files[{i}].dest"), "must be an absolute file path without `..`"));
+            d.push(src.diag(
+                format!("files[{i}].dest"),
+                "must be an absolute file path without `..`",
+            ));
         }
         match u32::from_str_radix(&f.mode, 8) {
             Ok(m) if m <= 0o7777 => {}
-            _ => d.push(src.diag(format!("files[{i}].mode"), format!("`{}` is not an octal mode", f.mode))),
+            _ => d.push(src.diag(
+                format!("files[{i}].mode"),
+                format!("`{}` is not an octal mode", f.mode),
+            )),
         }
     }
     for (i, dl) in s.downloads.iter().enumerate() {
         if !(dl.url.starts_with("https://") || dl.url.starts_with("http://")) {
             d.push(src.diag(format!("downloads[{i}].url"), "must be an http(s) URL"));
         }
-        if dl.sha256.len() != 64 || !dl.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
-            d.push(src.diag(format!("downloads[{i}].sha256"), "must be 64 lowercase hex digits"));
+        if dl.sha256.len() != 64
+            || !dl
+                .sha256
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
+            d.push(src.diag(
+                format!("downloads[{i}].sha256"),
+                "must be 64 lowercase hex digits",
+            ));
         }
         if !valid_abs(&dl.dest) {
-            d.push(src.diag(format!("downloads[{i}].dest"), "must be an absolute path without `..`"));
+            d.push(src.diag(
+                format!("downloads[{i}].dest"),
+                "must be an absolute path without `..`",
+            ));
         }
     }
     for k in s.env.keys() {
-        if k.is_empty() || k.contains('=') || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            d.push(src.diag(format!("env.{k}"), "an environment name is letters, digits and `_`"));
+        if k.is_empty()
+            || k.contains('=')
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            d.push(src.diag(
+                format!("env.{k}"),
+                "an environment name is letters, digits and `_`",
+            ));
         }
     }
     for (i, p) in s.ports.iter().enumerate() {
         let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
         if num.parse::<u16>().map_or(true, |n| n == 0) || !matches!(proto, "tcp" | "udp") {
-            d.push(src.diag(format!("ports[{i}]"), format!("`{p}` is not PORT/tcp or PORT/udp")));
+            d.push(src.diag(
+                format!("ports[{i}]"),
+                format!("`{p}` is not PORT/tcp or PORT/udp"),
+            ));
         }
     }
     if let Some(w) = &s.workdir {
@@ -357,7 +407,10 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
         let lines: Vec<&str> = st.trim().lines().collect();
         if lines.is_empty() {
             d.push(src.diag(format!("steps[{i}]"), "must be a shell command"));
-        } else if lines[..lines.len() - 1].iter().any(|l| !l.trim_end().ends_with('\\')) {
+        } else if lines[..lines.len() - 1]
+            .iter()
+            .any(|l| !l.trim_end().ends_with('\\'))
+        {
             d.push(src.diag(
                 format!("steps[{i}]"),
                 "every line but the last must end in `\\` (one command per step; chain with &&)",
@@ -386,7 +439,12 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
         let imgs = load(&dir).unwrap_or_else(|e| panic!("{e}"));
         assert!(imgs.by_name.contains_key("tx-apache"));
-        let chain: Vec<_> = imgs.chain("tx-apache").unwrap().iter().map(|i| i.name.clone()).collect();
+        let chain: Vec<_> = imgs
+            .chain("tx-apache")
+            .unwrap()
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
         assert_eq!(chain, ["tx-debian", "tx-apache"]);
     }
 
@@ -394,9 +452,15 @@ mod tests {
     fn errors_point_at_lines() {
         let t = tempfile::tempdir().unwrap();
         write(t.path(), "a", "description = \"a\"\nparent = \"nope\"\nports = [\"80/sctp\"]\n[check]\nrun = \"true\"\n");
-        write(t.path(), "b", "description = \"b\"\nfoo = 1\n[check]\nrun = \"true\"\n");
+        write(
+            t.path(),
+            "b",
+            "description = \"b\"\nfoo = 1\n[check]\nrun = \"true\"\n",
+        );
         let e = load(t.path()).unwrap_err();
-        let SpecError::Invalid(d) = e else { panic!("{e}") };
+        let SpecError::Invalid(d) = e else {
+            panic!("{e}")
+        };
         let text = d.to_string().replace(&t.path().display().to_string(), "D");
         assert_eq!(
             text,
@@ -409,8 +473,16 @@ mod tests {
     #[test]
     fn parent_cycle_is_rejected() {
         let t = tempfile::tempdir().unwrap();
-        write(t.path(), "a", "description = \"a\"\nparent = \"b\"\n[check]\nrun = \"true\"\n");
-        write(t.path(), "b", "description = \"b\"\nparent = \"a\"\n[check]\nrun = \"true\"\n");
+        write(
+            t.path(),
+            "a",
+            "description = \"a\"\nparent = \"b\"\n[check]\nrun = \"true\"\n",
+        );
+        write(
+            t.path(),
+            "b",
+            "description = \"b\"\nparent = \"a\"\n[check]\nrun = \"true\"\n",
+        );
         let e = load(t.path()).unwrap_err().to_string();
         assert!(e.contains("loops back"), "{e}");
     }

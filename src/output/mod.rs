@@ -236,7 +236,10 @@ mod tests {
         t.add("etc/rc.local", "#!/bin/sh\n", 0o755).unwrap();
         publish(vec![stage(&t, &target).unwrap()]).unwrap();
         assert!(!target.join("old").exists());
-        let mode = fs::metadata(target.join("etc/rc.local")).unwrap().permissions().mode();
+        let mode = fs::metadata(target.join("etc/rc.local"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o755);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "only the published tree remains");

@@ -52,7 +52,8 @@ pub struct Loaded {
 
 /// File name of a cluster's config_version record, beside the cluster profile.
 pub fn cluster_lock_path(dir: &Path, cluster_profile: &str) -> PathBuf {
-    dir.join("clusters").join(format!("{cluster_profile}.lock.toml"))
+    dir.join("clusters")
+        .join(format!("{cluster_profile}.lock.toml"))
 }
 
 fn read(path: &Path) -> Result<SourceFile, ProfileError> {
@@ -126,7 +127,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     for (name, path) in toml_files(&dir.join("hardware"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHardware>(&src, &mut diags) {
-            let mut c = Checker { src: &src, diags: &mut diags };
+            let mut c = Checker {
+                src: &src,
+                diags: &mut diags,
+            };
             if let Some(hw) = validate::verify_hardware(&mut c, &name, &raw) {
                 hardware.insert(name, (hw, raw.install.clone()));
             }
@@ -138,7 +142,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     for (name, path) in toml_files(&dir.join("hosts"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHost>(&src, &mut diags) {
-            let mut c = Checker { src: &src, diags: &mut diags };
+            let mut c = Checker {
+                src: &src,
+                diags: &mut diags,
+            };
             if let Some(h) = validate::verify_host(&mut c, &name, &raw, &hardware, &site_install) {
                 hosts.insert(name.clone(), h);
             }
@@ -167,7 +174,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
             None
         };
         if let Some(raw) = parse::<raw::RawCluster>(&src, &mut diags) {
-            let mut c = Checker { src: &src, diags: &mut diags };
+            let mut c = Checker {
+                src: &src,
+                diags: &mut diags,
+            };
             if let Some(cl) = validate::verify_cluster(&mut c, &name, &raw, lock) {
                 clusters.insert(name.clone(), cl);
             }
@@ -175,7 +185,13 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         cluster_sources.insert(name, src);
     }
 
-    verify_cluster_membership(&hosts, &host_sources, &clusters, &cluster_sources, &mut diags);
+    verify_cluster_membership(
+        &hosts,
+        &host_sources,
+        &clusters,
+        &cluster_sources,
+        &mut diags,
+    );
     verify_unique_values(&hosts, &host_sources, &mut diags);
 
     if !diags.is_empty() || site.is_none() {
@@ -207,9 +223,10 @@ fn verify_cluster_membership(
         let src = &host_sources[name];
         let Some(cname) = &h.cluster else { continue };
         match clusters.get(cname) {
-            None if !cluster_sources.contains_key(cname) => {
-                diags.push(src.diag("cluster", format!("no cluster profile `{cname}` (clusters/{cname}.toml)")))
-            }
+            None if !cluster_sources.contains_key(cname) => diags.push(src.diag(
+                "cluster",
+                format!("no cluster profile `{cname}` (clusters/{cname}.toml)"),
+            )),
             None => {} // the cluster file itself is invalid and reported
             Some(c) if !c.nodes.iter().any(|n| &n.host == name) => diags.push(src.diag(
                 "cluster",
@@ -229,14 +246,20 @@ fn verify_cluster_membership(
             let field = format!("nodes[{i}].host");
             let Some(h) = hosts.get(&n.host) else {
                 if !host_sources.contains_key(&n.host) {
-                    diags.push(src.diag(field.clone(), format!("no host profile `{}` (hosts/{}.toml)", n.host, n.host)));
+                    diags.push(src.diag(
+                        field.clone(),
+                        format!("no host profile `{}` (hosts/{}.toml)", n.host, n.host),
+                    ));
                 }
                 continue;
             };
             if h.cluster.as_deref() != Some(cname) {
                 diags.push(src.diag(
                     field.clone(),
-                    format!("host `{}` does not name cluster `{cname}` in its profile", n.host),
+                    format!(
+                        "host `{}` does not name cluster `{cname}` in its profile",
+                        n.host
+                    ),
                 ));
             }
             if let Some(l) = &h.cluster_link {
@@ -282,12 +305,18 @@ fn verify_unique_values(
             add(IpAddr::V6(a.addr()), "network.ipv6-link-local".into());
         }
         for (i, r) in net.routed.iter().enumerate() {
-            add(IpAddr::V4(r.ipv4.addr()), format!("network.routed[{i}].ipv4"));
+            add(
+                IpAddr::V4(r.ipv4.addr()),
+                format!("network.routed[{i}].ipv4"),
+            );
             if let Some(a) = r.ipv6 {
                 add(IpAddr::V6(a.addr()), format!("network.routed[{i}].ipv6"));
             }
             if let Some(a) = r.ipv6_link_local {
-                add(IpAddr::V6(a.addr()), format!("network.routed[{i}].ipv6-link-local"));
+                add(
+                    IpAddr::V6(a.addr()),
+                    format!("network.routed[{i}].ipv6-link-local"),
+                );
             }
         }
         if let Some(l) = &h.cluster_link {

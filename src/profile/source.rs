@@ -227,7 +227,9 @@ impl SourceFile {
         let mut best: Option<usize> = None;
         for seg in parse_path(path) {
             let next = match &seg {
-                Segment::Key(k) => node.child_key(k).map(|(n, ks)| (n, ks.or_else(|| n.span()))),
+                Segment::Key(k) => node
+                    .child_key(k)
+                    .map(|(n, ks)| (n, ks.or_else(|| n.span()))),
                 Segment::Index(i) => node.child_index(*i).map(|n| (n, n.span())),
             };
             match next {

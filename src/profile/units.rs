@@ -8,7 +8,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .unwrap_or(t.len());
     let (num, unit) = (t[..split].trim(), t[split..].trim());
     if num.is_empty() {
-        return Err(format!("`{text}` is not a size (write e.g. `200MiB`, `30GiB`, `2TB`)"));
+        return Err(format!(
+            "`{text}` is not a size (write e.g. `200MiB`, `30GiB`, `2TB`)"
+        ));
     }
     let mult: u64 = match unit {
         "" | "B" => 1,
@@ -26,9 +28,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size"))?;
+    let value: f64 = num.parse().map_err(|_| format!("`{text}` is not a size"))?;
     let bytes = value * mult as f64;
     if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
         return Err(format!("`{text}` is not a positive size"));
@@ -75,9 +75,11 @@ pub fn check_password_hash(text: &str) -> Result<(), String> {
     if looks_hashed {
         Ok(())
     } else {
-        Err("is not a crypt(3) hash (a plaintext password?); put the output of \
+        Err(
+            "is not a crypt(3) hash (a plaintext password?); put the output of \
              `mkpasswd -m yescrypt` or `openssl passwd -6` here, or `!` to lock the account"
-            .into())
+                .into(),
+        )
     }
 }
 
@@ -100,8 +102,7 @@ pub fn check_ssh_key(text: &str) -> Result<(), String> {
     ];
     let b64 = |s: &str| {
         s.len() >= 16
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=')
     };
     if kinds.contains(&kind) && b64(body) && body.starts_with("AAAA") {
@@ -127,7 +128,10 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("02:AB:00:00:00:01").as_deref(), Ok("02:ab:00:00:00:01"));
+        assert_eq!(
+            parse_mac("02:AB:00:00:00:01").as_deref(),
+            Ok("02:ab:00:00:00:01")
+        );
         assert!(parse_mac("01:00:5e:00:00:01").is_err());
         assert!(parse_mac("02:ab:00:00:00").is_err());
     }

@@ -33,7 +33,10 @@ impl Checker<'_> {
         match text.parse::<IpNet>() {
             Ok(IpNet::V4(n)) => Some(n),
             Ok(IpNet::V6(_)) => {
-                self.err(field, format!("`{text}` is an IPv6 address; an IPv4 one is needed"));
+                self.err(
+                    field,
+                    format!("`{text}` is an IPv6 address; an IPv4 one is needed"),
+                );
                 None
             }
             Err(_) => {
@@ -52,11 +55,17 @@ impl Checker<'_> {
         match text.parse::<IpNet>() {
             Ok(IpNet::V6(n)) => Some(n),
             Ok(IpNet::V4(_)) => {
-                self.err(field, format!("`{text}` is an IPv4 address; an IPv6 one is needed"));
+                self.err(
+                    field,
+                    format!("`{text}` is an IPv4 address; an IPv6 one is needed"),
+                );
                 None
             }
             Err(_) => {
-                self.err(field, format!("`{text}` is not an IPv6 address with prefix"));
+                self.err(
+                    field,
+                    format!("`{text}` is not an IPv6 address with prefix"),
+                );
                 None
             }
         }
@@ -77,10 +86,7 @@ fn valid_name(s: &str, max: usize) -> bool {
 }
 
 /// Layers install settings (later wins) and checks each value.
-pub(crate) fn verify_install(
-    c: &mut Checker<'_>,
-    layers: &[&RawInstall],
-) -> Option<Install> {
+pub(crate) fn verify_install(c: &mut Checker<'_>, layers: &[&RawInstall]) -> Option<Install> {
     let mut m = RawInstall::default();
     for l in layers {
         macro_rules! take {
@@ -119,7 +125,10 @@ pub(crate) fn verify_install(
     let suite = suite.filter(|s| {
         let ok = valid_name(s, 32) && s.chars().all(|c| c.is_ascii_lowercase());
         if !ok {
-            c.err("install.suite", format!("`{s}` is not a Debian suite codename"));
+            c.err(
+                "install.suite",
+                format!("`{s}` is not a Debian suite codename"),
+            );
         }
         ok
     })?;
@@ -127,20 +136,29 @@ pub(crate) fn verify_install(
     let proxy = m.proxy.filter(|p| !p.is_empty());
     if let Some(p) = &proxy {
         if !(p.starts_with("http://") || p.starts_with("https://")) {
-            c.err("install.proxy", format!("`{p}` is not an http:// or https:// URL"));
+            c.err(
+                "install.proxy",
+                format!("`{p}` is not an http:// or https:// URL"),
+            );
         }
     }
     let locale = locale.filter(|l| {
         let ok = l.contains('_') && !l.contains(char::is_whitespace);
         if !ok {
-            c.err("install.locale", format!("`{l}` is not a locale such as en_US.UTF-8"));
+            c.err(
+                "install.locale",
+                format!("`{l}` is not a locale such as en_US.UTF-8"),
+            );
         }
         ok
     })?;
     let timezone = timezone.filter(|t| {
         let ok = (t.contains('/') || t == "UTC") && !t.contains(char::is_whitespace);
         if !ok {
-            c.err("install.timezone", format!("`{t}` is not a time zone such as Europe/Paris"));
+            c.err(
+                "install.timezone",
+                format!("`{t}` is not a time zone such as Europe/Paris"),
+            );
         }
         ok
     })?;
@@ -148,7 +166,10 @@ pub(crate) fn verify_install(
         "gtk" | "graphical" => Frontend::Gtk,
         "text" => Frontend::Text,
         other => {
-            c.err("install.frontend", format!("`{other}` is not `gtk` or `text`"));
+            c.err(
+                "install.frontend",
+                format!("`{other}` is not `gtk` or `text`"),
+            );
             return None;
         }
     };
@@ -163,8 +184,15 @@ pub(crate) fn verify_install(
     }
     let packages = m.packages.unwrap_or_default();
     for (i, p) in packages.iter().enumerate() {
-        if !valid_name(p, 100) && !p.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
-            c.err(format!("install.packages[{i}]"), format!("`{p}` is not a package name"));
+        if !valid_name(p, 100)
+            && !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            c.err(
+                format!("install.packages[{i}]"),
+                format!("`{p}` is not a package name"),
+            );
         }
     }
     Some(Install {
@@ -185,7 +213,9 @@ fn parse_mirror(url: &str) -> Result<Mirror, String> {
         .split_once("://")
         .ok_or_else(|| format!("`{url}` is not a URL (http://host/debian)"))?;
     if protocol != "http" && protocol != "https" {
-        return Err(format!("`{url}`: the installer takes http:// or https:// mirrors"));
+        return Err(format!(
+            "`{url}`: the installer takes http:// or https:// mirrors"
+        ));
     }
     let (hostname, dir) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -219,7 +249,10 @@ pub(crate) fn verify_hardware(
         "gpt" => Some(true),
         "msdos" => Some(false),
         other => {
-            c.err("partition-table", format!("`{other}` is not `gpt` or `msdos`"));
+            c.err(
+                "partition-table",
+                format!("`{other}` is not `gpt` or `msdos`"),
+            );
             None
         }
     };
@@ -228,7 +261,10 @@ pub(crate) fn verify_hardware(
     for (i, d) in raw.disks.iter().enumerate() {
         let f = |k: &str| format!("disks[{i}].{k}");
         if !valid_name(&d.id, 32) {
-            c.err(f("id"), format!("`{}` is not a disk id (lowercase letters, digits)", d.id));
+            c.err(
+                f("id"),
+                format!("`{}` is not a disk id (lowercase letters, digits)", d.id),
+            );
         } else if !seen.insert(d.id.clone()) {
             c.err(f("id"), format!("disk id `{}` is used twice", d.id));
         }
@@ -244,7 +280,10 @@ pub(crate) fn verify_hardware(
             toml::Value::Integer(n) if *n > 0 => Some(*n as u64),
             toml::Value::String(s) => c.parse(&f("size"), parse_bytes(s)),
             _ => {
-                c.err(f("size"), "give a byte count or a size with unit such as `480GB`");
+                c.err(
+                    f("size"),
+                    "give a byte count or a size with unit such as `480GB`",
+                );
                 None
             }
         };
@@ -287,7 +326,10 @@ pub(crate) fn verify_hardware(
         }
     }
     if !nics.iter().any(|n| n.role == NicRole::Install) && !raw.nics.is_empty() {
-        c.err("nics", "no NIC has role `install`: the installer needs one for DHCP");
+        c.err(
+            "nics",
+            "no NIC has role `install`: the installer needs one for DHCP",
+        );
     }
     Some(Hardware {
         name: name.to_string(),
@@ -326,13 +368,19 @@ pub(crate) fn verify_host(
     if name != raw.hostname {
         c.err(
             "hostname",
-            format!("`{}` differs from the file name `{name}.toml`", raw.hostname),
+            format!(
+                "`{}` differs from the file name `{name}.toml`",
+                raw.hostname
+            ),
         );
     }
     if !valid_name(&raw.hostname, 63) || raw.hostname.contains('_') {
         c.err("hostname", format!("`{}` is not a host name", raw.hostname));
     }
-    if raw.domain.is_empty() || !raw.domain.contains('.') || raw.domain.contains(char::is_whitespace) {
+    if raw.domain.is_empty()
+        || !raw.domain.contains('.')
+        || raw.domain.contains(char::is_whitespace)
+    {
         c.err("domain", format!("`{}` is not a DNS domain", raw.domain));
     }
     if let Err(e) = check_password_hash(&raw.root_password_hash) {
@@ -359,13 +407,19 @@ pub(crate) fn verify_host(
     let install = verify_install(c, &[site_install, hw_install, &raw.install]);
     let nics = verify_host_nics(c, raw, hw);
     let disks = verify_disk_devices(c, raw, hw);
-    let vpro_address = raw.vpro.as_ref().and_then(|v| match v.address.parse::<Ipv4Addr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            c.err("vpro.address", format!("`{}` is not an IPv4 address", v.address));
-            None
-        }
-    });
+    let vpro_address = raw
+        .vpro
+        .as_ref()
+        .and_then(|v| match v.address.parse::<Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.err(
+                    "vpro.address",
+                    format!("`{}` is not an IPv4 address", v.address),
+                );
+                None
+            }
+        });
     let network = verify_network(c, &raw.network, &nics);
     let cluster_link = raw.cluster_link.as_ref().and_then(|l| {
         let address = c.ipv4_net("cluster-link.address", &l.address)?;
@@ -378,7 +432,11 @@ pub(crate) fn verify_host(
         if !known.contains(&l.interface.as_str()) {
             c.err(
                 "cluster-link.interface",
-                format!("`{}` is none of this host's interfaces ({})", l.interface, known.join(", ")),
+                format!(
+                    "`{}` is none of this host's interfaces ({})",
+                    l.interface,
+                    known.join(", ")
+                ),
             );
         }
         Some(ClusterLink {
@@ -412,7 +470,10 @@ fn verify_host_nics(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec<Ni
     let mut macs = BTreeSet::new();
     for model in &hw.nics {
         let Some(n) = raw.nics.get(&model.name) else {
-            c.err("nics", format!("no MAC for NIC `{}` of hardware `{}`", model.name, hw.name));
+            c.err(
+                "nics",
+                format!("no MAC for NIC `{}` of hardware `{}`", model.name, hw.name),
+            );
             continue;
         };
         let field = format!("nics.{}.mac", model.name);
@@ -445,7 +506,10 @@ fn verify_host_nics(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec<Ni
 fn verify_disk_devices(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec<Disk> {
     for (id, dev) in &raw.disk_devices {
         if !hw.disks.iter().any(|d| &d.id == id) {
-            c.err(format!("disk-devices.{id}"), format!("hardware `{}` has no disk `{id}`", hw.name));
+            c.err(
+                format!("disk-devices.{id}"),
+                format!("hardware `{}` has no disk `{id}`", hw.name),
+            );
         }
         check_device(c, &format!("disk-devices.{id}"), dev);
     }
@@ -453,7 +517,11 @@ fn verify_disk_devices(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec
         .disks
         .iter()
         .map(|d| Disk {
-            device: raw.disk_devices.get(&d.id).cloned().unwrap_or_else(|| d.device.clone()),
+            device: raw
+                .disk_devices
+                .get(&d.id)
+                .cloned()
+                .unwrap_or_else(|| d.device.clone()),
             ..d.clone()
         })
         .collect();
@@ -478,7 +546,10 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     }
     if let Some(b) = &raw.bridge {
         if !valid_interface(b) || nics.iter().any(|n| &n.name == b) {
-            c.err("network.bridge", format!("`{b}` is not a free interface name for a bridge"));
+            c.err(
+                "network.bridge",
+                format!("`{b}` is not a free interface name for a bridge"),
+            );
         }
     }
     let ipv4 = c.ipv4_net("network.ipv4", &raw.ipv4);
@@ -494,7 +565,10 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     };
     if let (Some(a), Some(g)) = (ipv4, gw) {
         if a.addr() == g {
-            c.err("network.ipv4-gateway", format!("{g} is this host's own address"));
+            c.err(
+                "network.ipv4-gateway",
+                format!("{g} is this host's own address"),
+            );
         } else if !raw.ipv4_onlink && !a.contains(&g) {
             c.err(
                 "network.ipv4-gateway",
@@ -505,10 +579,16 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
             );
         }
     }
-    let ipv6 = raw.ipv6.as_ref().and_then(|t| c.ipv6_net("network.ipv6", t));
+    let ipv6 = raw
+        .ipv6
+        .as_ref()
+        .and_then(|t| c.ipv6_net("network.ipv6", t));
     if let Some(n) = ipv6 {
         if is_link_local_v6(&n.addr()) {
-            c.err("network.ipv6", format!("{n} is link-local; put it in `ipv6-link-local`"));
+            c.err(
+                "network.ipv6",
+                format!("{n} is link-local; put it in `ipv6-link-local`"),
+            );
         }
     }
     let ll = raw
@@ -517,16 +597,25 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         .and_then(|t| c.ipv6_net("network.ipv6-link-local", t));
     if let Some(n) = ll {
         if !is_link_local_v6(&n.addr()) {
-            c.err("network.ipv6-link-local", format!("{n} is not in fe80::/10"));
+            c.err(
+                "network.ipv6-link-local",
+                format!("{n} is not in fe80::/10"),
+            );
         }
     }
-    let gw6 = raw.ipv6_gateway.as_ref().and_then(|t| match t.parse::<Ipv6Addr>() {
-        Ok(g) => Some(g),
-        Err(_) => {
-            c.err("network.ipv6-gateway", format!("`{t}` is not an IPv6 address"));
-            None
-        }
-    });
+    let gw6 = raw
+        .ipv6_gateway
+        .as_ref()
+        .and_then(|t| match t.parse::<Ipv6Addr>() {
+            Ok(g) => Some(g),
+            Err(_) => {
+                c.err(
+                    "network.ipv6-gateway",
+                    format!("`{t}` is not an IPv6 address"),
+                );
+                None
+            }
+        });
     if let Some(g) = gw6 {
         let on_link = is_link_local_v6(&g) || ipv6.is_some_and(|n| n.contains(&g));
         if !on_link {
@@ -536,7 +625,10 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
             );
         }
         if ipv6.is_none() {
-            c.err("network.ipv6-gateway", "an IPv6 gateway needs an `ipv6` address");
+            c.err(
+                "network.ipv6-gateway",
+                "an IPv6 gateway needs an `ipv6` address",
+            );
         }
     }
     let mut nameservers = Vec::new();
@@ -554,7 +646,10 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         let f = |k: &str| format!("network.routed[{i}].{k}");
         let v4 = c.ipv4_net(&f("ipv4"), &r.ipv4);
         let v6 = r.ipv6.as_ref().and_then(|t| c.ipv6_net(&f("ipv6"), t));
-        let ll = r.ipv6_link_local.as_ref().and_then(|t| c.ipv6_net(&f("ipv6-link-local"), t));
+        let ll = r
+            .ipv6_link_local
+            .as_ref()
+            .and_then(|t| c.ipv6_net(&f("ipv6-link-local"), t));
         if let Some(n) = ll {
             if !is_link_local_v6(&n.addr()) {
                 c.err(f("ipv6-link-local"), format!("{n} is not in fe80::/10"));
@@ -610,9 +705,10 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         let to = p.to.parse::<std::net::SocketAddrV4>().ok();
         match (&to, &nat_bridge) {
             (None, _) => c.err(f("to"), format!("`{}` is not ADDRESS:PORT (IPv4)", p.to)),
-            (Some(_), None) => {
-                c.err(f("to"), "port forwards go to VMs behind `network.nat-bridge`, which is not set")
-            }
+            (Some(_), None) => c.err(
+                f("to"),
+                "port forwards go to VMs behind `network.nat-bridge`, which is not set",
+            ),
             (Some(t), Some(b)) => {
                 if !b.network.contains(t.ip()) || *t.ip() == b.address.addr() || t.port() == 0 {
                     c.err(
@@ -624,7 +720,10 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         }
         if let (Some(protocol), Some(port), Some(to)) = (protocol, port, to) {
             if !seen_ports.insert((p.protocol.clone(), port)) {
-                c.err(f("port"), format!("{} port {port} is forwarded twice", p.protocol));
+                c.err(
+                    f("port"),
+                    format!("{} port {port} is forwarded twice", p.protocol),
+                );
             }
             port_forwards.push(PortForward {
                 protocol,
@@ -673,7 +772,10 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
     let has_disk = |id: &str| disks.iter().any(|d| d.id == id);
     for (i, d) in raw.boot_disks.iter().enumerate() {
         if !has_disk(d) {
-            c.err(format!("storage.boot-disks[{i}]"), format!("the hardware has no disk `{d}`"));
+            c.err(
+                format!("storage.boot-disks[{i}]"),
+                format!("the hardware has no disk `{d}`"),
+            );
         }
     }
     let mut arrays = Vec::new();
@@ -682,14 +784,23 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
     let mut groups: BTreeMap<String, Stage> = BTreeMap::new();
     for (i, a) in raw.arrays.iter().enumerate() {
         let f = |k: &str| format!("storage.arrays[{i}].{k}");
-        let number = a.name.strip_prefix("md").and_then(|n| n.parse::<u32>().ok());
+        let number = a
+            .name
+            .strip_prefix("md")
+            .and_then(|n| n.parse::<u32>().ok());
         if number.is_none() {
-            c.err(f("name"), format!("`{}` is not an md device name (md0, md1, …)", a.name));
+            c.err(
+                f("name"),
+                format!("`{}` is not an md device name (md0, md1, …)", a.name),
+            );
         } else if !names.insert(a.name.clone()) {
             c.err(f("name"), format!("array `{}` is declared twice", a.name));
         }
         if a.level != 1 {
-            c.err(f("level"), format!("RAID level {} is not supported (only 1, mirror)", a.level));
+            c.err(
+                f("level"),
+                format!("RAID level {} is not supported (only 1, mirror)", a.level),
+            );
         }
         if a.disks.len() < 2 {
             c.err(f("disks"), "a RAID1 array needs at least two member disks");
@@ -697,9 +808,15 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
         let mut members = BTreeSet::new();
         for (j, d) in a.disks.iter().enumerate() {
             if !has_disk(d) {
-                c.err(format!("storage.arrays[{i}].disks[{j}]"), format!("the hardware has no disk `{d}`"));
+                c.err(
+                    format!("storage.arrays[{i}].disks[{j}]"),
+                    format!("the hardware has no disk `{d}`"),
+                );
             } else if !members.insert(d) {
-                c.err(format!("storage.arrays[{i}].disks[{j}]"), format!("disk `{d}` is a member twice"));
+                c.err(
+                    format!("storage.arrays[{i}].disks[{j}]"),
+                    format!("disk `{d}` is a member twice"),
+                );
             }
         }
         let size = parse_size(c, &f("size"), &a.size);
@@ -707,24 +824,42 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
             "install" => Some(Stage::Install),
             "first-boot" => Some(Stage::FirstBoot),
             other => {
-                c.err(f("stage"), format!("`{other}` is not `install` or `first-boot`"));
+                c.err(
+                    f("stage"),
+                    format!("`{other}` is not `install` or `first-boot`"),
+                );
                 None
             }
         };
         let content = match (&a.filesystem, &a.mount, &a.volume_group) {
             (Some(fs), Some(m), None) => {
                 if !["ext2", "ext3", "ext4", "xfs"].contains(&fs.as_str()) {
-                    c.err(f("filesystem"), format!("`{fs}` is not ext2, ext3, ext4 or xfs"));
+                    c.err(
+                        f("filesystem"),
+                        format!("`{fs}` is not ext2, ext3, ext4 or xfs"),
+                    );
                 }
                 check_mount(c, &f("mount"), m, &mut mounts);
-                Some(ArrayContent::Filesystem { fs: fs.clone(), mount: m.clone() })
+                Some(ArrayContent::Filesystem {
+                    fs: fs.clone(),
+                    mount: m.clone(),
+                })
             }
             (None, None, Some(vg)) => {
                 if !valid_name(vg, 64) {
-                    c.err(f("volume-group"), format!("`{vg}` is not a volume group name"));
+                    c.err(
+                        f("volume-group"),
+                        format!("`{vg}` is not a volume group name"),
+                    );
                 }
-                if groups.insert(vg.clone(), stage.unwrap_or(Stage::Install)).is_some() {
-                    c.err(f("volume-group"), format!("volume group `{vg}` sits on two arrays"));
+                if groups
+                    .insert(vg.clone(), stage.unwrap_or(Stage::Install))
+                    .is_some()
+                {
+                    c.err(
+                        f("volume-group"),
+                        format!("volume group `{vg}` sits on two arrays"),
+                    );
                 }
                 Some(ArrayContent::VolumeGroup(vg.clone()))
             }
@@ -736,7 +871,9 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                 None
             }
         };
-        if let (Some(number), Some(size), Some(stage), Some(content)) = (number, size, stage, content) {
+        if let (Some(number), Some(size), Some(stage), Some(content)) =
+            (number, size, stage, content)
+        {
             arrays.push(Array {
                 name: a.name.clone(),
                 number,
@@ -754,23 +891,42 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
     for (i, v) in raw.volumes.iter().enumerate() {
         let f = |k: &str| format!("storage.volumes[{i}].{k}");
         if !groups.contains_key(&v.group) {
-            c.err(f("group"), format!("no array carries volume group `{}`", v.group));
+            c.err(
+                f("group"),
+                format!("no array carries volume group `{}`", v.group),
+            );
         }
         if !valid_name(&v.name, 64) {
-            c.err(f("name"), format!("`{}` is not a logical volume name", v.name));
+            c.err(
+                f("name"),
+                format!("`{}` is not a logical volume name", v.name),
+            );
         } else if !lv_names.insert((v.group.clone(), v.name.clone())) {
-            c.err(f("name"), format!("`{}/{}` is declared twice", v.group, v.name));
+            c.err(
+                f("name"),
+                format!("`{}/{}` is declared twice", v.group, v.name),
+            );
         }
         let size = parse_size(c, &f("size"), &v.size);
         if size == Some(Size::Rest) && !rest_groups.insert(v.group.clone()) {
-            c.err(f("size"), format!("two volumes of `{}` take the rest", v.group));
+            c.err(
+                f("size"),
+                format!("two volumes of `{}` take the rest", v.group),
+            );
         }
         match (v.filesystem.as_str(), &v.mount) {
             ("swap", None) => {}
             ("swap", Some(_)) => c.err(f("mount"), "swap is not mounted"),
-            ("ext2" | "ext3" | "ext4" | "xfs", Some(m)) => check_mount(c, &f("mount"), m, &mut mounts),
-            ("ext2" | "ext3" | "ext4" | "xfs", None) => c.err(f("mount"), "a filesystem needs a mount point"),
-            (other, _) => c.err(f("filesystem"), format!("`{other}` is not ext2, ext3, ext4, xfs or swap")),
+            ("ext2" | "ext3" | "ext4" | "xfs", Some(m)) => {
+                check_mount(c, &f("mount"), m, &mut mounts)
+            }
+            ("ext2" | "ext3" | "ext4" | "xfs", None) => {
+                c.err(f("mount"), "a filesystem needs a mount point")
+            }
+            (other, _) => c.err(
+                f("filesystem"),
+                format!("`{other}` is not ext2, ext3, ext4, xfs or swap"),
+            ),
         }
         if let Some(size) = size {
             volumes.push(Volume {
@@ -783,10 +939,11 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
         }
     }
     let root_on_install = arrays.iter().any(|a| {
-        a.stage == Stage::Install && matches!(&a.content, ArrayContent::Filesystem { mount, .. } if mount == "/")
-    }) || volumes.iter().any(|v| {
-        v.mount.as_deref() == Some("/") && groups.get(&v.group) == Some(&Stage::Install)
-    });
+        a.stage == Stage::Install
+            && matches!(&a.content, ArrayContent::Filesystem { mount, .. } if mount == "/")
+    }) || volumes
+        .iter()
+        .any(|v| v.mount.as_deref() == Some("/") && groups.get(&v.group) == Some(&Stage::Install));
     if !root_on_install {
         c.err("storage", "nothing is mounted on `/` by the installer");
     }
@@ -809,12 +966,18 @@ pub(crate) fn verify_cluster(
     }
     let transport = raw.transport.clone().unwrap_or_else(|| "knet".into());
     if !["knet", "udp", "udpu"].contains(&transport.as_str()) {
-        c.err("transport", format!("`{transport}` is not knet, udp or udpu"));
+        c.err(
+            "transport",
+            format!("`{transport}` is not knet, udp or udpu"),
+        );
     }
     if raw.two_node && raw.nodes.len() != 2 {
         c.err(
             "two-node",
-            format!("two-node quorum needs exactly two nodes; {} are listed", raw.nodes.len()),
+            format!(
+                "two-node quorum needs exactly two nodes; {} are listed",
+                raw.nodes.len()
+            ),
         );
     }
     let mut nodes = Vec::new();
@@ -823,21 +986,35 @@ pub(crate) fn verify_cluster(
     for (i, n) in raw.nodes.iter().enumerate() {
         let id = u32::try_from(n.nodeid).ok().filter(|&x| x > 0);
         match id {
-            None => c.err(format!("nodes[{i}].nodeid"), format!("{} is not a positive node id", n.nodeid)),
-            Some(id) if !ids.insert(id) => {
-                c.err(format!("nodes[{i}].nodeid"), format!("node id {id} is used twice"))
-            }
+            None => c.err(
+                format!("nodes[{i}].nodeid"),
+                format!("{} is not a positive node id", n.nodeid),
+            ),
+            Some(id) if !ids.insert(id) => c.err(
+                format!("nodes[{i}].nodeid"),
+                format!("node id {id} is used twice"),
+            ),
             _ => {}
         }
         if !hosts.insert(n.host.clone()) {
-            c.err(format!("nodes[{i}].host"), format!("`{}` is listed twice", n.host));
+            c.err(
+                format!("nodes[{i}].host"),
+                format!("`{}` is listed twice", n.host),
+            );
         }
         let votes = u32::try_from(n.votes).ok().filter(|&v| v > 0);
         if votes.is_none() {
-            c.err(format!("nodes[{i}].votes"), format!("{} is not a positive vote count", n.votes));
+            c.err(
+                format!("nodes[{i}].votes"),
+                format!("{} is not a positive vote count", n.votes),
+            );
         }
         if let (Some(nodeid), Some(votes)) = (id, votes) {
-            nodes.push(Node { host: n.host.clone(), nodeid, votes });
+            nodes.push(Node {
+                host: n.host.clone(),
+                nodeid,
+                votes,
+            });
         }
     }
     nodes.sort_by_key(|n| n.nodeid);

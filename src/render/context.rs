@@ -181,7 +181,9 @@ impl<'a> HostCtx<'a> {
             .iter()
             .map(|a| {
                 let what = match &a.content {
-                    crate::profile::ArrayContent::Filesystem { fs, mount } => format!("{fs} {mount}"),
+                    crate::profile::ArrayContent::Filesystem { fs, mount } => {
+                        format!("{fs} {mount}")
+                    }
                     crate::profile::ArrayContent::VolumeGroup(vg) => format!("LVM VG {vg}"),
                 };
                 let disks: Vec<&str> = a.members.iter().map(|m| m.disk.as_str()).collect();
@@ -189,7 +191,8 @@ impl<'a> HostCtx<'a> {
             })
             .collect();
         let (language, country) = language_country(&host.install.locale);
-        let mut packages: Vec<String> = super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+        let mut packages: Vec<String> =
+            super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
         for p in &host.install.packages {
             if !packages.contains(p) {
                 packages.push(p.clone());

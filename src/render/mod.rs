@@ -145,7 +145,11 @@ pub fn render_hosts(
 }
 
 /// The tree of one host.
-fn host_tree(project: &Project, host: &Host, corosync: Option<String>) -> Result<Tree, RenderError> {
+fn host_tree(
+    project: &Project,
+    host: &Host,
+    corosync: Option<String>,
+) -> Result<Tree, RenderError> {
     let ctx = context::HostCtx::new(project, host);
     let mut rootfs = Tree::new();
     rootfs.add("etc/rc.local", template("rc.local", &ctx)?, 0o755)?;
@@ -162,9 +166,17 @@ fn host_tree(project: &Project, host: &Host, corosync: Option<String>) -> Result
     }
     rootfs.add("etc/hostname", format!("{}\n", host.hostname), 0o644)?;
     rootfs.add("etc/hosts", template("hosts", &ctx)?, 0o644)?;
-    rootfs.add("etc/network/interfaces", template("interfaces", &ctx)?, 0o644)?;
+    rootfs.add(
+        "etc/network/interfaces",
+        template("interfaces", &ctx)?,
+        0o644,
+    )?;
     if !host.install.kernel_params.is_empty() {
-        rootfs.add("etc/default/grub.d/picaboot.cfg", template("grub.cfg", &ctx)?, 0o644)?;
+        rootfs.add(
+            "etc/default/grub.d/picaboot.cfg",
+            template("grub.cfg", &ctx)?,
+            0o644,
+        )?;
     }
     if let Some(text) = corosync {
         rootfs.add("etc/corosync/corosync.conf", text, 0o644)?;
@@ -209,7 +221,11 @@ fn host_tree(project: &Project, host: &Host, corosync: Option<String>) -> Result
         files,
         enable_units,
     };
-    tree.add("late-command.sh", template("late-command.sh", &late)?, 0o755)?;
+    tree.add(
+        "late-command.sh",
+        template("late-command.sh", &late)?,
+        0o755,
+    )?;
     tree.add("preseed.cfg", template("preseed.cfg", &ctx)?, 0o644)?;
     for (path, f) in rootfs.files() {
         tree.add(format!("rootfs/{path}"), f.bytes.clone(), f.mode)?;

@@ -11,15 +11,42 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("link", include_str!("../../templates/link.tera")),
     ("hosts", include_str!("../../templates/hosts.tera")),
     ("grub.cfg", include_str!("../../templates/grub.cfg.tera")),
-    ("corosync.conf", include_str!("../../templates/corosync.conf.tera")),
-    ("corosync-override.conf", include_str!("../../templates/corosync-override.conf.tera")),
-    ("interfaces", include_str!("../../templates/interfaces.tera")),
-    ("mdadm.conf", include_str!("../../templates/mdadm.conf.tera")),
-    ("storage-setup.sh", include_str!("../../templates/storage-setup.sh.tera")),
-    ("storage-setup.service", include_str!("../../templates/storage-setup.service.tera")),
-    ("preseed.cfg", include_str!("../../templates/preseed.cfg.tera")),
-    ("late-command.sh", include_str!("../../templates/late-command.sh.tera")),
-    ("Dockerfile", include_str!("../../templates/Dockerfile.tera")),
+    (
+        "corosync.conf",
+        include_str!("../../templates/corosync.conf.tera"),
+    ),
+    (
+        "corosync-override.conf",
+        include_str!("../../templates/corosync-override.conf.tera"),
+    ),
+    (
+        "interfaces",
+        include_str!("../../templates/interfaces.tera"),
+    ),
+    (
+        "mdadm.conf",
+        include_str!("../../templates/mdadm.conf.tera"),
+    ),
+    (
+        "storage-setup.sh",
+        include_str!("../../templates/storage-setup.sh.tera"),
+    ),
+    (
+        "storage-setup.service",
+        include_str!("../../templates/storage-setup.service.tera"),
+    ),
+    (
+        "preseed.cfg",
+        include_str!("../../templates/preseed.cfg.tera"),
+    ),
+    (
+        "late-command.sh",
+        include_str!("../../templates/late-command.sh.tera"),
+    ),
+    (
+        "Dockerfile",
+        include_str!("../../templates/Dockerfile.tera"),
+    ),
 ];
 
 /// The shared tera instance (templates are parsed once per process).

@@ -263,7 +263,9 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
                 start,
                 size,
                 rest,
-                kind: PartitionKind::Raid { array: a.name.clone() },
+                kind: PartitionKind::Raid {
+                    array: a.name.clone(),
+                },
             });
             member_parts.push((a.name.clone(), disk.id.clone(), number, size));
             start += size;
@@ -285,7 +287,9 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
             .disks
             .iter()
             .filter_map(|d| {
-                let (_, _, n, _) = member_parts.iter().find(|(arr, disk, _, _)| arr == &a.name && disk == d)?;
+                let (_, _, n, _) = member_parts
+                    .iter()
+                    .find(|(arr, disk, _, _)| arr == &a.name && disk == d)?;
                 let device = host.disk(d)?.device.clone();
                 Some(Member {
                     disk: d.clone(),
@@ -317,7 +321,9 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
 
     let mut volumes = Vec::new();
     for a in &arrays {
-        let ArrayContent::VolumeGroup(vg) = &a.content else { continue };
+        let ArrayContent::VolumeGroup(vg) = &a.content else {
+            continue;
+        };
         let capacity = round_down_mib(a.size.saturating_sub(LVM_OVERHEAD));
         let decl: Vec<(usize, &crate::profile::Volume)> = st
             .volumes
@@ -351,7 +357,10 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
                 Size::Rest => (capacity - fixed, true),
             };
             volumes.push((
-                st.volumes.iter().position(|x| std::ptr::eq(x, v)).unwrap_or(0),
+                st.volumes
+                    .iter()
+                    .position(|x| std::ptr::eq(x, v))
+                    .unwrap_or(0),
                 VolumePlan {
                     group: vg.clone(),
                     name: v.name.clone(),
@@ -368,7 +377,10 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
     let volumes = volumes.into_iter().map(|(_, v)| v).collect();
 
     for (i, b) in st.boot_disks.iter().enumerate() {
-        let holds_boot = st.arrays.iter().any(|a| a.stage == Stage::Install && a.disks.contains(b));
+        let holds_boot = st
+            .arrays
+            .iter()
+            .any(|a| a.stage == Stage::Install && a.disks.contains(b));
         if !holds_boot {
             errors.push(PlanError {
                 field: format!("storage.boot-disks[{i}]"),
@@ -378,7 +390,11 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
     }
 
     if errors.is_empty() {
-        Ok(Plan { disks, arrays, volumes })
+        Ok(Plan {
+            disks,
+            arrays,
+            volumes,
+        })
     } else {
         Err(errors)
     }

@@ -42,7 +42,9 @@ pub fn recipe(plan: &Plan) -> Result<PartmanRecipe, PlanError> {
         let a: Vec<_> = first.partitions.iter().map(shape).collect();
         let b: Vec<_> = d.partitions.iter().map(shape).collect();
         let same_fixed = a.len() == b.len()
-            && a.iter().zip(&b).all(|(x, y)| x.2 == y.2 && x.1 == y.1 && (x.1 || x.0 == y.0));
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.2 == y.2 && x.1 == y.1 && (x.1 || x.0 == y.0));
         if !same_fixed {
             return Err(PlanError {
                 field: "storage.arrays".into(),
@@ -74,7 +76,9 @@ pub fn recipe(plan: &Plan) -> Result<PartmanRecipe, PlanError> {
         if vg.as_ref().is_some_and(|g| g != &v.group) {
             return Err(PlanError {
                 field: "storage.volumes".into(),
-                reason: "the installer creates one volume group; move the others to first-boot arrays".into(),
+                reason:
+                    "the installer creates one volume group; move the others to first-boot arrays"
+                        .into(),
             });
         }
         vg = Some(v.group.clone());
@@ -103,7 +107,11 @@ pub fn recipe(plan: &Plan) -> Result<PartmanRecipe, PlanError> {
     }
     let mut raid = Vec::new();
     for a in plan.arrays_at(Stage::Install) {
-        let members: Vec<_> = a.members.iter().map(|m| m.partition_device.clone()).collect();
+        let members: Vec<_> = a
+            .members
+            .iter()
+            .map(|m| m.partition_device.clone())
+            .collect();
         let (fs, mount) = match &a.content {
             ArrayContent::Filesystem { fs, mount } => (fs.clone(), mount.clone()),
             ArrayContent::VolumeGroup(_) => ("lvm".to_string(), "-".to_string()),
@@ -116,7 +124,11 @@ pub fn recipe(plan: &Plan) -> Result<PartmanRecipe, PlanError> {
         ));
     }
     Ok(PartmanRecipe {
-        disks: disks.iter().map(|d| d.device.clone()).collect::<Vec<_>>().join(" "),
+        disks: disks
+            .iter()
+            .map(|d| d.device.clone())
+            .collect::<Vec<_>>()
+            .join(" "),
         expert_recipe: expert,
         raid_recipe: raid,
         volume_group: vg,
