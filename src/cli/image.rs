@@ -26,6 +26,21 @@ pub enum ImageSub {
     List(ListConfig),
     /// Build, then run the image with podman and its declared check.
     Test(BuildConfig),
+    /// Pack a directory as one deterministic layer (benchmarks, debugging); prints digests.
+    Pack(PackConfig),
+}
+
+/// Arguments of `image pack`.
+#[derive(Debug, clap::Args)]
+pub struct PackConfig {
+    /// Directory (a root filesystem or an overlayfs upper directory).
+    pub dir: PathBuf,
+    /// Where the gzip blob goes.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Clamp mtimes to this time (default: $SOURCE_DATE_EPOCH, else 0).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+    pub epoch: u64,
 }
 
 /// Where the specs are.
@@ -99,6 +114,12 @@ pub fn image(c: ImageCmd) -> anyhow::Result<()> {
         ImageSub::Test(b) => build(b, true),
         ImageSub::Dockerfile(d) => dockerfile(d),
         ImageSub::List(l) => list(l),
+        ImageSub::Pack(p) => {
+            let f = std::fs::File::create(&p.out).with_context(|| format!("creating {}", p.out.display()))?;
+            let d = image::layer::pack(&p.dir, p.epoch, f).with_context(|| format!("packing {}", p.dir.display()))?;
+            println!("diff_id {}\ndigest {}\nsize {}", d.diff_id, d.digest, d.size);
+            Ok(())
+        }
     }
 }
 
