@@ -418,3 +418,267 @@ fn check_reports_bad_image_specs_with_lines() {
         "{err}"
     );
 }
+
+/// mysql-backup and postgres-backup, built on the family's cache.
+fn backup_images() -> &'static Path {
+    static B: OnceLock<()> = OnceLock::new();
+    let f = family();
+    B.get_or_init(|| {
+        let _g = heavy();
+        build("mysql-backup", &f.cache, &f.out);
+        build("postgres-backup", &f.cache, &f.out);
+    });
+    &f.out
+}
+
+/// A container of a backup image with the database's socket directory and a backup directory
+/// bind-mounted (the tests run with `--network none`).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman").args(["rm", "-f", "-t", "1", &self.0]).output();
+    }
+}
+
+fn start_backup_container(name: &str, archive: &Path, mounts: &[(&Path, &str)], env: &[(&str, &str)]) -> Container {
+    let cname = format!("picaboot-test-{name}-{}", std::process::id());
+    let _ = Command::new("podman").args(["rm", "-f", &cname]).output();
+    let mut cmd = Command::new("podman");
+    cmd.args(["run", "-d", "--name", &cname]).args(image::runtest::podman_run_args(1024));
+    for (host, inside) in mounts {
+        cmd.arg("-v").arg(format!("{}:{inside}", host.display()));
+    }
+    for (k, v) in env {
+        cmd.arg("-e").arg(format!("{k}={v}"));
+    }
+    cmd.arg(format!("oci-archive:{}", archive.display()));
+    run(&mut cmd);
+    Container(cname)
+}
+
+fn exec_in(c: &Container, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("podman");
+    cmd.arg("exec");
+    for (k, v) in env {
+        cmd.arg("-e").arg(format!("{k}={v}"));
+    }
+    cmd.arg(&c.0).args(args);
+    cmd.output().expect("podman exec runs")
+}
+
+fn dumps(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ok() {
+        assert!(t.elapsed().as_secs() < secs, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// Runs the rotation / failure / restore scenario shared by both databases.
+fn backup_scenario(c: &Container, backups: &Path, wrong_password: (&str, &str), sql: &dyn Fn(&str) -> String) {
+    // INIT_BACKUP made the first dump before supervisord started
+    wait_for("the initial dump", 60, || dumps(backups).iter().any(|d| d.ends_with(".sql.gz")));
+    for _ in 0..4 {
+        std::thread::sleep(std::time::Duration::from_millis(1100)); // dump names have 1 s resolution
+        let o = exec_in(c, &["/usr/local/bin/db-backup", "backup"], &[]);
+        assert!(o.status.success(), "backup: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let d = dumps(backups);
+    assert_eq!(d.len(), 3, "MAX_BACKUPS=3 keeps exactly 3 dumps: {d:?}");
+    // a failing dump is reported and leaves nothing behind
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let o = exec_in(c, &["/usr/local/bin/db-backup", "backup"], &[wrong_password]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("backup FAILED"), "{err}");
+    assert_eq!(dumps(backups), d, "a failed dump leaves no file");
+    // the password is never on a command line: the scripts pass files
+    let script = std::fs::read_to_string(root().join("images/mysql-backup/db-backup")).unwrap();
+    assert!(!script.contains("--password") && !script.contains("-p\"$"), "password on a command line");
+    // restore the latest dump after losing the data
+    sql("DROP");
+    assert!(!sql("SELECT").contains("picaboot-row"), "data dropped");
+    let o = exec_in(c, &["/usr/local/bin/db-backup", "restore-latest"], &[]);
+    assert!(o.status.success(), "restore: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(sql("SELECT").contains("picaboot-row"), "data restored");
+}
+
+/// Kills a server the test started when the test ends (pass or fail).
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn mysql_backup_dumps_rotates_and_restores_a_real_mariadb() {
+    need("mariadbd", "mariadb-server");
+    let out = backup_images();
+    let dir = work().join("mariadb");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (data, sock, backups) = (dir.join("data"), dir.join("run"), dir.join("backup"));
+    for d in [&data, &sock, &backups] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    run(Command::new("mariadb-install-db")
+        .args(["--no-defaults", "--user=root", "--skip-test-db", "--auth-root-authentication-method=socket"])
+        .arg(format!("--datadir={}", data.display())));
+    let socket = sock.join("mysqld.sock");
+    let server = Command::new("mariadbd")
+        .args(["--no-defaults", "--user=root", "--skip-networking"])
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--pid-file={}", dir.join("pid").display()))
+        .arg(format!("--log-error={}", dir.join("error.log").display()))
+        .spawn()
+        .expect("mariadbd starts");
+    let mysql = |q: &str| -> Output {
+        Command::new("mariadb")
+            .args(["--no-defaults", "-N", "-B"])
+            .arg(format!("--socket={}", socket.display()))
+            .args(["-e", q])
+            .output()
+            .expect("mariadb client runs")
+    };
+    let _server = Kill(server);
+    wait_for("mariadbd", 60, || mysql("SELECT 1").status.success());
+    let password = "s3cret-with-\"quote'";
+    let setup = format!(
+        "CREATE USER backup@localhost IDENTIFIED BY '{}'; GRANT ALL ON *.* TO backup@localhost WITH GRANT OPTION; \
+         CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT); INSERT INTO app.t VALUES (1, 'picaboot-row');",
+        password.replace('\'', "''")
+    );
+    let o = mysql(&setup);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = start_backup_container(
+        "mysql-backup",
+        &out.join("mysql-backup.oci.tar"),
+        &[(&sock, "/run/mysqld"), (&backups, "/backup")],
+        &[
+            ("MYSQL_HOST", "localhost"),
+            ("MYSQL_SOCKET", "/run/mysqld/mysqld.sock"),
+            ("MYSQL_USER", "backup"),
+            ("MYSQL_PASSWORD", password),
+            ("MAX_BACKUPS", "3"),
+            ("INIT_BACKUP", "true"),
+        ],
+    );
+    backup_scenario(&c, &backups, ("MYSQL_PASSWORD", "wrong"), &|what| match what {
+        "DROP" => {
+            assert!(mysql("DROP DATABASE app").status.success());
+            String::new()
+        }
+        _ => String::from_utf8_lossy(&mysql("SELECT v FROM app.t").stdout).into_owned(),
+    });
+}
+
+#[test]
+fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).max())
+        .filter(|p| p.join("postgres").is_file())
+        .unwrap_or_else(|| panic!("PostgreSQL server missing: install the Debian package `postgresql`"));
+    let out = backup_images();
+    let dir = work().join("postgres");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (data, sock, backups) = (dir.join("data"), dir.join("run"), dir.join("backup"));
+    for d in [&data, &sock, &backups] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let password = "s3cret:with\\colon";
+    std::fs::write(dir.join("pw"), password).unwrap();
+    run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
+    let as_pg = |args: &[&str]| -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).args(args);
+        c
+    };
+    run(&mut as_pg(&[
+        bin.join("initdb").to_str().unwrap(),
+        "-D",
+        data.to_str().unwrap(),
+        "-U",
+        "postgres",
+        "--auth-local=scram-sha-256",
+        "--auth-host=reject",
+        &format!("--pwfile={}", dir.join("pw").display()),
+    ]));
+    let pg_ctl = bin.join("pg_ctl").display().to_string();
+    /// Stops the test's PostgreSQL (pg_ctl, by its data directory) when the test ends.
+    struct Stop(String, PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--", &self.0, "-D"])
+                .arg(&self.1)
+                .args(["stop", "-m", "fast"])
+                .output();
+        }
+    }
+    let _server = Stop(pg_ctl.clone(), data.clone());
+    run(&mut as_pg(&[
+        &pg_ctl,
+        "-D",
+        data.to_str().unwrap(),
+        "-l",
+        dir.join("server.log").to_str().unwrap(),
+        "-w",
+        "-o",
+        &format!("-k {} -c listen_addresses=''", sock.display()),
+        "start",
+    ]));
+    let psql = |q: &str| -> Output {
+        Command::new(bin.join("psql"))
+            .args(["-h", sock.to_str().unwrap(), "-U", "postgres", "-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1", "-c", q])
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql runs")
+    };
+    wait_for("postgres", 60, || psql("SELECT 1").status.success());
+    for q in ["CREATE DATABASE app", "SELECT 1"] {
+        let o = psql(q);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let app = |q: &str| -> Output {
+        Command::new(bin.join("psql"))
+            .args(["-h", sock.to_str().unwrap(), "-U", "postgres", "-d", "app", "-tA", "-c", q])
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql runs")
+    };
+    let o = app("CREATE TABLE t (id int primary key, v text); INSERT INTO t VALUES (1, 'picaboot-row')");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = start_backup_container(
+        "postgres-backup",
+        &out.join("postgres-backup.oci.tar"),
+        &[(&sock, "/run/postgresql"), (&backups, "/backup")],
+        &[
+            ("POSTGRES_HOST", "/run/postgresql"),
+            ("POSTGRES_USER", "postgres"),
+            ("POSTGRES_PASSWORD", password),
+            ("MAX_BACKUPS", "3"),
+            ("INIT_BACKUP", "true"),
+        ],
+    );
+    backup_scenario(&c, &backups, ("POSTGRES_PASSWORD", "wrong"), &|what| match what {
+        "DROP" => {
+            let o = psql("DROP DATABASE app");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::new()
+        }
+        _ => String::from_utf8_lossy(&app("SELECT v FROM t").stdout).into_owned(),
+    });
+}
