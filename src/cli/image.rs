@@ -152,6 +152,9 @@ fn options(b: &BuildConfig) -> anyhow::Result<BuildOptions> {
 
 fn build(b: BuildConfig, test: bool) -> anyhow::Result<()> {
     let images = load(&b.images.images)?;
+    if !images.by_name.contains_key(&b.name) {
+        return Err(image::SpecError::Unknown(b.name.clone()).into());
+    }
     let opts = options(&b)?;
     let mut progress = |m: &str| eprintln!("picaboot: {m}");
     let built = image::build(&images, &b.name, &opts, &mut progress)
