@@ -437,15 +437,23 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("podman").args(["rm", "-f", "-t", "1", &self.0]).output();
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "1", &self.0])
+            .output();
     }
 }
 
-fn start_backup_container(name: &str, archive: &Path, mounts: &[(&Path, &str)], env: &[(&str, &str)]) -> Container {
+fn start_backup_container(
+    name: &str,
+    archive: &Path,
+    mounts: &[(&Path, &str)],
+    env: &[(&str, &str)],
+) -> Container {
     let cname = format!("picaboot-test-{name}-{}", std::process::id());
     let _ = Command::new("podman").args(["rm", "-f", &cname]).output();
     let mut cmd = Command::new("podman");
-    cmd.args(["run", "-d", "--name", &cname]).args(image::runtest::podman_run_args(1024));
+    cmd.args(["run", "-d", "--name", &cname])
+        .args(image::runtest::podman_run_args(1024));
     for (host, inside) in mounts {
         cmd.arg("-v").arg(format!("{}:{inside}", host.display()));
     }
@@ -485,30 +493,55 @@ fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 }
 
 /// Runs the rotation / failure / restore scenario shared by both databases.
-fn backup_scenario(c: &Container, backups: &Path, wrong_password: (&str, &str), sql: &dyn Fn(&str) -> String) {
+fn backup_scenario(
+    c: &Container,
+    backups: &Path,
+    wrong_password: (&str, &str),
+    sql: &dyn Fn(&str) -> String,
+) {
     // INIT_BACKUP made the first dump before supervisord started
-    wait_for("the initial dump", 60, || dumps(backups).iter().any(|d| d.ends_with(".sql.gz")));
+    wait_for("the initial dump", 60, || {
+        dumps(backups).iter().any(|d| d.ends_with(".sql.gz"))
+    });
     for _ in 0..4 {
         std::thread::sleep(std::time::Duration::from_millis(1100)); // dump names have 1 s resolution
         let o = exec_in(c, &["/usr/local/bin/db-backup", "backup"], &[]);
-        assert!(o.status.success(), "backup: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "backup: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let d = dumps(backups);
     assert_eq!(d.len(), 3, "MAX_BACKUPS=3 keeps exactly 3 dumps: {d:?}");
     // a failing dump is reported and leaves nothing behind
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let o = exec_in(c, &["/usr/local/bin/db-backup", "backup"], &[wrong_password]);
+    let o = exec_in(
+        c,
+        &["/usr/local/bin/db-backup", "backup"],
+        &[wrong_password],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("backup FAILED"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("backup FAILED"),
+        "{err}"
+    );
     assert_eq!(dumps(backups), d, "a failed dump leaves no file");
     // the password is never on a command line: the scripts pass files
     let script = std::fs::read_to_string(root().join("images/mysql-backup/db-backup")).unwrap();
-    assert!(!script.contains("--password") && !script.contains("-p\"$"), "password on a command line");
+    assert!(
+        !script.contains("--password") && !script.contains("-p\"$"),
+        "password on a command line"
+    );
     // restore the latest dump after losing the data
     sql("DROP");
     assert!(!sql("SELECT").contains("picaboot-row"), "data dropped");
     let o = exec_in(c, &["/usr/local/bin/db-backup", "restore-latest"], &[]);
-    assert!(o.status.success(), "restore: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(sql("SELECT").contains("picaboot-row"), "data restored");
 }
 
@@ -533,7 +566,12 @@ fn mysql_backup_dumps_rotates_and_restores_a_real_mariadb() {
         std::fs::create_dir_all(d).unwrap();
     }
     run(Command::new("mariadb-install-db")
-        .args(["--no-defaults", "--user=root", "--skip-test-db", "--auth-root-authentication-method=socket"])
+        .args([
+            "--no-defaults",
+            "--user=root",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ])
         .arg(format!("--datadir={}", data.display())));
     let socket = sock.join("mysqld.sock");
     let server = Command::new("mariadbd")
@@ -575,22 +613,33 @@ fn mysql_backup_dumps_rotates_and_restores_a_real_mariadb() {
             ("INIT_BACKUP", "true"),
         ],
     );
-    backup_scenario(&c, &backups, ("MYSQL_PASSWORD", "wrong"), &|what| match what {
-        "DROP" => {
-            assert!(mysql("DROP DATABASE app").status.success());
-            String::new()
-        }
-        _ => String::from_utf8_lossy(&mysql("SELECT v FROM app.t").stdout).into_owned(),
-    });
+    backup_scenario(
+        &c,
+        &backups,
+        ("MYSQL_PASSWORD", "wrong"),
+        &|what| match what {
+            "DROP" => {
+                assert!(mysql("DROP DATABASE app").status.success());
+                String::new()
+            }
+            _ => String::from_utf8_lossy(&mysql("SELECT v FROM app.t").stdout).into_owned(),
+        },
+    );
 }
 
 #[test]
 fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
     let bin = std::fs::read_dir("/usr/lib/postgresql")
         .ok()
-        .and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).max())
+        .and_then(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .max()
+        })
         .filter(|p| p.join("postgres").is_file())
-        .unwrap_or_else(|| panic!("PostgreSQL server missing: install the Debian package `postgresql`"));
+        .unwrap_or_else(|| {
+            panic!("PostgreSQL server missing: install the Debian package `postgresql`")
+        });
     let out = backup_images();
     let dir = work().join("postgres");
     let _ = std::fs::remove_dir_all(&dir);
@@ -600,7 +649,9 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
     }
     let password = "s3cret:with\\colon";
     std::fs::write(dir.join("pw"), password).unwrap();
-    run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
+    run(Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(&dir));
     let as_pg = |args: &[&str]| -> Command {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).args(args);
@@ -642,7 +693,19 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
     ]));
     let psql = |q: &str| -> Output {
         Command::new(bin.join("psql"))
-            .args(["-h", sock.to_str().unwrap(), "-U", "postgres", "-d", "postgres", "-tA", "-v", "ON_ERROR_STOP=1", "-c", q])
+            .args([
+                "-h",
+                sock.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                q,
+            ])
             .env("PGPASSWORD", password)
             .output()
             .expect("psql runs")
@@ -654,12 +717,24 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
     }
     let app = |q: &str| -> Output {
         Command::new(bin.join("psql"))
-            .args(["-h", sock.to_str().unwrap(), "-U", "postgres", "-d", "app", "-tA", "-c", q])
+            .args([
+                "-h",
+                sock.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-d",
+                "app",
+                "-tA",
+                "-c",
+                q,
+            ])
             .env("PGPASSWORD", password)
             .output()
             .expect("psql runs")
     };
-    let o = app("CREATE TABLE t (id int primary key, v text); INSERT INTO t VALUES (1, 'picaboot-row')");
+    let o = app(
+        "CREATE TABLE t (id int primary key, v text); INSERT INTO t VALUES (1, 'picaboot-row')",
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c = start_backup_container(
         "postgres-backup",
@@ -673,12 +748,74 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
             ("INIT_BACKUP", "true"),
         ],
     );
-    backup_scenario(&c, &backups, ("POSTGRES_PASSWORD", "wrong"), &|what| match what {
-        "DROP" => {
-            let o = psql("DROP DATABASE app");
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            String::new()
-        }
-        _ => String::from_utf8_lossy(&app("SELECT v FROM t").stdout).into_owned(),
+    backup_scenario(
+        &c,
+        &backups,
+        ("POSTGRES_PASSWORD", "wrong"),
+        &|what| match what {
+            "DROP" => {
+                let o = psql("DROP DATABASE app");
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                String::new()
+            }
+            _ => String::from_utf8_lossy(&app("SELECT v FROM t").stdout).into_owned(),
+        },
+    );
+}
+
+#[test]
+fn push_to_a_registry_on_loopback() {
+    need("docker-registry", "docker-registry");
+    let f = family();
+    let dir = work().join("registry");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // a free port on loopback
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let server = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry starts");
+    let _server = Kill(server);
+    wait_for("the registry", 30, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
+    let dest = format!("127.0.0.1:{port}/picasoft/tx-debian:latest");
+    let o = picaboot(&[
+        "image",
+        "push",
+        "tx-debian",
+        "--to",
+        &dest,
+        "--insecure",
+        "-o",
+        f.out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "push failed");
+    let j = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{dest}"),
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(
+        v["Digest"].as_str(),
+        Some(f.digests["tx-debian"].as_str()),
+        "same manifest digest in the registry"
+    );
 }

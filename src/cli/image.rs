@@ -28,6 +28,27 @@ pub enum ImageSub {
     Test(BuildConfig),
     /// Pack a directory as one deterministic layer (benchmarks, debugging); prints digests.
     Pack(PackConfig),
+    /// Push a built image from the OCI layout to a registry (skopeo copy).
+    Push(PushConfig),
+}
+
+/// Arguments of `image push`.
+#[derive(Debug, clap::Args)]
+pub struct PushConfig {
+    /// Image (as named in the layout's index.json).
+    pub name: String,
+    /// Destination, e.g. `registry.picasoft.net:5000/tx-apache:latest`.
+    #[arg(long, value_name = "REF")]
+    pub to: String,
+    /// OCI layout the image was built into.
+    #[arg(short, long, value_name = "OUT", default_value = "out/images")]
+    pub out: PathBuf,
+    /// Plain HTTP / unverified TLS (a registry on loopback).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry credentials file (containers-auth.json format); never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 /// Arguments of `image pack`.
@@ -114,10 +135,16 @@ pub fn image(c: ImageCmd) -> anyhow::Result<()> {
         ImageSub::Test(b) => build(b, true),
         ImageSub::Dockerfile(d) => dockerfile(d),
         ImageSub::List(l) => list(l),
+        ImageSub::Push(p) => push(p),
         ImageSub::Pack(p) => {
-            let f = std::fs::File::create(&p.out).with_context(|| format!("creating {}", p.out.display()))?;
-            let d = image::layer::pack(&p.dir, p.epoch, f).with_context(|| format!("packing {}", p.dir.display()))?;
-            println!("diff_id {}\ndigest {}\nsize {}", d.diff_id, d.digest, d.size);
+            let f = std::fs::File::create(&p.out)
+                .with_context(|| format!("creating {}", p.out.display()))?;
+            let d = image::layer::pack(&p.dir, p.epoch, f)
+                .with_context(|| format!("packing {}", p.dir.display()))?;
+            println!(
+                "diff_id {}\ndigest {}\nsize {}",
+                d.diff_id, d.digest, d.size
+            );
             Ok(())
         }
     }
@@ -213,5 +240,22 @@ fn list(l: ListConfig) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn push(p: PushConfig) -> anyhow::Result<()> {
+    let mut cmd = std::process::Command::new("skopeo");
+    cmd.args(["copy", "--quiet"]);
+    if p.insecure {
+        cmd.arg("--dest-tls-verify=false");
+    }
+    if let Some(a) = &p.authfile {
+        cmd.arg("--dest-authfile").arg(a);
+    }
+    cmd.arg(format!("oci:{}:{}", p.out.display(), p.name))
+        .arg(format!("docker://{}", p.to));
+    eprintln!("picaboot: push {} -> {}", p.name, p.to);
+    crate::exec::run(&format!("pushing {}", p.name), &mut cmd)?;
+    println!("{} {}", p.name, p.to);
     Ok(())
 }
