@@ -261,6 +261,9 @@ pub fn build(
 ) -> Result<Vec<Built>, BuildError> {
     let chain = images.chain(name)?;
     let _lock = lock_cache(&opts.cache)?;
+    // Under the lock nothing else builds in this cache: leftovers of a failed or interrupted
+    // build (overlay upper directories can be large) go now.
+    let _ = fs::remove_dir_all(opts.cache.join("tmp"));
     for d in ["layers", "blobs/sha256", "tmp", "downloads", "apt-archives"] {
         fs::create_dir_all(opts.cache.join(d)).map_err(io_ctx("creating the cache"))?;
     }

@@ -118,3 +118,44 @@ pub fn write_context(img: &Image, suite: &str, dir: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn every_repository_image_renders() {
+        let images =
+            crate::image::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("images")).unwrap();
+        for img in images.by_name.values() {
+            let d = super::render(img, "trixie").unwrap_or_else(|e| panic!("{}: {e:?}", img.name));
+            match &img.spec.parent {
+                Some(p) => assert!(d.contains(&format!("FROM ${{REGISTRY}}/{p}:latest")), "{d}"),
+                None => assert!(d.contains("FROM debian:trixie"), "{d}"),
+            }
+            assert_eq!(
+                d.contains("COPY rootfs/ /"),
+                !img.spec.files.is_empty(),
+                "{d}"
+            );
+            for dl in &img.spec.downloads {
+                assert!(
+                    d.contains(&format!("{}  {}", dl.sha256, dl.dest)),
+                    "download verified: {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn context_keeps_file_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let images =
+            crate::image::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("images")).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        super::write_context(&images.by_name["tx-apache"], "trixie", t.path()).unwrap();
+        let m =
+            std::fs::metadata(t.path().join("rootfs/usr/local/bin/apache2-foreground")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+    }
+}
