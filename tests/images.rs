@@ -819,3 +819,94 @@ fn push_to_a_registry_on_loopback() {
         "same manifest digest in the registry"
     );
 }
+
+#[test]
+fn deletions_reach_umoci_and_podman_as_whiteouts() {
+    let f = family();
+    let _g = heavy();
+    let dir = work().join("images-deleter");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("deleter")).unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(root().join("images/tx-debian"))
+        .arg(&dir));
+    let check = "test ! -e /etc/issue.net && test \"$(ls /usr/share/doc/cron)\" = x";
+    std::fs::write(
+        dir.join("deleter/image.toml"),
+        format!(
+            "description = \"deletes a file and replaces a directory of its parent\"\nparent = \"tx-debian\"\n\
+             steps = [\"rm /etc/issue.net && rm -r /usr/share/doc/cron && mkdir /usr/share/doc/cron && echo new > /usr/share/doc/cron/x\"]\n\
+             [check]\nrun = {}\n",
+            serde_json::to_string(check).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = work().join("out-deleter");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = picaboot(&[
+        "image",
+        "build",
+        "deleter",
+        "--images",
+        dir.to_str().unwrap(),
+        "--host-mirror",
+        "--cache",
+        f.cache.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    // the layer itself: one whiteout, one opaque directory
+    let j =
+        run(Command::new("skopeo").args(["inspect", &format!("oci:{}:deleter", out.display())]));
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    let top = v["Layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = std::fs::File::open(image::oci::blob_path(&out, &top)).unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(flate2::read::GzDecoder::new(blob))
+        .entries()
+        .unwrap()
+    {
+        names.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(
+        names.contains(&"etc/.wh.issue.net".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"usr/share/doc/cron/.wh..wh..opq".to_string()),
+        "{names:?}"
+    );
+    let mut sorted = names.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "each path once");
+    // umoci applies it
+    let bundle = work().join("umoci-deleter");
+    let _ = std::fs::remove_dir_all(&bundle);
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:deleter", out.display())])
+        .arg(&bundle));
+    assert!(!bundle.join("rootfs/etc/issue.net").exists());
+    assert!(bundle.join("rootfs/etc/issue").exists());
+    let doc: Vec<_> = std::fs::read_dir(bundle.join("rootfs/usr/share/doc/cron"))
+        .unwrap()
+        .collect();
+    assert_eq!(doc.len(), 1);
+    let _ = std::fs::remove_dir_all(&bundle);
+    // podman applies it
+    let imgs = image::load(&dir).unwrap();
+    image::runtest::run_check(
+        &imgs.by_name["deleter"],
+        &out.join("deleter.oci.tar"),
+        &mut |m| eprintln!("{m}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
