@@ -252,8 +252,9 @@ fn two_clean_builds_give_the_same_manifest_digest() {
     let out = work().join("out-b");
     let _ = std::fs::remove_dir_all(&cache);
     let _ = std::fs::remove_dir_all(&out);
-    let d = build("tx-apache", &cache, &out);
-    for name in ["tx-debian", "tx-apache"] {
+    let mut d = build("tx-apache", &cache, &out);
+    d.extend(build("tx-nginx", &cache, &out));
+    for name in ["tx-debian", "tx-apache", "tx-nginx"] {
         if d[name] != f.digests[name] {
             let a = run(Command::new("skopeo")
                 .args(["inspect", &format!("oci:{}:{name}", f.out.display())]));
@@ -909,4 +910,37 @@ fn deletions_reach_umoci_and_podman_as_whiteouts() {
         &mut |m| eprintln!("{m}"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_failing_check_exits_3() {
+    let f = family();
+    let _g = heavy();
+    let dir = work().join("images-failcheck");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("failcheck")).unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(root().join("images/tx-debian"))
+        .arg(&dir));
+    std::fs::write(
+        dir.join("failcheck/image.toml"),
+        "description = \"its check fails\"\nparent = \"tx-debian\"\n[check]\nrun = \"echo picaboot-check-output; false\"\ntimeout = 2\n",
+    )
+    .unwrap();
+    let o = picaboot(&[
+        "image",
+        "test",
+        "failcheck",
+        "--images",
+        dir.to_str().unwrap(),
+        "--host-mirror",
+        "--cache",
+        f.cache.to_str().unwrap(),
+        "-o",
+        work().join("out-failcheck").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("did not pass within 2 s"), "{err}");
 }
