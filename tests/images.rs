@@ -544,6 +544,37 @@ fn backup_scenario(
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(sql("SELECT").contains("picaboot-row"), "data restored");
+    // the cron job, run exactly as cron runs it (empty environment, the crontab's command),
+    // dumps with the container's settings, which sit in a file only root can read
+    let o = exec_in(c, &["stat", "-c", "%a", "/etc/db-backup.env"], &[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "600");
+    let o = exec_in(c, &["supervisorctl", "status", "cron"], &[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("RUNNING"),
+        "cron runs under supervisord"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let before = dumps(backups);
+    let o = exec_in(
+        c,
+        &[
+            "/bin/sh",
+            "-c",
+            "env -i /bin/sh -c \"$(cut -d' ' -f7- /etc/cron.d/db-backup)\"",
+        ],
+        &[],
+    );
+    assert!(
+        o.status.success(),
+        "cron command: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after = dumps(backups);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        after.last() > before.last(),
+        "the cron command made a new dump: {before:?} -> {after:?}"
+    );
 }
 
 /// Kills a server the test started when the test ends (pass or fail).
