@@ -975,3 +975,41 @@ fn a_failing_check_exits_3() {
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("did not pass within 2 s"), "{err}");
 }
+
+#[test]
+fn supervisord_restarts_a_killed_program() {
+    let f = family();
+    let name = format!("picaboot-test-restart-{}", std::process::id());
+    let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+    run(Command::new("podman")
+        .args(["run", "-d", "--name", &name])
+        .args(image::runtest::podman_run_args(8192))
+        .arg(format!(
+            "oci-archive:{}",
+            f.out.join("tx-apache.oci.tar").display()
+        )));
+    let c = Container(name);
+    let pid = |c: &Container| -> String {
+        let o = exec_in(c, &["supervisorctl", "pid", "apache2"], &[]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let running = |c: &Container| {
+        let o = exec_in(c, &["supervisorctl", "status", "apache2"], &[]);
+        String::from_utf8_lossy(&o.stdout).contains("RUNNING")
+    };
+    wait_for("apache2 RUNNING", 60, || running(&c));
+    let first = pid(&c);
+    assert!(first.parse::<u32>().is_ok_and(|p| p > 1), "pid {first}");
+    let o = exec_in(&c, &["kill", "-9", &first], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("apache2 restarted", 60, || running(&c) && pid(&c) != first);
+    wait_for("apache2 answering again", 30, || {
+        exec_in(
+            &c,
+            &["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1/"],
+            &[],
+        )
+        .status
+        .success()
+    });
+}
