@@ -70,6 +70,7 @@ pub fn package_of(program: &str) -> &'static str {
         "debconf-set-selections" => "debconf",
         "mkfs.ext4" => "e2fsprogs",
         "dpkg-deb" => "dpkg",
+        "git" => "git",
         "cpio" => "cpio",
         "depmod" => "kmod",
         "curl" => "curl",

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod debian;
 pub mod exec;
+pub mod image;
 pub mod mirror;
 pub mod netboot;
 pub mod output;

@@ -312,6 +312,15 @@ fn push_interrupted_upload_is_finished_by_a_retry() {
 
 /// Runs the binary with a clean credential environment plus `env`.
 fn picaboot(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
+    // `picaboot image push …`: the tests name the subcommand `push`.
+    let full: Vec<&str> = if args.first() == Some(&"push") {
+        std::iter::once("image")
+            .chain(args.iter().copied())
+            .collect()
+    } else {
+        args.to_vec()
+    };
+    let args = full.as_slice();
     let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
     c.args(args)
         .env_remove("PICABOOT_REGISTRY_USERNAME")
@@ -468,6 +477,7 @@ fn push_killed_mid_upload_then_a_retry_completes() {
     let want = local_digest(&layout, "tx");
     let to = format!("{}/team/killed:v1", reg.host());
     let args = [
+        "image",
         "push",
         "tx",
         "--layout",
@@ -512,6 +522,7 @@ fn push_killed_mid_upload_then_a_retry_completes() {
 
     let out = Command::new(env!("CARGO_BIN_EXE_picaboot"))
         .args([
+            "image",
             "push",
             "tx",
             "--layout",

@@ -13,11 +13,20 @@ pub struct CheckConfig {
     /// Print the problems as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    images: super::image::ImagesArg,
 }
 
 /// Validates every profile, and every host's storage plan, and renders nothing.
 pub fn check(c: CheckConfig) -> anyhow::Result<()> {
     let dir = &c.profiles.profiles;
+    // Image specs (skipped when the directory does not exist, e.g. a profiles-only checkout).
+    if c.images.images.is_dir() {
+        let n = crate::image::load(&c.images.images)?.by_name.len();
+        if !c.json {
+            println!("{}: {n} images: ok", c.images.images.display());
+        }
+    }
     match project::open(dir) {
         Ok(p) => {
             // Rendering in memory proves that every template accepts every host.

@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod image;
 mod netboot;
 mod push;
 mod render;
@@ -55,10 +56,10 @@ pub enum Cmd {
     Render(render::RenderConfig),
     /// Serve a netboot tree over HTTP (GET/HEAD, ranges) with an install progress endpoint.
     Serve(serve::ServeConfig),
-    /// Push an image from an OCI layout to a registry (to become `image push`).
-    Push(push::PushConfig),
     /// Build OUT/HOST/netboot/: verified installer, initrd with the host's files, boot entries.
     Netboot(netboot::NetbootConfig),
+    /// Container images: build, dockerfile, list, test.
+    Image(image::ImageCmd),
 }
 
 /// Runs a parsed command line.
@@ -67,8 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Check(c) => check::check(c),
         Cmd::Render(c) => render::render(c),
         Cmd::Serve(c) => serve::serve(c),
-        Cmd::Push(c) => push::push(c),
         Cmd::Netboot(c) => netboot::netboot(c),
+        Cmd::Image(c) => image::image(c),
     }
 }
 
@@ -90,6 +91,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if cause.is::<UsageError>()
             || cause.is::<crate::render::RenderError>()
+            || matches!(
+                cause.downcast_ref::<crate::image::SpecError>(),
+                Some(crate::image::SpecError::Invalid(_) | crate::image::SpecError::Unknown(_))
+            )
             || matches!(
                 cause.downcast_ref::<ProfileError>(),
                 Some(ProfileError::Invalid(_))
@@ -113,6 +118,12 @@ pub fn print_error(err: &anyhow::Error) {
             "picaboot: {n} problem{} in the profiles; nothing was written",
             if n == 1 { "" } else { "s" }
         );
+    } else if let Some(crate::image::SpecError::Invalid(d)) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::image::SpecError>())
+    {
+        eprintln!("{d}");
+        eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());
     } else {
         eprintln!("picaboot: error: {err:#}");
     }

@@ -1,4 +1,4 @@
-//! `picaboot push` (to become `picaboot image push`).
+//! `picaboot image push`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ pub struct PushConfig {
     #[arg(long, value_name = "REF")]
     pub to: String,
     /// OCI image layout directory holding NAME.
-    #[arg(long, value_name = "DIR", default_value = "out/oci")]
+    #[arg(long, value_name = "DIR", default_value = "out/images")]
     pub layout: PathBuf,
     /// Talk plain HTTP to the registry (never implied).
     #[arg(long)]

@@ -43,6 +43,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "late-command.sh",
         include_str!("../../templates/late-command.sh.tera"),
     ),
+    (
+        "Dockerfile",
+        include_str!("../../templates/Dockerfile.tera"),
+    ),
 ];
 
 /// The shared tera instance (templates are parsed once per process).

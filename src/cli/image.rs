@@ -1,0 +1,226 @@
+//! `picaboot image build | dockerfile | list | test`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::ProfilesArg;
+use crate::image::{self, build::BuildOptions};
+
+/// `image` and its subcommands.
+#[derive(Debug, clap::Args)]
+pub struct ImageCmd {
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: ImageSub,
+}
+
+/// Image subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageSub {
+    /// Build an image and its parents into an OCI layout (and NAME.oci.tar archives).
+    Build(BuildConfig),
+    /// Write NAME's Dockerfile and build context (for Docker users).
+    Dockerfile(DockerfileConfig),
+    /// List the image specs in dependency order.
+    List(ListConfig),
+    /// Build, then run the image with podman and its declared check.
+    Test(BuildConfig),
+    /// Pack a directory as one deterministic layer (benchmarks, debugging); prints digests.
+    Pack(PackConfig),
+    /// Push a built image from the OCI layout to a registry (Registry API v2; credentials from
+    /// PICABOOT_REGISTRY_USERNAME/PASSWORD or a Docker/podman auth file).
+    Push(super::push::PushConfig),
+}
+
+/// Arguments of `image pack`.
+#[derive(Debug, clap::Args)]
+pub struct PackConfig {
+    /// Directory (a root filesystem or an overlayfs upper directory).
+    pub dir: PathBuf,
+    /// Where the gzip blob goes.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Clamp mtimes to this time (default: $SOURCE_DATE_EPOCH, else 0).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+    pub epoch: u64,
+}
+
+/// Where the specs are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImagesArg {
+    /// Image specs directory (one `NAME/image.toml` per image).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "images",
+        env = "PICABOOT_IMAGES"
+    )]
+    pub images: PathBuf,
+}
+
+/// Arguments of `image build` and `image test`.
+#[derive(Debug, clap::Args)]
+pub struct BuildConfig {
+    /// Image to build (its parents are built first).
+    pub name: String,
+    #[command(flatten)]
+    images: ImagesArg,
+    #[command(flatten)]
+    profiles: ProfilesArg,
+    /// Output OCI layout directory.
+    #[arg(short, long, value_name = "OUT", default_value = "out/images")]
+    pub out: PathBuf,
+    /// Debian mirror to build from (default: site.toml `[install] mirror`); images keep the
+    /// site's mirror in their sources.list either way.
+    #[arg(long, value_name = "URL", conflicts_with = "host_mirror")]
+    pub mirror: Option<String>,
+    /// Build from this machine's apt mirror (read from /etc/apt/sources.list.d/*.sources).
+    #[arg(long)]
+    pub host_mirror: bool,
+    /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
+    #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Print the built images as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `image dockerfile`.
+#[derive(Debug, clap::Args)]
+pub struct DockerfileConfig {
+    /// Image.
+    pub name: String,
+    #[command(flatten)]
+    images: ImagesArg,
+    #[command(flatten)]
+    profiles: ProfilesArg,
+    /// Output directory (the context goes to OUT/NAME/).
+    #[arg(short, long, value_name = "OUT", default_value = "out/dockerfiles")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `image list`.
+#[derive(Debug, clap::Args)]
+pub struct ListConfig {
+    #[command(flatten)]
+    images: ImagesArg,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs an `image` subcommand.
+pub fn image(c: ImageCmd) -> anyhow::Result<()> {
+    match c.cmd {
+        ImageSub::Build(b) => build(b, false),
+        ImageSub::Test(b) => build(b, true),
+        ImageSub::Dockerfile(d) => dockerfile(d),
+        ImageSub::List(l) => list(l),
+        ImageSub::Push(p) => super::push::push(p),
+        ImageSub::Pack(p) => {
+            let f = std::fs::File::create(&p.out)
+                .with_context(|| format!("creating {}", p.out.display()))?;
+            let d = image::layer::pack(&p.dir, p.epoch, f)
+                .with_context(|| format!("packing {}", p.dir.display()))?;
+            println!(
+                "diff_id {}\ndigest {}\nsize {}",
+                d.diff_id, d.digest, d.size
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load(dir: &std::path::Path) -> anyhow::Result<image::Images> {
+    image::load(dir).with_context(|| format!("loading image specs from {}", dir.display()))
+}
+
+/// Build options from the command line, site.toml and the environment.
+fn options(b: &BuildConfig) -> anyhow::Result<BuildOptions> {
+    let (suite, site_mirror) = image::build::site_install(&b.profiles.profiles)?;
+    let build_mirror = if let Some(m) = &b.mirror {
+        m.clone()
+    } else if b.host_mirror {
+        image::build::host_mirror().ok_or_else(|| {
+            anyhow::anyhow!("--host-mirror: no http(s) URIs in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
+        })?
+    } else {
+        site_mirror.clone()
+    };
+    Ok(BuildOptions {
+        suite,
+        site_mirror,
+        build_mirror,
+        cache: b.cache.clone().unwrap_or_else(image::build::default_cache),
+        out: b.out.clone(),
+        epoch: image::build::source_date_epoch(&b.images.images),
+        revision: image::build::revision(&b.images.images),
+    })
+}
+
+fn build(b: BuildConfig, test: bool) -> anyhow::Result<()> {
+    let images = load(&b.images.images)?;
+    if !images.by_name.contains_key(&b.name) {
+        return Err(image::SpecError::Unknown(b.name.clone()).into());
+    }
+    let opts = options(&b)?;
+    let mut progress = |m: &str| eprintln!("picaboot: {m}");
+    let built = image::build(&images, &b.name, &opts, &mut progress)
+        .with_context(|| format!("building {}", b.name))?;
+    if b.json {
+        println!("{}", serde_json::to_string_pretty(&built)?);
+    } else {
+        for i in &built {
+            println!("{} {} {}", i.name, i.manifest.digest, i.archive.display());
+        }
+    }
+    if test {
+        let last = built.last().expect("build returns the image itself");
+        let img = &images.by_name[&last.name];
+        image::runtest::run_check(img, &last.archive, &mut progress).map_err(|e| match e {
+            image::runtest::CheckError::Failed { .. } => {
+                anyhow::Error::new(super::TestFailed(e.to_string()))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+        println!("{}: check passed", last.name);
+    }
+    Ok(())
+}
+
+fn dockerfile(d: DockerfileConfig) -> anyhow::Result<()> {
+    let images = load(&d.images.images)?;
+    let (suite, _) = image::build::site_install(&d.profiles.profiles)?;
+    let img = images
+        .by_name
+        .get(&d.name)
+        .ok_or_else(|| image::SpecError::Unknown(d.name.clone()))?;
+    let dir = d.out.join(&d.name);
+    image::dockerfile::write_context(img, &suite, &dir)
+        .with_context(|| format!("writing {}", dir.display()))?;
+    println!("{}", dir.join("Dockerfile").display());
+    Ok(())
+}
+
+fn list(l: ListConfig) -> anyhow::Result<()> {
+    let images = load(&l.images.images)?;
+    let ordered = images.ordered();
+    if l.json {
+        let v: Vec<_> = ordered
+            .iter()
+            .map(|i| serde_json::json!({"name": i.name, "parent": i.spec.parent, "description": i.spec.description}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for i in ordered {
+            println!(
+                "{:<16} {:<12} {}",
+                i.name,
+                i.spec.parent.as_deref().unwrap_or("(debootstrap)"),
+                i.spec.description
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `picaboot image test`: run a built image with podman and retry its declared check inside
+//! the container until it passes or its timeout expires.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::spec::Image;
+use crate::exec::{self, ExecError};
+
+/// Why a check did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// podman is missing or could not start the container.
+    #[error("{0}")]
+    Exec(Box<ExecError>),
+    /// The container ran and the check kept failing.
+    #[error("{image}: check `{check}` did not pass within {timeout} s: {last}\ncontainer log (tail):\n{log}")]
+    Failed {
+        /// Image.
+        image: String,
+        /// The check command.
+        check: String,
+        /// Its timeout.
+        timeout: u64,
+        /// Last failure.
+        last: String,
+        /// Tail of the container's log.
+        log: String,
+    },
+}
+
+/// The podman arguments that work on this kind of machine (runc; explicit limits; no network).
+pub fn podman_run_args(nofile: u64) -> Vec<String> {
+    vec![
+        "--runtime".into(),
+        "runc".into(),
+        "--ulimit".into(),
+        format!("nofile={nofile}:{nofile}"),
+        "--ulimit".into(),
+        "nproc=4096:4096".into(),
+        "--network".into(),
+        "none".into(),
+    ]
+}
+
+/// Starts `archive` (an oci-archive of `img`) with podman, runs the check, removes the
+/// container. Returns the check's output.
+pub fn run_check(
+    img: &Image,
+    archive: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String, CheckError> {
+    run_check_ref(img, &format!("oci-archive:{}", archive.display()), progress)
+}
+
+/// Like [`run_check`] for any image reference podman understands (`oci-archive:…`,
+/// `localhost/name`, …).
+pub fn run_check_ref(
+    img: &Image,
+    image_ref: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String, CheckError> {
+    let c = &img.spec.check;
+    let name = format!("picaboot-check-{}-{}", img.name, std::process::id());
+    let _ = exec::run(
+        "podman rm",
+        Command::new("podman").args(["rm", "-f", &name]),
+    );
+    progress(&format!("[{}] podman run {image_ref}", img.name));
+    exec::run(
+        &format!("starting {} with podman", img.name),
+        Command::new("podman")
+            .args(["run", "-d", "--name", &name])
+            .args(podman_run_args(c.nofile))
+            .arg(image_ref),
+    )
+    .map_err(|e| CheckError::Exec(Box::new(e)))?;
+    let start = Instant::now();
+    let mut last;
+    let result = loop {
+        match exec::run(
+            "check",
+            Command::new("podman").args(["exec", &name, "/bin/sh", "-c", &c.run]),
+        ) {
+            Ok(out) => break Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            Err(e) => last = e.to_string(),
+        }
+        if start.elapsed() > Duration::from_secs(c.timeout) {
+            let log = exec::run(
+                "podman logs",
+                Command::new("podman").args(["logs", "--tail", "30", &name]),
+            )
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| e.to_string());
+            break Err(CheckError::Failed {
+                image: img.name.clone(),
+                check: c.run.clone(),
+                timeout: c.timeout,
+                last,
+                log,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = exec::run(
+        "podman rm",
+        Command::new("podman").args(["rm", "-f", "-t", "1", &name]),
+    );
+    if result.is_ok() {
+        progress(&format!(
+            "[{}] check passed ({:.1} s)",
+            img.name,
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    result
+}
