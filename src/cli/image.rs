@@ -24,8 +24,9 @@ pub enum ImageSub {
     Dockerfile(DockerfileConfig),
     /// List the image specs in dependency order.
     List(ListConfig),
-    /// Build, then run the image with podman and its declared check.
-    Test(BuildConfig),
+    /// Build, then run the images with podman (here, or with --vm in a QEMU guest) and pass
+    /// their declared checks; exit 3 naming each failing image and check.
+    Test(TestConfig),
     /// Pack a directory as one deterministic layer (benchmarks, debugging); prints digests.
     Pack(PackConfig),
     /// Push a built image from the OCI layout to a registry (Registry API v2; credentials from
@@ -65,6 +66,13 @@ pub struct BuildConfig {
     /// Image to build (its parents are built first).
     pub name: String,
     #[command(flatten)]
+    pub opts: BuildArgs,
+}
+
+/// Options shared by `image build` and `image test`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
     images: ImagesArg,
     #[command(flatten)]
     profiles: ProfilesArg,
@@ -84,6 +92,23 @@ pub struct BuildConfig {
     /// Print the built images as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `image test`.
+#[derive(Debug, clap::Args)]
+pub struct TestConfig {
+    /// Images to test (each is built first, with its parents).
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub opts: BuildArgs,
+    /// Test inside one QEMU VM (a cached Debian guest with podman) instead of this host's
+    /// podman; KVM when it works, TCG otherwise.
+    #[arg(long)]
+    pub vm: bool,
+    /// Write a JUnit XML report here (with --vm; default OUT/image-test.junit.xml).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Arguments of `image dockerfile`.
@@ -113,8 +138,8 @@ pub struct ListConfig {
 /// Runs an `image` subcommand.
 pub fn image(c: ImageCmd) -> anyhow::Result<()> {
     match c.cmd {
-        ImageSub::Build(b) => build(b, false),
-        ImageSub::Test(b) => build(b, true),
+        ImageSub::Build(b) => build(b),
+        ImageSub::Test(t) => test(t),
         ImageSub::Dockerfile(d) => dockerfile(d),
         ImageSub::List(l) => list(l),
         ImageSub::Push(p) => super::push::push(p),
@@ -137,7 +162,7 @@ fn load(dir: &std::path::Path) -> anyhow::Result<image::Images> {
 }
 
 /// Build options from the command line, site.toml and the environment.
-fn options(b: &BuildConfig) -> anyhow::Result<BuildOptions> {
+fn options(b: &BuildArgs) -> anyhow::Result<BuildOptions> {
     let (suite, site_mirror) = image::build::site_install(&b.profiles.profiles)?;
     let build_mirror = if let Some(m) = &b.mirror {
         m.clone()
@@ -159,15 +184,19 @@ fn options(b: &BuildConfig) -> anyhow::Result<BuildOptions> {
     })
 }
 
-fn build(b: BuildConfig, test: bool) -> anyhow::Result<()> {
+/// Builds `name` and its parents, printing one line (or JSON) per image.
+fn build_one(
+    name: &str,
+    b: &BuildArgs,
+) -> anyhow::Result<(image::Images, Vec<image::build::Built>)> {
     let images = load(&b.images.images)?;
-    if !images.by_name.contains_key(&b.name) {
-        return Err(image::SpecError::Unknown(b.name.clone()).into());
+    if !images.by_name.contains_key(name) {
+        return Err(image::SpecError::Unknown(name.to_string()).into());
     }
-    let opts = options(&b)?;
+    let opts = options(b)?;
     let mut progress = |m: &str| eprintln!("picaboot: {m}");
-    let built = image::build(&images, &b.name, &opts, &mut progress)
-        .with_context(|| format!("building {}", b.name))?;
+    let built = image::build(&images, name, &opts, &mut progress)
+        .with_context(|| format!("building {name}"))?;
     if b.json {
         println!("{}", serde_json::to_string_pretty(&built)?);
     } else {
@@ -175,18 +204,91 @@ fn build(b: BuildConfig, test: bool) -> anyhow::Result<()> {
             println!("{} {} {}", i.name, i.manifest.digest, i.archive.display());
         }
     }
-    if test {
+    Ok((images, built))
+}
+
+fn build(b: BuildConfig) -> anyhow::Result<()> {
+    build_one(&b.name, &b.opts).map(|_| ())
+}
+
+fn test(t: TestConfig) -> anyhow::Result<()> {
+    let mut progress = |m: &str| eprintln!("picaboot: {m}");
+    let mut under_test = Vec::new();
+    let mut host_failures = Vec::new();
+    for name in &t.names {
+        let (images, built) = build_one(name, &t.opts)?;
         let last = built.last().expect("build returns the image itself");
         let img = &images.by_name[&last.name];
-        image::runtest::run_check(img, &last.archive, &mut progress).map_err(|e| match e {
-            image::runtest::CheckError::Failed { .. } => {
-                anyhow::Error::new(super::TestFailed(e.to_string()))
+        if t.vm {
+            under_test.push(crate::qemu::podman::ImageUnderTest {
+                name: last.name.clone(),
+                archive: last.archive.clone(),
+                check: img.spec.check.run.clone(),
+                timeout_s: img.spec.check.timeout,
+                nofile: img.spec.check.nofile,
+            });
+            continue;
+        }
+        match image::runtest::run_check(img, &last.archive, &mut progress) {
+            Ok(_) => println!("{}: check passed", last.name),
+            Err(e @ image::runtest::CheckError::Failed { .. }) => {
+                eprintln!("picaboot: {e}");
+                host_failures.push(last.name.clone());
             }
-            other => anyhow::Error::new(other),
-        })?;
-        println!("{}: check passed", last.name);
+            Err(other) => return Err(other.into()),
+        }
     }
-    Ok(())
+    if !t.vm {
+        return if host_failures.is_empty() {
+            Ok(())
+        } else {
+            Err(super::TestFailed(format!("failed checks: {}", host_failures.join(", "))).into())
+        };
+    }
+    let opts = options(&t.opts)?;
+    let work = t.opts.out.join("image-test-vm");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let run = crate::qemu::podman::run(
+        &under_test,
+        &opts.suite,
+        &opts.build_mirror,
+        &work,
+        &mut progress,
+    )
+    .context("running the image test VM")?;
+    let junit = t
+        .junit
+        .clone()
+        .unwrap_or_else(|| t.opts.out.join("image-test.junit.xml"));
+    std::fs::write(&junit, run.report.junit("image-test", run.seconds))
+        .with_context(|| format!("writing {}", junit.display()))?;
+    for c in &run.report.checks {
+        println!(
+            "{} {} {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    println!(
+        "image test VM: {} checks in {:.0} s ({}); console {}; JUnit {}",
+        run.report.checks.len(),
+        run.seconds,
+        run.accel,
+        run.console.display(),
+        junit.display()
+    );
+    let failures = run.report.failures();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let names: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{} ({})", f.name, f.detail))
+            .collect();
+        Err(super::TestFailed(format!("failed: {}", names.join("; "))).into())
+    }
 }
 
 fn dockerfile(d: DockerfileConfig) -> anyhow::Result<()> {

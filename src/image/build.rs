@@ -126,38 +126,7 @@ impl LayerRecord {
 /// This machine's Debian mirror, read from its apt sources at run time (for development and
 /// tests; never stored in the repository).
 pub fn host_mirror() -> Option<String> {
-    let mut candidates = Vec::new();
-    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
-        let mut files: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.sort();
-        for f in files
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "sources"))
-        {
-            let text = fs::read_to_string(f).unwrap_or_default();
-            for line in text.lines() {
-                if let Some(rest) = line.trim().strip_prefix("URIs:") {
-                    candidates.extend(rest.split_whitespace().map(str::to_string));
-                }
-            }
-        }
-    }
-    if let Ok(text) = fs::read_to_string("/etc/apt/sources.list") {
-        for line in text.lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if words.first() == Some(&"deb") {
-                if let Some(u) = words.iter().skip(1).find(|w| !w.starts_with('[')) {
-                    candidates.push(u.to_string());
-                }
-            }
-        }
-    }
-    candidates
-        .into_iter()
-        .find(|u| {
-            (u.starts_with("http://") || u.starts_with("https://")) && !u.contains("security")
-        })
-        .map(|u| u.trim_end_matches('/').to_string())
+    crate::debian::sources::system_mirror().ok()
 }
 
 /// `[install] suite` and `mirror` of `site.toml` in the profiles directory.
