@@ -11,7 +11,7 @@ use crate::debian::{self, Cache, Client, ClientOptions};
 use crate::netboot::{self, NetbootError, NetbootOptions};
 use crate::profile::Frontend;
 use crate::render::{render_hosts, RenderOptions};
-use crate::{cluster, output, project};
+use crate::{output, project};
 
 /// Installer frontend choice on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -125,15 +125,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
         }
     };
     output::publish(vec![staged]).with_context(|| format!("publishing {}", target.display()))?;
-    for (path, cluster_name, lock) in &rendered.lock_updates {
-        cluster::write_lock(path, cluster_name, lock)
-            .with_context(|| format!("recording config_version in {}", path.display()))?;
-        eprintln!(
-            "picaboot: corosync.conf of cluster {cluster_name} changed: config_version is now {} (recorded in {}; commit it)",
-            lock.config_version,
-            path.display()
-        );
-    }
+    super::render::record_locks(&rendered.lock_updates)?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

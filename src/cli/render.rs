@@ -44,6 +44,22 @@ pub(crate) fn parse_disk(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not ID=DEVICE (e.g. ssd0=/dev/vda)"))
 }
 
+/// Writes the cluster lock files a render raised (after its output was published) and says so.
+pub(crate) fn record_locks(
+    updates: &[(PathBuf, String, crate::profile::ClusterLock)],
+) -> anyhow::Result<()> {
+    for (path, cluster_name, lock) in updates {
+        cluster::write_lock(path, cluster_name, lock)
+            .with_context(|| format!("recording config_version in {}", path.display()))?;
+        eprintln!(
+            "picaboot: corosync.conf of cluster {cluster_name} changed: config_version is now {} (recorded in {}; commit it)",
+            lock.config_version,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Renders hosts and publishes their trees atomically.
 pub fn render(c: RenderConfig) -> anyhow::Result<()> {
     let overrides = project::Overrides {
@@ -73,15 +89,7 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
         );
     }
     output::publish(staged).context("publishing the rendered trees")?;
-    for (path, cluster_name, lock) in &rendered.lock_updates {
-        cluster::write_lock(path, cluster_name, lock)
-            .with_context(|| format!("recording config_version in {}", path.display()))?;
-        eprintln!(
-            "picaboot: corosync.conf of cluster {cluster_name} changed: config_version is now {} (recorded in {}; commit it)",
-            lock.config_version,
-            path.display()
-        );
-    }
+    record_locks(&rendered.lock_updates)?;
     if c.json {
         let rows: Vec<serde_json::Value> = rendered
             .trees
