@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): `picaboot push` vs `skopeo copy oci:… docker://…` of the same OCI
+# Benchmark (not a test): `picaboot image push` vs `skopeo copy oci:… docker://…` of the same OCI
 # layout (one ~140 MB layer of incompressible data by default) into Debian's docker-registry
 # on 127.0.0.1 with htpasswd auth. Each cold push goes to a fresh registry (empty storage, new
 # port) so neither tool finds blobs already there; then each tool pushes again (warm).
@@ -65,8 +65,8 @@ secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
 export PICABOOT_REGISTRY_USERNAME=$user PICABOOT_REGISTRY_PASSWORD=$pass
 for i in $(seq "$runs"); do
 	start_registry
-	p_cold=$(secs "$bin" push tx --layout "$work/layout" --to "127.0.0.1:$port/bench/picaboot:v1" --plain-http)
-	p_warm=$(secs "$bin" push tx --layout "$work/layout" --to "127.0.0.1:$port/bench/picaboot:v1" --plain-http)
+	p_cold=$(secs "$bin" image push tx --layout "$work/layout" --to "127.0.0.1:$port/bench/picaboot:v1" --plain-http)
+	p_warm=$(secs "$bin" image push tx --layout "$work/layout" --to "127.0.0.1:$port/bench/picaboot:v1" --plain-http)
 	start_registry
 	s_cold=$(secs skopeo copy --dest-tls-verify=false --dest-creds "$user:$pass" "oci:$work/layout:tx" "docker://127.0.0.1:$port/bench/skopeo:v1")
 	s_warm=$(secs skopeo copy --dest-tls-verify=false --dest-creds "$user:$pass" "oci:$work/layout:tx" "docker://127.0.0.1:$port/bench/skopeo:v1")

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::UsageError;
 use crate::registry::{self, auth, PushOptions, Reference, RegistryError};
 
-/// Arguments of `push`.
+/// Arguments of `image push`.
 #[derive(Debug, clap::Args)]
 pub struct PushConfig {
     /// Image name in the OCI layout (its `org.opencontainers.image.ref.name`).
@@ -51,7 +51,7 @@ pub fn push(c: PushConfig) -> anyhow::Result<()> {
     opts.chunk_threshold = c.chunk_threshold;
     opts.chunk_size = c.chunk_size;
     opts.credentials = credentials;
-    // Progress and results never panic on a closed pipe (`picaboot push … | head -1`).
+    // Progress and results never panic on a closed pipe (`picaboot image push … | head -1`).
     let report = registry::push(&opts, &|ev| {
         let _ = writeln!(std::io::stderr().lock(), "push: {ev}");
     })
