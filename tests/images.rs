@@ -62,6 +62,19 @@ fn tools() {
     }
 }
 
+/// A fresh images directory `work()/DIRNAME` holding a copy of tx-debian (the parent) and an
+/// empty `IMAGE/` for a spec written by the test.
+fn scratch_images(dirname: &str, image: &str) -> PathBuf {
+    let dir = work().join(dirname);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join(image)).unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(root().join("images/tx-debian"))
+        .arg(&dir));
+    dir
+}
+
 fn picaboot(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_picaboot"))
         .args(args)
@@ -325,13 +338,7 @@ fn dockerfile_builds_with_buildah_from_the_parent_picaboot_built() {
 fn failing_step_shows_its_command_and_output_tail() {
     let f = family();
     let _g = heavy();
-    let dir = work().join("images-broken");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("broken")).unwrap();
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(root().join("images/tx-debian"))
-        .arg(&dir));
+    let dir = scratch_images("images-broken", "broken");
     std::fs::write(
         dir.join("broken/image.toml"),
         "description = \"fails\"\nparent = \"tx-debian\"\nsteps = [\"echo picaboot-boom-tail >&2; exit 7\"]\n[check]\nrun = \"true\"\n",
@@ -856,13 +863,7 @@ fn push_to_a_registry_on_loopback() {
 fn deletions_reach_umoci_and_podman_as_whiteouts() {
     let f = family();
     let _g = heavy();
-    let dir = work().join("images-deleter");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("deleter")).unwrap();
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(root().join("images/tx-debian"))
-        .arg(&dir));
+    let dir = scratch_images("images-deleter", "deleter");
     let check = "test ! -e /etc/issue.net && test \"$(ls /usr/share/doc/cron)\" = x";
     std::fs::write(
         dir.join("deleter/image.toml"),
@@ -947,13 +948,7 @@ fn deletions_reach_umoci_and_podman_as_whiteouts() {
 fn a_failing_check_exits_3() {
     let f = family();
     let _g = heavy();
-    let dir = work().join("images-failcheck");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("failcheck")).unwrap();
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(root().join("images/tx-debian"))
-        .arg(&dir));
+    let dir = scratch_images("images-failcheck", "failcheck");
     std::fs::write(
         dir.join("failcheck/image.toml"),
         "description = \"its check fails\"\nparent = \"tx-debian\"\n[check]\nrun = \"echo picaboot-check-output; false\"\ntimeout = 2\n",

@@ -83,11 +83,7 @@ impl Cache {
         if actual == sha256 {
             Ok(Some(p))
         } else {
-            log::warn!(
-                "cache: {} is corrupt (sha256 {actual}); removing it",
-                p.display()
-            );
-            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            drop_corrupt(&p, &actual)?;
             Ok(None)
         }
     }
@@ -185,11 +181,7 @@ impl Cache {
         if actual == sha256 {
             Ok(Some(bytes))
         } else {
-            log::warn!(
-                "cache: {} is corrupt (sha256 {actual}); removing it",
-                p.display()
-            );
-            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            drop_corrupt(&p, &actual)?;
             Ok(None)
         }
     }
@@ -219,6 +211,15 @@ impl Cache {
         })?;
         Ok(())
     }
+}
+
+/// Removes a cache entry whose content no longer has its name's digest.
+fn drop_corrupt(p: &Path, actual: &str) -> Result<(), DebianError> {
+    log::warn!(
+        "cache: {} is corrupt (sha256 {actual}); removing it",
+        p.display()
+    );
+    fs::remove_file(p).map_err(io_err("remove", p))
 }
 
 #[cfg(test)]
