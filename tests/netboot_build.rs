@@ -40,7 +40,7 @@ fn tree() -> Tree {
     let mut r = render_hosts(
         &project,
         &[HOST.to_string()],
-        RenderOptions { locked: false },
+        RenderOptions::default(),
     )
     .unwrap();
     r.trees.remove(HOST).unwrap()
@@ -66,6 +66,7 @@ fn build(
             frontend: Some(frontend),
             supplement,
             base_url: "http://10.0.2.2:8080".into(),
+            keyring_append: None,
         },
     )?;
     output::publish(vec![staged]).unwrap();
@@ -388,6 +389,7 @@ fn failure_publishes_nothing() {
             frontend: None,
             supplement: true,
             base_url: "http://x".into(),
+            keyring_append: None,
         },
     )
     .unwrap_err();
@@ -455,6 +457,7 @@ fn corrupt_cache_blob_fails_after_staging_and_publishes_nothing() {
             frontend: Some(Frontend::Text),
             supplement: true,
             base_url: "http://x".into(),
+            keyring_append: None,
         },
     )
     .unwrap_err();

@@ -77,7 +77,7 @@ fn build(out: &Path) -> (std::path::PathBuf, String, String) {
     let tree = render_hosts(
         &project,
         &["alice".to_string()],
-        RenderOptions { locked: false },
+        RenderOptions::default(),
     )
     .unwrap()
     .trees
@@ -99,6 +99,7 @@ fn build(out: &Path) -> (std::path::PathBuf, String, String) {
             frontend: Some(Frontend::Text),
             supplement: true,
             base_url: "http://10.0.2.2:8080".into(),
+            keyring_append: None,
         },
     )
     .unwrap();

@@ -8,6 +8,7 @@ mod netboot;
 mod push;
 mod render;
 mod serve;
+mod test;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,8 @@ pub enum Cmd {
     Netboot(netboot::NetbootConfig),
     /// Container images: build, dockerfile, list, test.
     Image(image::ImageCmd),
+    /// Prove a host in QEMU: `test install HOST` (install, first boot, degraded boots, self-test).
+    Test(test::TestCmd),
 }
 
 /// Runs a parsed command line.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve(c) => serve::serve(c),
         Cmd::Netboot(c) => netboot::netboot(c),
         Cmd::Image(c) => image::image(c),
+        Cmd::Test(c) => test::test(c),
     }
 }
 
