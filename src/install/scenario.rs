@@ -590,16 +590,13 @@ fn follow_install(
             close(current.0, current.1, steps, false, format!("{f}; last syslog lines: {}", tail(&text, 8)));
             return Ok(false);
         }
-        match vm.wait_for("\u{0}never", Duration::from_millis(1), |_| {}) {
-            Outcome::Exited(_) if finished_phase => {
+        if let Some(why) = vm.exited() {
+            if finished_phase {
                 close(current.0, current.1, steps, true, "the installer finished and rebooted".into());
                 return Ok(true);
             }
-            Outcome::Exited(why) => {
-                close(current.0, current.1, steps, false, format!("QEMU exited during {}: {why}; last syslog lines: {}", current.0, tail(&text, 8)));
-                return Ok(false);
-            }
-            _ => {}
+            close(current.0, current.1, steps, false, format!("QEMU exited during {}: {why}; last syslog lines: {}", current.0, tail(&text, 8)));
+            return Ok(false);
         }
         if t0.elapsed() > limit {
             vm.kill();

@@ -227,6 +227,14 @@ impl Vm {
         }
     }
 
+    /// `Some(status)` once QEMU has exited (without waiting), `None` while it runs.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        self.child = None;
+        Some(format!("{status}; {}", err.trim()))
+    }
+
     /// Waits for QEMU to exit by itself (the guest powered off), up to `limit`, then kills it.
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
         let start = Instant::now();
