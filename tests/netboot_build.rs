@@ -37,12 +37,7 @@ fn client(mirror: &str) -> Client {
 
 fn tree() -> Tree {
     let project = picaboot::project::open(&profiles()).unwrap();
-    let mut r = render_hosts(
-        &project,
-        &[HOST.to_string()],
-        RenderOptions::default(),
-    )
-    .unwrap();
+    let mut r = render_hosts(&project, &[HOST.to_string()], RenderOptions::default()).unwrap();
     r.trees.remove(HOST).unwrap()
 }
 

@@ -82,15 +82,11 @@ fn build(out: &Path) -> (std::path::PathBuf, String, String) {
     )
     .unwrap();
     let host = &project.loaded.profiles.hosts["alice"];
-    let tree = render_hosts(
-        &project,
-        &["alice".to_string()],
-        RenderOptions::default(),
-    )
-    .unwrap()
-    .trees
-    .remove("alice")
-    .unwrap();
+    let tree = render_hosts(&project, &["alice".to_string()], RenderOptions::default())
+        .unwrap()
+        .trees
+        .remove("alice")
+        .unwrap();
     let client = Client::new(ClientOptions {
         mirror: common::mirror(),
         keyring: DEFAULT_KEYRING.into(),

@@ -28,7 +28,11 @@ fn fake(name: &'static str, rotational: bool, bytes: u64, serial: &'static str) 
         name,
         rotational,
         bytes,
-        model: if rotational { "WDC WD20EFRX-68E" } else { "SanDisk SDSSDHII480G" },
+        model: if rotational {
+            "WDC WD20EFRX-68E"
+        } else {
+            "SanDisk SDSSDHII480G"
+        },
         serial,
         removable: false,
     }
@@ -76,7 +80,14 @@ fn run(script: &Path, disks: &[Fake], args: &str) -> (i32, String, String) {
 fn script(profiles: &Path, out: &Path) -> std::path::PathBuf {
     let o = common::picaboot(
         profiles.parent().unwrap(),
-        &["render", "alice", "--profiles", profiles.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[
+            "render",
+            "alice",
+            "--profiles",
+            profiles.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out.join("alice/rootfs/usr/local/sbin/picaboot-find-disks")
@@ -106,8 +117,14 @@ fn disks_are_found_by_identity_whatever_their_names() {
     );
 
     // A removable stick of an SSD's size is ignored.
-    let mut with_stick: Vec<Fake> = shuffled.iter().map(|f| fake(f.name, f.rotational, f.bytes, f.serial)).collect();
-    with_stick.push(Fake { removable: true, ..fake("sde", false, SSD, "STICK") });
+    let mut with_stick: Vec<Fake> = shuffled
+        .iter()
+        .map(|f| fake(f.name, f.rotational, f.bytes, f.serial))
+        .collect();
+    with_stick.push(Fake {
+        removable: true,
+        ..fake("sde", false, SSD, "STICK")
+    });
     let (code, stdout2, _) = run(&s, &with_stick, "");
     assert_eq!((code, stdout2), (0, stdout.clone()));
 
@@ -119,17 +136,29 @@ fn disks_are_found_by_identity_whatever_their_names() {
     ];
     let (code, _, stderr) = run(&s, &three, "");
     assert_eq!(code, 1);
-    assert!(stderr.contains("disk ssd1 (SSD, 480.1 GB) matches none"), "{stderr}");
+    assert!(
+        stderr.contains("disk ssd1 (SSD, 480.1 GB) matches none"),
+        "{stderr}"
+    );
     let (code, stdout, _) = run(&s, &three, "--allow-missing");
     assert_eq!(code, 0);
-    assert!(stdout.contains("ssd0 /dev/sdc SD-S2\nssd1 - -\n"), "{stdout}");
+    assert!(
+        stdout.contains("ssd0 /dev/sdc SD-S2\nssd1 - -\n"),
+        "{stdout}"
+    );
 
     // A third SSD: which two are Alice's is ambiguous, so nothing is chosen.
-    let mut five: Vec<Fake> = shuffled.iter().map(|f| fake(f.name, f.rotational, f.bytes, f.serial)).collect();
+    let mut five: Vec<Fake> = shuffled
+        .iter()
+        .map(|f| fake(f.name, f.rotational, f.bytes, f.serial))
+        .collect();
     five.push(fake("sde", false, SSD, "SD-S3"));
     let (code, _, stderr) = run(&s, &five, "");
     assert_eq!(code, 1);
-    assert!(stderr.contains("more disks match ssd0 ssd1 (SSD, 480.1 GB) than the profile has: sde"), "{stderr}");
+    assert!(
+        stderr.contains("more disks match ssd0 ssd1 (SSD, 480.1 GB) than the profile has: sde"),
+        "{stderr}"
+    );
 
     // A disk of another size (a 1 TB SSD) does not count as one of the profile's.
     let wrong = [
@@ -165,7 +194,10 @@ fn pinned_serials_decide_and_a_wrong_serial_stops() {
     ];
     let (code, stdout, stderr) = run(&s, &disks, "");
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.starts_with("ssd0 /dev/sdb SD-S2\nssd1 /dev/sda SD-S1\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("ssd0 /dev/sdb SD-S2\nssd1 /dev/sda SD-S1\n"),
+        "{stdout}"
+    );
     let swapped = [
         fake("sda", false, SSD, "SD-S1"),
         fake("sdb", false, SSD, "OTHER"),

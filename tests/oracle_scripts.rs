@@ -49,7 +49,9 @@ fn the_test_variant_passes_shellcheck_and_debconf() {
     for host in ["alice", "bob"] {
         let tree = test_variant_tree(&scratch.path().join("profiles"), host);
         for (path, f) in tree.files() {
-            let file = dir.path().join(format!("{host}-{}", path.replace('/', "_")));
+            let file = dir
+                .path()
+                .join(format!("{host}-{}", path.replace('/', "_")));
             std::fs::write(&file, &f.bytes).unwrap();
             if f.bytes.starts_with(b"#!/bin/sh") {
                 run_ok(
@@ -65,19 +67,31 @@ fn the_test_variant_passes_shellcheck_and_debconf() {
                     .output()
                     .unwrap();
                 let stderr = String::from_utf8_lossy(&o.stderr);
-                assert!(o.status.success() && stderr.trim().is_empty(), "{host}: {stderr}");
+                assert!(
+                    o.status.success() && stderr.trim().is_empty(),
+                    "{host}: {stderr}"
+                );
             }
         }
         let names: Vec<&str> = tree.files().map(|(p, _)| p).collect();
-        assert!(names.contains(&"rootfs/usr/local/sbin/picaboot-selftest"), "{names:?}");
+        assert!(
+            names.contains(&"rootfs/usr/local/sbin/picaboot-selftest"),
+            "{names:?}"
+        );
     }
     // The production render never carries the self-test or the test preseed lines.
     let (_keep, out) = common::render_all(&scratch.path().join("profiles"));
     for host in ["alice", "bob"] {
-        assert!(!out.join(host).join("rootfs/usr/local/sbin/picaboot-selftest").exists());
+        assert!(!out
+            .join(host)
+            .join("rootfs/usr/local/sbin/picaboot-selftest")
+            .exists());
         let preseed = std::fs::read_to_string(out.join(host).join("preseed.cfg")).unwrap();
         for test_only in ["TEST VARIANT", "trixie-picaboot", "security_host", "ttyS1"] {
-            assert!(!preseed.contains(test_only), "{host}: production preseed has `{test_only}`");
+            assert!(
+                !preseed.contains(test_only),
+                "{host}: production preseed has `{test_only}`"
+            );
         }
     }
 }

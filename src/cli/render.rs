@@ -80,10 +80,14 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let rendered = render_hosts(&project, &names, RenderOptions {
+    let rendered = render_hosts(
+        &project,
+        &names,
+        RenderOptions {
             locked: c.locked,
             ..Default::default()
-        })?;
+        },
+    )?;
     let mut staged = Vec::new();
     for (name, tree) in &rendered.trees {
         let target = c.output.join(name);

@@ -81,17 +81,22 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
         c.mirror.clone()
     };
     let security = if c.mirror == "apt" {
-        debian::sources::system_security_mirror().context("reading this machine's security mirror")?
+        debian::sources::system_security_mirror()
+            .context("reading this machine's security mirror")?
     } else {
         format!("{}-security", mirror.trim_end_matches('/'))
     };
     if let Some(t) = &c.tamper {
         let ok = t.starts_with('/')
             && t.len() > 1
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
             && !t.contains("..");
         if !ok {
-            return Err(UsageError(format!("--tamper {t}: give an absolute path of a rendered file")).into());
+            return Err(UsageError(format!(
+                "--tamper {t}: give an absolute path of a rendered file"
+            ))
+            .into());
         }
     }
     let opts = Options {
@@ -124,9 +129,11 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
         Ok(o) => o,
         Err(e @ scenario::InstallError::Profile(_)) => return Err(e.into()),
         Err(e @ scenario::InstallError::Shape(_)) => return Err(UsageError(e.to_string()).into()),
-        Err(e @ scenario::InstallError::Harness(crate::install::harness::HarnessError::StaleIndex { .. })) => {
-            return Err(UsageError(e.to_string()).into())
-        }
+        Err(
+            e @ scenario::InstallError::Harness(crate::install::harness::HarnessError::StaleIndex {
+                ..
+            }),
+        ) => return Err(UsageError(e.to_string()).into()),
         Err(e) => return Err(e).context(format!("test install {}", c.host)),
     };
     let dir = c.output.join(&c.host);
@@ -139,19 +146,31 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     if c.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        println!("test install {}: {}", c.host, outcome.udeb_source.describe());
+        println!(
+            "test install {}: {}",
+            c.host,
+            outcome.udeb_source.describe()
+        );
         for s in &outcome.steps {
             if s.name.starts_with("install/") || !s.passed {
                 println!(
                     "  {:<5} {}{}  {}",
                     if s.passed { "ok" } else { "FAIL" },
                     s.name,
-                    if s.seconds > 0.0 { format!(" ({:.0} s)", s.seconds) } else { String::new() },
+                    if s.seconds > 0.0 {
+                        format!(" ({:.0} s)", s.seconds)
+                    } else {
+                        String::new()
+                    },
                     if s.passed { "" } else { s.detail.as_str() }
                 );
             }
         }
-        let checks = outcome.steps.iter().filter(|s| s.name.starts_with("boot-")).count();
+        let checks = outcome
+            .steps
+            .iter()
+            .filter(|s| s.name.starts_with("boot-"))
+            .count();
         println!(
             "  {} steps ({checks} from the boots), {} failed, {:.0} s in all; report: {}",
             outcome.steps.len(),
@@ -164,6 +183,11 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(TestFailed(format!("test install {}: failed: {}", c.host, failed.join(", "))).into())
+        Err(TestFailed(format!(
+            "test install {}: failed: {}",
+            c.host,
+            failed.join(", ")
+        ))
+        .into())
     }
 }

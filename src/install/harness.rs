@@ -203,7 +203,9 @@ pub async fn build(
         served,
     } = check
     else {
-        return Err(HarnessError::Other("the udeb index is signed; no harness needed".into()));
+        return Err(HarnessError::Other(
+            "the udeb index is signed; no harness needed".into(),
+        ));
     };
     let mut text = String::new();
     liblzma::read::XzDecoder::new_multi_decoder(&served_xz[..])
@@ -263,14 +265,16 @@ pub async fn build(
         "Origin: picaboot\nLabel: picaboot install harness (test only)\nSuite: {harness_suite}\nCodename: {harness_suite}\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nArchitectures: amd64\nComponents: main\nDescription: udebs the mirror serves, from its unsigned udeb index (sha256 {served}; InRelease lists {signed})\nSHA256:\n"
     );
     for (name, bytes) in files {
-        std::fs::write(idx_dir.join(name), bytes).map_err(|e| HarnessError::Other(e.to_string()))?;
+        std::fs::write(idx_dir.join(name), bytes)
+            .map_err(|e| HarnessError::Other(e.to_string()))?;
         release.push_str(&format!(
             " {} {} main/debian-installer/binary-amd64/{name}\n",
             hex::encode(Sha256::digest(bytes)),
             bytes.len()
         ));
     }
-    std::fs::write(dir.join("Release"), &release).map_err(|e| HarnessError::Other(e.to_string()))?;
+    std::fs::write(dir.join("Release"), &release)
+        .map_err(|e| HarnessError::Other(e.to_string()))?;
     let (fingerprint, public_key) = sign(&dir)?;
     Ok(Harness {
         root,
@@ -294,7 +298,15 @@ fn sign(dir: &Path) -> Result<(String, Vec<u8>), HarnessError> {
     let gpg = |args: &[&str]| -> Command {
         let mut c = Command::new("gpg");
         c.env("GNUPGHOME", home.path())
-            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--batch",
+                "--quiet",
+                "--no-tty",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
             .args(args);
         c
     };
@@ -308,7 +320,10 @@ fn sign(dir: &Path) -> Result<(String, Vec<u8>), HarnessError> {
     )?;
     let fingerprint = String::from_utf8_lossy(&listing.stdout)
         .lines()
-        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
         .ok_or_else(|| HarnessError::Other("gpg listed no fingerprint".into()))?;
     let release = dir.join("Release");
     let out = |name: &str| -> PathBuf { dir.join(name) };
@@ -320,9 +335,14 @@ fn sign(dir: &Path) -> Result<(String, Vec<u8>), HarnessError> {
     )?;
     exec::run(
         "clearsign the harness Release",
-        gpg(&["--clearsign", "--output"]).arg(out("InRelease")).arg(&release),
+        gpg(&["--clearsign", "--output"])
+            .arg(out("InRelease"))
+            .arg(&release),
     )?;
-    let public = exec::run("export the harness key", &mut gpg(&["--export", &fingerprint]))?;
+    let public = exec::run(
+        "export the harness key",
+        &mut gpg(&["--export", &fingerprint]),
+    )?;
     let keyring = home.path().join("harness.gpg");
     std::fs::write(&keyring, &public.stdout).map_err(|e| HarnessError::Other(e.to_string()))?;
     // The installer's check, done here first: gpgv with a keyring of this key alone.
@@ -343,7 +363,9 @@ mod tests {
 
     #[test]
     fn paragraphs_keep_filenames() {
-        let p = paragraphs("Package: a\nFilename: pool/a.udeb\n\nPackage: b\nFilename: pool/b.udeb\n\n");
+        let p = paragraphs(
+            "Package: a\nFilename: pool/a.udeb\n\nPackage: b\nFilename: pool/b.udeb\n\n",
+        );
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].1, "pool/b.udeb");
     }

@@ -52,7 +52,10 @@ mod tests {
     fn menu_items_map_to_phases() {
         let l = "Dec  1 20:11:02 main-menu[312]: INFO: Menu item 'partman-base' selected";
         assert_eq!(phase_started(l), Some("partitioning"));
-        assert_eq!(phase_started("main-menu: INFO: Menu item 'bootstrap-base' selected"), Some("base-system"));
+        assert_eq!(
+            phase_started("main-menu: INFO: Menu item 'bootstrap-base' selected"),
+            Some("base-system")
+        );
         assert_eq!(phase_started("Menu item 'di-utils-shell' selected"), None);
         assert_eq!(phase_started("nothing here"), None);
     }

@@ -147,7 +147,9 @@ impl Outcome_ {
                     '>' => "&gt;".to_string(),
                     '"' => "&quot;".to_string(),
                     '\t' | '\n' => " ".to_string(),
-                    c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => "\u{fffd}".to_string(),
+                    c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
+                        "\u{fffd}".to_string()
+                    }
                     c => c.to_string(),
                 })
                 .collect()
@@ -221,11 +223,16 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         .profiles
         .hosts
         .get(&opts.host)
-        .ok_or_else(|| {
-            crate::render::RenderError::UnknownHost {
-                name: opts.host.clone(),
-                known: plain.loaded.profiles.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
-            }
+        .ok_or_else(|| crate::render::RenderError::UnknownHost {
+            name: opts.host.clone(),
+            known: plain
+                .loaded
+                .profiles
+                .hosts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
         })?
         .clone();
     let (vm_disks, mut overrides) = shape::shape(&host0, &opts.shape)?;
@@ -249,11 +256,15 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         IndexCheck::Stale { .. } if !opts.allow_unverified_udebs => {
             return Err(harness::stale_error(&client, &suite, &check).into())
         }
-        IndexCheck::Stale { .. } => Some(rt.block_on(harness::build(&opts.mirror, &suite, &check))?),
+        IndexCheck::Stale { .. } => {
+            Some(rt.block_on(harness::build(&opts.mirror, &suite, &check))?)
+        }
     };
     let udeb_source = match (&harness, &check) {
         (Some(h), _) => h.source.clone(),
-        (None, IndexCheck::Signed(sha)) => UdebSource::Signed { sha256: sha.clone() },
+        (None, IndexCheck::Signed(sha)) => UdebSource::Signed {
+            sha256: sha.clone(),
+        },
         (None, _) => unreachable!("a stale index without a harness returned above"),
     };
     log(&format!("udebs: {}", udeb_source.describe()));
@@ -269,9 +280,8 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let security = crate::serve::mirror::MirrorProxy::new(&opts.security, &sec_pool)
         .map_err(io("security proxy cache", &sec_pool))?;
     let serve_log = work.join("serve.log");
-    let serve_file = std::sync::Mutex::new(
-        std::fs::File::create(&serve_log).map_err(io("create", &serve_log))?,
-    );
+    let serve_file =
+        std::sync::Mutex::new(std::fs::File::create(&serve_log).map_err(io("create", &serve_log))?);
     let sink: crate::serve::LogSink = std::sync::Arc::new(move |line: &str| {
         if let Ok(mut f) = serve_file.lock() {
             let _ = writeln!(f, "{line}");
@@ -291,7 +301,9 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let served = rt.spawn(server.run(async move {
         let _ = stop_rx.await;
     }));
-    log(&format!("serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port})"));
+    log(&format!(
+        "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port})"
+    ));
 
     // 4. The test variant of the host's files, then its netboot artifacts.
     overrides.mirror = Some(format!("http://10.0.2.2:{port}/debian"));
@@ -306,7 +318,10 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         no_kernel_modules: harness.is_some(),
         security_host: Some(format!("10.0.2.2:{port}")),
         security_path: Some("/debian-security".into()),
-        progress_url: Some(format!("http://10.0.2.2:{port}/progress/{}?run=test", opts.host)),
+        progress_url: Some(format!(
+            "http://10.0.2.2:{port}/progress/{}?run=test",
+            opts.host
+        )),
         resync_limit_kib: Some(1000),
         syslog_tty: Some("/dev/ttyS1".into()),
         tamper: opts.tamper.clone(),
@@ -353,7 +368,8 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     ordered.sort_by_key(|d| (d.role == DiskRole::Ssd, d.id.clone()));
     for d in ordered {
         let path = ddir.join(format!("{}.raw", d.id));
-        crate::qemu::guest::sparse_disk(&path, d.bytes).map_err(|e| InstallError::Serve(e.to_string()))?;
+        crate::qemu::guest::sparse_disk(&path, d.bytes)
+            .map_err(|e| InstallError::Serve(e.to_string()))?;
         images.push(Image { disk: d, path });
     }
     let boot_order: Vec<String> = host.storage.boot_disks.clone();
@@ -382,7 +398,18 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let sata: Vec<String> = images
         .iter()
         .enumerate()
-        .map(|(p, i)| format!("port {p}: {} ({}, serial {})", i.disk.id, if i.disk.role == DiskRole::Ssd { "SSD" } else { "HDD" }, i.disk.serial))
+        .map(|(p, i)| {
+            format!(
+                "port {p}: {} ({}, serial {})",
+                i.disk.id,
+                if i.disk.role == DiskRole::Ssd {
+                    "SSD"
+                } else {
+                    "HDD"
+                },
+                i.disk.serial
+            )
+        })
         .collect();
     log(&format!("VM disks: {}", sata.join("; ")));
     let mut nic_args = Vec::new();
@@ -393,7 +420,10 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             // Isolated: a hub with no other port.
             nic_args.extend(["-netdev".to_string(), format!("hubport,id=n{i},hubid={i}")]);
         }
-        nic_args.extend(["-device".to_string(), format!("e1000e,netdev=n{i},mac={}", n.mac)]);
+        nic_args.extend([
+            "-device".to_string(),
+            format!("e1000e,netdev=n{i},mac={}", n.mac),
+        ]);
     }
 
     let (accel, why) = Accel::detect(&nb_dir.join("linux"));
@@ -423,21 +453,33 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         console: work.join("install-console.log"),
         extra_args: extra,
     };
-    log(&format!("install: starting ({} MiB, {} vCPUs)", opts.memory_mib, opts.cpus));
+    log(&format!(
+        "install: starting ({} MiB, {} vCPUs)",
+        opts.memory_mib, opts.cpus
+    ));
     let install_ok = follow_install(&spec, &syslog, opts.install_timeout, log, &mut steps)?;
     if !install_ok {
         let _ = stop_tx.send(());
         let _ = rt.block_on(served);
-        cleanup(&ddir, opts.keep_disks, &work);
+        cleanup(&ddir, opts.keep_disks);
         return Ok(outcome(steps));
     }
 
     // 7. The SSDs' partition tables, read from the host, against the plan.
     let plan = &project.plans[&opts.host];
     for dp in plan.disks.iter().filter(|d| d.at_install) {
-        let Some(img) = images.iter().find(|i| i.disk.id == dp.id) else { continue };
+        let Some(img) = images.iter().find(|i| i.disk.id == dp.id) else {
+            continue;
+        };
         let r = super::gpt_check::check(&img.path, dp);
-        log(&format!("gpt {}: {}", dp.id, match &r { Ok(s) => s.clone(), Err(e) => format!("FAIL {e}") }));
+        log(&format!(
+            "gpt {}: {}",
+            dp.id,
+            match &r {
+                Ok(s) => s.clone(),
+                Err(e) => format!("FAIL {e}"),
+            }
+        ));
         steps.push(Step {
             name: format!("gpt/{}", dp.id),
             passed: r.is_ok(),
@@ -459,7 +501,10 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             Some(d) => format!("degraded:{d}"),
         };
         let mut extra = nic_args.clone();
-        extra.extend(["-fw_cfg".to_string(), format!("name=opt/picaboot/mode,string={mode}")]);
+        extra.extend([
+            "-fw_cfg".to_string(),
+            format!("name=opt/picaboot/mode,string={mode}"),
+        ]);
         let spec = VmSpec {
             name: format!("boot-{label}-{}", opts.host),
             accel,
@@ -485,15 +530,28 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             vm.wait_exit(Duration::from_secs(120));
         }
         drop(vm);
-        let console = String::from_utf8_lossy(&std::fs::read(&spec.console).unwrap_or_default()).into_owned();
+        let console =
+            String::from_utf8_lossy(&std::fs::read(&spec.console).unwrap_or_default()).into_owned();
         let report = Report::parse(&console);
         let secs = t.elapsed().as_secs_f64();
         let reached = match &ended {
             Outcome::Marker => Ok(format!("self-test finished after {secs:.0} s")),
-            Outcome::Exited(why) => Err(format!("QEMU exited before the self-test finished: {why}; last console lines: {}", tail(&console, 5))),
-            Outcome::TimedOut => Err(format!("no PICABOOT-DONE within {} s (did it boot? last console lines: {})", opts.boot_timeout.as_secs(), tail(&console, 5))),
+            Outcome::Exited(why) => Err(format!(
+                "QEMU exited before the self-test finished: {why}; last console lines: {}",
+                tail(&console, 5)
+            )),
+            Outcome::TimedOut => Err(format!(
+                "no PICABOOT-DONE within {} s (did it boot? last console lines: {})",
+                opts.boot_timeout.as_secs(),
+                tail(&console, 5)
+            )),
         };
-        log(&format!("boot {label}: {}", match &reached { Ok(s) | Err(s) => s }));
+        log(&format!(
+            "boot {label}: {}",
+            match &reached {
+                Ok(s) | Err(s) => s,
+            }
+        ));
         steps.push(Step {
             name: format!("boot-{label}/reached-self-test"),
             passed: reached.is_ok(),
@@ -509,7 +567,11 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             });
         }
         if ended == Outcome::Marker {
-            for f in report.failures().into_iter().filter(|f| !report.checks.contains(f)) {
+            for f in report
+                .failures()
+                .into_iter()
+                .filter(|f| !report.checks.contains(f))
+            {
                 steps.push(Step {
                     name: format!("boot-{label}/{}", f.name),
                     passed: false,
@@ -519,18 +581,20 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             }
         }
         let n_fail = report.checks.iter().filter(|c| !c.passed).count();
-        log(&format!("boot {label}: {} checks, {n_fail} failed", report.checks.len()));
+        log(&format!(
+            "boot {label}: {} checks, {n_fail} failed",
+            report.checks.len()
+        ));
     }
     let _ = stop_tx.send(());
     let _ = rt.block_on(served);
-    cleanup(&ddir, opts.keep_disks, &work);
+    cleanup(&ddir, opts.keep_disks);
     Ok(outcome(steps))
 }
 
-fn cleanup(ddir: &Path, keep: bool, work: &Path) {
-    if !keep && !ddir.starts_with(work) {
-        let _ = std::fs::remove_dir_all(ddir);
-    } else if !keep {
+/// Removes the VM's disk images unless asked to keep them.
+fn cleanup(ddir: &Path, keep: bool) {
+    if !keep {
         let _ = std::fs::remove_dir_all(ddir);
     }
 }
@@ -555,20 +619,29 @@ fn follow_install(
     let mut seen = 0usize;
     let mut finished_phase = false;
     let mut failure: Option<String> = None;
-    let close = |name: &str, since: Instant, steps: &mut Vec<Step>, passed: bool, detail: String| {
-        let secs = since.elapsed().as_secs_f64();
-        log(&format!("install: {name} {} in {:.0} s ({:.0} s elapsed)", if passed { "done" } else { "FAILED" }, secs, t0.elapsed().as_secs_f64()));
-        steps.push(Step {
-            name: format!("install/{name}"),
-            passed,
-            detail,
-            seconds: secs,
-        });
-    };
+    let close =
+        |name: &str, since: Instant, steps: &mut Vec<Step>, passed: bool, detail: String| {
+            let secs = since.elapsed().as_secs_f64();
+            log(&format!(
+                "install: {name} {} in {:.0} s ({:.0} s elapsed)",
+                if passed { "done" } else { "FAILED" },
+                secs,
+                t0.elapsed().as_secs_f64()
+            ));
+            steps.push(Step {
+                name: format!("install/{name}"),
+                passed,
+                detail,
+                seconds: secs,
+            });
+        };
     loop {
         let text = String::from_utf8_lossy(&std::fs::read(syslog).unwrap_or_default()).into_owned();
         let start = seen.min(text.len());
-        let complete = text[start..].rfind('\n').map(|i| start + i + 1).unwrap_or(start);
+        let complete = text[start..]
+            .rfind('\n')
+            .map(|i| start + i + 1)
+            .unwrap_or(start);
         for line in text[start..complete].lines() {
             if let Some(p) = phases::phase_started(line) {
                 if p != current.0 && !(p == "boot-to-network" && current.0 == "boot-to-network") {
@@ -587,22 +660,118 @@ fn follow_install(
         seen = complete;
         if let Some(f) = &failure {
             vm.kill();
-            close(current.0, current.1, steps, false, format!("{f}; last syslog lines: {}", tail(&text, 8)));
+            close(
+                current.0,
+                current.1,
+                steps,
+                false,
+                format!("{f}; last syslog lines: {}", tail(&text, 8)),
+            );
             return Ok(false);
         }
         if let Some(why) = vm.exited() {
             if finished_phase {
-                close(current.0, current.1, steps, true, "the installer finished and rebooted".into());
+                close(
+                    current.0,
+                    current.1,
+                    steps,
+                    true,
+                    "the installer finished and rebooted".into(),
+                );
                 return Ok(true);
             }
-            close(current.0, current.1, steps, false, format!("QEMU exited during {}: {why}; last syslog lines: {}", current.0, tail(&text, 8)));
+            close(
+                current.0,
+                current.1,
+                steps,
+                false,
+                format!(
+                    "QEMU exited during {}: {why}; last syslog lines: {}",
+                    current.0,
+                    tail(&text, 8)
+                ),
+            );
             return Ok(false);
         }
         if t0.elapsed() > limit {
             vm.kill();
-            close(current.0, current.1, steps, false, format!("no end within {} s; last syslog lines: {}", limit.as_secs(), tail(&text, 8)));
+            close(
+                current.0,
+                current.1,
+                steps,
+                false,
+                format!(
+                    "no end within {} s; last syslog lines: {}",
+                    limit.as_secs(),
+                    tail(&text, 8)
+                ),
+            );
             return Ok(false);
         }
         std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome_from(console: &str) -> Outcome_ {
+        let report = Report::parse(console);
+        let mut steps = vec![Step {
+            name: "install/partitioning".into(),
+            passed: true,
+            detail: "ok".into(),
+            seconds: 530.0,
+        }];
+        for c in &report.checks {
+            steps.push(Step {
+                name: format!("boot-degraded-ssd0/{}", c.name),
+                passed: c.passed,
+                detail: c.detail.clone(),
+                seconds: 0.0,
+            });
+        }
+        Outcome_ {
+            host: "alice".into(),
+            accel: "TCG".into(),
+            udeb_source: UdebSource::Signed {
+                sha256: "ab".into(),
+            },
+            steps,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn failing_self_test_output_fails_and_names_each_check() {
+        // What the self-test prints when GRUB is on one SSD only and a file was altered.
+        let console = "\u{1b}[0mSELFTEST\r\nPICABOOT-CHECK md-md0 PASS 1/2 up (want 1): clean, degraded\n\
+PICABOOT-CHECK grub-ssd1 FAIL /dev/disk/by-id/ata-X: MBR GRUB marks=0, partition 1 non-zero bytes=0\n\
+PICABOOT-CHECK file:/etc/hosts FAIL content differs from the rendered file (sha256 1, rendered 2)\n\
+PICABOOT-DONE rc=2\n";
+        let o = outcome_from(console);
+        let failed: Vec<&str> = o.failures().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            failed,
+            [
+                "boot-degraded-ssd0/grub-ssd1",
+                "boot-degraded-ssd0/file:/etc/hosts"
+            ]
+        );
+        let r = Report::parse(console);
+        assert_eq!(r.done_rc, Some(2));
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn junit_is_xml_whatever_the_console_held() {
+        let o =
+            outcome_from("PICABOOT-CHECK x FAIL bad \u{1b}[31m<&>\"\u{0}\r\nPICABOOT-DONE rc=1\n");
+        let x = o.junit();
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("&lt;&amp;&gt;&quot;"), "{x}");
+        assert!(!x.chars().any(|c| (c as u32) < 0x20 && c != '\n'), "{x:?}");
+        assert!(x.contains("name=\"udeb-source\""));
     }
 }

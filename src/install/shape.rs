@@ -75,10 +75,9 @@ pub fn shape(host: &Host, s: &Shape) -> Result<(Vec<VmDisk>, Overrides), ShapeEr
             role: d.role,
             bytes,
             // A serial the way a vendor would print one, unique per host and disk.
-            serial: d
-                .serial
-                .clone()
-                .unwrap_or_else(|| format!("PB{}{}", host.hostname.to_uppercase(), d.id.to_uppercase())),
+            serial: d.serial.clone().unwrap_or_else(|| {
+                format!("PB{}{}", host.hostname.to_uppercase(), d.id.to_uppercase())
+            }),
             // ATA model strings are at most 40 characters; a glob becomes its literal prefix.
             model: d.model_match.as_ref().map(|m| {
                 let lit: String = m.chars().take_while(|c| !"*?[".contains(*c)).collect();
@@ -89,9 +88,9 @@ pub fn shape(host: &Host, s: &Shape) -> Result<(Vec<VmDisk>, Overrides), ShapeEr
     // Scale each fixed volume by its volume group's disks' factor, with floors.
     for v in &host.storage.volumes {
         let Size::Bytes(bytes) = v.size else { continue };
-        let array = host.storage.arrays.iter().find(|a| {
-            matches!(&a.content, crate::profile::ArrayContent::VolumeGroup(g) if g == &v.group)
-        });
+        let array = host.storage.arrays.iter().find(
+            |a| matches!(&a.content, crate::profile::ArrayContent::VolumeGroup(g) if g == &v.group),
+        );
         let Some(array) = array else { continue };
         let Some(first) = array.disks.first().and_then(|id| host.disk(id)) else {
             continue;
@@ -108,7 +107,8 @@ pub fn shape(host: &Host, s: &Shape) -> Result<(Vec<VmDisk>, Overrides), ShapeEr
             s.volume_floor
         };
         let size = (scaled.max(floor) / (4 * MIB)) * (4 * MIB);
-        ov.volume_sizes.push((v.group.clone(), v.name.clone(), size));
+        ov.volume_sizes
+            .push((v.group.clone(), v.name.clone(), size));
     }
     // Every group must keep at least a quarter of its disk for its `rest` volumes.
     for a in &host.storage.arrays {

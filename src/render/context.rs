@@ -427,7 +427,12 @@ impl PartmanTokens {
         };
         let tokenize = |text: &str| -> String {
             text.split(' ')
-                .map(|word| word.split('#').map(tokenize_device).collect::<Vec<_>>().join("#"))
+                .map(|word| {
+                    word.split('#')
+                        .map(tokenize_device)
+                        .collect::<Vec<_>>()
+                        .join("#")
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         };

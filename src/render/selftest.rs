@@ -169,7 +169,10 @@ impl SelftestCtx {
         }
         for v in &plan.volumes {
             if let Some(m) = &v.mount {
-                mounts.push((m.clone(), format!("{} {}", mapper(&v.group, &v.name), v.filesystem)));
+                mounts.push((
+                    m.clone(),
+                    format!("{} {}", mapper(&v.group, &v.name), v.filesystem),
+                ));
             }
         }
         let mounts = mounts
@@ -201,7 +204,11 @@ impl SelftestCtx {
             }
         };
         v6(n.ipv6.map(|a| a.to_string()), &dev, &mut addresses);
-        v6(n.ipv6_link_local.map(|a| a.to_string()), &dev, &mut addresses);
+        v6(
+            n.ipv6_link_local.map(|a| a.to_string()),
+            &dev,
+            &mut addresses,
+        );
         for r in &n.routed {
             addresses.push(AddrCheck {
                 device: dev.clone(),
@@ -209,7 +216,11 @@ impl SelftestCtx {
                 address: r.ipv4.to_string(),
             });
             v6(r.ipv6.map(|a| a.to_string()), &dev, &mut addresses);
-            v6(r.ipv6_link_local.map(|a| a.to_string()), &dev, &mut addresses);
+            v6(
+                r.ipv6_link_local.map(|a| a.to_string()),
+                &dev,
+                &mut addresses,
+            );
         }
         if let Some(l) = &host.cluster_link {
             addresses.push(AddrCheck {
@@ -270,8 +281,13 @@ impl SelftestCtx {
             routes,
             files,
             ssh_keys: host.ssh_keys.len(),
-            first_boot_unit: plan.arrays_at(crate::profile::Stage::FirstBoot).next().is_some(),
-            corosync: rootfs.files().any(|(p, _)| p == "etc/corosync/corosync.conf"),
+            first_boot_unit: plan
+                .arrays_at(crate::profile::Stage::FirstBoot)
+                .next()
+                .is_some(),
+            corosync: rootfs
+                .files()
+                .any(|(p, _)| p == "etc/corosync/corosync.conf"),
             harness_uid: variant.harness_uid.clone(),
         }
     }

@@ -93,7 +93,11 @@ fn shell_quote_filter(
         tera::Value::Number(n) => n.to_string(),
         tera::Value::Bool(b) => b.to_string(),
         tera::Value::Null => String::new(),
-        other => return Err(tera::Error::msg(format!("shell_quote: not a scalar: {other}"))),
+        other => {
+            return Err(tera::Error::msg(format!(
+                "shell_quote: not a scalar: {other}"
+            )))
+        }
     };
     Ok(tera::Value::String(shell_quote(&text)))
 }
@@ -117,9 +121,15 @@ mod tests {
         assert_eq!(super::shell_quote("it's"), "'it'\\''s'");
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("printf %s {}", super::shell_quote("x'$(touch /nonexistent/y)`id`\nz")))
+            .arg(format!(
+                "printf %s {}",
+                super::shell_quote("x'$(touch /nonexistent/y)`id`\nz")
+            ))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "x'$(touch /nonexistent/y)`id`\nz");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "x'$(touch /nonexistent/y)`id`\nz"
+        );
     }
 }
