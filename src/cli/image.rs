@@ -106,6 +106,10 @@ pub struct TestConfig {
     /// podman; KVM when it works, TCG otherwise.
     #[arg(long)]
     pub vm: bool,
+    /// Container runtime of the QEMU guest (with --vm): podman, or Debian's docker.io
+    /// (`docker load` of NAME.oci.tar as it is, then `docker run`).
+    #[arg(long, value_enum, default_value = "podman", requires = "vm")]
+    pub runtime: crate::qemu::podman::Runtime,
     /// Write a JUnit XML report here (with --vm; default OUT/image-test.junit.xml).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -251,6 +255,7 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let run = crate::qemu::podman::run(
         &under_test,
+        t.runtime,
         &opts.suite,
         &opts.build_mirror,
         &work,

@@ -796,12 +796,13 @@ fn publish(
     oci::add_to_index(out, &img.name, &man).map_err(io_ctx("writing index.json"))?;
     let archive = out.join(format!("{}.oci.tar", img.name));
     let stamp = out.join(format!(".{}.oci.tar.manifest", img.name));
+    let stamp_text = format!("{} {}", oci::ARCHIVE_FORMAT, man.digest);
     let fresh =
-        archive.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(man.digest.as_str());
+        archive.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_text.as_str());
     if !fresh {
         oci::write_archive(store, &archive, &img.name, &man, &blobs, opts.epoch)
             .map_err(io_ctx("writing the oci-archive"))?;
-        fs::write(&stamp, &man.digest).map_err(io_ctx("writing the archive stamp"))?;
+        fs::write(&stamp, &stamp_text).map_err(io_ctx("writing the archive stamp"))?;
     }
     Ok(Built {
         name: img.name.clone(),

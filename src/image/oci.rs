@@ -227,7 +227,63 @@ pub fn add_to_index(root: &Path, name: &str, manifest: &Descriptor) -> io::Resul
     fs::rename(&tmp, &path)
 }
 
+/// One entry of a docker-archive `manifest.json` (what `docker save` writes and the classic
+/// image store of `docker load` reads, moby `image/tarexport`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerArchiveEntry {
+    /// Path of the config blob inside the tar (`blobs/sha256/HEX`).
+    pub config: String,
+    /// `NAME:latest`.
+    pub repo_tags: Vec<String>,
+    /// Paths of the layer blobs inside the tar, base first.
+    pub layers: Vec<String>,
+}
+
+/// Version of the archive format; part of the freshness stamp so that archives written by an
+/// older picaboot are rewritten.
+pub const ARCHIVE_FORMAT: &str = "oci+docker-archive-v1";
+
+fn tar_blob_path(digest: &str) -> String {
+    format!(
+        "blobs/sha256/{}",
+        digest.strip_prefix("sha256:").unwrap_or(digest)
+    )
+}
+
+/// The docker-archive `manifest.json` and `repositories` documents for one image whose
+/// manifest is `manifest` (blob paths point into the OCI layout's `blobs/`, as Docker 25+
+/// `docker save` writes them).
+pub fn docker_archive_docs(name: &str, manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
+    let entry = DockerArchiveEntry {
+        config: tar_blob_path(&manifest.config.digest),
+        repo_tags: vec![format!("{name}:latest")],
+        layers: manifest
+            .layers
+            .iter()
+            .map(|l| tar_blob_path(&l.digest))
+            .collect(),
+    };
+    let top = manifest
+        .layers
+        .last()
+        .map(|l| l.digest.trim_start_matches("sha256:").to_string())
+        .unwrap_or_default();
+    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    repos
+        .entry(name.to_string())
+        .or_default()
+        .insert("latest".to_string(), top);
+    (
+        serde_json::to_vec(&[entry]).expect("serializable"),
+        serde_json::to_vec(&repos).expect("serializable"),
+    )
+}
+
 /// Writes an `oci-archive` (a tar of a layout holding only this image) to `path`, atomically.
+/// Beside the OCI layout it carries the docker-archive `manifest.json` and `repositories`
+/// ([`docker_archive_docs`]), so that `docker load` of a classic Docker image store accepts it
+/// as it is, like the archives of Docker 25+ `docker save`.
 pub fn write_archive(
     store: &Path,
     path: &Path,
@@ -267,6 +323,11 @@ pub fn write_archive(
         "index.json",
         &serde_json::to_vec(&index).map_err(io::Error::other)?,
     )?;
+    let parsed: Manifest = serde_json::from_slice(&fs::read(blob_path(store, &manifest.digest))?)
+        .map_err(io::Error::other)?;
+    let (docker_manifest, repositories) = docker_archive_docs(name, &parsed);
+    entry(&mut b, "manifest.json", &docker_manifest)?;
+    entry(&mut b, "repositories", &repositories)?;
     dir(&mut b, "blobs/")?;
     dir(&mut b, "blobs/sha256/")?;
     let mut sorted = blobs.to_vec();
@@ -290,6 +351,52 @@ pub fn write_archive(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_carries_the_docker_archive_manifest_beside_the_oci_layout() {
+        let store = tempfile::tempdir().unwrap();
+        let layer = write_blob(store.path(), LAYER_GZIP, b"layer bytes").unwrap();
+        let cfg = write_blob(store.path(), CONFIG, b"{}").unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: MANIFEST.into(),
+            config: cfg.clone(),
+            layers: vec![layer.clone()],
+        };
+        let man = write_blob(store.path(), MANIFEST, &serde_json::to_vec(&m).unwrap()).unwrap();
+        let blobs = vec![layer.digest.clone(), cfg.digest.clone(), man.digest.clone()];
+        let a = store.path().join("a.tar");
+        let b = store.path().join("b.tar");
+        write_archive(store.path(), &a, "tx-x", &man, &blobs, 7).unwrap();
+        write_archive(store.path(), &b, "tx-x", &man, &blobs, 7).unwrap();
+        assert_eq!(
+            fs::read(&a).unwrap(),
+            fs::read(&b).unwrap(),
+            "deterministic"
+        );
+        let mut names = BTreeMap::new();
+        let mut ar = tar::Archive::new(fs::File::open(&a).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut v = Vec::new();
+            io::Read::read_to_end(&mut e, &mut v).unwrap();
+            names.insert(e.path().unwrap().to_string_lossy().into_owned(), v);
+        }
+        let entries: Vec<DockerArchiveEntry> =
+            serde_json::from_slice(&names["manifest.json"]).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].repo_tags, ["tx-x:latest"]);
+        assert_eq!(names[&entries[0].config], b"{}");
+        assert_eq!(names[&entries[0].layers[0]], b"layer bytes");
+        let repos: serde_json::Value = serde_json::from_slice(&names["repositories"]).unwrap();
+        assert_eq!(
+            repos["tx-x"]["latest"],
+            layer.digest.trim_start_matches("sha256:")
+        );
+        assert!(names.contains_key("index.json") && names.contains_key("oci-layout"));
+    }
+
     #[test]
     fn rfc3339_known_dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
