@@ -4,6 +4,7 @@ use clap::Parser;
 
 fn main() {
     let cli = picaboot::cli::Cli::parse();
+    picaboot::progress::init(cli.quiet || cli.json());
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

@@ -198,7 +198,7 @@ fn build_one(
         return Err(image::SpecError::Unknown(name.to_string()).into());
     }
     let opts = options(b)?;
-    let mut progress = |m: &str| eprintln!("picaboot: {m}");
+    let mut progress = |m: &str| crate::progress::event(m);
     let built = image::build(&images, name, &opts, &mut progress)
         .with_context(|| format!("building {name}"))?;
     if b.json {
@@ -216,7 +216,7 @@ fn build(b: BuildConfig) -> anyhow::Result<()> {
 }
 
 fn test(t: TestConfig) -> anyhow::Result<()> {
-    let mut progress = |m: &str| eprintln!("picaboot: {m}");
+    let mut progress = |m: &str| crate::progress::event(m);
     let mut under_test = Vec::new();
     let mut host_failures = Vec::new();
     for name in &t.names {

@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod docs;
 mod image;
 mod netboot;
 mod push;
@@ -29,6 +30,9 @@ pub struct Cli {
     /// More log (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// No progress output (bars, spinners, step lines); results and errors still print.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// The command.
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -60,6 +64,27 @@ pub enum Cmd {
     Netboot(netboot::NetbootConfig),
     /// Container images: build, dockerfile, list, test.
     Image(image::ImageCmd),
+    /// Print the shell completion script (bash, zsh, fish, …) on stdout.
+    Completions(docs::CompletionsConfig),
+    /// Write man pages (one per command) into DIR.
+    Man(docs::ManConfig),
+}
+
+impl Cli {
+    /// Whether the command prints data as JSON (then no progress is shown either).
+    pub fn json(&self) -> bool {
+        match &self.cmd {
+            Cmd::Image(i) => match &i.cmd {
+                image::ImageSub::Build(b) => b.opts.json,
+                image::ImageSub::Test(t) => t.opts.json,
+                image::ImageSub::List(l) => l.json,
+                image::ImageSub::Push(p) => p.json,
+                _ => false,
+            },
+            Cmd::Netboot(n) => n.json,
+            _ => false,
+        }
+    }
 }
 
 /// Runs a parsed command line.
@@ -70,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve(c) => serve::serve(c),
         Cmd::Netboot(c) => netboot::netboot(c),
         Cmd::Image(c) => image::image(c),
+        Cmd::Completions(c) => docs::completions(c),
+        Cmd::Man(c) => docs::man(c),
     }
 }
 

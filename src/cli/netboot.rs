@@ -56,7 +56,7 @@ pub struct NetbootConfig {
     no_supplement: bool,
     /// Print the summary as JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Builds and publishes a host's netboot artifacts.

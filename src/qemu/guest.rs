@@ -139,13 +139,13 @@ pub fn build(recipe: &GuestRecipe, cache: &Path) -> Result<Guest, GuestError> {
         "kmod".to_string(),
     ];
     include.extend(recipe.packages.iter().cloned());
-    eprintln!(
-        "picaboot: building test guest ({} {}, {}) with debootstrap; cached afterwards",
+    let spin = crate::progress::spinner(&format!(
+        "building test guest ({} {}, {}) with debootstrap; cached afterwards",
         recipe.suite,
         include.join(","),
         dir.display()
-    );
-    exec::run(
+    ));
+    exec::run_lines(
         "debootstrap the test guest",
         Command::new("debootstrap")
             .args([
@@ -155,7 +155,9 @@ pub fn build(recipe: &GuestRecipe, cache: &Path) -> Result<Guest, GuestError> {
             .arg(&recipe.suite)
             .arg(&rootfs)
             .arg(&recipe.mirror),
+        &mut |l| spin.line(l),
     )?;
+    spin.finish("test guest: debootstrap done");
     let init = rootfs.join("usr/local/sbin/picaboot-guest-init");
     crate::output::write_file(&init, GUEST_INIT.as_bytes(), 0o755).map_err(|e| GuestError::Io {
         what: "write",

@@ -39,11 +39,15 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// Packages of the guest beyond minbase and the kernel.
-    pub fn guest_packages(self) -> Vec<String> {
+    /// Packages of the guest beyond minbase and the kernel, for Debian `suite` (since trixie
+    /// the `docker` command is in its own package, `docker-cli`).
+    pub fn guest_packages(self, suite: &str) -> Vec<String> {
         let p: &[&str] = match self {
             Runtime::Podman => &["podman", "runc", "e2fsprogs", "util-linux"],
-            Runtime::Docker => &["docker.io", "e2fsprogs", "util-linux"],
+            Runtime::Docker if matches!(suite, "bullseye" | "bookworm") => {
+                &["docker.io", "e2fsprogs", "util-linux"]
+            }
+            Runtime::Docker => &["docker.io", "docker-cli", "e2fsprogs", "util-linux"],
         };
         p.iter().map(|s| s.to_string()).collect()
     }
@@ -192,7 +196,7 @@ pub fn run(
     let recipe = GuestRecipe {
         suite: suite.to_string(),
         mirror: mirror.to_string(),
-        packages: runtime.guest_packages(),
+        packages: runtime.guest_packages(suite),
         image_mib: 2048,
     };
     progress("guest: debootstrap image (cached by content)");

@@ -242,12 +242,15 @@ pub fn serve_dir(dir: &Path) -> String {
 
 /// Downloads `url` (test fixtures from this machine's mirror).
 pub fn get(url: &str) -> Vec<u8> {
-    let mut v = Vec::new();
-    ureq::get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .into_reader()
-        .read_to_end(&mut v)
-        .unwrap();
-    v
+    let client = picaboot::http::blocking(None).unwrap();
+    picaboot::http::get(&client, url)
+        .and_then(|r| {
+            r.bytes().map_err(|e| picaboot::http::HttpError::Get {
+                url: url.to_string(),
+                reason: e.to_string(),
+                status: None,
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_vec()
 }
