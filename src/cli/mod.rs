@@ -5,6 +5,7 @@
 mod check;
 mod docs;
 mod image;
+pub mod json;
 mod netboot;
 mod push;
 mod render;
@@ -79,10 +80,14 @@ impl Cli {
                 image::ImageSub::Test(t) => t.opts.json,
                 image::ImageSub::List(l) => l.json,
                 image::ImageSub::Push(p) => p.json,
-                _ => false,
+                image::ImageSub::Dockerfile(d) => d.json,
+                image::ImageSub::Pack(p) => p.json,
             },
             Cmd::Netboot(n) => n.json,
-            _ => false,
+            Cmd::Check(c) => c.json,
+            Cmd::Render(r) => r.json,
+            Cmd::Serve(s) => s.json,
+            Cmd::Completions(_) | Cmd::Man(_) => false,
         }
     }
 }
