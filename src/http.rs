@@ -53,6 +53,11 @@ pub fn blocking(proxy: Option<&str>) -> Result<reqwest::blocking::Client, HttpEr
         // the body, not to the whole transfer.
         .timeout(READ_TIMEOUT);
     if let Some(p) = proxy {
+        if !(p.starts_with("http://") || p.starts_with("https://")) {
+            return Err(HttpError::Client(format!(
+                "proxy {p}: expected an http:// or https:// URL"
+            )));
+        }
         b = b.proxy(
             reqwest::Proxy::all(p).map_err(|e| HttpError::Client(format!("proxy {p}: {e}")))?,
         );

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod cli;
 pub mod cluster;
+pub mod date;
 pub mod debian;
 pub mod exec;
 pub mod http;

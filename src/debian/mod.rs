@@ -8,6 +8,7 @@
 //! always checked.
 
 pub mod cache;
+pub mod deb822;
 pub mod index;
 pub mod sources;
 

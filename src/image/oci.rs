@@ -21,12 +21,17 @@ pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Annotation naming an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Docker schema 2 manifest (read by the registry push).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list (read by the registry push).
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// A content descriptor.
+/// A content descriptor: the one definition, used by the image builder and the registry push.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
-    /// Media type.
+    /// Media type (empty when a document omits it).
+    #[serde(default)]
     pub media_type: String,
     /// `sha256:…`.
     pub digest: String,
@@ -131,27 +136,7 @@ pub fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// RFC 3339 UTC time of a Unix timestamp.
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    // civil_from_days (H. Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
+pub use crate::date::rfc3339;
 
 /// Path of a blob in a layout or blob store.
 pub fn blob_path(root: &Path, digest: &str) -> PathBuf {
