@@ -85,9 +85,17 @@ pub fn cmd(program: &str) -> Command {
     c
 }
 
-/// Runs a command, panicking with its output when it fails; returns stdout.
+/// Runs a command (stdin closed), panicking with its output when it fails; returns stdout.
 pub fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    String::from_utf8_lossy(&run_output(c).stdout).into_owned()
+}
+
+/// Runs a command (stdin closed), panicking with its output when it fails; returns it all.
+pub fn run_output(c: &mut Command) -> Output {
+    let out = c
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     assert!(
         out.status.success(),
         "{c:?} failed: {}\nstdout: {}\nstderr: {}",
@@ -95,7 +103,16 @@ pub fn run_ok(c: &mut Command) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Renders every host of a profiles dir with the library, into a fresh temp dir; returns it.
