@@ -114,6 +114,11 @@ pub fn pack(root: &Path, epoch: u64, out: impl Write) -> io::Result<LayerDigest>
     })
 }
 
+/// The layer walk. Kept hand-written rather than `walkdir` (used for the plain walks) because
+/// it must: stay on one filesystem (a mounted /proc below the tree must not be packed), turn
+/// overlayfs whiteouts (0/0 character devices, opaque directories) into OCI `.wh.` entries,
+/// emit a hard link once and then link entries to it, and write entries in a fixed order with
+/// clamped mtimes so that the bytes are deterministic.
 struct Walk {
     epoch: u64,
     dev: u64,
