@@ -433,14 +433,28 @@ fn push_cli_errors_are_clear_and_auth_file_works() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["manifest_digest"], local_digest(&layout, "tx"));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("push: blob sha256:"),
-        "{}",
+        !String::from_utf8_lossy(&o.stderr).contains("push: blob"),
+        "--json: no progress on stderr: {}",
         text(&o)
     );
     assert_eq!(
         reg.skopeo_digest("team/cli:v1").unwrap(),
         local_digest(&layout, "tx")
     );
+    // Without --json a line per blob (not a terminal: plain lines); with -q none.
+    let args = ["push", "tx", "--layout", l, "--to", &to, "--plain-http"];
+    let o = picaboot(&args, &[], &home);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("push: blob sha256:"),
+        "{}",
+        text(&o)
+    );
+    let mut quiet = args.to_vec();
+    quiet.push("-q");
+    let o = picaboot(&quiet, &[], &home);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(o.stderr.is_empty(), "-q: {}", text(&o));
 }
 
 #[test]
