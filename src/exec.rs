@@ -142,6 +142,74 @@ pub fn run(task: &str, cmd: &mut Command) -> Result<Output, ExecError> {
     }
 }
 
+/// Like [`run`], but hands every line the program prints (stdout and stderr, as they come) to
+/// `on_line` while it runs (a progress spinner shows the last one); stdout is also returned,
+/// and on failure the error holds the tail of stderr (else of stdout).
+pub fn run_lines(
+    task: &str,
+    cmd: &mut Command,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Output, ExecError> {
+    use std::io::BufRead;
+    log::debug!("{task}: {}", command_line(cmd));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spawn_error(task, cmd.get_program(), e))?;
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, Vec<u8>)>();
+    let pump = |r: Box<dyn io::Read + Send>, is_err: bool, tx: std::sync::mpsc::Sender<_>| {
+        std::thread::spawn(move || {
+            let mut r = io::BufReader::new(r);
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send((is_err, line)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let t1 = pump(
+        Box::new(child.stdout.take().expect("piped")),
+        false,
+        tx.clone(),
+    );
+    let t2 = pump(Box::new(child.stderr.take().expect("piped")), true, tx);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    for (is_err, line) in rx {
+        on_line(String::from_utf8_lossy(&line).trim_end());
+        if is_err {
+            stderr.extend_from_slice(&line);
+        } else {
+            stdout.extend_from_slice(&line);
+        }
+    }
+    let _ = (t1.join(), t2.join());
+    let status = child
+        .wait()
+        .map_err(|e| spawn_error(task, cmd.get_program(), e))?;
+    if status.success() {
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    } else {
+        Err(ExecError::Failed {
+            task: task.to_string(),
+            command: command_line(cmd),
+            status: status.to_string(),
+            tail: tail(if stderr.is_empty() { &stdout } else { &stderr }),
+        })
+    }
+}
+
 /// Starts `cmd` in the background with stdin closed; stdout and stderr are as the caller set
 /// them (a log file, usually). The caller owns the child and must wait for or kill it.
 pub fn spawn(task: &str, cmd: &mut Command) -> Result<std::process::Child, ExecError> {
@@ -158,6 +226,27 @@ pub fn run_stdout(task: &str, cmd: &mut Command) -> Result<String, ExecError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn run_lines_streams_both_outputs_and_keeps_the_tail() {
+        let mut seen = Vec::new();
+        let out = super::run_lines(
+            "t",
+            std::process::Command::new("sh").args(["-c", "echo a; echo b >&2; echo c"]),
+            &mut |l| seen.push(l.to_string()),
+        )
+        .unwrap();
+        seen.sort();
+        assert_eq!(seen, ["a", "b", "c"]);
+        assert_eq!(out.stdout, b"a\nc\n");
+        let e = super::run_lines(
+            "t",
+            std::process::Command::new("sh").args(["-c", "echo oops >&2; exit 3"]),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("oops"), "{e}");
+    }
+
     use super::*;
 
     #[test]

@@ -8,14 +8,17 @@
 pub mod archive;
 pub mod cli;
 pub mod cluster;
+pub mod date;
 pub mod debian;
 pub mod exec;
+pub mod http;
 pub mod image;
 pub mod install;
 pub mod mirror;
 pub mod netboot;
 pub mod output;
 pub mod profile;
+pub mod progress;
 pub mod project;
 pub mod qemu;
 pub mod registry;

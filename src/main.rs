@@ -4,6 +4,8 @@ use clap::Parser;
 
 fn main() {
     let cli = picaboot::cli::Cli::parse();
+    let json = cli.json();
+    picaboot::progress::init(cli.quiet || json);
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -13,7 +15,12 @@ fn main() {
         .format_timestamp(None)
         .init();
     if let Err(err) = picaboot::cli::run(cli) {
-        picaboot::cli::print_error(&err);
-        std::process::exit(picaboot::cli::exit_code(&err));
+        let code = picaboot::cli::exit_code(&err);
+        if json {
+            picaboot::cli::json::print_error(&err, code);
+        } else {
+            picaboot::cli::print_error(&err);
+        }
+        std::process::exit(code);
     }
 }

@@ -6,6 +6,8 @@
 //! Runs as root (scripts/test). Builds use this machine's apt mirror (`--host-mirror`), one
 //! heavy build at a time. A missing tool fails the test and names its Debian package.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,27 +26,8 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn work() -> PathBuf {
-    root().join("target/picaboot-image-tests")
-}
-
-fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .env(
-            "PATH",
-            format!(
-                "{}:/usr/sbin:/sbin",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(found, "`{tool}` is missing: install the Debian package `{package}` (scripts/test installs scripts/apt-packages.d/images.txt)");
+    common::root().join("target/picaboot-image-tests")
 }
 
 fn tools() {
@@ -58,7 +41,7 @@ fn tools() {
         ("buildah", "buildah"),
         ("curl", "curl"),
     ] {
-        need(t, p);
+        common::require(t, p);
     }
 }
 
@@ -68,17 +51,19 @@ fn scratch_images(dirname: &str, image: &str) -> PathBuf {
     let dir = work().join(dirname);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join(image)).unwrap();
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(root().join("images/tx-debian"))
-        .arg(&dir));
+    common::run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(common::root().join("images/tx-debian"))
+            .arg(&dir),
+    );
     dir
 }
 
 fn picaboot(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_picaboot"))
         .args(args)
-        .current_dir(root())
+        .current_dir(common::root())
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .env(
             "PATH",
@@ -95,17 +80,6 @@ fn picaboot(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Builds NAME with the CLI; returns name -> manifest digest of the images built.
@@ -167,7 +141,7 @@ fn family() -> &'static Family {
 }
 
 fn images() -> image::Images {
-    image::load(&root().join("images")).expect("repository images are valid")
+    image::load(&common::root().join("images")).expect("repository images are valid")
 }
 
 #[test]
@@ -175,7 +149,9 @@ fn skopeo_and_umoci_accept_the_layout() {
     let f = family();
     let layout = f.out.to_str().unwrap();
     for name in ["tx-debian", "tx-apache", "tx-nginx"] {
-        let j = run(Command::new("skopeo").args(["inspect", &format!("oci:{layout}:{name}")]));
+        let j = common::run_ok(
+            Command::new("skopeo").args(["inspect", &format!("oci:{layout}:{name}")]),
+        );
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(
             v["Digest"].as_str(),
@@ -188,12 +164,14 @@ fn skopeo_and_umoci_accept_the_layout() {
         );
         assert!(v["Labels"]["org.opencontainers.image.revision"].is_string());
         // the oci-archive holds the same image
-        let a = run(Command::new("skopeo")
-            .args(["inspect", &format!("oci-archive:{layout}/{name}.oci.tar")]));
+        let a = common::run_ok(
+            Command::new("skopeo")
+                .args(["inspect", &format!("oci-archive:{layout}/{name}.oci.tar")]),
+        );
         let va: serde_json::Value = serde_json::from_str(&a).unwrap();
         assert_eq!(va["Digest"], v["Digest"]);
     }
-    let cfg = run(Command::new("skopeo").args([
+    let cfg = common::run_ok(Command::new("skopeo").args([
         "inspect",
         "--config",
         &format!("oci:{layout}:tx-apache"),
@@ -205,9 +183,11 @@ fn skopeo_and_umoci_accept_the_layout() {
 
     let bundle = work().join("umoci-bundle");
     let _ = std::fs::remove_dir_all(&bundle);
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{layout}:tx-apache")])
-        .arg(&bundle));
+    common::run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &format!("{layout}:tx-apache")])
+            .arg(&bundle),
+    );
     let rootfs = bundle.join("rootfs");
     assert!(rootfs.join("usr/sbin/apache2").is_file());
     assert!(rootfs.join("usr/bin/supervisord").is_file());
@@ -228,7 +208,7 @@ fn skopeo_and_umoci_accept_the_layout() {
     assert!(lists.len() <= 1, "apt lists left in the image");
     // the images carry the site's mirror, never the build machine's
     let sources = std::fs::read_to_string(rootfs.join("etc/apt/sources.list")).unwrap();
-    let (_, site_mirror) = image::build::site_install(&root().join("profiles")).unwrap();
+    let (_, site_mirror) = image::build::site_install(&common::root().join("profiles")).unwrap();
     assert!(sources.contains(&site_mirror), "{sources}");
     let _ = std::fs::remove_dir_all(&bundle);
 }
@@ -269,11 +249,13 @@ fn two_clean_builds_give_the_same_manifest_digest() {
     d.extend(build("tx-nginx", &cache, &out));
     for name in ["tx-debian", "tx-apache", "tx-nginx"] {
         if d[name] != f.digests[name] {
-            let a = run(Command::new("skopeo")
-                .args(["inspect", &format!("oci:{}:{name}", f.out.display())]));
-            let b =
-                run(Command::new("skopeo")
-                    .args(["inspect", &format!("oci:{}:{name}", out.display())]));
+            let a = common::run_ok(
+                Command::new("skopeo")
+                    .args(["inspect", &format!("oci:{}:{name}", f.out.display())]),
+            );
+            let b = common::run_ok(
+                Command::new("skopeo").args(["inspect", &format!("oci:{}:{name}", out.display())]),
+            );
             panic!(
                 "{name}: {} vs {}\nfirst: {a}\nsecond: {b}",
                 f.digests[name], d[name]
@@ -306,24 +288,26 @@ fn dockerfile_builds_with_buildah_from_the_parent_picaboot_built() {
         .join("tx-apache/rootfs/usr/local/bin/apache2-foreground")
         .is_file());
     // the parent, as picaboot built it, into containers-storage
-    run(Command::new("skopeo").args([
+    common::run_ok(Command::new("skopeo").args([
         "copy",
         "-q",
         &format!("oci:{}:tx-debian", f.out.display()),
         "containers-storage:localhost/picaboot-test/tx-debian:latest",
     ]));
     // apt inside buildah's RUN uses this machine's mirror (the image keeps the site's)
-    let (suite, _) = image::build::site_install(&root().join("profiles")).unwrap();
+    let (suite, _) = image::build::site_install(&common::root().join("profiles")).unwrap();
     let mirror = image::build::host_mirror().expect("this machine has apt sources");
     let sources = work().join("buildah-sources.list");
     std::fs::write(&sources, format!("deb {mirror} {suite} main\n")).unwrap();
-    run(Command::new("buildah")
-        .args(["bud", "--isolation", "chroot", "--pull=false"])
-        .args(["--build-arg", "REGISTRY=localhost/picaboot-test"])
-        .arg("-v")
-        .arg(format!("{}:/etc/apt/sources.list:ro", sources.display()))
-        .args(["-t", "localhost/picaboot-test/tx-apache-dockerfile:latest"])
-        .arg(ctx.join("tx-apache")));
+    common::run_ok(
+        Command::new("buildah")
+            .args(["bud", "--isolation", "chroot", "--pull=false"])
+            .args(["--build-arg", "REGISTRY=localhost/picaboot-test"])
+            .arg("-v")
+            .arg(format!("{}:/etc/apt/sources.list:ro", sources.display()))
+            .args(["-t", "localhost/picaboot-test/tx-apache-dockerfile:latest"])
+            .arg(ctx.join("tx-apache")),
+    );
     // and the Docker-built image passes the same check
     let imgs = images();
     image::runtest::run_check_ref(
@@ -469,7 +453,7 @@ fn start_backup_container(
         cmd.arg("-e").arg(format!("{k}={v}"));
     }
     cmd.arg(format!("oci-archive:{}", archive.display()));
-    run(&mut cmd);
+    common::run_ok(&mut cmd);
     Container(cname)
 }
 
@@ -536,7 +520,8 @@ fn backup_scenario(
     );
     assert_eq!(dumps(backups), d, "a failed dump leaves no file");
     // the password is never on a command line: the scripts pass files
-    let script = std::fs::read_to_string(root().join("images/mysql-backup/db-backup")).unwrap();
+    let script =
+        std::fs::read_to_string(common::root().join("images/mysql-backup/db-backup")).unwrap();
     assert!(
         !script.contains("--password") && !script.contains("-p\"$"),
         "password on a command line"
@@ -596,7 +581,7 @@ impl Drop for Kill {
 
 #[test]
 fn mysql_backup_dumps_rotates_and_restores_a_real_mariadb() {
-    need("mariadbd", "mariadb-server");
+    common::require("mariadbd", "mariadb-server");
     let out = backup_images();
     let dir = work().join("mariadb");
     let _ = std::fs::remove_dir_all(&dir);
@@ -604,14 +589,16 @@ fn mysql_backup_dumps_rotates_and_restores_a_real_mariadb() {
     for d in [&data, &sock, &backups] {
         std::fs::create_dir_all(d).unwrap();
     }
-    run(Command::new("mariadb-install-db")
-        .args([
-            "--no-defaults",
-            "--user=root",
-            "--skip-test-db",
-            "--auth-root-authentication-method=socket",
-        ])
-        .arg(format!("--datadir={}", data.display())));
+    common::run_ok(
+        Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ])
+            .arg(format!("--datadir={}", data.display())),
+    );
     let socket = sock.join("mysqld.sock");
     let server = Command::new("mariadbd")
         .args(["--no-defaults", "--user=root", "--skip-networking"])
@@ -688,15 +675,17 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
     }
     let password = "s3cret:with\\colon";
     std::fs::write(dir.join("pw"), password).unwrap();
-    run(Command::new("chown")
-        .args(["-R", "postgres:postgres"])
-        .arg(&dir));
+    common::run_ok(
+        Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir),
+    );
     let as_pg = |args: &[&str]| -> Command {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).args(args);
         c
     };
-    run(&mut as_pg(&[
+    common::run_ok(&mut as_pg(&[
         bin.join("initdb").to_str().unwrap(),
         "-D",
         data.to_str().unwrap(),
@@ -719,7 +708,7 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
         }
     }
     let _server = Stop(pg_ctl.clone(), data.clone());
-    run(&mut as_pg(&[
+    common::run_ok(&mut as_pg(&[
         &pg_ctl,
         "-D",
         data.to_str().unwrap(),
@@ -804,7 +793,7 @@ fn postgres_backup_dumps_rotates_and_restores_a_real_postgresql() {
 
 #[test]
 fn push_to_a_registry_on_loopback() {
-    need("docker-registry", "docker-registry");
+    common::require("docker-registry", "docker-registry");
     let f = family();
     let dir = work().join("registry");
     let _ = std::fs::remove_dir_all(&dir);
@@ -846,7 +835,7 @@ fn push_to_a_registry_on_loopback() {
         f.out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "push failed");
-    let j = run(Command::new("skopeo").args([
+    let j = common::run_ok(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
         &format!("docker://{dest}"),
@@ -891,8 +880,9 @@ fn deletions_reach_umoci_and_podman_as_whiteouts() {
     ]);
     assert!(o.status.success());
     // the layer itself: one whiteout, one opaque directory
-    let j =
-        run(Command::new("skopeo").args(["inspect", &format!("oci:{}:deleter", out.display())]));
+    let j = common::run_ok(
+        Command::new("skopeo").args(["inspect", &format!("oci:{}:deleter", out.display())]),
+    );
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
     let top = v["Layers"]
         .as_array()
@@ -924,9 +914,11 @@ fn deletions_reach_umoci_and_podman_as_whiteouts() {
     // umoci applies it
     let bundle = work().join("umoci-deleter");
     let _ = std::fs::remove_dir_all(&bundle);
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:deleter", out.display())])
-        .arg(&bundle));
+    common::run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &format!("{}:deleter", out.display())])
+            .arg(&bundle),
+    );
     assert!(!bundle.join("rootfs/etc/issue.net").exists());
     assert!(bundle.join("rootfs/etc/issue").exists());
     let doc: Vec<_> = std::fs::read_dir(bundle.join("rootfs/usr/share/doc/cron"))
@@ -976,13 +968,15 @@ fn supervisord_restarts_a_killed_program() {
     let f = family();
     let name = format!("picaboot-test-restart-{}", std::process::id());
     let _ = Command::new("podman").args(["rm", "-f", &name]).output();
-    run(Command::new("podman")
-        .args(["run", "-d", "--name", &name])
-        .args(image::runtest::podman_run_args(8192))
-        .arg(format!(
-            "oci-archive:{}",
-            f.out.join("tx-apache.oci.tar").display()
-        )));
+    common::run_ok(
+        Command::new("podman")
+            .args(["run", "-d", "--name", &name])
+            .args(image::runtest::podman_run_args(8192))
+            .arg(format!(
+                "oci-archive:{}",
+                f.out.join("tx-apache.oci.tar").display()
+            )),
+    );
     let c = Container(name);
     let pid = |c: &Container| -> String {
         let o = exec_in(c, &["supervisorctl", "pid", "apache2"], &[]);

@@ -395,19 +395,13 @@ fn failure_publishes_nothing() {
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_type().is_dir())
+        .map(|e| e.into_path())
+        .collect()
 }
 
 #[test]
@@ -510,4 +504,61 @@ fn cli_exit_codes() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("dists/trixie/InRelease"), "{err}");
     assert!(walk(out.path()).is_empty());
+}
+
+/// `netboot --all`: every host's artifacts, and one combined netboot.xyz menu listing each host
+/// once with its own kernel and initrd under --base-url; `--json` prints one summary per host.
+#[test]
+fn netboot_all_writes_every_host_and_one_combined_menu() {
+    common::sbin_path();
+    common::require("gpgv", "gpgv");
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args([
+            "netboot",
+            "--all",
+            "--no-supplement",
+            "--json",
+            "--frontend",
+            "text",
+        ])
+        .args([
+            "--base-url",
+            "http://boot.example:8080/",
+            "--mirror",
+            &common::mirror(),
+        ])
+        .arg("--profiles")
+        .arg(profiles())
+        .arg("--cache")
+        .arg(common::shared_cache())
+        .arg("-o")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summaries: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let project = picaboot::project::open(&profiles()).unwrap();
+    let hosts: Vec<&String> = project.loaded.profiles.hosts.keys().collect();
+    assert_eq!(summaries.len(), hosts.len());
+    let menu = std::fs::read_to_string(out.path().join("netbootxyz-custom.ipxe")).unwrap();
+    for h in hosts {
+        assert!(netboot::target_dir(out.path(), h)
+            .join("boot.ipxe")
+            .is_file());
+        assert_eq!(
+            menu.matches(&format!("item picaboot_{h} ")).count(),
+            1,
+            "{menu}"
+        );
+        assert!(
+            menu.contains(&format!(
+                "kernel http://boot.example:8080/{h}/netboot/linux initrd=initrd.gz "
+            )),
+            "{menu}"
+        );
+        assert!(menu.contains(&format!(
+            "initrd http://boot.example:8080/{h}/netboot/initrd.gz\n"
+        )));
+    }
 }

@@ -2,8 +2,10 @@
 //! htpasswd auth, an OCI layout made by `umoci`, and `skopeo` as the oracle; plus a small
 //! in-test registry for the Bearer token flow and relative `Location`s.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,39 +16,6 @@ const USER: &str = "tester";
 const PASS: &str = "s3cret-pw";
 
 /// Fails (never skips) when a program is missing, naming its Debian package.
-fn need(program: &str, package: &str) {
-    let path = std::env::var("PATH").unwrap_or_default() + ":/usr/sbin:/sbin";
-    let found = path
-        .split(':')
-        .any(|d| Path::new(d).join(program).is_file());
-    assert!(
-        found,
-        "`{program}` is not installed (Debian package: {package})"
-    );
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A `docker-registry` bound to 127.0.0.1 with our own config; killed on drop.
 struct Registry {
     dir: tempfile::TempDir,
@@ -61,12 +30,12 @@ impl Registry {
 
     /// With `tls = Some((certificate, key))` the registry speaks HTTPS only.
     fn start_with(tls: Option<(&Path, &Path)>) -> Registry {
-        need("docker-registry", "docker-registry");
-        need("htpasswd", "apache2-utils");
+        common::require("docker-registry", "docker-registry");
+        common::require("htpasswd", "apache2-utils");
         let dir = tempfile::tempdir().unwrap();
-        let hp = run(Command::new("htpasswd").args(["-Bbn", USER, PASS])).stdout;
+        let hp = common::run_output(Command::new("htpasswd").args(["-Bbn", USER, PASS])).stdout;
         std::fs::write(dir.path().join("htpasswd"), hp).unwrap();
-        let port = free_port();
+        let port = common::free_port();
         let tls_conf = match tls {
             Some((c, k)) => format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
@@ -96,7 +65,7 @@ impl Registry {
         let t0 = Instant::now();
         loop {
             if tls.is_some() {
-                need("curl", "curl");
+                common::require("curl", "curl");
                 let out = Command::new("curl")
                     .args([
                         "-sk",
@@ -144,7 +113,7 @@ impl Registry {
 
     /// The digest skopeo sees for `repo:tag`, or skopeo's error.
     fn skopeo_digest(&self, repo_tag: &str) -> Result<String, String> {
-        need("skopeo", "skopeo");
+        common::require("skopeo", "skopeo");
         let out = Command::new("skopeo")
             .args([
                 "inspect",
@@ -173,17 +142,21 @@ impl Drop for Registry {
 
 /// An OCI layout made by umoci: image `name` with a small file and `big` random bytes.
 fn fixture(dir: &Path, name: &str, big: usize, seed: u32) -> PathBuf {
-    need("umoci", "umoci");
+    common::require("umoci", "umoci");
     let layout = dir.join("layout");
     let image = format!("{}:{name}", layout.display());
     let bundle = dir.join("bundle");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image", &image])
-        .arg(&bundle));
+    common::run_output(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
+    common::run_output(Command::new("umoci").args(["new", "--image", &image]));
+    common::run_output(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image", &image])
+            .arg(&bundle),
+    );
     let etc = bundle.join("rootfs/etc");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("hello"), format!("hello {seed}\n")).unwrap();
@@ -195,9 +168,11 @@ fn fixture(dir: &Path, name: &str, big: usize, seed: u32) -> PathBuf {
         })
         .collect();
     std::fs::write(etc.join("big"), data).unwrap();
-    run(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
+    common::run_output(
+        Command::new("umoci")
+            .args(["repack", "--image", &image])
+            .arg(&bundle),
+    );
     layout
 }
 
@@ -385,7 +360,7 @@ fn push_cli_errors_are_clear_and_auth_file_works() {
     assert!(text(&o).contains("requires authentication"), "{}", text(&o));
 
     // Nothing listening there.
-    let closed = format!("127.0.0.1:{}/team/cli:v1", free_port());
+    let closed = format!("127.0.0.1:{}/team/cli:v1", common::free_port());
     let o = picaboot(
         &["push", "tx", "--layout", l, "--to", &closed, "--plain-http"],
         &good,
@@ -458,14 +433,28 @@ fn push_cli_errors_are_clear_and_auth_file_works() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["manifest_digest"], local_digest(&layout, "tx"));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("push: blob sha256:"),
-        "{}",
+        !String::from_utf8_lossy(&o.stderr).contains("push: blob"),
+        "--json: no progress on stderr: {}",
         text(&o)
     );
     assert_eq!(
         reg.skopeo_digest("team/cli:v1").unwrap(),
         local_digest(&layout, "tx")
     );
+    // Without --json a line per blob (not a terminal: plain lines); with -q none.
+    let args = ["push", "tx", "--layout", l, "--to", &to, "--plain-http"];
+    let o = picaboot(&args, &[], &home);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("push: blob sha256:"),
+        "{}",
+        text(&o)
+    );
+    let mut quiet = args.to_vec();
+    quiet.push("-q");
+    let o = picaboot(&quiet, &[], &home);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(o.stderr.is_empty(), "-q: {}", text(&o));
 }
 
 #[test]
@@ -551,7 +540,7 @@ fn push_killed_mid_upload_then_a_retry_completes() {
 
 #[test]
 fn push_over_tls_trusts_the_system_roots_only() {
-    need("openssl", "openssl");
+    common::require("openssl", "openssl");
     let t = tempfile::tempdir().unwrap();
     let p = |n: &str| t.path().join(n);
     let ec = [
@@ -561,38 +550,44 @@ fn push_over_tls_trusts_the_system_roots_only() {
         "ec_paramgen_curve:prime256v1",
         "-nodes",
     ];
-    run(Command::new("openssl")
-        .args(["req", "-x509"])
-        .args(ec)
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.pem"))
-        .args(["-days", "2", "-subj", "/CN=picaboot test CA"]));
-    run(Command::new("openssl")
-        .arg("req")
-        .args(ec)
-        .arg("-keyout")
-        .arg(p("srv.key"))
-        .arg("-out")
-        .arg(p("srv.csr"))
-        .args(["-subj", "/CN=127.0.0.1"]));
+    common::run_output(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(p("ca.pem"))
+            .args(["-days", "2", "-subj", "/CN=picaboot test CA"]),
+    );
+    common::run_output(
+        Command::new("openssl")
+            .arg("req")
+            .args(ec)
+            .arg("-keyout")
+            .arg(p("srv.key"))
+            .arg("-out")
+            .arg(p("srv.csr"))
+            .args(["-subj", "/CN=127.0.0.1"]),
+    );
     std::fs::write(
         p("ext.cnf"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-in"])
-        .arg(p("srv.csr"))
-        .arg("-CA")
-        .arg(p("ca.pem"))
-        .arg("-CAkey")
-        .arg(p("ca.key"))
-        .args(["-CAcreateserial", "-days", "2", "-out"])
-        .arg(p("srv.pem"))
-        .arg("-extfile")
-        .arg(p("ext.cnf")));
+    common::run_output(
+        Command::new("openssl")
+            .args(["x509", "-req", "-in"])
+            .arg(p("srv.csr"))
+            .arg("-CA")
+            .arg(p("ca.pem"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .args(["-CAcreateserial", "-days", "2", "-out"])
+            .arg(p("srv.pem"))
+            .arg("-extfile")
+            .arg(p("ext.cnf")),
+    );
     let reg = Registry::start_with(Some((&p("srv.pem"), &p("srv.key"))));
     let layout = fixture(t.path(), "tx", 100_000, 5);
     let l = layout.to_str().unwrap();

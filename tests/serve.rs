@@ -1,6 +1,8 @@
 //! `picaboot serve`: files (whole and ranges), refusals, progress endpoint, shutdown; once
 //! through the library on an ephemeral loopback port, once through the binary with curl.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -308,15 +310,7 @@ fn serve_progress_endpoint_logs() {
 }
 
 fn curl() -> Command {
-    let ok = Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "curl is not installed (Debian package: curl)"
-    );
+    common::require("curl", "curl");
     let mut c = Command::new("curl");
     c.args(["-sS", "--noproxy", "*", "--max-time", "20"]);
     c

@@ -77,9 +77,14 @@ fn images_run_under_podman_in_the_guest_and_failing_checks_are_named() {
     let scratch = common::scratch_profiles();
     let project = picaboot::project::open(&scratch.path().join("profiles")).unwrap();
     let suite = project.loaded.profiles.hosts["alice"].install.suite.clone();
-    let run = podman::run(&images, &suite, &common::mirror(), work.path(), &mut |l| {
-        eprintln!("{l}")
-    })
+    let run = podman::run(
+        &images,
+        podman::Runtime::Podman,
+        &suite,
+        &common::mirror(),
+        work.path(),
+        &mut |l| eprintln!("{l}"),
+    )
     .unwrap();
     eprintln!("image VM: {:.0} s ({})", run.seconds, run.accel);
     let r = &run.report;

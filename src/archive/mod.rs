@@ -69,8 +69,69 @@ pub fn gunzip_all(data: &[u8], file: &str) -> Result<Vec<u8>, ArchiveError> {
     Ok(out)
 }
 
+/// A writer that hashes (SHA-256) and counts what goes through it to `inner`: the one hashing
+/// writer (layers, installer extraction, downloads).
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        use sha2::Digest;
+        Self {
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The inner writer, the hex SHA-256 and the byte count.
+    pub fn finish(self) -> (W, String, u64) {
+        use sha2::Digest;
+        (self.inner, hex::encode(self.hasher.finalize()), self.bytes)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    #[test]
+    fn hashing_writer_hashes_what_it_writes() {
+        let mut w = super::HashingWriter::new(Vec::new());
+        w.write_all(b"abc").unwrap();
+        let (v, sha, n) = w.finish();
+        assert_eq!(v, b"abc");
+        assert_eq!(n, 3);
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
     use super::*;
 
     #[test]

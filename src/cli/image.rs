@@ -45,6 +45,9 @@ pub struct PackConfig {
     /// Clamp mtimes to this time (default: $SOURCE_DATE_EPOCH, else 0).
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     pub epoch: u64,
+    /// Print the digests as JSON (`{"diff_id", "digest", "size"}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the specs are.
@@ -106,6 +109,10 @@ pub struct TestConfig {
     /// podman; KVM when it works, TCG otherwise.
     #[arg(long)]
     pub vm: bool,
+    /// Container runtime of the QEMU guest (with --vm): podman, or Debian's docker.io
+    /// (`docker load` of NAME.oci.tar as it is, then `docker run`).
+    #[arg(long, value_enum, default_value = "podman", requires = "vm")]
+    pub runtime: crate::qemu::podman::Runtime,
     /// Write a JUnit XML report here (with --vm; default OUT/image-test.junit.xml).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -123,6 +130,9 @@ pub struct DockerfileConfig {
     /// Output directory (the context goes to OUT/NAME/).
     #[arg(short, long, value_name = "OUT", default_value = "out/dockerfiles")]
     pub out: PathBuf,
+    /// Print `{"name", "dockerfile", "context"}` as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `image list`.
@@ -148,10 +158,17 @@ pub fn image(c: ImageCmd) -> anyhow::Result<()> {
                 .with_context(|| format!("creating {}", p.out.display()))?;
             let d = image::layer::pack(&p.dir, p.epoch, f)
                 .with_context(|| format!("packing {}", p.dir.display()))?;
-            println!(
-                "diff_id {}\ndigest {}\nsize {}",
-                d.diff_id, d.digest, d.size
-            );
+            if p.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"diff_id": d.diff_id, "digest": d.digest, "size": d.size})
+                );
+            } else {
+                println!(
+                    "diff_id {}\ndigest {}\nsize {}",
+                    d.diff_id, d.digest, d.size
+                );
+            }
             Ok(())
         }
     }
@@ -188,16 +205,18 @@ fn options(b: &BuildArgs) -> anyhow::Result<BuildOptions> {
 fn build_one(
     name: &str,
     b: &BuildArgs,
+    print: bool,
 ) -> anyhow::Result<(image::Images, Vec<image::build::Built>)> {
     let images = load(&b.images.images)?;
     if !images.by_name.contains_key(name) {
         return Err(image::SpecError::Unknown(name.to_string()).into());
     }
     let opts = options(b)?;
-    let mut progress = |m: &str| eprintln!("picaboot: {m}");
+    let mut progress = |m: &str| crate::progress::event(m);
     let built = image::build(&images, name, &opts, &mut progress)
         .with_context(|| format!("building {name}"))?;
-    if b.json {
+    if !print {
+    } else if b.json {
         println!("{}", serde_json::to_string_pretty(&built)?);
     } else {
         for i in &built {
@@ -208,15 +227,19 @@ fn build_one(
 }
 
 fn build(b: BuildConfig) -> anyhow::Result<()> {
-    build_one(&b.name, &b.opts).map(|_| ())
+    build_one(&b.name, &b.opts, true).map(|_| ())
 }
 
 fn test(t: TestConfig) -> anyhow::Result<()> {
-    let mut progress = |m: &str| eprintln!("picaboot: {m}");
+    let mut progress = |m: &str| crate::progress::event(m);
     let mut under_test = Vec::new();
     let mut host_failures = Vec::new();
+    let json = t.opts.json;
+    let mut checks: Vec<serde_json::Value> = Vec::new();
+    let mut all_built = Vec::new();
     for name in &t.names {
-        let (images, built) = build_one(name, &t.opts)?;
+        let (images, built) = build_one(name, &t.opts, !json)?;
+        all_built.extend(built.iter().cloned());
         let last = built.last().expect("build returns the image itself");
         let img = &images.by_name[&last.name];
         if t.vm {
@@ -230,15 +253,29 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
             continue;
         }
         match image::runtest::run_check(img, &last.archive, &mut progress) {
-            Ok(_) => println!("{}: check passed", last.name),
+            Ok(_) => {
+                checks.push(serde_json::json!({"name": format!("{}-check", last.name), "passed": true, "detail": ""}));
+                if !json {
+                    println!("{}: check passed", last.name);
+                }
+            }
             Err(e @ image::runtest::CheckError::Failed { .. }) => {
-                eprintln!("picaboot: {e}");
+                checks.push(serde_json::json!({"name": format!("{}-check", last.name), "passed": false, "detail": e.to_string()}));
+                if !json {
+                    eprintln!("picaboot: {e}");
+                }
                 host_failures.push(last.name.clone());
             }
             Err(other) => return Err(other.into()),
         }
     }
     if !t.vm {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"images": all_built, "vm": false, "checks": checks})
+            );
+        }
         return if host_failures.is_empty() {
             Ok(())
         } else {
@@ -251,6 +288,7 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let run = crate::qemu::podman::run(
         &under_test,
+        t.runtime,
         &opts.suite,
         &opts.build_mirror,
         &work,
@@ -263,22 +301,39 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| t.opts.out.join("image-test.junit.xml"));
     std::fs::write(&junit, run.report.junit("image-test", run.seconds))
         .with_context(|| format!("writing {}", junit.display()))?;
-    for c in &run.report.checks {
+    if json {
+        let checks: Vec<serde_json::Value> = run
+            .report
+            .checks
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name, "passed": c.passed, "detail": c.detail}))
+            .collect();
         println!(
-            "{} {} {}",
-            if c.passed { "PASS" } else { "FAIL" },
-            c.name,
-            c.detail
+            "{}",
+            serde_json::json!({
+                "images": all_built, "vm": true, "runtime": format!("{:?}", t.runtime).to_lowercase(),
+                "checks": checks, "seconds": run.seconds, "accel": run.accel,
+                "console": run.console, "junit": junit,
+            })
+        );
+    } else {
+        for c in &run.report.checks {
+            println!(
+                "{} {} {}",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        println!(
+            "image test VM: {} checks in {:.0} s ({}); console {}; JUnit {}",
+            run.report.checks.len(),
+            run.seconds,
+            run.accel,
+            run.console.display(),
+            junit.display()
         );
     }
-    println!(
-        "image test VM: {} checks in {:.0} s ({}); console {}; JUnit {}",
-        run.report.checks.len(),
-        run.seconds,
-        run.accel,
-        run.console.display(),
-        junit.display()
-    );
     let failures = run.report.failures();
     if failures.is_empty() {
         Ok(())
@@ -301,7 +356,14 @@ fn dockerfile(d: DockerfileConfig) -> anyhow::Result<()> {
     let dir = d.out.join(&d.name);
     image::dockerfile::write_context(img, &suite, &dir)
         .with_context(|| format!("writing {}", dir.display()))?;
-    println!("{}", dir.join("Dockerfile").display());
+    if d.json {
+        println!(
+            "{}",
+            serde_json::json!({"name": d.name, "dockerfile": dir.join("Dockerfile"), "context": dir})
+        );
+    } else {
+        println!("{}", dir.join("Dockerfile").display());
+    }
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 //! [`exit_code`].
 
 mod check;
+mod docs;
 mod image;
+pub mod json;
 mod netboot;
 mod push;
 mod render;
@@ -30,6 +32,9 @@ pub struct Cli {
     /// More log (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// No progress output (bars, spinners, step lines); results and errors still print.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// The command.
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -63,6 +68,34 @@ pub enum Cmd {
     Image(image::ImageCmd),
     /// Prove a host in QEMU: `test install HOST` (install, first boot, degraded boots, self-test).
     Test(test::TestCmd),
+    /// Print the shell completion script (bash, zsh, fish, …) on stdout.
+    Completions(docs::CompletionsConfig),
+    /// Write man pages (one per command) into DIR.
+    Man(docs::ManConfig),
+}
+
+impl Cli {
+    /// Whether the command prints data as JSON (then no progress is shown either).
+    pub fn json(&self) -> bool {
+        match &self.cmd {
+            Cmd::Image(i) => match &i.cmd {
+                image::ImageSub::Build(b) => b.opts.json,
+                image::ImageSub::Test(t) => t.opts.json,
+                image::ImageSub::List(l) => l.json,
+                image::ImageSub::Push(p) => p.json,
+                image::ImageSub::Dockerfile(d) => d.json,
+                image::ImageSub::Pack(p) => p.json,
+            },
+            Cmd::Netboot(n) => n.json,
+            Cmd::Check(c) => c.json,
+            Cmd::Render(r) => r.json,
+            Cmd::Serve(s) => s.json,
+            Cmd::Test(t) => match &t.what {
+                test::TestWhat::Install(i) => i.json,
+            },
+            Cmd::Completions(_) | Cmd::Man(_) => false,
+        }
+    }
 }
 
 /// Runs a parsed command line.
@@ -74,6 +107,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Netboot(c) => netboot::netboot(c),
         Cmd::Image(c) => image::image(c),
         Cmd::Test(c) => test::test(c),
+        Cmd::Completions(c) => docs::completions(c),
+        Cmd::Man(c) => docs::man(c),
     }
 }
 

@@ -26,7 +26,12 @@ pub enum FrontendArg {
 #[derive(Debug, clap::Args)]
 pub struct NetbootConfig {
     /// Host (a file name in hosts/, without .toml).
-    host: String,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    host: Option<String>,
+    /// Every host, one after the other, plus one combined netboot.xyz menu listing them all
+    /// (OUT/netbootxyz-custom.ipxe).
+    #[arg(long)]
+    all: bool,
     #[command(flatten)]
     profiles: ProfilesArg,
     /// Output directory; the artifacts go to OUT/HOST/netboot/.
@@ -56,20 +61,75 @@ pub struct NetbootConfig {
     no_supplement: bool,
     /// Print the summary as JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
-/// Builds and publishes a host's netboot artifacts.
+/// Builds and publishes the netboot artifacts of a host (or of every host with `--all`, then
+/// the combined netboot.xyz menu).
 pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
-    let start = Instant::now();
     let project = project::open(&c.profiles.profiles)?;
+    let names: Vec<String> = match &c.host {
+        Some(h) => vec![h.clone()],
+        None => project.loaded.profiles.hosts.keys().cloned().collect(),
+    };
+    let mut summaries = Vec::new();
+    for name in &names {
+        summaries.push(netboot_host(&c, &project, name)?);
+    }
+    if c.all {
+        let mut entries = Vec::new();
+        for name in &names {
+            let host = &project.loaded.profiles.hosts[name];
+            let frontend = c.frontend.map(frontend_of).unwrap_or(host.install.frontend);
+            let mac = netboot::install_mac(host).map_err(|e| UsageError(e.to_string()))?;
+            entries.push((host, netboot::boot::kernel_args(host, frontend, mac)));
+        }
+        let menu = netboot::boot::netbootxyz_menu(&entries, &c.base_url);
+        let path = c.output.join("netbootxyz-custom.ipxe");
+        let tmp = c.output.join(".netbootxyz-custom.ipxe.tmp");
+        output::write_file(&tmp, menu.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        if !c.json {
+            println!(
+                "{}: netboot.xyz menu of {} hosts",
+                path.display(),
+                names.len()
+            );
+        }
+    }
+    if c.json {
+        if c.all {
+            println!("{}", serde_json::to_string_pretty(&summaries)?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&summaries[0])?);
+        }
+    }
+    Ok(())
+}
+
+fn frontend_of(f: FrontendArg) -> Frontend {
+    match f {
+        FrontendArg::Text => Frontend::Text,
+        FrontendArg::Gtk => Frontend::Gtk,
+    }
+}
+
+/// Builds and publishes one host's netboot artifacts; prints its line unless `--json`.
+fn netboot_host(
+    c: &NetbootConfig,
+    project: &project::Project,
+    name: &str,
+) -> anyhow::Result<netboot::Summary> {
+    let start = Instant::now();
+    let name = name.to_string();
     let rendered = render_hosts(
-        &project,
-        std::slice::from_ref(&c.host),
+        project,
+        std::slice::from_ref(&name),
         RenderOptions::default(),
     )?;
-    let host = &project.loaded.profiles.hosts[&c.host];
-    let tree = &rendered.trees[&c.host];
+    let host = &project.loaded.profiles.hosts[&name];
+    let tree = &rendered.trees[&name];
     let mirror = match c.mirror.as_deref() {
         Some("apt") => {
             debian::sources::system_mirror().context("reading this machine's apt mirror")?
@@ -100,18 +160,15 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
     if let Some(proxy) = host.install.proxy.as_deref() {
         client = client
             .with_proxy(proxy)
-            .map_err(|e| UsageError(format!("install.proxy of {}: {e}", c.host)))?;
+            .map_err(|e| UsageError(format!("install.proxy of {name}: {e}")))?;
     }
     let opts = NetbootOptions {
-        frontend: c.frontend.map(|f| match f {
-            FrontendArg::Text => Frontend::Text,
-            FrontendArg::Gtk => Frontend::Gtk,
-        }),
+        frontend: c.frontend.map(frontend_of),
         supplement: !c.no_supplement,
         base_url: c.base_url.clone(),
         keyring_append: None,
     };
-    let target = netboot::target_dir(&c.output, &c.host);
+    let target = netboot::target_dir(&c.output, &name);
     let (staged, summary) = match netboot::stage(&client, host, tree, &target, &opts) {
         Ok(x) => x,
         Err(e @ NetbootError::Profile { .. }) => return Err(UsageError(e.to_string()).into()),
@@ -119,7 +176,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
             return Err(e).with_context(|| {
                 format!(
                     "building the netboot artifacts of {} from {}",
-                    c.host,
+                    name,
                     client.mirror()
                 )
             })
@@ -127,9 +184,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
     };
     output::publish(vec![staged]).with_context(|| format!("publishing {}", target.display()))?;
     super::render::record_locks(&rendered.lock_updates)?;
-    if c.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
+    if !c.json {
         println!(
             "{}: {} ({:?}, kernel {}) + {} in {} ({:.2} s)",
             summary.host,
@@ -144,5 +199,5 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
             start.elapsed().as_secs_f64()
         );
     }
-    Ok(())
+    Ok(summary)
 }

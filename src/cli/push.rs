@@ -52,10 +52,8 @@ pub fn push(c: PushConfig) -> anyhow::Result<()> {
     opts.chunk_size = c.chunk_size;
     opts.credentials = credentials;
     // Progress and results never panic on a closed pipe (`picaboot image push … | head -1`).
-    let report = registry::push(&opts, &|ev| {
-        let _ = writeln!(std::io::stderr().lock(), "push: {ev}");
-    })
-    .map_err(user)?;
+    let report = registry::push(&opts, &|ev| crate::progress::event(&format!("push: {ev}")))
+        .map_err(user)?;
     let text = if c.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {

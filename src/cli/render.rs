@@ -33,7 +33,7 @@ pub struct RenderConfig {
     mirror: Option<String>,
     /// Print what was written as JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Parses `ID=DEVICE`.

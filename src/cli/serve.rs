@@ -23,6 +23,10 @@ pub struct ServeConfig {
     /// pool files cached and Release/Release.gpg served from InRelease (for installs under test).
     #[arg(long, value_name = "URL")]
     pub mirror_proxy: Option<String>,
+    /// Print the banner as one JSON object on stdout (`{"root", "listen", "hosts": {NAME:
+    /// boot.ipxe URL}, "progress", "mirror"}`); request log lines stay on stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Serves OUT over HTTP until Ctrl-C or SIGTERM.
@@ -81,6 +85,21 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
         banner += &format!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS\n");
         if let Some(u) = &c.mirror_proxy {
             banner += &format!("  mirror: http://{addr}/debian/ (proxy of {u})\n");
+        }
+        if c.json {
+            let boot: std::collections::BTreeMap<&str, String> = hosts
+                .iter()
+                .map(|h| (h.as_str(), format!("http://{addr}/{h}/netboot/boot.ipxe")))
+                .collect();
+            banner = serde_json::json!({
+                "root": server.root(),
+                "listen": addr.to_string(),
+                "hosts": boot,
+                "progress": format!("http://{addr}/progress/HOST?stage=STAGE&status=STATUS"),
+                "mirror": c.mirror_proxy.as_ref().map(|_| format!("http://{addr}/debian/")),
+            })
+            .to_string()
+                + "\n";
         }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());

@@ -64,7 +64,7 @@ pub struct InstallConfig {
     cache: Option<PathBuf>,
     /// Print the outcome as JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Runs a test command.

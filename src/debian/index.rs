@@ -26,13 +26,13 @@ pub struct Release {
 impl Release {
     /// Parses the (already verified) text of a Release file.
     pub fn parse(suite: &str, text: &str) -> Self {
+        let p = super::deb822::Paragraph::parse(text);
         let mut fields = BTreeMap::new();
         let mut sha256 = BTreeMap::new();
-        let mut in_sha256 = false;
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix(' ') {
-                if in_sha256 {
-                    let parts: Vec<&str> = rest.split_whitespace().collect();
+        for f in &p.fields {
+            if f.name == "SHA256" {
+                for line in &f.lines {
+                    let parts: Vec<&str> = line.split_whitespace().collect();
                     if let [hash, size, path] = parts[..] {
                         if let Ok(size) = size.parse() {
                             sha256.insert(
@@ -45,16 +45,8 @@ impl Release {
                         }
                     }
                 }
-                continue;
-            }
-            in_sha256 = false;
-            if let Some((k, v)) = line.split_once(':') {
-                let v = v.trim();
-                if k == "SHA256" {
-                    in_sha256 = true;
-                } else if !v.is_empty() {
-                    fields.insert(k.to_string(), v.to_string());
-                }
+            } else if !f.value.is_empty() {
+                fields.insert(f.name.to_string(), f.value.to_string());
             }
         }
         Self {
@@ -146,45 +138,15 @@ impl Packages {
 
 /// Seconds since the epoch of a Release date (`Sat, 21 Nov 2026 09:18:10 UTC`); `None` when
 /// it cannot be read (the caller then refuses).
-pub fn parse_rfc2822(date: &str) -> Option<i64> {
-    let rest = date.split_once(',').map_or(date, |(_, r)| r).trim();
-    let mut w = rest.split_whitespace();
-    let day: i64 = w.next()?.parse().ok()?;
-    let month_name = w.next()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == month_name)? as i64
-        + 1;
-    let year: i64 = w.next()?.parse().ok()?;
-    let mut hms = w.next()?.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, mi, s) = (hms.next()??, hms.next()??, hms.next()??);
-    let zone = w.next().unwrap_or("UTC");
-    if !matches!(zone, "UTC" | "GMT" | "+0000" | "Z") {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + s)
-}
+pub use crate::date::parse_rfc2822;
 
 fn parse_paragraph(text: &str) -> Option<Package> {
-    let mut fields = BTreeMap::new();
-    for line in text.lines() {
-        if line.starts_with(' ') || line.starts_with('\t') {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            fields.insert(k.to_string(), v.trim().to_string());
-        }
-    }
+    let p = super::deb822::Paragraph::parse(text);
+    let fields: BTreeMap<String, String> = p
+        .fields
+        .iter()
+        .map(|f| (f.name.to_string(), f.value.to_string()))
+        .collect();
     Some(Package {
         name: fields.get("Package")?.clone(),
         version: fields.get("Version")?.clone(),

@@ -8,13 +8,14 @@
 //! always checked.
 
 pub mod cache;
+pub mod deb822;
 pub mod index;
 pub mod sources;
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -132,42 +133,33 @@ pub struct Client {
     keyring: PathBuf,
     insecure: bool,
     cache: Cache,
-    agent: ureq::Agent,
+    http: reqwest::blocking::Client,
 }
 
 /// Bytes between progress lines for large downloads.
 const PROGRESS_EVERY: u64 = 16 << 20;
 
 impl Client {
-    /// A client for `opts`.
+    /// A client for `opts` (the HTTP policy of [`crate::http`]: system roots, proxies from the
+    /// environment, retried GETs).
     pub fn new(opts: ClientOptions) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(20))
-            .timeout_read(Duration::from_secs(60))
-            .user_agent(concat!("picaboot/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let http = crate::http::blocking(None).expect("an HTTP client without a proxy builds");
         Self {
             mirror: opts.mirror.trim_end_matches('/').to_string(),
             keyring: opts.keyring,
             insecure: opts.insecure,
             cache: Cache::new(opts.cache_dir),
-            agent,
+            http,
         }
     }
 
     /// Routes HTTP(S) requests through a proxy (`http://host:port`), e.g. the host profile's
     /// `install.proxy`.
     pub fn with_proxy(mut self, proxy: &str) -> Result<Self, DebianError> {
-        let p = ureq::Proxy::new(proxy).map_err(|e| DebianError::Http {
+        self.http = crate::http::blocking(Some(proxy)).map_err(|e| DebianError::Http {
             url: proxy.to_string(),
             reason: format!("not a usable proxy: {e}"),
         })?;
-        self.agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(20))
-            .timeout_read(Duration::from_secs(60))
-            .user_agent(concat!("picaboot/", env!("CARGO_PKG_VERSION")))
-            .proxy(p)
-            .build();
         Ok(self)
     }
 
@@ -196,15 +188,14 @@ impl Client {
             let len = f.metadata().ok().map(|m| m.len());
             return Ok((Box::new(f), len));
         }
-        match self.agent.get(&url).call() {
+        match crate::http::get(&self.http, &url) {
             Ok(resp) => {
-                let len = resp.header("Content-Length").and_then(|l| l.parse().ok());
-                Ok((resp.into_reader(), len))
+                let len = resp.content_length();
+                Ok((Box::new(resp), len))
             }
-            Err(ureq::Error::Status(code, resp)) => Err(DebianError::Http {
-                url,
-                reason: format!("HTTP {code} {}", resp.status_text()),
-            }),
+            Err(crate::http::HttpError::Get { reason, .. }) => {
+                Err(DebianError::Http { url, reason })
+            }
             Err(e) => Err(DebianError::Http {
                 url,
                 reason: e.to_string(),
@@ -236,6 +227,7 @@ impl Client {
         let mut done = 0u64;
         let mut next_report = PROGRESS_EVERY;
         let start = Instant::now();
+        let shown = crate::progress::transfer(rel.rsplit('/').next().unwrap_or(rel), total);
         loop {
             let n = r.read(&mut buf).map_err(|e| DebianError::Http {
                 url: url.clone(),
@@ -260,6 +252,7 @@ impl Client {
                 path: PathBuf::from(&url),
                 source: e,
             })?;
+            shown.inc(n as u64);
             if done >= next_report {
                 next_report += PROGRESS_EVERY;
                 match total {
@@ -282,6 +275,7 @@ impl Client {
             done,
             start.elapsed().as_secs_f64()
         );
+        shown.finish();
         if let Some(e) = expect {
             if got.size != e.size {
                 return Err(DebianError::SizeMismatch {

@@ -18,15 +18,8 @@ pub fn system_mirror_in(root: &Path) -> Result<String, DebianError> {
         .filter(|p| p.extension().is_some_and(|e| e == "sources"))
     {
         let text = std::fs::read_to_string(f).unwrap_or_default();
-        for stanza in text.split("\n\n") {
-            let field = |name: &str| {
-                stanza.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim()
-                        .eq_ignore_ascii_case(name)
-                        .then(|| v.trim().to_string())
-                })
-            };
+        for stanza in super::deb822::paragraphs(&text) {
+            let field = |name: &str| stanza.get(name).map(str::to_string);
             let types = field("Types").unwrap_or_default();
             let suites = field("Suites").unwrap_or_default();
             if !types.split_whitespace().any(|t| t == "deb") || suites.contains("security") {

@@ -332,11 +332,11 @@ fn base_layer(
     let tmp = fresh_tmp(opts, &key)?;
     let tree = tmp.join("tree");
     let t = Instant::now();
-    progress(&format!(
+    let spin = crate::progress::spinner(&format!(
         "[{image}] base: debootstrap --variant=minbase {} (mirror {})",
         opts.suite, opts.build_mirror
     ));
-    exec::run(
+    exec::run_lines(
         "debootstrap",
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "--"])
@@ -344,6 +344,7 @@ fn base_layer(
             .arg(&opts.suite)
             .arg(&tree)
             .arg(&opts.build_mirror),
+        &mut |l| spin.line(l),
     )
     .map_err(|source| BuildError::Step {
         image: image.to_string(),
@@ -351,7 +352,7 @@ fn base_layer(
         source: Box::new(source),
     })?;
     finish_base(&tree, opts).map_err(io_ctx("preparing the base root filesystem"))?;
-    progress(&format!(
+    spin.finish(&format!(
         "[{image}] base: debootstrap done ({:.1} s), packing",
         t.elapsed().as_secs_f64()
     ));
@@ -457,34 +458,25 @@ fn fetch(
         .cache
         .join("downloads")
         .join(format!("{}.part", dl.sha256));
-    exec::run(
-        "download",
-        Command::new("curl")
-            .args([
-                "-fsSL",
-                "--connect-timeout",
-                "15",
-                "--max-time",
-                "900",
-                "-o",
-            ])
-            .arg(&tmp)
-            .arg(&dl.url),
-    )
-    .map_err(|e| BuildError::Unreachable {
+    let unreachable = |detail: String| BuildError::Unreachable {
         image: img.name.clone(),
         url: dl.url.clone(),
         sha256: dl.sha256.clone(),
-        detail: match e {
-            ExecError::Failed { status, tail, .. } => {
-                format!("curl {status}:{}", tail.replace('\n', " "))
-            }
+        detail,
+    };
+    let client = crate::http::blocking(None).map_err(|e| unreachable(e.to_string()))?;
+    let label = format!(
+        "[{}] {}",
+        img.name,
+        dl.url.rsplit('/').next().unwrap_or(&dl.url)
+    );
+    let (got, _) = crate::http::download_to_file(&client, &dl.url, &tmp, &label).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        unreachable(match e {
+            crate::http::HttpError::Get { reason, .. } => reason,
             other => other.to_string(),
-        },
+        })
     })?;
-    let got = hex::encode(Sha256::digest(
-        fs::read(&tmp).map_err(io_ctx("reading a download"))?,
-    ));
     if got != dl.sha256 {
         let _ = fs::remove_file(&tmp);
         return Err(BuildError::Digest {
@@ -617,9 +609,9 @@ fn image_layer(
     let n = steps.len();
     for (i, (label, body)) in steps.iter().enumerate() {
         let t = Instant::now();
-        progress(&format!("[{}] step {}/{n}: {label}", img.name, i + 1));
+        let spin = crate::progress::spinner(&format!("[{}] step {}/{n}: {label}", img.name, i + 1));
         let script = format!("{PRELUDE}{body}\n");
-        exec::run(
+        exec::run_lines(
             &format!("{} step {}/{n}", img.name, i + 1),
             Command::new("unshare")
                 .args([
@@ -637,13 +629,14 @@ fn image_layer(
                 .arg(&lower)
                 .arg(opts.cache.join("apt-archives"))
                 .arg(&sources),
+            &mut |l| spin.line(l),
         )
         .map_err(|source| BuildError::Step {
             image: img.name.clone(),
             what: format!("step {}/{n} ({label})", i + 1),
             source: Box::new(source),
         })?;
-        progress(&format!(
+        spin.finish(&format!(
             "[{}] step {}/{n} done ({:.1} s)",
             img.name,
             i + 1,
@@ -796,12 +789,13 @@ fn publish(
     oci::add_to_index(out, &img.name, &man).map_err(io_ctx("writing index.json"))?;
     let archive = out.join(format!("{}.oci.tar", img.name));
     let stamp = out.join(format!(".{}.oci.tar.manifest", img.name));
+    let stamp_text = format!("{} {}", oci::ARCHIVE_FORMAT, man.digest);
     let fresh =
-        archive.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(man.digest.as_str());
+        archive.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_text.as_str());
     if !fresh {
         oci::write_archive(store, &archive, &img.name, &man, &blobs, opts.epoch)
             .map_err(io_ctx("writing the oci-archive"))?;
-        fs::write(&stamp, &man.digest).map_err(io_ctx("writing the archive stamp"))?;
+        fs::write(&stamp, &stamp_text).map_err(io_ctx("writing the archive stamp"))?;
     }
     Ok(Built {
         name: img.name.clone(),

@@ -18,7 +18,6 @@ use std::path::Path;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use sha2::{Digest, Sha256};
 
 /// Digests and size of a packed layer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,31 +82,8 @@ pub fn is_volatile(rel: &str) -> bool {
     CHILDREN_OF.iter().any(|p| rel.starts_with(p))
 }
 
-/// A writer that hashes and counts what goes through it.
-struct HashWriter<W> {
-    inner: W,
-    hash: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn hash_writer<W: Write>(inner: W) -> HashWriter<W> {
-    HashWriter {
-        inner,
-        hash: Sha256::new(),
-        count: 0,
-    }
+fn hash_writer<W: Write>(inner: W) -> crate::archive::HashingWriter<W> {
+    crate::archive::HashingWriter::new(inner)
 }
 
 /// Packs the tree at `root` into `out` (the gzip blob), returning its digests.
@@ -126,17 +102,23 @@ pub fn pack(root: &Path, epoch: u64, out: impl Write) -> io::Result<LayerDigest>
         links: HashMap::new(),
     };
     ctx.dir(&mut b, root, "")?;
-    let tar_hash = b.into_inner()?;
-    let diff_id = format!("sha256:{}", hex::encode(tar_hash.hash.finalize()));
-    let mut gz_hash = tar_hash.inner.finish()?;
+    let (gz, tar_sha, _) = b.into_inner()?.finish();
+    let diff_id = format!("sha256:{tar_sha}");
+    let mut gz_hash = gz.finish()?;
     gz_hash.flush()?;
+    let (_, gz_sha, size) = gz_hash.finish();
     Ok(LayerDigest {
         diff_id,
-        digest: format!("sha256:{}", hex::encode(gz_hash.hash.finalize())),
-        size: gz_hash.count,
+        digest: format!("sha256:{gz_sha}"),
+        size,
     })
 }
 
+/// The layer walk. Kept hand-written rather than `walkdir` (used for the plain walks) because
+/// it must: stay on one filesystem (a mounted /proc below the tree must not be packed), turn
+/// overlayfs whiteouts (0/0 character devices, opaque directories) into OCI `.wh.` entries,
+/// emit a hard link once and then link entries to it, and write entries in a fixed order with
+/// clamped mtimes so that the bytes are deterministic.
 struct Walk {
     epoch: u64,
     dev: u64,
@@ -319,7 +301,10 @@ mod tests {
         assert_eq!(d.size, blob.len() as u64);
         assert_eq!(
             d.digest,
-            format!("sha256:{}", hex::encode(Sha256::digest(&blob)))
+            format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob))
+            )
         );
         let e = entries(&blob);
         let names: Vec<_> = e.iter().map(|x| x.0.as_str()).collect();

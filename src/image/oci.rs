@@ -21,12 +21,17 @@ pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Annotation naming an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Docker schema 2 manifest (read by the registry push).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list (read by the registry push).
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// A content descriptor.
+/// A content descriptor: the one definition, used by the image builder and the registry push.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
-    /// Media type.
+    /// Media type (empty when a document omits it).
+    #[serde(default)]
     pub media_type: String,
     /// `sha256:…`.
     pub digest: String,
@@ -131,27 +136,7 @@ pub fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// RFC 3339 UTC time of a Unix timestamp.
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    // civil_from_days (H. Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
+pub use crate::date::rfc3339;
 
 /// Path of a blob in a layout or blob store.
 pub fn blob_path(root: &Path, digest: &str) -> PathBuf {
@@ -227,7 +212,63 @@ pub fn add_to_index(root: &Path, name: &str, manifest: &Descriptor) -> io::Resul
     fs::rename(&tmp, &path)
 }
 
+/// One entry of a docker-archive `manifest.json` (what `docker save` writes and the classic
+/// image store of `docker load` reads, moby `image/tarexport`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerArchiveEntry {
+    /// Path of the config blob inside the tar (`blobs/sha256/HEX`).
+    pub config: String,
+    /// `NAME:latest`.
+    pub repo_tags: Vec<String>,
+    /// Paths of the layer blobs inside the tar, base first.
+    pub layers: Vec<String>,
+}
+
+/// Version of the archive format; part of the freshness stamp so that archives written by an
+/// older picaboot are rewritten.
+pub const ARCHIVE_FORMAT: &str = "oci+docker-archive-v1";
+
+fn tar_blob_path(digest: &str) -> String {
+    format!(
+        "blobs/sha256/{}",
+        digest.strip_prefix("sha256:").unwrap_or(digest)
+    )
+}
+
+/// The docker-archive `manifest.json` and `repositories` documents for one image whose
+/// manifest is `manifest` (blob paths point into the OCI layout's `blobs/`, as Docker 25+
+/// `docker save` writes them).
+pub fn docker_archive_docs(name: &str, manifest: &Manifest) -> (Vec<u8>, Vec<u8>) {
+    let entry = DockerArchiveEntry {
+        config: tar_blob_path(&manifest.config.digest),
+        repo_tags: vec![format!("{name}:latest")],
+        layers: manifest
+            .layers
+            .iter()
+            .map(|l| tar_blob_path(&l.digest))
+            .collect(),
+    };
+    let top = manifest
+        .layers
+        .last()
+        .map(|l| l.digest.trim_start_matches("sha256:").to_string())
+        .unwrap_or_default();
+    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    repos
+        .entry(name.to_string())
+        .or_default()
+        .insert("latest".to_string(), top);
+    (
+        serde_json::to_vec(&[entry]).expect("serializable"),
+        serde_json::to_vec(&repos).expect("serializable"),
+    )
+}
+
 /// Writes an `oci-archive` (a tar of a layout holding only this image) to `path`, atomically.
+/// Beside the OCI layout it carries the docker-archive `manifest.json` and `repositories`
+/// ([`docker_archive_docs`]), so that `docker load` of a classic Docker image store accepts it
+/// as it is, like the archives of Docker 25+ `docker save`.
 pub fn write_archive(
     store: &Path,
     path: &Path,
@@ -267,6 +308,11 @@ pub fn write_archive(
         "index.json",
         &serde_json::to_vec(&index).map_err(io::Error::other)?,
     )?;
+    let parsed: Manifest = serde_json::from_slice(&fs::read(blob_path(store, &manifest.digest))?)
+        .map_err(io::Error::other)?;
+    let (docker_manifest, repositories) = docker_archive_docs(name, &parsed);
+    entry(&mut b, "manifest.json", &docker_manifest)?;
+    entry(&mut b, "repositories", &repositories)?;
     dir(&mut b, "blobs/")?;
     dir(&mut b, "blobs/sha256/")?;
     let mut sorted = blobs.to_vec();
@@ -290,6 +336,52 @@ pub fn write_archive(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_carries_the_docker_archive_manifest_beside_the_oci_layout() {
+        let store = tempfile::tempdir().unwrap();
+        let layer = write_blob(store.path(), LAYER_GZIP, b"layer bytes").unwrap();
+        let cfg = write_blob(store.path(), CONFIG, b"{}").unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: MANIFEST.into(),
+            config: cfg.clone(),
+            layers: vec![layer.clone()],
+        };
+        let man = write_blob(store.path(), MANIFEST, &serde_json::to_vec(&m).unwrap()).unwrap();
+        let blobs = vec![layer.digest.clone(), cfg.digest.clone(), man.digest.clone()];
+        let a = store.path().join("a.tar");
+        let b = store.path().join("b.tar");
+        write_archive(store.path(), &a, "tx-x", &man, &blobs, 7).unwrap();
+        write_archive(store.path(), &b, "tx-x", &man, &blobs, 7).unwrap();
+        assert_eq!(
+            fs::read(&a).unwrap(),
+            fs::read(&b).unwrap(),
+            "deterministic"
+        );
+        let mut names = BTreeMap::new();
+        let mut ar = tar::Archive::new(fs::File::open(&a).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut v = Vec::new();
+            io::Read::read_to_end(&mut e, &mut v).unwrap();
+            names.insert(e.path().unwrap().to_string_lossy().into_owned(), v);
+        }
+        let entries: Vec<DockerArchiveEntry> =
+            serde_json::from_slice(&names["manifest.json"]).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].repo_tags, ["tx-x:latest"]);
+        assert_eq!(names[&entries[0].config], b"{}");
+        assert_eq!(names[&entries[0].layers[0]], b"layer bytes");
+        let repos: serde_json::Value = serde_json::from_slice(&names["repositories"]).unwrap();
+        assert_eq!(
+            repos["tx-x"]["latest"],
+            layer.digest.trim_start_matches("sha256:")
+        );
+        assert!(names.contains_key("index.json") && names.contains_key("oci-layout"));
+    }
+
     #[test]
     fn rfc3339_known_dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

@@ -41,100 +41,149 @@ pub fn kernel_args(host: &Host, frontend: Frontend, mac: &str) -> String {
     a.join(" ")
 }
 
-/// `boot.ipxe`.
+#[derive(serde::Serialize)]
+struct HostArgs<'a> {
+    name: &'a str,
+    args: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct MenuHost<'a> {
+    name: &'a str,
+    suite: &'a str,
+    args: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Menu<'a> {
+    base: &'a str,
+    hosts: Vec<MenuHost<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct GrubNic {
+    name: String,
+    mac: String,
+    note: &'static str,
+    args: String,
+}
+
+#[derive(serde::Serialize)]
+struct Grub<'a> {
+    name: &'a str,
+    nics: Vec<GrubNic>,
+}
+
+/// Renders an embedded boot template (they are parsed and exercised by the unit tests, so a
+/// failure here is a bug in the shipped template).
+fn render<C: serde::Serialize>(name: &str, ctx: &C) -> String {
+    crate::render::templates::render(name, ctx)
+        .unwrap_or_else(|e| panic!("embedded template {name}: {e:?}"))
+}
+
+/// `boot.ipxe` (template `templates/boot/boot.ipxe.tera`).
 pub fn ipxe(host: &Host, args: &str) -> String {
-    format!(
-        "#!ipxe\n# picaboot: unattended Debian install of {name} (generated; do not edit)\n\
-         echo picaboot: installing {name}\n\
-         kernel linux initrd=initrd.gz {args}\n\
-         initrd initrd.gz\n\
-         boot\n",
-        name = host.name
+    render(
+        "boot/boot.ipxe",
+        &HostArgs {
+            name: &host.name,
+            args,
+        },
     )
 }
 
 /// `netbootxyz-custom.ipxe`: a netboot.xyz custom menu with one entry for this host; the
 /// files are fetched from `BASE/HOST/netboot/`.
 pub fn netbootxyz(host: &Host, args: &str, base_url: &str) -> String {
-    let base = base_url.trim_end_matches('/');
-    let name = &host.name;
-    format!(
-        "#!ipxe\n\
-         ### picaboot: netboot.xyz custom menu (generated; do not edit)\n\
-         :custom\n\
-         clear custom_choice\n\
-         menu picaboot hosts\n\
-         item --gap Unattended reinstall (erases the disks)\n\
-         item picaboot_{name} ${{space}} Reinstall {name} (Debian {suite}, preseeded)\n\
-         choose custom_choice || goto custom_exit\n\
-         echo ${{cls}}\n\
-         goto ${{custom_choice}}\n\
-         goto custom_exit\n\
-         :picaboot_{name}\n\
-         kernel {base}/{name}/netboot/linux initrd=initrd.gz {args}\n\
-         initrd {base}/{name}/netboot/initrd.gz\n\
-         boot || goto custom_exit\n\
-         :custom_exit\n\
-         exit\n",
-        suite = host.install.suite
+    netbootxyz_menu(&[(host, args.to_string())], base_url)
+}
+
+/// A netboot.xyz custom menu with one entry per `(host, kernel args)`, in the order given
+/// (`netboot --all` writes one for every host; template
+/// `templates/boot/netbootxyz-custom.ipxe.tera`).
+pub fn netbootxyz_menu(hosts: &[(&Host, String)], base_url: &str) -> String {
+    render(
+        "boot/netbootxyz-custom.ipxe",
+        &Menu {
+            base: base_url.trim_end_matches('/'),
+            hosts: hosts
+                .iter()
+                .map(|(h, args)| MenuHost {
+                    name: &h.name,
+                    suite: &h.install.suite,
+                    args,
+                })
+                .collect(),
+        },
     )
 }
 
-/// `pxelinux.cfg/01-<mac>`.
+/// `pxelinux.cfg/01-<mac>` (template `templates/boot/pxelinux.tera`).
 pub fn pxelinux(host: &Host, args: &str) -> String {
-    format!(
-        "# picaboot: unattended Debian install of {name} (generated; do not edit)\n\
-         DEFAULT picaboot\n\
-         PROMPT 0\n\
-         TIMEOUT 0\n\
-         LABEL picaboot\n\
-         \x20 MENU LABEL Reinstall {name}\n\
-         \x20 KERNEL linux\n\
-         \x20 APPEND initrd=initrd.gz {args}\n",
-        name = host.name
+    render(
+        "boot/pxelinux",
+        &HostArgs {
+            name: &host.name,
+            args,
+        },
     )
 }
 
 /// `grub.cfg`: one menu entry per NIC of the host (the install NIC first and default), each
-/// passing that NIC as `BOOTIF`, chosen automatically when GRUB booted from that MAC.
+/// passing that NIC as `BOOTIF`, chosen automatically when GRUB booted from that MAC
+/// (template `templates/boot/grub.cfg.tera`).
 pub fn grub(host: &Host, frontend: Frontend, install_mac: &str) -> String {
     let mut nics: Vec<_> = host.nics.iter().collect();
     nics.sort_by_key(|n| (n.role != NicRole::Install, n.name.clone()));
-    let mut s = format!(
-        "# picaboot: unattended Debian install of {} (generated; do not edit)\n\
-         set timeout=5\n\
-         set default=0\n",
-        host.name
-    );
-    for (i, nic) in nics.iter().enumerate() {
-        s.push_str(&format!(
-            "if [ \"$net_default_mac\" = \"{}\" ]; then set default={i}; fi\n",
-            nic.mac.to_ascii_lowercase()
-        ));
-    }
-    for nic in &nics {
-        let args = kernel_args(host, frontend, &nic.mac);
-        let note = if nic.mac.eq_ignore_ascii_case(install_mac) {
-            "install NIC"
-        } else {
-            "other NIC"
-        };
-        s.push_str(&format!(
-            "menuentry 'Reinstall {} via {} {} ({note})' {{\n\
-             \x20 linux /linux {args}\n\
-             \x20 initrd /initrd.gz\n\
-             }}\n",
-            host.name,
-            nic.name,
-            nic.mac.to_ascii_lowercase()
-        ));
-    }
-    s
+    render(
+        "boot/grub.cfg",
+        &Grub {
+            name: &host.name,
+            nics: nics
+                .iter()
+                .map(|nic| GrubNic {
+                    name: nic.name.clone(),
+                    mac: nic.mac.to_ascii_lowercase(),
+                    note: if nic.mac.eq_ignore_ascii_case(install_mac) {
+                        "install NIC"
+                    } else {
+                        "other NIC"
+                    },
+                    args: kernel_args(host, frontend, &nic.mac),
+                })
+                .collect(),
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn combined_menu_lists_every_host_once_with_its_entry() {
+        let p = crate::project::open(std::path::Path::new("profiles")).unwrap();
+        let hosts: Vec<(&Host, String)> = p
+            .loaded
+            .profiles
+            .hosts
+            .values()
+            .map(|h| (h, kernel_args(h, Frontend::Gtk, &h.nics[0].mac)))
+            .collect();
+        assert!(hosts.len() >= 2);
+        let menu = netbootxyz_menu(&hosts, "http://boot:8080/");
+        assert!(menu.starts_with("#!ipxe\n"));
+        for (h, args) in &hosts {
+            let item = format!("item picaboot_{} ", h.name);
+            assert_eq!(menu.matches(&item).count(), 1, "{menu}");
+            assert!(menu.contains(&format!(
+                ":picaboot_{n}\nkernel http://boot:8080/{n}/netboot/linux initrd=initrd.gz {args}\n",
+                n = h.name
+            )));
+        }
+        assert_eq!(menu.matches("choose custom_choice").count(), 1);
+        assert!(menu.ends_with(":custom_exit\nexit\n"));
+    }
 
     #[test]
     fn mac_forms() {

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::NetbootError;
 use crate::archive::deb::{visit_data, Visit};
@@ -111,24 +110,6 @@ pub fn bzimage_release(image: &[u8]) -> Option<String> {
     (!release.is_empty()).then(|| release.to_string())
 }
 
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-    size: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// The verified images of `pkg`: from the cache record when every blob is present, else
 /// fetched, verified and extracted (once per package digest).
 pub fn fetch(
@@ -170,16 +151,10 @@ pub fn fetch(
             let tmp = cache
                 .temp_file()
                 .map_err(|e| ArchiveError::malformed("cache", e.to_string()))?;
-            let mut w = HashingWriter {
-                inner: io::BufWriter::new(tmp.as_file()),
-                hash: Sha256::new(),
-                size: 0,
-            };
+            let mut w = crate::archive::HashingWriter::new(io::BufWriter::new(tmp.as_file()));
             io::copy(e.reader, &mut w).map_err(ArchiveError::io(deb.display().to_string()))?;
             w.flush().map_err(ArchiveError::io("cache"))?;
-            let sha = hex::encode(w.hash.clone().finalize());
-            let size = w.size;
-            drop(w);
+            let (_, sha, size) = w.finish();
             cache
                 .commit(tmp, &sha)
                 .map_err(|e| ArchiveError::malformed("cache", e.to_string()))?;

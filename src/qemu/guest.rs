@@ -139,13 +139,13 @@ pub fn build(recipe: &GuestRecipe, cache: &Path) -> Result<Guest, GuestError> {
         "kmod".to_string(),
     ];
     include.extend(recipe.packages.iter().cloned());
-    eprintln!(
-        "picaboot: building test guest ({} {}, {}) with debootstrap; cached afterwards",
+    let spin = crate::progress::spinner(&format!(
+        "building test guest ({} {}, {}) with debootstrap; cached afterwards",
         recipe.suite,
         include.join(","),
         dir.display()
-    );
-    exec::run(
+    ));
+    exec::run_lines(
         "debootstrap the test guest",
         Command::new("debootstrap")
             .args([
@@ -155,7 +155,9 @@ pub fn build(recipe: &GuestRecipe, cache: &Path) -> Result<Guest, GuestError> {
             .arg(&recipe.suite)
             .arg(&rootfs)
             .arg(&recipe.mirror),
+        &mut |l| spin.line(l),
     )?;
+    spin.finish("test guest: debootstrap done");
     let init = rootfs.join("usr/local/sbin/picaboot-guest-init");
     crate::output::write_file(&init, GUEST_INIT.as_bytes(), 0o755).map_err(|e| GuestError::Io {
         what: "write",
@@ -226,18 +228,13 @@ pub fn scenario_disk(dir: &Path, image: &Path) -> Result<(), GuestError> {
 
 /// Bytes of the regular files below `dir` (not following links).
 fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Creates a sparse raw disk image of `bytes`.

@@ -1,7 +1,9 @@
-//! Container images tested inside a QEMU guest: one Debian guest with podman and runc (built
-//! once, cached), the image archives on a read-only disk, a scratch disk for container storage.
-//! Inside, each image is started with podman and its declared check retried until it passes or
-//! times out; results come back as `PICABOOT-CHECK` lines ([`super::Report`]).
+//! Container images tested inside a QEMU guest: one Debian guest with the container runtime
+//! ([`Runtime`]: podman and runc, or Debian's `docker.io`; built once, cached), the image
+//! archives on a read-only disk, a scratch disk for container storage. Inside, each image is
+//! started (with docker: first `docker load`ed from its `NAME.oci.tar` as it is) and its declared
+//! check retried until it passes or times out; results come back as `PICABOOT-CHECK` lines
+//! ([`super::Report`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,23 +27,87 @@ pub struct ImageUnderTest {
     pub nofile: u64,
 }
 
-/// The guest script that runs every image's check.
-pub fn scenario_script(images: &[ImageUnderTest]) -> String {
+/// The container runtime of the test guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Runtime {
+    /// podman with runc, reading the `oci-archive` directly.
+    #[default]
+    Podman,
+    /// Debian's `docker.io` (classic image store): `docker load` of the archive, then
+    /// `docker run`, as on Picasoft's Swarm nodes.
+    Docker,
+}
+
+impl Runtime {
+    /// Packages of the guest beyond minbase and the kernel, for Debian `suite` (since trixie
+    /// the `docker` command is in its own package, `docker-cli`).
+    pub fn guest_packages(self, suite: &str) -> Vec<String> {
+        let p: &[&str] = match self {
+            Runtime::Podman => &["podman", "runc", "e2fsprogs", "util-linux"],
+            Runtime::Docker if matches!(suite, "bullseye" | "bookworm") => {
+                &["docker.io", "e2fsprogs", "util-linux"]
+            }
+            Runtime::Docker => &["docker.io", "docker-cli", "e2fsprogs", "util-linux"],
+        };
+        p.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+const PODMAN_START: &str = r#"P="podman --cgroup-manager=cgroupfs --events-backend=file"
+RM="$P rm -f -t 1"
+load_image() { return 0; }
+start_image() { # NAME NOFILE
+	$P run -d --name "c-$1" --runtime runc --ulimit "nofile=$2:$2" --ulimit nproc=4096:4096 \
+		--network none "oci-archive:/scenario/$1.tar"
+}
+"#;
+
+const DOCKER_START: &str = r#"modprobe overlay 2>/dev/null
+mkdir -p /var/lib/containers/docker /etc/docker
+dockerd --data-root /var/lib/containers/docker --iptables=false --ip-forward=false --bridge=none \
+	--exec-opt native.cgroupdriver=cgroupfs > /tmp/dockerd.log 2>&1 &
+t0=$(date +%s)
+until docker info > /dev/null 2>&1 || [ $(( $(date +%s) - t0 )) -gt 90 ]; do sleep 1; done
+docker info > /dev/null 2>&1
+check dockerd $? "$(docker version --format 'docker {{.Server.Version}}' 2>&1 | head -1) $(tail -2 /tmp/dockerd.log | tr '\n' ' ')"
+P=docker
+RM="docker rm -f"
+load_image() { # NAME: the archive as it is, into the classic image store
+	if ! docker load -i "/scenario/$1.tar" > "/tmp/$1.load" 2>&1; then
+		check "$1-load" 1 "$(tail -3 "/tmp/$1.load" | tr '\n' ' ')"
+		return 1
+	fi
+	check "$1-load" 0 "$(tail -1 "/tmp/$1.load")"
+}
+start_image() { # NAME NOFILE
+	docker run -d --name "c-$1" --ulimit "nofile=$2:$2" --ulimit nproc=4096:4096 \
+		--network none "$1:latest"
+}
+"#;
+
+/// The guest script that runs every image's check under `runtime`.
+pub fn scenario_script(images: &[ImageUnderTest], runtime: Runtime) -> String {
     let mut s = String::from(
         r#"#!/bin/sh
-# Runs inside the picaboot test guest: each image started with podman, its check retried.
+# Runs inside the picaboot test guest: each image started with its runtime, its check retried.
 set -u
 check() { if [ "$2" = 0 ]; then echo "PICABOOT-CHECK $1 PASS $3"; else echo "PICABOOT-CHECK $1 FAIL $3"; fi; }
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mkdir -p /var/lib/containers /var/tmp
 mkfs.ext4 -q -F /dev/vdc && mount /dev/vdc /var/lib/containers
 check storage $? "container storage on /dev/vdc"
-P="podman --cgroup-manager=cgroupfs --events-backend=file"
-run_image() { # NAME NOFILE TIMEOUT
+"#,
+    );
+    s.push_str(match runtime {
+        Runtime::Podman => PODMAN_START,
+        Runtime::Docker => DOCKER_START,
+    });
+    s.push_str(
+        r#"run_image() { # NAME NOFILE TIMEOUT
 	name=$1
+	load_image "$name" || return
 	t0=$(date +%s)
-	if ! $P run -d --name "c-$name" --runtime runc --ulimit "nofile=$2:$2" --ulimit nproc=4096:4096 \
-		--network none "oci-archive:/scenario/$name.tar" > "/tmp/$name.run" 2>&1; then
+	if ! start_image "$name" "$2" > "/tmp/$name.run" 2>&1; then
 		check "$name-start" 1 "$(tail -3 "/tmp/$name.run" | tr '\n' ' ')"
 		return
 	fi
@@ -60,7 +126,7 @@ run_image() { # NAME NOFILE TIMEOUT
 	else
 		check "$name-check" 1 "$(tail -2 "/tmp/$name.check" | tr '\n' ' ') | log: $($P logs --tail 5 "c-$name" 2>&1 | tr '\n' ' ')"
 	fi
-	$P rm -f -t 1 "c-$name" > /dev/null 2>&1
+	$RM "c-$name" > /dev/null 2>&1
 }
 "#,
     );
@@ -112,6 +178,7 @@ pub struct ImageVmRun {
 /// Boots one guest that tests every image; `work` keeps the disks and the console log.
 pub fn run(
     images: &[ImageUnderTest],
+    runtime: Runtime,
     suite: &str,
     mirror: &str,
     work: &Path,
@@ -129,9 +196,7 @@ pub fn run(
     let recipe = GuestRecipe {
         suite: suite.to_string(),
         mirror: mirror.to_string(),
-        packages: ["podman", "runc", "e2fsprogs", "util-linux"]
-            .map(String::from)
-            .to_vec(),
+        packages: runtime.guest_packages(suite),
         image_mib: 2048,
     };
     progress("guest: debootstrap image (cached by content)");
@@ -144,7 +209,10 @@ pub fn run(
     let write = |p: PathBuf, bytes: &[u8]| {
         std::fs::write(&p, bytes).map_err(|source| ImageVmError::Io { path: p, source })
     };
-    write(scen.join("run"), scenario_script(images).as_bytes())?;
+    write(
+        scen.join("run"),
+        scenario_script(images, runtime).as_bytes(),
+    )?;
     for i in images {
         write(scen.join(format!("{}.check", i.name)), i.check.as_bytes())?;
         let dst = scen.join(format!("{}.tar", i.name));

@@ -98,7 +98,7 @@ impl Session {
         let scheme = if plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}/", to.api_host()))
             .map_err(|e| RegistryError::Reference(format!("{to}: {e}")))?;
-        let http = reqwest::Client::builder()
+        let http = crate::http::async_builder()
             .user_agent(concat!("picaboot/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(300))

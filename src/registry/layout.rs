@@ -1,40 +1,18 @@
 //! Reading an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::reference::valid_digest;
 use super::RegistryError;
 
-/// The annotation naming an image inside a layout.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Docker schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// An OCI content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the referenced content.
-    #[serde(default)]
-    pub media_type: String,
-    /// `sha256:…`.
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
+// The one set of descriptor and media types, shared with the image builder.
+pub use crate::image::oci::{
+    Descriptor, DOCKER_LIST, DOCKER_MANIFEST, INDEX as OCI_INDEX, MANIFEST as OCI_MANIFEST,
+    REF_NAME,
+};
 
 /// The parts of a manifest or index that a push needs.
 #[derive(Debug, Clone, Deserialize)]

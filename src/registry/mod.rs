@@ -341,6 +341,11 @@ pub async fn push_async(
             blobs: Vec::new(),
             bytes_uploaded: 0,
         },
+        total: Arc::new(crate::progress::transfer(
+            &format!("push {} ({} blobs)", opts.name, plan_blob_count(&plan)),
+            Some(plan_bytes(&plan)),
+        )),
+        current: None,
     };
     let mut seen = HashSet::new();
     for d in &plan.blobs {
@@ -363,7 +368,26 @@ pub async fn push_async(
             reference,
         });
     }
-    Ok(p.report)
+    let Pusher { report, total, .. } = p;
+    if let Ok(t) = Arc::try_unwrap(total) {
+        t.finish();
+    }
+    Ok(report)
+}
+
+fn plan_unique(plan: &Plan) -> impl Iterator<Item = &Descriptor> {
+    let mut seen = HashSet::new();
+    plan.blobs
+        .iter()
+        .filter(move |d| seen.insert(d.digest.clone()))
+}
+
+fn plan_blob_count(plan: &Plan) -> usize {
+    plan_unique(plan).count()
+}
+
+fn plan_bytes(plan: &Plan) -> u64 {
+    plan_unique(plan).map(|d| d.size).sum()
 }
 
 /// Everything to send, in order: blobs, then manifests (children before their index).
@@ -429,6 +453,10 @@ struct Pusher<'a> {
     opts: &'a PushOptions,
     budget: Option<Arc<AtomicU64>>,
     report: PushReport,
+    /// Progress of the whole push (every blob's bytes, skipped ones counted as done).
+    total: Arc<crate::progress::Transfer>,
+    /// Progress of the blob being uploaded.
+    current: Option<Arc<crate::progress::Transfer>>,
 }
 
 impl Pusher<'_> {
@@ -443,17 +471,29 @@ impl Pusher<'_> {
             .await?;
         match resp.status() {
             StatusCode::OK => {
+                self.total.inc(d.size);
                 return Ok(BlobReport {
                     digest: d.digest.clone(),
                     size: d.size,
                     action: BlobAction::Skipped,
-                })
+                });
             }
             StatusCode::NOT_FOUND => {}
             _ => return Err(self.s.unexpected(&op, resp).await),
         }
         let path = self.layout.check_blob(d)?;
-        let action = self.upload(d, &path).await?;
+        let short = d.digest.trim_start_matches("sha256:");
+        self.current = Some(Arc::new(crate::progress::transfer(
+            &format!("push blob {}", &short[..short.len().min(12)]),
+            Some(d.size),
+        )));
+        let action = self.upload(d, &path).await;
+        if let Some(t) = self.current.take().and_then(|t| Arc::try_unwrap(t).ok()) {
+            if action.is_ok() {
+                t.finish();
+            }
+        }
+        let action = action?;
         self.report.bytes_uploaded += d.size;
         Ok(BlobReport {
             digest: d.digest.clone(),
@@ -589,8 +629,13 @@ impl Pusher<'_> {
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 1 << 20);
         let budget = self.budget.clone();
+        let (total, current) = (self.total.clone(), self.current.clone());
         let stream = stream.map(move |r: std::io::Result<Bytes>| {
             let b = r?;
+            total.inc(b.len() as u64);
+            if let Some(c) = &current {
+                c.inc(b.len() as u64);
+            }
             if let Some(budget) = &budget {
                 let n = b.len() as u64;
                 let left = budget.load(Ordering::SeqCst);

@@ -63,6 +63,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         "Dockerfile",
         include_str!("../../templates/Dockerfile.tera"),
     ),
+    (
+        "boot/boot.ipxe",
+        include_str!("../../templates/boot/boot.ipxe.tera"),
+    ),
+    (
+        "boot/netbootxyz-custom.ipxe",
+        include_str!("../../templates/boot/netbootxyz-custom.ipxe.tera"),
+    ),
+    (
+        "boot/pxelinux",
+        include_str!("../../templates/boot/pxelinux.tera"),
+    ),
+    (
+        "boot/grub.cfg",
+        include_str!("../../templates/boot/grub.cfg.tera"),
+    ),
 ];
 
 /// The shared tera instance (templates are parsed once per process).

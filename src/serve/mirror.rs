@@ -54,7 +54,7 @@ impl MirrorProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             pool_cache: pool_cache.to_path_buf(),
             scratch: tempfile::tempdir()?,
-            client: reqwest::Client::builder()
+            client: crate::http::async_builder()
                 .connect_timeout(std::time::Duration::from_secs(20))
                 .build()
                 .map_err(std::io::Error::other)?,

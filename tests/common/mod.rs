@@ -15,13 +15,12 @@ pub fn root() -> PathBuf {
 
 /// Copies a directory tree (regular files and directories only).
 pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
+    for e in walkdir::WalkDir::new(from).sort_by_file_name() {
         let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
+        let target = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else if e.file_type().is_file() {
             std::fs::copy(e.path(), &target).unwrap();
         }
     }
@@ -85,9 +84,17 @@ pub fn cmd(program: &str) -> Command {
     c
 }
 
-/// Runs a command, panicking with its output when it fails; returns stdout.
+/// Runs a command (stdin closed), panicking with its output when it fails; returns stdout.
 pub fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    String::from_utf8_lossy(&run_output(c).stdout).into_owned()
+}
+
+/// Runs a command (stdin closed), panicking with its output when it fails; returns it all.
+pub fn run_output(c: &mut Command) -> Output {
+    let out = c
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     assert!(
         out.status.success(),
         "{c:?} failed: {}\nstdout: {}\nstderr: {}",
@@ -95,7 +102,16 @@ pub fn run_ok(c: &mut Command) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Renders every host of a profiles dir with the library, into a fresh temp dir; returns it.
@@ -242,12 +258,15 @@ pub fn serve_dir(dir: &Path) -> String {
 
 /// Downloads `url` (test fixtures from this machine's mirror).
 pub fn get(url: &str) -> Vec<u8> {
-    let mut v = Vec::new();
-    ureq::get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .into_reader()
-        .read_to_end(&mut v)
-        .unwrap();
-    v
+    let client = picaboot::http::blocking(None).unwrap();
+    picaboot::http::get(&client, url)
+        .and_then(|r| {
+            r.bytes().map_err(|e| picaboot::http::HttpError::Get {
+                url: url.to_string(),
+                reason: e.to_string(),
+                status: None,
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_vec()
 }
