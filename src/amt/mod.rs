@@ -216,3 +216,6 @@ pub fn format_fingerprint(b: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+#[cfg(test)]
+mod tests;
