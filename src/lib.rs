@@ -14,6 +14,7 @@ pub mod exec;
 pub mod image;
 pub mod mirror;
 pub mod netboot;
+pub mod ops;
 pub mod output;
 pub mod profile;
 pub mod project;

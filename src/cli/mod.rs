@@ -3,9 +3,12 @@
 //! [`exit_code`].
 
 mod check;
+mod diff;
 mod image;
 mod netboot;
+mod power;
 mod push;
+mod reinstall;
 mod render;
 mod serve;
 
@@ -60,6 +63,12 @@ pub enum Cmd {
     Netboot(netboot::NetbootConfig),
     /// Container images: build, dockerfile, list, test.
     Image(image::ImageCmd),
+    /// Power a box through Intel AMT: status, on, off, reset, cycle; --pxe-once for one PXE boot.
+    Power(power::PowerConfig),
+    /// Reinstall a box end to end (checks and confirmation; see README).
+    Reinstall(reinstall::ReinstallConfig),
+    /// Compare a host's rendered files with the live host over SSH (exit 3 on drift).
+    Diff(diff::DiffConfig),
 }
 
 /// Runs a parsed command line.
@@ -70,6 +79,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve(c) => serve::serve(c),
         Cmd::Netboot(c) => netboot::netboot(c),
         Cmd::Image(c) => image::image(c),
+        Cmd::Power(c) => power::power(c),
+        Cmd::Reinstall(c) => reinstall::reinstall(c),
+        Cmd::Diff(c) => diff::diff(c),
     }
 }
 
@@ -90,6 +102,13 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return EXIT_TEST;
         }
         if cause.is::<UsageError>()
+            || matches!(
+                cause.downcast_ref::<crate::amt::AmtError>(),
+                Some(
+                    crate::amt::AmtError::Credentials(_)
+                        | crate::amt::AmtError::WrongCredentials { .. }
+                )
+            )
             || cause.is::<crate::render::RenderError>()
             || matches!(
                 cause.downcast_ref::<crate::image::SpecError>(),
