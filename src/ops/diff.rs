@@ -53,6 +53,7 @@ pub fn is_secret(path: &str) -> bool {
         || name.ends_with(".key")
         || name.ends_with(".pem")
         || name.contains("private")
+        || path.contains("/private/")
         || (name.starts_with("ssh_host_") && !name.ends_with(".pub"))
         || (path.contains("/.ssh/id_") && !name.ends_with(".pub"))
 }
