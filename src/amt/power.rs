@@ -154,6 +154,7 @@ pub struct PowerOutcome {
 
 /// `AMT_BootSettingData` properties AMT reports but does not accept in a Put.
 pub const READ_ONLY_BOOT_SETTINGS: &[&str] = &[
+    "BIOSLastStatus",
     "BootguardStatus",
     "OptionsCleared",
     "SecureBootControlEnabled",
