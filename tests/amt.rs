@@ -3,9 +3,9 @@
 //! nobody here wrote, over plain HTTP and over TLS with the certificate pinned. What AMT
 //! receives is checked in the endpoint's log and the machine's recorded power events.
 
-mod common;
 #[path = "common/amt.rs"]
 mod amt_sim;
+mod common;
 
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +34,10 @@ fn text(o: &std::process::Output) -> (String, String) {
 
 fn no_secret(o: &std::process::Output) {
     let (out, err) = text(o);
-    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "the password was printed");
+    assert!(
+        !out.contains(PASSWORD) && !err.contains(PASSWORD),
+        "the password was printed"
+    );
 }
 
 #[test]
@@ -47,7 +50,12 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
     point_alice_at(&profiles, &apache.http, None, None);
     let p = profiles.to_str().unwrap();
 
-    let o = picaboot_amt(dir.path(), &["power", "alice", "status", "--json", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--json", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     no_secret(&o);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}\n{}", apache.error_log());
@@ -56,14 +64,25 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
     assert_eq!(v["status"]["available"], serde_json::json!([5, 8, 10]));
     assert_eq!(
         sim.log(),
-        ["Enumerate CIM_AssociatedPowerManagementService", "Pull CIM_AssociatedPowerManagementService"]
+        [
+            "Enumerate CIM_AssociatedPowerManagementService",
+            "Pull CIM_AssociatedPowerManagementService"
+        ]
     );
 
-    let o = picaboot_amt(dir.path(), &["power", "alice", "reset", "--pxe-once", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     no_secret(&o);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("next boot only: Intel(r) AMT: Force PXE Boot"), "{out}");
+    assert!(
+        out.contains("next boot only: Intel(r) AMT: Force PXE Boot"),
+        "{out}"
+    );
     assert_eq!(
         sim.log()[2..],
         [
@@ -83,22 +102,43 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
         assert_eq!(sim.setting(k).as_deref(), Some("false"), "{k}");
     }
     assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
-    assert!(!sim.pxe_pending(), "the one-time PXE boot was used by that reset");
+    assert!(
+        !sim.pxe_pending(),
+        "the one-time PXE boot was used by that reset"
+    );
 
-    let o = picaboot_amt(dir.path(), &["power", "alice", "off", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "off", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     assert!(o.status.success(), "{}", text(&o).1);
     // Off: a reset is not available, so it is sent as "on" and says so.
-    let o = picaboot_amt(dir.path(), &["power", "alice", "reset", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("powered on instead"), "{out}");
     // Already on: nothing sent.
-    let o = picaboot_amt(dir.path(), &["power", "alice", "on", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "on", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     let (out, _) = text(&o);
     assert!(o.status.success() && out.contains("nothing sent"), "{out}");
     assert_eq!(*events.lock().unwrap(), ["reset pxe", "off", "on"]);
     assert_eq!(
-        sim.log().iter().filter(|l| l.starts_with("PowerState")).collect::<Vec<_>>(),
+        sim.log()
+            .iter()
+            .filter(|l| l.starts_with("PowerState"))
+            .collect::<Vec<_>>(),
         ["PowerState 10", "PowerState 8", "PowerState 2"]
     );
 }
@@ -113,21 +153,43 @@ fn wrong_credentials_refusals_and_unreachable_hops_are_named() {
     point_alice_at(&profiles, &apache.http, None, None);
     let p = profiles.to_str().unwrap();
 
-    let o = picaboot_amt(dir.path(), &["power", "alice", "status", "--profiles", p], USER, "not-the-password");
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--profiles", p],
+        USER,
+        "not-the-password",
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("wrong credentials: AMT at") && err.contains("refused user `admin`"), "{err}");
+    assert!(
+        err.contains("wrong credentials: AMT at") && err.contains("refused user `admin`"),
+        "{err}"
+    );
     assert!(!err.contains("not-the-password"));
-    assert!(sim.log().is_empty(), "nothing passed Apache: {:?}", sim.log());
+    assert!(
+        sim.log().is_empty(),
+        "nothing passed Apache: {:?}",
+        sim.log()
+    );
 
-    let o = picaboot_amt(dir.path(), &["power", "alice", "status", "--profiles", p], USER, "");
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--profiles", p],
+        USER,
+        "",
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("PICABOOT_AMT_PASSWORD is empty"));
 
     // AMT answers a non-zero ReturnValue: the error names the method and the value, and the
     // box is not powered.
     sim.refuse_next("SetBootConfigRole", 2);
-    let o = picaboot_amt(dir.path(), &["power", "alice", "on", "--pxe-once", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "on", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     no_secret(&o);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -144,10 +206,24 @@ fn wrong_credentials_refusals_and_unreachable_hops_are_named() {
     let dir2 = common::scratch_profiles();
     let profiles2 = dir2.path().join("profiles");
     point_alice_at(&profiles2, &closed_addr, None, None);
-    let o = picaboot_amt(dir2.path(), &["power", "alice", "status", "--profiles", profiles2.to_str().unwrap()], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir2.path(),
+        &[
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles2.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains(&format!("unreachable: AMT {closed_addr}")), "{err}");
+    assert!(
+        err.contains(&format!("unreachable: AMT {closed_addr}")),
+        "{err}"
+    );
 
     // Unreachable jump host: ssh (openssh-client) is run and its failure is named.
     common::require("ssh", "openssh-client");
@@ -156,16 +232,31 @@ fn wrong_credentials_refusals_and_unreachable_hops_are_named() {
     point_alice_at(&profiles3, &apache.http, None, Some("jump@127.0.0.1"));
     let cfg = dir3.path().join("ssh_config");
     let port = closed_addr.rsplit_once(':').unwrap().1;
-    std::fs::write(&cfg, format!("Host *\n  Port {port}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host *\n  Port {port}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+        ),
+    )
+    .unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
-        .args(["power", "alice", "status", "--profiles", profiles3.to_str().unwrap()])
+        .args([
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles3.to_str().unwrap(),
+        ])
         .env("PICABOOT_AMT_PASSWORD", PASSWORD)
         .env("PICABOOT_SSH_CONFIG", &cfg)
         .output()
         .unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("unreachable: jump host jump@127.0.0.1: ssh:"), "{err}");
+    assert!(
+        err.contains("unreachable: jump host jump@127.0.0.1: ssh:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -178,7 +269,18 @@ fn tls_with_the_pinned_certificate_only() {
     let dir = common::scratch_profiles();
     let profiles = dir.path().join("profiles");
     point_alice_at(&profiles, &https, Some(&fp), None);
-    let o = picaboot_amt(dir.path(), &["power", "alice", "status", "--profiles", profiles.to_str().unwrap()], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &[
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}\n{}", apache.error_log());
     assert!(out.contains("power state 2 (On)"), "{out}");
@@ -188,12 +290,29 @@ fn tls_with_the_pinned_certificate_only() {
     let profiles2 = dir2.path().join("profiles");
     point_alice_at(&profiles2, &https, Some(&wrong), None);
     let before = sim.log().len();
-    let o = picaboot_amt(dir2.path(), &["power", "alice", "status", "--profiles", profiles2.to_str().unwrap()], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir2.path(),
+        &[
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles2.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains(&format!("has SHA-256 fingerprint {fp}, the profile pins {wrong}")),
+        err.contains(&format!(
+            "has SHA-256 fingerprint {fp}, the profile pins {wrong}"
+        )),
         "{err}"
     );
-    assert_eq!(sim.log().len(), before, "nothing was sent to a certificate that is not pinned");
+    assert_eq!(
+        sim.log().len(),
+        before,
+        "nothing was sent to a certificate that is not pinned"
+    );
 }

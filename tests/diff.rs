@@ -20,7 +20,14 @@ impl Drop for Sshd {
 }
 
 fn diff(cwd: &Path, profiles: &Path, dest: &str, cfg: &Path, json: bool) -> std::process::Output {
-    let mut args = vec!["diff", "alice", "--ssh", dest, "--profiles", profiles.to_str().unwrap()];
+    let mut args = vec![
+        "diff",
+        "alice",
+        "--ssh",
+        dest,
+        "--profiles",
+        profiles.to_str().unwrap(),
+    ];
     if json {
         args.push("--json");
     }
@@ -59,9 +66,17 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
     let n = std::process::id() % 250 + 1;
     let (host_if, ns_if) = (format!("pbd{n}h"), format!("pbd{n}n"));
     let (host_ip, ns_ip) = (format!("10.231.{n}.1"), format!("10.231.{n}.2"));
-    common::run_ok(common::cmd("ip").args(["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]));
+    common::run_ok(common::cmd("ip").args([
+        "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+    ]));
     common::run_ok(common::cmd("ip").args(["link", "set", &ns_if, "netns", &ns.0]));
-    common::run_ok(common::cmd("ip").args(["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]));
+    common::run_ok(common::cmd("ip").args([
+        "addr",
+        "add",
+        &format!("{host_ip}/30"),
+        "dev",
+        &host_if,
+    ]));
     common::run_ok(common::cmd("ip").args(["link", "set", &host_if, "up"]));
     ns.ip(&["addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
     ns.ip(&["link", "set", &ns_if, "up"]);
@@ -108,7 +123,15 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
     let hosts_before = std::fs::read("/etc/hosts").unwrap();
     let child = ns
         .exec()
-        .args(["unshare", "--mount", "--propagation", "private", "sh", "-c", &script])
+        .args([
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
@@ -128,10 +151,14 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
     let cfg = d.join("ssh_config");
 
     let o = diff(dir.path(), &profiles, &dest, &cfg, false);
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
     let manifest: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("alice/manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("alice/manifest.json")).unwrap())
+            .unwrap();
     let n_rootfs = manifest
         .iter()
         .filter(|e| e["path"].as_str().unwrap().starts_with("rootfs/"))
@@ -150,9 +177,15 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
             .arg("echo '# edited by hand' >> /etc/hosts && rm /etc/rc.local"),
     );
     let o = diff(dir.path(), &profiles, &dest, &cfg, false);
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     assert_eq!(o.status.code(), Some(3), "{stdout}\n{stderr}");
-    assert!(stdout.contains("changed: /etc/hosts\n--- rendered/etc/hosts\n+++ root@"), "{stdout}");
+    assert!(
+        stdout.contains("changed: /etc/hosts\n--- rendered/etc/hosts\n+++ root@"),
+        "{stdout}"
+    );
     assert!(stdout.contains("\n+# edited by hand\n"), "{stdout}");
     assert!(stdout.contains("missing: /etc/rc.local\n"), "{stdout}");
     assert!(
@@ -168,7 +201,10 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
         .iter()
         .map(|d| (d["path"].as_str().unwrap(), d["kind"].as_str().unwrap()))
         .collect();
-    assert_eq!(drift, [("/etc/hosts", "content"), ("/etc/rc.local", "missing")]);
+    assert_eq!(
+        drift,
+        [("/etc/hosts", "content"), ("/etc/rc.local", "missing")]
+    );
     assert_eq!(v["report"]["checked"], n_rootfs);
 
     // This machine's own /etc/hosts was never touched.

@@ -6,9 +6,9 @@
 //! `power alice reset` must boot it from disk again (the PXE boot was for one boot only).
 //! A few minutes under TCG.
 
-mod common;
 #[path = "common/amt.rs"]
 mod amt_sim;
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -68,11 +68,15 @@ fn build(out: &Path) -> String {
     let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
     let project = picaboot::project::open(&profiles).unwrap();
     let host = &project.loaded.profiles.hosts["alice"];
-    let tree = render_hosts(&project, &["alice".to_string()], RenderOptions { locked: false })
-        .unwrap()
-        .trees
-        .remove("alice")
-        .unwrap();
+    let tree = render_hosts(
+        &project,
+        &["alice".to_string()],
+        RenderOptions { locked: false },
+    )
+    .unwrap()
+    .trees
+    .remove("alice")
+    .unwrap();
     let client = Client::new(ClientOptions {
         mirror: common::mirror(),
         keyring: DEFAULT_KEYRING.into(),
@@ -108,7 +112,9 @@ struct Qemu {
 impl Qemu {
     fn qmp(&self, command: &str) {
         let sock = self.dir.join("qmp.sock");
-        let Ok(s) = UnixStream::connect(&sock) else { return };
+        let Ok(s) = UnixStream::connect(&sock) else {
+            return;
+        };
         s.set_read_timeout(Some(Duration::from_secs(10))).ok();
         let mut w = s.try_clone().unwrap();
         let mut r = BufReader::new(s);
@@ -131,17 +137,35 @@ impl Qemu {
         let bios = self.dir.join(format!("bios-{n}.log"));
         let _ = std::fs::remove_file(self.dir.join("qmp.sock"));
         let child = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg,thread=multi", "-smp", "2", "-m", "2048", "-M", "q35"])
+            .args([
+                "-accel",
+                "tcg,thread=multi",
+                "-smp",
+                "2",
+                "-m",
+                "2048",
+                "-M",
+                "q35",
+            ])
             .arg("-drive")
-            .arg(format!("file={},format=raw,if=none,id=d0,cache=unsafe", self.dir.join("disk.raw").display()))
+            .arg(format!(
+                "file={},format=raw,if=none,id=d0,cache=unsafe",
+                self.dir.join("disk.raw").display()
+            ))
             .args(["-device", "ide-hd,drive=d0,bus=ide.0"])
             .arg("-netdev")
-            .arg(format!("user,id=n0,tftp={},bootfile=chain.ipxe", self.tftp.display()))
+            .arg(format!(
+                "user,id=n0,tftp={},bootfile=chain.ipxe",
+                self.tftp.display()
+            ))
             .arg("-device")
             .arg(format!("e1000e,netdev=n0,mac={}", self.mac))
             .args(["-boot", if pxe { "once=n" } else { "order=c" }])
             .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", self.dir.join("qmp.sock").display()))
+            .arg(format!(
+                "unix:{},server=on,wait=off",
+                self.dir.join("qmp.sock").display()
+            ))
             .arg("-chardev")
             .arg(format!("file,id=bios,path={}", bios.display()))
             .args(["-device", "isa-debugcon,iobase=0x402,chardev=bios"])
@@ -191,7 +215,10 @@ impl Machine for Qemu {
             self.start(true);
         } else {
             self.qmp("system_reset");
-            self.starts.lock().unwrap().push((false, PathBuf::new(), PathBuf::new()));
+            self.starts
+                .lock()
+                .unwrap()
+                .push((false, PathBuf::new(), PathBuf::new()));
         }
     }
     fn is_on(&mut self) -> bool {
@@ -218,7 +245,12 @@ impl Drop for Serve {
     }
 }
 
-fn wait_for(path: &Path, what: &str, limit: Duration, check: impl Fn(&str) -> Option<Result<(), String>>) {
+fn wait_for(
+    path: &Path,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&str) -> Option<Result<(), String>>,
+) {
     let start = Instant::now();
     loop {
         let text = strip(&std::fs::read(path).unwrap_or_default());
@@ -231,7 +263,11 @@ fn wait_for(path: &Path, what: &str, limit: Duration, check: impl Fn(&str) -> Op
             None => {}
         }
         if start.elapsed() > limit {
-            panic!("{what}: not within {} s; tail: {}", limit.as_secs(), tail(&text));
+            panic!(
+                "{what}: not within {} s; tail: {}",
+                limit.as_secs(),
+                tail(&text)
+            );
         }
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -246,12 +282,20 @@ fn tail(t: &str) -> String {
 fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     common::require("qemu-system-x86_64", "qemu-system-x86");
     let rom = Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom");
-    assert!(rom.is_file(), "{} is missing: install the Debian package `ipxe-qemu`", rom.display());
+    assert!(
+        rom.is_file(),
+        "{} is missing: install the Debian package `ipxe-qemu`",
+        rom.display()
+    );
     let out = tempfile::tempdir().unwrap();
     let mac = build(out.path());
 
     // `picaboot serve` over the output tree on the host's loopback (10.0.2.2 in the guest).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_picaboot"))
             .args(["serve"])
@@ -265,7 +309,10 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     );
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "picaboot serve did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "picaboot serve did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let tftp = out.path().join("tftp");
@@ -279,7 +326,10 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     // A blank disk: SeaBIOS boots from it ("Booting from Hard Disk...") and finds nothing.
     let vm_dir = out.path().join("vm");
     std::fs::create_dir(&vm_dir).unwrap();
-    std::fs::File::create(vm_dir.join("disk.raw")).unwrap().set_len(64 << 20).unwrap();
+    std::fs::File::create(vm_dir.join("disk.raw"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
     let starts = Arc::new(Mutex::new(Vec::new()));
     let mut vm = Qemu {
         dir: vm_dir,
@@ -290,9 +340,12 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     };
     vm.start(false);
     let bios0 = starts.lock().unwrap()[0].2.clone();
-    wait_for(&bios0, "first boot from disk", Duration::from_secs(120), |t| {
-        t.contains("Booting from Hard Disk").then_some(Ok(()))
-    });
+    wait_for(
+        &bios0,
+        "first boot from disk",
+        Duration::from_secs(120),
+        |t| t.contains("Booting from Hard Disk").then_some(Ok(())),
+    );
 
     let sim = AmtSim::start(Box::new(vm));
     let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
@@ -301,29 +354,55 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     point_alice_at(&profiles, &apache.http, None, None);
     let p = profiles.to_str().unwrap();
 
-    let o = picaboot_amt(dir.path(), &["power", "alice", "--pxe-once", "reset", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "--pxe-once", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (pxe, console, _) = starts.lock().unwrap()[1].clone();
-    assert!(pxe, "the reset after --pxe-once restarted the VM for a network boot");
-    wait_for(&console, "installer over iPXE", Duration::from_secs(420), |t| {
-        if let Some(q) = ASKED.iter().find(|q| t.contains(*q)) {
-            return Some(Err(format!("the installer showed `{q}`")));
-        }
-        REACHED.iter().any(|r| t.contains(r)).then_some(Ok(()))
-    });
+    assert!(
+        pxe,
+        "the reset after --pxe-once restarted the VM for a network boot"
+    );
+    wait_for(
+        &console,
+        "installer over iPXE",
+        Duration::from_secs(420),
+        |t| {
+            if let Some(q) = ASKED.iter().find(|q| t.contains(*q)) {
+                return Some(Err(format!("the installer showed `{q}`")));
+            }
+            REACHED.iter().any(|r| t.contains(r)).then_some(Ok(()))
+        },
+    );
     let served = std::fs::read_to_string(out.path().join("serve.log")).unwrap_or_default();
     eprintln!("serve log: {}", tail(&served));
 
     // A plain reset: the one-time PXE boot is spent, the VM boots from its disk again.
-    let o = picaboot_amt(dir.path(), &["power", "alice", "reset", "--profiles", p], USER, PASSWORD);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bios1 = starts.lock().unwrap()[1].2.clone();
-    let before = strip(&std::fs::read(&bios1).unwrap()).matches("Booting from Hard Disk").count();
-    wait_for(&bios1, "second reset boots from disk", Duration::from_secs(120), |t| {
-        (t.matches("Booting from Hard Disk").count() > before).then_some(Ok(()))
-    });
+    let before = strip(&std::fs::read(&bios1).unwrap())
+        .matches("Booting from Hard Disk")
+        .count();
+    wait_for(
+        &bios1,
+        "second reset boots from disk",
+        Duration::from_secs(120),
+        |t| (t.matches("Booting from Hard Disk").count() > before).then_some(Ok(())),
+    );
     assert_eq!(
-        sim.log().iter().filter(|l| l.starts_with("PowerState")).collect::<Vec<_>>(),
+        sim.log()
+            .iter()
+            .filter(|l| l.starts_with("PowerState"))
+            .collect::<Vec<_>>(),
         ["PowerState 10", "PowerState 10"]
     );
     drop(serve);

@@ -106,7 +106,9 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         if got == self.sha256 {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("certificate is not the pinned one".into()))
+            Err(rustls::Error::General(
+                "certificate is not the pinned one".into(),
+            ))
         }
     }
 
@@ -240,7 +242,11 @@ impl Client {
         let stderr = self
             .ssh_stderr
             .as_ref()
-            .map(|b| String::from_utf8_lossy(&b.lock().unwrap()).trim().to_string())
+            .map(|b| {
+                String::from_utf8_lossy(&b.lock().unwrap())
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_default();
         let tail: String = stderr
             .lines()
@@ -456,13 +462,14 @@ impl Client {
             match r.status {
                 200 => return Ok(r.body),
                 401 => {
-                    let c = Challenge::best(r.authenticate.iter().map(String::as_str))
-                        .ok_or_else(|| {
+                    let c = Challenge::best(r.authenticate.iter().map(String::as_str)).ok_or_else(
+                        || {
                             AmtError::Malformed(format!(
                                 "401 without a usable Digest challenge (WWW-Authenticate: {})",
                                 r.authenticate.join(" | ")
                             ))
-                        })?;
+                        },
+                    )?;
                     if sent_auth && fresh && !c.stale {
                         return Err(AmtError::WrongCredentials {
                             origin: self.target.origin(),
@@ -559,8 +566,7 @@ fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
             if n == 0 {
                 loop {
                     let mut t = String::new();
-                    if r.read_line(&mut t).map_err(|e| e.to_string())? == 0 || t.trim().is_empty()
-                    {
+                    if r.read_line(&mut t).map_err(|e| e.to_string())? == 0 || t.trim().is_empty() {
                         break;
                     }
                 }
@@ -568,7 +574,8 @@ fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
             }
             let start = body.len();
             body.resize(start + n, 0);
-            r.read_exact(&mut body[start..]).map_err(|e| e.to_string())?;
+            r.read_exact(&mut body[start..])
+                .map_err(|e| e.to_string())?;
             let mut crlf = String::new();
             r.read_line(&mut crlf).map_err(|e| e.to_string())?;
         }

@@ -275,8 +275,16 @@ mod tests {
         let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
         let a = |c: &Challenge| {
             response_of(
-                &authorization(c, "Mufasa", "Circle of Life", "GET", "/dir/index.html", 1, cnonce)
-                    .unwrap(),
+                &authorization(
+                    c,
+                    "Mufasa",
+                    "Circle of Life",
+                    "GET",
+                    "/dir/index.html",
+                    1,
+                    cnonce,
+                )
+                .unwrap(),
             )
         };
         assert_eq!(
@@ -290,7 +298,9 @@ mod tests {
     fn rejects_other_schemes_and_auth_int_only() {
         assert!(Challenge::parse(r#"Basic realm="x""#).is_none());
         assert!(Challenge::parse(r#"Digest realm="x", nonce="n", qop="auth-int""#).is_none());
-        assert!(Challenge::parse(r#"Digest realm="x", nonce="n", algorithm=SHA-512-256"#).is_none());
+        assert!(
+            Challenge::parse(r#"Digest realm="x", nonce="n", algorithm=SHA-512-256"#).is_none()
+        );
         let c = Challenge::parse(r#"Digest realm="x", nonce="n", stale=TRUE"#).unwrap();
         assert!(c.stale && !c.qop_auth);
     }

@@ -162,9 +162,8 @@ impl Credentials {
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os(ENV_CREDENTIALS_FILE).map(PathBuf::from));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                AmtError::Credentials(format!("reading {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| AmtError::Credentials(format!("reading {}: {e}", path.display())))?;
             let line = text.lines().next().unwrap_or("");
             let (u, p) = line.split_once(':').ok_or_else(|| {
                 AmtError::Credentials(format!(
@@ -202,8 +201,8 @@ impl Credentials {
 /// Parses a SHA-256 fingerprint written as 64 hex digits, optionally colon-separated.
 pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
     let hex_digits: String = s.chars().filter(|c| *c != ':').collect();
-    let bytes = hex::decode(&hex_digits)
-        .map_err(|_| format!("`{s}` is not a hex SHA-256 fingerprint"))?;
+    let bytes =
+        hex::decode(&hex_digits).map_err(|_| format!("`{s}` is not a hex SHA-256 fingerprint"))?;
     bytes
         .try_into()
         .map_err(|_| format!("`{s}` is not 32 bytes (a SHA-256 fingerprint has 64 hex digits)"))

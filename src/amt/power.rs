@@ -85,12 +85,12 @@ impl PowerStatus {
 
     /// From a `CIM_AssociatedPowerManagementService` instance.
     pub fn from_instance(i: &Instance) -> Result<Self, AmtError> {
-        let state = i.get("PowerState").ok_or_else(|| {
-            AmtError::Malformed(format!("{} without a PowerState", i.class))
-        })?;
-        let power_state: u16 = state.parse().map_err(|_| {
-            AmtError::Malformed(format!("PowerState `{state}` is not a number"))
-        })?;
+        let state = i
+            .get("PowerState")
+            .ok_or_else(|| AmtError::Malformed(format!("{} without a PowerState", i.class)))?;
+        let power_state: u16 = state
+            .parse()
+            .map_err(|_| AmtError::Malformed(format!("PowerState `{state}` is not a number")))?;
         let available = i
             .all("AvailableRequestedPowerStates")
             .into_iter()
@@ -125,7 +125,11 @@ pub fn decide(
                 "the box is {} ({}): AMT refuses {} then, so it is powered on instead",
                 status.power_state,
                 state_name(status.power_state),
-                if action == PowerAction::Reset { "a reset" } else { "a power cycle" }
+                if action == PowerAction::Reset {
+                    "a reset"
+                } else {
+                    "a power cycle"
+                }
             )),
         ),
         a => (a.power_state(), None),

@@ -69,7 +69,7 @@ pub fn check_fault(xml: &str) -> Result<(), AmtError> {
             .descendants()
             .filter(|n| n.tag_name().name() == "Value")
             .map(text)
-            .last()
+            .next_back()
             .unwrap_or_default();
         let reason = f
             .descendants()
@@ -117,7 +117,12 @@ pub fn pull_items(xml: &str) -> Result<(Vec<Instance>, bool), AmtError> {
     let r = child(body(&doc)?, "PullResponse")
         .ok_or_else(|| malformed("no PullResponse in the reply to Pull"))?;
     let items = child(r, "Items")
-        .map(|i| i.children().filter(|c| c.is_element()).map(instance).collect())
+        .map(|i| {
+            i.children()
+                .filter(|c| c.is_element())
+                .map(instance)
+                .collect()
+        })
         .unwrap_or_default();
     Ok((items, child(r, "EndOfSequence").is_some()))
 }

@@ -7,7 +7,11 @@ use super::{reply, wsman, AmtError};
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/amt/", $name))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/amt/",
+            $name
+        ))
     };
 }
 
@@ -25,10 +29,21 @@ fn canon(n: roxmltree::Node<'_, '_>, out: &mut String) {
         return;
     }
     let tag = n.tag_name();
-    out.push_str(&format!("<{{{}}}{}", tag.namespace().unwrap_or(""), tag.name()));
+    out.push_str(&format!(
+        "<{{{}}}{}",
+        tag.namespace().unwrap_or(""),
+        tag.name()
+    ));
     let mut attrs: Vec<String> = n
         .attributes()
-        .map(|a| format!(" {{{}}}{}={:?}", a.namespace().unwrap_or(""), a.name(), a.value()))
+        .map(|a| {
+            format!(
+                " {{{}}}{}={:?}",
+                a.namespace().unwrap_or(""),
+                a.name(),
+                a.value()
+            )
+        })
         .collect();
     attrs.sort();
     out.push_str(&attrs.concat());
@@ -128,7 +143,10 @@ fn power_status_from_a_pull() {
 
     let ctx = fill(
         fixture!("reply_enumerate.xml"),
-        &[("RELATES_TO", "uuid:1"), ("CONTEXT", "7b000000-0000-0000-0000-000000000000")],
+        &[
+            ("RELATES_TO", "uuid:1"),
+            ("CONTEXT", "7b000000-0000-0000-0000-000000000000"),
+        ],
     );
     assert_eq!(
         reply::enumeration_context(&ctx).unwrap(),
@@ -142,12 +160,18 @@ fn return_values_and_faults() {
         fixture!("reply_request_power_state_change.xml"),
         &[("RELATES_TO", "uuid:1"), ("RETURN_VALUE", "0")],
     );
-    assert_eq!(reply::return_value(&ok, "RequestPowerStateChange").unwrap(), 0);
+    assert_eq!(
+        reply::return_value(&ok, "RequestPowerStateChange").unwrap(),
+        0
+    );
     let refused = fill(
         fixture!("reply_set_boot_config_role.xml"),
         &[("RELATES_TO", "uuid:1"), ("RETURN_VALUE", "2")],
     );
-    assert_eq!(reply::return_value(&refused, "SetBootConfigRole").unwrap(), 2);
+    assert_eq!(
+        reply::return_value(&refused, "SetBootConfigRole").unwrap(),
+        2
+    );
     // The wrong method's output is a malformed reply, not a success.
     assert!(matches!(
         reply::return_value(&ok, "ChangeBootOrder"),
@@ -205,7 +229,10 @@ fn boot_settings_put_back_with_pauses_off() {
         fixture!("reply_boot_setting_data.xml"),
         &[
             ("RELATES_TO", "uuid:1"),
-            ("ACTION", "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse"),
+            (
+                "ACTION",
+                "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse",
+            ),
             ("BIOS_PAUSE", "true"),
             ("BIOS_SETUP", "true"),
             ("USE_IDER", "true"),
@@ -219,7 +246,12 @@ fn boot_settings_put_back_with_pauses_off() {
         assert_eq!(get(k), Some("false"), "{k}");
     }
     assert_eq!(get("InstanceID"), Some("Intel(r) AMT:BootSettingData 0"));
-    for k in ["OptionsCleared", "WinREBootEnabled", "UEFIHTTPSBootEnabled", "ElementName"] {
+    for k in [
+        "OptionsCleared",
+        "WinREBootEnabled",
+        "UEFIHTTPSBootEnabled",
+        "ElementName",
+    ] {
         assert_eq!(get(k), None, "{k} is read-only");
     }
     // The repeated, read-only BIOSLastStatus is left out; the other fields keep their order.
@@ -230,7 +262,10 @@ fn boot_settings_put_back_with_pauses_off() {
 
 #[test]
 fn pxe_source_is_the_network_one() {
-    let xml = fill(fixture!("reply_pull_boot_sources.xml"), &[("RELATES_TO", "uuid:1")]);
+    let xml = fill(
+        fixture!("reply_pull_boot_sources.xml"),
+        &[("RELATES_TO", "uuid:1")],
+    );
     let (items, _) = reply::pull_items(&xml).unwrap();
     assert_eq!(pxe_source(&items).unwrap(), "Intel(r) AMT: Force PXE Boot");
     let no_pxe: Vec<_> = items

@@ -41,7 +41,11 @@ pub fn diff(c: DiffConfig) -> anyhow::Result<()> {
     }
     // The render as `render` would write it now (a raised config_version included; the lock
     // file is not written by diff).
-    let rendered = render_hosts(&project, std::slice::from_ref(&c.host), RenderOptions::default())?;
+    let rendered = render_hosts(
+        &project,
+        std::slice::from_ref(&c.host),
+        RenderOptions::default(),
+    )?;
     let expected = diff::expected_from_tree(&rendered.trees[&c.host]);
     let report = diff::run(&dest, &expected).with_context(|| format!("diff {}", c.host))?;
     if c.json {

@@ -64,7 +64,9 @@ pub(crate) fn client(
 /// Runs `power`.
 pub fn power(c: PowerConfig) -> anyhow::Result<()> {
     if c.action == Action::Status && c.pxe_once {
-        return Err(UsageError("--pxe-once goes with on, reset or cycle, not status".into()).into());
+        return Err(
+            UsageError("--pxe-once goes with on, reset or cycle, not status".into()).into(),
+        );
     }
     if c.action == Action::Off && c.pxe_once {
         return Err(UsageError("--pxe-once goes with on, reset or cycle, not off".into()).into());

@@ -48,8 +48,10 @@ pub fn expected_from_tree(tree: &Tree) -> Vec<Expected> {
 /// corosync authkey).
 pub fn is_secret(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    matches!(name, "shadow" | "gshadow" | "shadow-" | "gshadow-" | "authkey")
-        || name.ends_with("_key")
+    matches!(
+        name,
+        "shadow" | "gshadow" | "shadow-" | "gshadow-" | "authkey"
+    ) || name.ends_with("_key")
         || name.ends_with(".key")
         || name.ends_with(".pem")
         || name.contains("private")
@@ -301,7 +303,11 @@ pub fn run(dest: &str, expected: &[Expected]) -> Result<Report, OpsError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| ssh_err(format!("cannot run ssh (Debian package openssh-client): {e}")))?;
+        .map_err(|e| {
+            ssh_err(format!(
+                "cannot run ssh (Debian package openssh-client): {e}"
+            ))
+        })?;
     {
         let mut stdin = child.stdin.take().expect("piped");
         stdin
@@ -406,7 +412,10 @@ mod tests {
         assert!(d.contains("-2\n+two\n"), "{d}");
         let shadow = &r.drift[4];
         assert!(shadow.secret);
-        assert!(matches!(&shadow.kind, DriftKind::Content { diff: None, .. }));
+        assert!(matches!(
+            &shadow.kind,
+            DriftKind::Content { diff: None, .. }
+        ));
     }
 
     #[test]
@@ -420,7 +429,11 @@ mod tests {
         ] {
             assert!(is_secret(s), "{s}");
         }
-        for s in ["/etc/hosts", "/etc/ssh/ssh_host_ed25519_key.pub", "/root/.ssh/authorized_keys"] {
+        for s in [
+            "/etc/hosts",
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            "/root/.ssh/authorized_keys",
+        ] {
             assert!(!is_secret(s), "{s}");
         }
         assert!(probe_script(&[e("/etc/it's", "", 0o644)]).is_err());

@@ -73,9 +73,16 @@ pub fn amt_target(profiles: &Profiles, host: &str, timeout: Duration) -> Result<
         .get(host)
         .ok_or_else(|| OpsError::UnknownHost {
             name: host.to_string(),
-            known: profiles.hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+            known: profiles
+                .hosts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
-    let address = h.vpro_address.ok_or_else(|| OpsError::NoVpro(host.to_string()))?;
+    let address = h
+        .vpro_address
+        .ok_or_else(|| OpsError::NoVpro(host.to_string()))?;
     Ok(Target {
         address: address.to_string(),
         port: h.vpro_port,

@@ -244,8 +244,14 @@ mod tests {
                 limit: 30 * m
             }
         );
-        assert!(matches!(f.report("early_command", 35 * m), Step::Unexpected(_)));
-        assert!(matches!(f.report("frobnicate", 35 * m), Step::Unexpected(_)));
+        assert!(matches!(
+            f.report("early_command", 35 * m),
+            Step::Unexpected(_)
+        ));
+        assert!(matches!(
+            f.report("frobnicate", 35 * m),
+            Step::Unexpected(_)
+        ));
         assert_eq!(f.report("done", 40 * m), Step::Done);
     }
 }

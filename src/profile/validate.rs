@@ -518,7 +518,10 @@ fn verify_vpro_access(c: &mut Checker<'_>, v: Option<&RawVpro>) -> (u16, Option<
     };
     let pin = v.tls_sha256.as_ref().and_then(|s| {
         let digits: String = s.chars().filter(|c| *c != ':').collect();
-        match hex::decode(&digits).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+        match hex::decode(&digits)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
             Some(b) => Some(b),
             None => {
                 c.err(

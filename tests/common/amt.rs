@@ -31,7 +31,11 @@ const READ_ONLY: &[&str] = &[
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/amt/", $name))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/amt/",
+            $name
+        ))
     };
 }
 
@@ -109,7 +113,9 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 struct Req<'a> {
@@ -121,7 +127,8 @@ struct Req<'a> {
 }
 
 fn child<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> Option<roxmltree::Node<'a, 'a>> {
-    n.children().find(|c| c.is_element() && c.tag_name().name() == name)
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 fn selectors(n: roxmltree::Node<'_, '_>) -> BTreeMap<String, String> {
@@ -290,7 +297,11 @@ impl AmtSim {
             body: body.children().find(|c| c.is_element()),
         };
         if text("To") != "/wsman" || req.msg_id.is_empty() {
-            return self.fault(&req.msg_id, "b:InvalidMessageInformationHeader", "To must be /wsman and MessageID set");
+            return self.fault(
+                &req.msg_id,
+                "b:InvalidMessageInformationHeader",
+                "To must be /wsman and MessageID set",
+            );
         }
         let class = req
             .uri
@@ -326,13 +337,20 @@ impl AmtSim {
                     Some(c) if c == class => {}
                     _ => {
                         drop(st);
-                        return self.fault(&req.msg_id, "h:InvalidEnumerationContext", "unknown enumeration context");
+                        return self.fault(
+                            &req.msg_id,
+                            "h:InvalidEnumerationContext",
+                            "unknown enumeration context",
+                        );
                     }
                 }
                 if class == "CIM_BootSourceSetting" {
                     return (
                         200,
-                        fill(fixture!("reply_pull_boot_sources.xml"), &[("RELATES_TO", &esc(&req.msg_id))]),
+                        fill(
+                            fixture!("reply_pull_boot_sources.xml"),
+                            &[("RELATES_TO", &esc(&req.msg_id))],
+                        ),
                     );
                 }
                 let on = st.machine.is_on();
@@ -356,21 +374,48 @@ impl AmtSim {
             ("Get", "AMT_BootSettingData") => self.boot_settings(&req, "GetResponse"),
             ("Put", "AMT_BootSettingData") => {
                 if req.selectors != sel(&[("InstanceID", "Intel(r) AMT:BootSettingData 0")]) {
-                    return self.fault(&req.msg_id, "c:InvalidSelectors", "AMT_BootSettingData needs InstanceID");
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "AMT_BootSettingData needs InstanceID",
+                    );
                 }
-                let Some(b) = req.body.filter(|b| b.tag_name().name() == "AMT_BootSettingData") else {
-                    return self.fault(&req.msg_id, "c:InvalidRepresentation", "no AMT_BootSettingData in the body");
+                let Some(b) = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "AMT_BootSettingData")
+                else {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidRepresentation",
+                        "no AMT_BootSettingData in the body",
+                    );
                 };
                 let fields: Vec<(String, String)> = b
                     .children()
                     .filter(|c| c.is_element())
-                    .map(|c| (c.tag_name().name().to_string(), c.text().unwrap_or("").to_string()))
+                    .map(|c| {
+                        (
+                            c.tag_name().name().to_string(),
+                            c.text().unwrap_or("").to_string(),
+                        )
+                    })
                     .collect();
                 if let Some((n, _)) = fields.iter().find(|(n, _)| READ_ONLY.contains(&n.as_str())) {
-                    return self.fault(&req.msg_id, "c:InvalidRepresentation", &format!("{n} is read-only"));
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidRepresentation",
+                        &format!("{n} is read-only"),
+                    );
                 }
-                if !fields.iter().any(|(n, v)| n == "InstanceID" && v == "Intel(r) AMT:BootSettingData 0") {
-                    return self.fault(&req.msg_id, "c:InvalidRepresentation", "InstanceID missing");
+                if !fields
+                    .iter()
+                    .any(|(n, v)| n == "InstanceID" && v == "Intel(r) AMT:BootSettingData 0")
+                {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidRepresentation",
+                        "InstanceID missing",
+                    );
                 }
                 {
                     let mut st = self.state.lock().unwrap();
@@ -384,7 +429,11 @@ impl AmtSim {
             }
             ("ChangeBootOrder", "CIM_BootConfigSetting") => {
                 if req.selectors != sel(&[("InstanceID", BOOT_CONFIG_ID)]) {
-                    return self.fault(&req.msg_id, "c:InvalidSelectors", "unknown CIM_BootConfigSetting");
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "unknown CIM_BootConfigSetting",
+                    );
                 }
                 let source = req
                     .body
@@ -410,21 +459,38 @@ impl AmtSim {
                 if rv == 0 {
                     st.boot_source = ok;
                 }
-                (200, self.rv(fixture!("reply_change_boot_order.xml"), &req, rv))
+                (
+                    200,
+                    self.rv(fixture!("reply_change_boot_order.xml"), &req, rv),
+                )
             }
             ("SetBootConfigRole", "CIM_BootService") => {
-                if req.selectors.get("Name").map(String::as_str) != Some("Intel(r) AMT Boot Service") {
-                    return self.fault(&req.msg_id, "c:InvalidSelectors", "unknown CIM_BootService");
+                if req.selectors.get("Name").map(String::as_str)
+                    != Some("Intel(r) AMT Boot Service")
+                {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "unknown CIM_BootService",
+                    );
                 }
-                let b = req.body.filter(|b| b.tag_name().name() == "SetBootConfigRole_INPUT");
-                let r = b.and_then(|b| child(b, "BootConfigSetting")).and_then(reference);
+                let b = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "SetBootConfigRole_INPUT");
+                let r = b
+                    .and_then(|b| child(b, "BootConfigSetting"))
+                    .and_then(reference);
                 let role = b
                     .and_then(|b| child(b, "Role"))
                     .and_then(|r| r.text())
                     .unwrap_or("")
                     .to_string();
                 let good_ref = matches!(&r, Some((uri, s)) if *uri == format!("{CIM}CIM_BootConfigSetting") && *s == sel(&[("InstanceID", BOOT_CONFIG_ID)]));
-                let mut rv = if good_ref && (role == "1" || role == "32768") { 0 } else { 5 };
+                let mut rv = if good_ref && (role == "1" || role == "32768") {
+                    0
+                } else {
+                    5
+                };
                 let mut st = self.state.lock().unwrap();
                 if let Some((m, v)) = st.refuse.take() {
                     if m == "SetBootConfigRole" {
@@ -436,21 +502,38 @@ impl AmtSim {
                 if rv == 0 && role == "1" {
                     st.pxe_next = st.boot_source.as_deref() == Some("Intel(r) AMT: Force PXE Boot");
                 }
-                (200, self.rv(fixture!("reply_set_boot_config_role.xml"), &req, rv))
+                (
+                    200,
+                    self.rv(fixture!("reply_set_boot_config_role.xml"), &req, rv),
+                )
             }
             ("RequestPowerStateChange", "CIM_PowerManagementService") => {
-                if req.selectors.get("Name").map(String::as_str) != Some("Intel(r) AMT Power Management Service") {
-                    return self.fault(&req.msg_id, "c:InvalidSelectors", "unknown CIM_PowerManagementService");
+                if req.selectors.get("Name").map(String::as_str)
+                    != Some("Intel(r) AMT Power Management Service")
+                {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "unknown CIM_PowerManagementService",
+                    );
                 }
-                let b = req.body.filter(|b| b.tag_name().name() == "RequestPowerStateChange_INPUT");
+                let b = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "RequestPowerStateChange_INPUT");
                 let state: Option<u16> = b
                     .and_then(|b| child(b, "PowerState"))
                     .and_then(|p| p.text())
                     .and_then(|t| t.parse().ok());
-                let r = b.and_then(|b| child(b, "ManagedElement")).and_then(reference);
+                let r = b
+                    .and_then(|b| child(b, "ManagedElement"))
+                    .and_then(reference);
                 let good_ref = matches!(&r, Some((uri, s)) if *uri == format!("{CIM}CIM_ComputerSystem") && *s == sel(&[("CreationClassName", "CIM_ComputerSystem"), ("Name", "ManagedSystem")]));
                 if !good_ref {
-                    return self.fault(&req.msg_id, "c:InvalidParameter", "ManagedElement must reference CIM_ComputerSystem ManagedSystem");
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidParameter",
+                        "ManagedElement must reference CIM_ComputerSystem ManagedSystem",
+                    );
                 }
                 let mut st = self.state.lock().unwrap();
                 let on = st.machine.is_on();
@@ -481,14 +564,27 @@ impl AmtSim {
                         st.pxe_next = false; // the one-time boot is used by this boot
                     }
                 }
-                (200, self.rv(fixture!("reply_request_power_state_change.xml"), &req, rv))
+                (
+                    200,
+                    self.rv(fixture!("reply_request_power_state_change.xml"), &req, rv),
+                )
             }
-            _ => self.fault(&req.msg_id, "b:ActionNotSupported", &format!("{} on {}", req.action, req.uri)),
+            _ => self.fault(
+                &req.msg_id,
+                "b:ActionNotSupported",
+                &format!("{} on {}", req.action, req.uri),
+            ),
         }
     }
 
     fn rv(&self, template: &str, req: &Req<'_>, rv: u32) -> String {
-        fill(template, &[("RELATES_TO", &esc(&req.msg_id)), ("RETURN_VALUE", &rv.to_string())])
+        fill(
+            template,
+            &[
+                ("RELATES_TO", &esc(&req.msg_id)),
+                ("RETURN_VALUE", &rv.to_string()),
+            ],
+        )
     }
 
     fn boot_settings(&self, req: &Req<'_>, action: &str) -> (u16, String) {
@@ -499,7 +595,10 @@ impl AmtSim {
                 fixture!("reply_boot_setting_data.xml"),
                 &[
                     ("RELATES_TO", &esc(&req.msg_id)),
-                    ("ACTION", &format!("http://schemas.xmlsoap.org/ws/2004/09/transfer/{action}")),
+                    (
+                        "ACTION",
+                        &format!("http://schemas.xmlsoap.org/ws/2004/09/transfer/{action}"),
+                    ),
                     ("BIOS_PAUSE", &g("BIOSPause")),
                     ("BIOS_SETUP", &g("BIOSSetup")),
                     ("USE_IDER", &g("UseIDER")),
@@ -527,7 +626,11 @@ pub struct Apache {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Apache {
@@ -561,10 +664,25 @@ impl Apache {
         let mut tls_conf = String::new();
         if tls {
             let port = free_port();
-            crate::common::run_ok(Command::new("openssl").args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=amt-test",
-                "-keyout",
-            ]).arg(d.join("key.pem")).arg("-out").arg(d.join("cert.pem")).stderr(Stdio::null()));
+            crate::common::run_ok(
+                Command::new("openssl")
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=amt-test",
+                        "-keyout",
+                    ])
+                    .arg(d.join("key.pem"))
+                    .arg("-out")
+                    .arg(d.join("cert.pem"))
+                    .stderr(Stdio::null()),
+            );
             let fp = crate::common::run_ok(
                 Command::new("openssl")
                     .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
