@@ -348,6 +348,14 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     );
 
     let sim = AmtSim::start(Box::new(vm));
+    /// Stops the VM however the test ends (its QEMU would otherwise outlive the test).
+    struct Off(AmtSim);
+    impl Drop for Off {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    let _off = Off(sim.clone());
     let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
     let dir = common::scratch_profiles();
     let profiles = dir.path().join("profiles");
@@ -377,9 +385,6 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
             REACHED.iter().any(|r| t.contains(r)).then_some(Ok(()))
         },
     );
-    let served = std::fs::read_to_string(out.path().join("serve.log")).unwrap_or_default();
-    eprintln!("serve log: {}", tail(&served));
-
     // A plain reset: the one-time PXE boot is spent, the VM boots from its disk again.
     let o = picaboot_amt(
         dir.path(),
@@ -405,5 +410,22 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
             .collect::<Vec<_>>(),
         ["PowerState 10", "PowerState 10"]
     );
-    drop(serve);
+    // Stop the VM, then serve (SIGTERM: it logs each request as it completes and drains open
+    // connections): the installer's kernel and initrd came from it.
+    sim.shutdown();
+    let pid = serve.0.id().to_string();
+    common::run_ok(Command::new("kill").args(["-TERM", &pid]));
+    let mut serve = serve;
+    let start = Instant::now();
+    while matches!(serve.0.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let served = std::fs::read_to_string(out.path().join("serve.log")).unwrap_or_default();
+    eprintln!("serve log:\n{served}");
+    for f in ["boot.ipxe 200", "linux 200", "initrd.gz 200"] {
+        assert!(
+            served.contains(&format!("GET /alice/netboot/{f}")),
+            "serve did not log {f}:\n{served}"
+        );
+    }
 }

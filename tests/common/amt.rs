@@ -212,6 +212,14 @@ impl AmtSim {
         self.state.lock().unwrap().pxe_next
     }
 
+    /// Powers the machine off (end of a test: a QEMU child must not outlive the test).
+    pub fn shutdown(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.machine.is_on() {
+            st.machine.power_off();
+        }
+    }
+
     /// The next call of `method` answers this ReturnValue.
     pub fn refuse_next(&self, method: &str, value: u32) {
         self.state.lock().unwrap().refuse = Some((method.into(), value));
