@@ -316,3 +316,92 @@ fn tls_with_the_pinned_certificate_only() {
         "nothing was sent to a certificate that is not pinned"
     );
 }
+
+#[test]
+fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
+    use std::io::Write;
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &apache.http, None, None);
+    let p = profiles.to_str().unwrap();
+    let run = |profiles: &str, answer: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+            .args(["reinstall", "alice", "--profiles", profiles])
+            .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        c.wait_with_output().unwrap()
+    };
+    // Not confirmed: the prompt names the host, its vPro address and every disk; exit 1.
+    let o = run(p, "yes\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("Reinstall alice (vPro/AMT {})", apache.http)),
+        "{err}"
+    );
+    for (id, dev) in [
+        ("ssd0", "/dev/sda"),
+        ("ssd1", "/dev/sdb"),
+        ("hdd0", "/dev/sdc"),
+        ("hdd1", "/dev/sdd"),
+    ] {
+        assert!(
+            err.contains(&format!("  {id} {dev} (")),
+            "{id} {dev} not named: {err}"
+        );
+    }
+    assert!(
+        err.contains("reinstall of alice not confirmed; nothing was changed"),
+        "{err}"
+    );
+    // Confirmed: it stops before changing anything (the install steps are not wired yet).
+    let o = run(p, "alice\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stops after its checks, before changing anything"),
+        "{err}"
+    );
+    assert!(events.lock().unwrap().is_empty(), "no power change");
+    assert!(!sim
+        .log()
+        .iter()
+        .any(|l| l.contains("RequestPowerStateChange")));
+
+    // AMT silent: refused, naming the hop.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    point_alice_at(&profiles2, &closed_addr, None, None);
+    let o = run(profiles2.to_str().unwrap(), "alice\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("refusing to reinstall alice: its vPro/AMT does not answer: unreachable: AMT {closed_addr}")),
+        "{err}"
+    );
+
+    // Profiles that do not check: refused, exit 1.
+    common::edit(
+        &profiles2.join("hosts/alice.toml"),
+        "hostname = \"alice\"",
+        "hostname = \"alice!\"",
+    );
+    let o = run(profiles2.to_str().unwrap(), "alice\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+}
