@@ -4,6 +4,8 @@
 //! untouched) holding alice's rendered rootfs. Clean: exit 0. One rendered file edited and
 //! one deleted by hand over ssh: exactly those two reported, exit 3.
 
+#[path = "common/amt.rs"]
+mod amt_sim;
 mod common;
 
 use std::path::Path;
@@ -39,18 +41,32 @@ fn diff(cwd: &Path, profiles: &Path, dest: &str, cfg: &Path, json: bool) -> std:
         .unwrap()
 }
 
-#[test]
-fn diff_reports_exactly_the_edited_and_the_deleted_file() {
+/// A live "host": sshd in a network namespace (veth, host side `host_ip`), /etc, /root and
+/// /usr/local overlaid with `rootfs` in its private mount namespace.
+struct LiveHost {
+    dest: String,
+    cfg: std::path::PathBuf,
+    host_ip: String,
+    log: std::path::PathBuf,
+    _sshd: Sshd,
+    _link: Link,
+    _ns: common::Netns,
+    _t: tempfile::TempDir,
+}
+
+struct Link(String);
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = common::cmd("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+fn live_host(rootfs: &Path, n: u32) -> LiveHost {
     common::require("sshd", "openssh-server");
     common::require("ssh", "openssh-client");
     common::require("ssh-keygen", "openssh-client");
     common::require("unshare", "util-linux");
     common::require("ip", "iproute2");
-
-    let dir = common::scratch_profiles();
-    let profiles = dir.path().join("profiles");
-    let (_out_dir, out) = common::render_all(&profiles);
-    let rootfs = out.join("alice/rootfs");
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     for k in ["host_key", "id_key"] {
@@ -63,7 +79,6 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
     std::fs::copy(d.join("id_key.pub"), d.join("authorized_keys")).unwrap();
 
     let ns = common::Netns::new("diff");
-    let n = std::process::id() % 250 + 1;
     let (host_if, ns_if) = (format!("pbd{n}h"), format!("pbd{n}n"));
     let (host_ip, ns_ip) = (format!("10.231.{n}.1"), format!("10.231.{n}.2"));
     common::run_ok(common::cmd("ip").args([
@@ -80,13 +95,7 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
     common::run_ok(common::cmd("ip").args(["link", "set", &host_if, "up"]));
     ns.ip(&["addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
     ns.ip(&["link", "set", &ns_if, "up"]);
-    struct Link(String);
-    impl Drop for Link {
-        fn drop(&mut self) {
-            let _ = common::cmd("ip").args(["link", "del", &self.0]).status();
-        }
-    }
-    let _link = Link(host_if.clone());
+    let link = Link(host_if.clone());
 
     std::fs::write(
         d.join("sshd_config"),
@@ -120,7 +129,6 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
         d = d.display(),
         rootfs = rootfs.display()
     );
-    let hosts_before = std::fs::read("/etc/hosts").unwrap();
     let child = ns
         .exec()
         .args([
@@ -137,7 +145,7 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
         .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
         .spawn()
         .unwrap();
-    let _sshd = Sshd(child);
+    let sshd = Sshd(child);
     let start = Instant::now();
     while std::net::TcpStream::connect((ns_ip.as_str(), 22)).is_err() {
         assert!(
@@ -147,8 +155,26 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let dest = format!("root@{ns_ip}");
-    let cfg = d.join("ssh_config");
+    LiveHost {
+        dest: format!("root@{ns_ip}"),
+        cfg: d.join("ssh_config"),
+        host_ip,
+        log: d.join("sshd.log"),
+        _sshd: sshd,
+        _link: link,
+        _ns: ns,
+        _t: t,
+    }
+}
+
+#[test]
+fn diff_reports_exactly_the_edited_and_the_deleted_file() {
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    let (_out_dir, out) = common::render_all(&profiles);
+    let hosts_before = std::fs::read("/etc/hosts").unwrap();
+    let live = live_host(&out.join("alice/rootfs"), std::process::id() % 120 + 1);
+    let (dest, cfg) = (live.dest.clone(), live.cfg.clone());
 
     let o = diff(dir.path(), &profiles, &dest, &cfg, false);
     let (stdout, stderr) = (
@@ -209,4 +235,64 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
 
     // This machine's own /etc/hosts was never touched.
     assert_eq!(std::fs::read("/etc/hosts").unwrap(), hosts_before);
+}
+
+/// `power` through the site's jump host: the system ssh runs `ssh -W AMT:PORT JUMP` to the
+/// namespace's sshd, which connects to the test AMT behind Apache on the veth's host side.
+/// Through a closed port there, the error names AMT as the hop, not the jump host.
+#[test]
+fn power_through_an_ssh_jump_host() {
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    let (_out_dir, out) = common::render_all(&profiles);
+    let live = live_host(&out.join("alice/rootfs"), std::process::id() % 120 + 121);
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sim = amt_sim::AmtSim::start(Box::new(amt_sim::Recorder {
+        on: true,
+        events: events.clone(),
+    }));
+    let password = "jump-test-password-5d";
+    let apache = amt_sim::Apache::start_on(&live.host_ip, &sim.addr, "admin", password, false);
+    amt_sim::point_alice_at(&profiles, &apache.http, None, Some(&live.dest));
+    let run = |profiles: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_picaboot"))
+            .args([
+                "power",
+                "alice",
+                "reset",
+                "--profiles",
+                profiles.to_str().unwrap(),
+            ])
+            .env("PICABOOT_SSH_CONFIG", &live.cfg)
+            .env("PICABOOT_AMT_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let o = run(&profiles);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "{err}\n{}\nsshd: {}",
+        apache.error_log(),
+        std::fs::read_to_string(&live.log).unwrap_or_default()
+    );
+    assert_eq!(*events.lock().unwrap(), ["reset"]);
+    assert!(sim.log().contains(&"PowerState 10".to_string()));
+
+    let closed = std::net::TcpListener::bind((live.host_ip.as_str(), 0)).unwrap();
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    amt_sim::point_alice_at(&profiles2, &closed_addr, None, Some(&live.dest));
+    let o = run(&profiles2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "unreachable: AMT {closed_addr} (through jump host {})",
+            live.dest
+        )),
+        "{err}"
+    );
 }

@@ -257,7 +257,12 @@ impl Client {
             .rev()
             .collect::<Vec<_>>()
             .join(" / ");
-        if stderr.contains("open failed") || stderr.contains("administratively prohibited") {
+        // The jump host was reached but could not open the forward to AMT: OpenSSH says
+        // "stdio forwarding failed" for -W (and "open failed" in some versions).
+        if stderr.contains("stdio forwarding failed")
+            || stderr.contains("open failed")
+            || stderr.contains("administratively prohibited")
+        {
             AmtError::Unreachable {
                 hop: self.target.amt_hop(),
                 reason: if tail.is_empty() { fallback } else { tail },

@@ -633,8 +633,8 @@ pub struct Apache {
     pub dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -645,6 +645,11 @@ impl Apache {
     /// Starts Apache proxying `/wsman` to `backend` with Digest (MD5, qop=auth) for
     /// `user`/`password` (htdigest file line computed with coreutils' md5sum).
     pub fn start(backend: &str, user: &str, password: &str, tls: bool) -> Apache {
+        Self::start_on("127.0.0.1", backend, user, password, tls)
+    }
+
+    /// Like [`Apache::start`], listening on `ip`.
+    pub fn start_on(ip: &str, backend: &str, user: &str, password: &str, tls: bool) -> Apache {
         crate::common::require("apache2", "apache2");
         crate::common::require("md5sum", "coreutils");
         if tls {
@@ -666,12 +671,12 @@ impl Apache {
         );
         let ha1 = ha1.split_whitespace().next().unwrap().to_string();
         std::fs::write(d.join("htdigest"), format!("{user}:{realm}:{ha1}\n")).unwrap();
-        let http_port = free_port();
+        let http_port = free_port(ip);
         let mut https = None;
         let mut fingerprint = None;
         let mut tls_conf = String::new();
         if tls {
-            let port = free_port();
+            let port = free_port(ip);
             crate::common::run_ok(
                 Command::new("openssl")
                     .args([
@@ -700,13 +705,13 @@ impl Apache {
             tls_conf = format!(
                 "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n\
                  LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n\
-                 Listen 127.0.0.1:{port}\n\
-                 <VirtualHost 127.0.0.1:{port}>\n\
+                 Listen {ip}:{port}\n\
+                 <VirtualHost {ip}:{port}>\n\
                  SSLEngine on\nSSLCertificateFile {d}/cert.pem\nSSLCertificateKeyFile {d}/key.pem\n\
                  </VirtualHost>\n",
                 d = d.display()
             );
-            https = Some(format!("127.0.0.1:{port}"));
+            https = Some(format!("{ip}:{port}"));
         }
         let conf = format!(
             "ServerRoot {d}\nServerName amt-test\nPidFile {d}/httpd.pid\nDefaultRuntimeDir {d}\n\
@@ -720,7 +725,7 @@ impl Apache {
              LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
              LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n\
              {tls_conf}\
-             User nobody\nGroup nogroup\nListen 127.0.0.1:{http_port}\nKeepAlive On\n\
+             User nobody\nGroup nogroup\nListen {ip}:{http_port}\nKeepAlive On\n\
              <Location /wsman>\n\
              AuthType Digest\nAuthName \"{realm}\"\nAuthDigestDomain /wsman\n\
              AuthDigestProvider file\nAuthUserFile {d}/htdigest\nRequire valid-user\n\
@@ -738,7 +743,7 @@ impl Apache {
             .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
             .spawn()
             .unwrap();
-        let http = format!("127.0.0.1:{http_port}");
+        let http = format!("{ip}:{http_port}");
         for _ in 0..100 {
             if std::net::TcpStream::connect(&http).is_ok() {
                 break;
