@@ -2,8 +2,9 @@
 //! test AMT (tests/common/amt.rs) behind Apache mod_auth_digest; the test AMT drives it
 //! through QMP (`system_reset`, `quit`, a restart with `-boot once=n` for a pending one-time
 //! PXE boot). `picaboot power alice --pxe-once reset` must bring it up in the installer over
-//! iPXE from `picaboot serve`, past the network step without a question; a second plain
-//! `power alice reset` must boot it from disk again (the PXE boot was for one boot only).
+//! iPXE from `picaboot serve`, past the network step without a question. After the host
+//! reported `done` to serve, a second `--pxe-once reset` boots it from disk (serve's boot.ipxe
+//! now says so), and so does a plain `reset` (the PXE boot was for one boot only).
 //! A few minutes under TCG.
 
 #[path = "common/amt.rs"]
@@ -385,7 +386,30 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
             REACHED.iter().any(|r| t.contains(r)).then_some(Ok(()))
         },
     );
-    // A plain reset: the one-time PXE boot is spent, the VM boots from its disk again.
+    // The host reports its install done; a second --pxe-once reset network-boots the VM,
+    // but the boot.ipxe serve hands out now boots from the disk.
+    ureq::get(&format!(
+        "http://127.0.0.1:{port}/progress/alice?stage=done&status=ok"
+    ))
+    .call()
+    .unwrap();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "--pxe-once", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (pxe, _, bios2) = starts.lock().unwrap()[2].clone();
+    assert!(pxe);
+    wait_for(
+        &bios2,
+        "reset after done boots from disk",
+        Duration::from_secs(180),
+        |t| t.contains("Booting from Hard Disk").then_some(Ok(())),
+    );
+
+    // A plain reset: no one-time PXE boot pending, the VM boots from its disk again.
     let o = picaboot_amt(
         dir.path(),
         &["power", "alice", "reset", "--profiles", p],
@@ -393,13 +417,12 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
         PASSWORD,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bios1 = starts.lock().unwrap()[1].2.clone();
-    let before = strip(&std::fs::read(&bios1).unwrap())
+    let before = strip(&std::fs::read(&bios2).unwrap())
         .matches("Booting from Hard Disk")
         .count();
     wait_for(
-        &bios1,
-        "second reset boots from disk",
+        &bios2,
+        "plain reset boots from disk",
         Duration::from_secs(120),
         |t| (t.matches("Booting from Hard Disk").count() > before).then_some(Ok(())),
     );
@@ -408,7 +431,7 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
             .iter()
             .filter(|l| l.starts_with("PowerState"))
             .collect::<Vec<_>>(),
-        ["PowerState 10", "PowerState 10"]
+        ["PowerState 10", "PowerState 10", "PowerState 10"]
     );
     // Stop the VM, then serve (SIGTERM: it logs each request as it completes and drains open
     // connections): the installer's kernel and initrd came from it.
@@ -422,6 +445,11 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     }
     let served = std::fs::read_to_string(out.path().join("serve.log")).unwrap_or_default();
     eprintln!("serve log:\n{served}");
+    assert_eq!(
+        served.matches("GET /alice/netboot/boot.ipxe 200").count(),
+        2,
+        "the VM fetched boot.ipxe twice (install, then boot from disk):\n{served}"
+    );
     for f in ["boot.ipxe 200", "linux 200", "initrd.gz 200"] {
         assert!(
             served.contains(&format!("GET /alice/netboot/{f}")),
