@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod debian;
 pub mod exec;
 pub mod image;
+pub mod install;
 pub mod mirror;
 pub mod netboot;
 pub mod ops;

@@ -25,6 +25,10 @@ pub struct Overrides {
     pub disk_devices: Vec<(String, String)>,
     /// Install from this Debian mirror instead of the profiles' (e.g. this machine's own).
     pub mirror: Option<String>,
+    /// `(disk id, bytes)`: a disk of another size (a VM shaped like the box, scaled down).
+    pub disk_sizes: Vec<(String, u64)>,
+    /// `(group, volume, bytes)`: a fixed-size logical volume resized with its disks.
+    pub volume_sizes: Vec<(String, String, u64)>,
 }
 
 /// Loads, validates and plans every host under `dir`.
@@ -52,6 +56,25 @@ pub fn open_with(dir: &Path, overrides: &Overrides) -> Result<Project, ProfileEr
                     "disk-devices",
                     format!("--disk {id}={device}: the hardware has no disk `{id}`"),
                 )),
+            }
+        }
+    }
+    for (id, bytes) in &overrides.disk_sizes {
+        for host in loaded.profiles.hosts.values_mut() {
+            for d in host.disks.iter_mut().filter(|d| &d.id == id) {
+                d.size_bytes = *bytes;
+            }
+        }
+    }
+    for (group, name, bytes) in &overrides.volume_sizes {
+        for host in loaded.profiles.hosts.values_mut() {
+            for v in host
+                .storage
+                .volumes
+                .iter_mut()
+                .filter(|v| &v.group == group && &v.name == name)
+            {
+                v.size = profile::Size::Bytes(*bytes);
             }
         }
     }

@@ -37,12 +37,7 @@ fn client(mirror: &str) -> Client {
 
 fn tree() -> Tree {
     let project = picaboot::project::open(&profiles()).unwrap();
-    let mut r = render_hosts(
-        &project,
-        &[HOST.to_string()],
-        RenderOptions { locked: false },
-    )
-    .unwrap();
+    let mut r = render_hosts(&project, &[HOST.to_string()], RenderOptions::default()).unwrap();
     r.trees.remove(HOST).unwrap()
 }
 
@@ -66,6 +61,7 @@ fn build(
             frontend: Some(frontend),
             supplement,
             base_url: "http://10.0.2.2:8080".into(),
+            keyring_append: None,
         },
     )?;
     output::publish(vec![staged]).unwrap();
@@ -388,6 +384,7 @@ fn failure_publishes_nothing() {
             frontend: None,
             supplement: true,
             base_url: "http://x".into(),
+            keyring_append: None,
         },
     )
     .unwrap_err();
@@ -455,6 +452,7 @@ fn corrupt_cache_blob_fails_after_staging_and_publishes_nothing() {
             frontend: Some(Frontend::Text),
             supplement: true,
             base_url: "http://x".into(),
+            keyring_append: None,
         },
     )
     .unwrap_err();

@@ -20,18 +20,17 @@ use picaboot::output;
 use picaboot::profile::Frontend;
 use picaboot::render::{render_hosts, RenderOptions};
 
-/// Screens that prove the installer is past the questions a preseed must answer.
-const REACHED: &[&str] = &[
-    "Choose a mirror of the Debian archive",
-    "Loading additional components",
-    "Retrieving ",
-];
-/// Questions that must never show.
+/// Screens that prove the installer is past the questions a preseed must answer: it chose
+/// the preseeded mirror and started loading its components from it.
+const REACHED: &[&str] = &["Loading additional components", "Retrieving "];
+/// Questions that must never show ("Choose a mirror" is a question the preseed answers: the
+/// mirror screen showing means the preseed's mirror was refused).
 const ASKED: &[&str] = &[
     "Select a language",
     "Select your location",
     "Configure the keyboard",
     "Configure the network",
+    "Choose a mirror of the Debian archive",
     "Kernel panic",
 ];
 const LIMIT: Duration = Duration::from_secs(300);
@@ -72,17 +71,22 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn build(out: &Path) -> (std::path::PathBuf, String, String) {
     common::sbin_path();
     let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-    let project = picaboot::project::open(&profiles).unwrap();
-    let host = &project.loaded.profiles.hosts["alice"];
-    let tree = render_hosts(
-        &project,
-        &["alice".to_string()],
-        RenderOptions { locked: false },
+    // The installer must reach a mirror from the VM: this machine's (the profile's public
+    // mirror may be out of reach here).
+    let project = picaboot::project::open_with(
+        &profiles,
+        &picaboot::project::Overrides {
+            mirror: Some(common::mirror()),
+            ..Default::default()
+        },
     )
-    .unwrap()
-    .trees
-    .remove("alice")
     .unwrap();
+    let host = &project.loaded.profiles.hosts["alice"];
+    let tree = render_hosts(&project, &["alice".to_string()], RenderOptions::default())
+        .unwrap()
+        .trees
+        .remove("alice")
+        .unwrap();
     let client = Client::new(ClientOptions {
         mirror: common::mirror(),
         keyring: DEFAULT_KEYRING.into(),
@@ -99,6 +103,7 @@ fn build(out: &Path) -> (std::path::PathBuf, String, String) {
             frontend: Some(Frontend::Text),
             supplement: true,
             base_url: "http://10.0.2.2:8080".into(),
+            keyring_append: None,
         },
     )
     .unwrap();

@@ -8,8 +8,93 @@ use common::{cmd, require, run_ok};
 const SCRIPTS: &[&str] = &[
     "rootfs/etc/rc.local",
     "rootfs/usr/local/sbin/picaboot-storage-setup",
+    "rootfs/usr/local/sbin/picaboot-find-disks",
+    "partman-early.sh",
     "late-command.sh",
 ];
+
+/// The test variant (`picaboot test install`) of a host, rendered through the library.
+fn test_variant_tree(profiles: &std::path::Path, host: &str) -> picaboot::output::Tree {
+    let project = picaboot::project::open(profiles).unwrap();
+    let variant = picaboot::render::TestVariant {
+        console_params: vec!["console=ttyS0,115200".into()],
+        udeb_suite: Some("trixie-picaboot".into()),
+        no_kernel_modules: true,
+        security_host: Some("10.0.2.2:8080".into()),
+        security_path: Some("/debian-security".into()),
+        progress_url: Some(format!("http://10.0.2.2:8080/progress/{host}?run=test")),
+        resync_limit_kib: Some(1000),
+        syslog_tty: Some("/dev/ttyS1".into()),
+        tamper: Some("/etc/hosts".into()),
+        harness_uid: picaboot::render::HARNESS_UID.into(),
+    };
+    let r = picaboot::render::render_hosts(
+        &project,
+        &[host.to_string()],
+        picaboot::render::RenderOptions {
+            locked: false,
+            test: Some(variant),
+        },
+    )
+    .unwrap();
+    r.trees[host].clone()
+}
+
+#[test]
+fn the_test_variant_passes_shellcheck_and_debconf() {
+    require("shellcheck", "shellcheck");
+    require("debconf-set-selections", "debconf");
+    let scratch = common::scratch_profiles();
+    let dir = tempfile::tempdir().unwrap();
+    for host in ["alice", "bob"] {
+        let tree = test_variant_tree(&scratch.path().join("profiles"), host);
+        for (path, f) in tree.files() {
+            let file = dir
+                .path()
+                .join(format!("{host}-{}", path.replace('/', "_")));
+            std::fs::write(&file, &f.bytes).unwrap();
+            if f.bytes.starts_with(b"#!/bin/sh") {
+                run_ok(
+                    cmd("shellcheck")
+                        .args(["--shell=sh", "--severity=style"])
+                        .arg(&file),
+                );
+            }
+            if path == "preseed.cfg" {
+                let o = cmd("debconf-set-selections")
+                    .arg("--checkonly")
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    o.status.success() && stderr.trim().is_empty(),
+                    "{host}: {stderr}"
+                );
+            }
+        }
+        let names: Vec<&str> = tree.files().map(|(p, _)| p).collect();
+        assert!(
+            names.contains(&"rootfs/usr/local/sbin/picaboot-selftest"),
+            "{names:?}"
+        );
+    }
+    // The production render never carries the self-test or the test preseed lines.
+    let (_keep, out) = common::render_all(&scratch.path().join("profiles"));
+    for host in ["alice", "bob"] {
+        assert!(!out
+            .join(host)
+            .join("rootfs/usr/local/sbin/picaboot-selftest")
+            .exists());
+        let preseed = std::fs::read_to_string(out.join(host).join("preseed.cfg")).unwrap();
+        for test_only in ["TEST VARIANT", "trixie-picaboot", "security_host", "ttyS1"] {
+            assert!(
+                !preseed.contains(test_only),
+                "{host}: production preseed has `{test_only}`"
+            );
+        }
+    }
+}
 
 #[test]
 fn shellcheck_accepts_every_rendered_script() {

@@ -26,16 +26,15 @@ use picaboot::render::{render_hosts, RenderOptions};
 
 use amt_sim::{picaboot_amt, point_alice_at, AmtSim, Apache, Machine};
 
-const REACHED: &[&str] = &[
-    "Choose a mirror of the Debian archive",
-    "Loading additional components",
-    "Retrieving ",
-];
+/// Past the questions a preseed answers: the preseeded mirror chosen, components loading.
+const REACHED: &[&str] = &["Loading additional components", "Retrieving "];
+/// Questions that must never show (the mirror screen means the preseed's mirror was refused).
 const ASKED: &[&str] = &[
     "Select a language",
     "Select your location",
     "Configure the keyboard",
     "Configure the network",
+    "Choose a mirror of the Debian archive",
     "Kernel panic",
 ];
 const USER: &str = "admin";
@@ -67,17 +66,21 @@ fn strip(raw: &[u8]) -> String {
 fn build(out: &Path) -> String {
     common::sbin_path();
     let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-    let project = picaboot::project::open(&profiles).unwrap();
-    let host = &project.loaded.profiles.hosts["alice"];
-    let tree = render_hosts(
-        &project,
-        &["alice".to_string()],
-        RenderOptions { locked: false },
+    // The installer must reach a mirror from the VM: this machine's.
+    let project = picaboot::project::open_with(
+        &profiles,
+        &picaboot::project::Overrides {
+            mirror: Some(common::mirror()),
+            ..Default::default()
+        },
     )
-    .unwrap()
-    .trees
-    .remove("alice")
     .unwrap();
+    let host = &project.loaded.profiles.hosts["alice"];
+    let tree = render_hosts(&project, &["alice".to_string()], RenderOptions::default())
+        .unwrap()
+        .trees
+        .remove("alice")
+        .unwrap();
     let client = Client::new(ClientOptions {
         mirror: common::mirror(),
         keyring: DEFAULT_KEYRING.into(),
@@ -94,6 +97,7 @@ fn build(out: &Path) -> String {
             frontend: Some(Frontend::Text),
             supplement: true,
             base_url: "http://10.0.2.2:8080".into(),
+            keyring_append: None,
         },
     )
     .unwrap();

@@ -135,6 +135,8 @@ fn first_boot_storage_script_builds_md2_and_save_in_a_vm() {
         serial: Some(serial.to_string()),
         read_only,
         snapshot,
+        model: None,
+        bootindex: None,
     };
     let (accel, why) = Accel::detect(&g.kernel);
     eprintln!("accelerator: {why}");
@@ -143,7 +145,7 @@ fn first_boot_storage_script_builds_md2_and_save_in_a_vm() {
         accel,
         cpus: 2,
         memory_mib: 1024,
-        kernel: g.kernel.clone(),
+        kernel: Some(g.kernel.clone()),
         initrd: Some(g.initrd.clone()),
         append: "console=ttyS0 root=/dev/vda rw init=/usr/local/sbin/picaboot-guest-init panic=-1 loglevel=4".into(),
         disks: vec![
@@ -154,6 +156,7 @@ fn first_boot_storage_script_builds_md2_and_save_in_a_vm() {
             disk(data, false, false, "DATA"),
         ],
         console: work.join("console.log"),
+        extra_args: Vec::new(),
     };
     let start = Instant::now();
     let mut vm = spec.start().expect("start qemu");

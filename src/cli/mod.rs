@@ -11,6 +11,7 @@ mod push;
 mod reinstall;
 mod render;
 mod serve;
+mod test;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,8 @@ pub enum Cmd {
     Netboot(netboot::NetbootConfig),
     /// Container images: build, dockerfile, list, test.
     Image(image::ImageCmd),
+    /// Prove a host in QEMU: `test install HOST` (install, first boot, degraded boots, self-test).
+    Test(test::TestCmd),
     /// Power a box through Intel AMT: status, on, off, reset, cycle; --pxe-once for one PXE boot.
     Power(power::PowerConfig),
     /// Reinstall a box end to end (checks and confirmation; see README).
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve(c) => serve::serve(c),
         Cmd::Netboot(c) => netboot::netboot(c),
         Cmd::Image(c) => image::image(c),
+        Cmd::Test(c) => test::test(c),
         Cmd::Power(c) => power::power(c),
         Cmd::Reinstall(c) => reinstall::reinstall(c),
         Cmd::Diff(c) => diff::diff(c),

@@ -66,7 +66,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
     let rendered = render_hosts(
         &project,
         std::slice::from_ref(&c.host),
-        RenderOptions { locked: false },
+        RenderOptions::default(),
     )?;
     let host = &project.loaded.profiles.hosts[&c.host];
     let tree = &rendered.trees[&c.host];
@@ -109,6 +109,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
         }),
         supplement: !c.no_supplement,
         base_url: c.base_url.clone(),
+        keyring_append: None,
     };
     let target = netboot::target_dir(&c.output, &c.host);
     let (staged, summary) = match netboot::stage(&client, host, tree, &target, &opts) {

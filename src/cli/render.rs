@@ -65,6 +65,7 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
     let overrides = project::Overrides {
         disk_devices: c.disks.clone(),
         mirror: c.mirror.clone(),
+        ..Default::default()
     };
     let project = project::open_with(&c.profiles.profiles, &overrides)?;
     let names: Vec<String> = if c.all {
@@ -79,7 +80,14 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let rendered = render_hosts(&project, &names, RenderOptions { locked: c.locked })?;
+    let rendered = render_hosts(
+        &project,
+        &names,
+        RenderOptions {
+            locked: c.locked,
+            ..Default::default()
+        },
+    )?;
     let mut staged = Vec::new();
     for (name, tree) in &rendered.trees {
         let target = c.output.join(name);

@@ -212,6 +212,15 @@ impl Client {
         }
     }
 
+    /// The bytes of `rel` with **no** check: only for comparing what a mirror serves with what
+    /// the signed chain lists (the install harness does this to detect a stale udeb index).
+    /// Never use the result as trusted content.
+    pub fn unverified_bytes(&self, rel: &str) -> Result<Vec<u8>, DebianError> {
+        let mut v = Vec::new();
+        self.download(rel, None, &mut v)?;
+        Ok(v)
+    }
+
     /// Downloads `rel` into `out`, hashing while streaming; checks size and digest when given.
     fn download(
         &self,

@@ -69,6 +69,41 @@ pub fn system_mirror_in(root: &Path) -> Result<String, DebianError> {
     )))
 }
 
+/// This machine's Debian security mirror: the first apt source whose URI or suite names
+/// `security` (deb822 or one-line), else the main mirror's `debian` path with
+/// `debian-security` in its place.
+pub fn system_security_mirror() -> Result<String, DebianError> {
+    let mut texts = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            texts.push(std::fs::read_to_string(f).unwrap_or_default());
+        }
+    }
+    texts.push(std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default());
+    for text in &texts {
+        for line in text.lines() {
+            let l = line.trim();
+            let uri = if let Some(v) = l.strip_prefix("URIs:") {
+                v.split_whitespace().next()
+            } else if l.starts_with("deb ") {
+                l.split_whitespace().find(|w| w.starts_with("http"))
+            } else {
+                None
+            };
+            if let Some(u) = uri.filter(|u| u.contains("security")) {
+                return Ok(u.to_string());
+            }
+        }
+    }
+    let main = system_mirror()?;
+    Ok(match main.strip_suffix("/debian") {
+        Some(base) => format!("{base}/debian-security"),
+        None => format!("{}-security", main.trim_end_matches('/')),
+    })
+}
+
 /// This machine's Debian mirror (see [`system_mirror_in`]).
 pub fn system_mirror() -> Result<String, DebianError> {
     system_mirror_in(Path::new("/"))

@@ -61,6 +61,9 @@ pub struct NetbootOptions {
     pub supplement: bool,
     /// Base URL under which `serve` publishes the output directory (for netboot.xyz).
     pub base_url: String,
+    /// TEST HARNESS ONLY (`picaboot test install --allow-unverified-udebs`): OpenPGP public
+    /// keys appended to the initrd's `/usr/share/keyrings/archive.gpg`. `netboot` never sets it.
+    pub keyring_append: Option<Vec<u8>>,
 }
 
 /// What a build produced.
@@ -206,7 +209,24 @@ pub fn stage(
         }
         None => Vec::new(),
     };
-    let host_gz = gzip(&host_archive(tree)?.to_bytes());
+    let mut host_cpio = host_archive(tree)?;
+    if let Some(extra) = &opts.keyring_append {
+        // The installer's net-retriever checks with /usr/share/keyrings/archive.gpg, which
+        // the keyring udeb's postinst links to Debian's keyring unless it exists: a file
+        // there holding Debian's keyring plus the extra keys takes its place.
+        const DEBIAN: &str = "usr/share/keyrings/debian-archive-keyring.pgp";
+        let entries = installer::read_initrd(client, &images.initrd)?;
+        let original = entries
+            .iter()
+            .find(|e| e.path.trim_start_matches("./").trim_start_matches('/') == DEBIAN)
+            .ok_or_else(|| NetbootError::Installer(format!("the initrd has no /{DEBIAN}")))?;
+        let mut keyring = original.data.clone();
+        keyring.extend_from_slice(extra);
+        host_cpio
+            .add_file("usr/share/keyrings/archive.gpg", keyring, 0o644)
+            .map_err(DebianError::from)?;
+    }
+    let host_gz = gzip(&host_cpio.to_bytes());
 
     let args = boot::kernel_args(host, frontend, mac);
     let mut small = Tree::new();

@@ -46,7 +46,7 @@ use crate::debian::{Client, DebianError, Package};
 use crate::exec;
 
 /// Bump when the supplement's content rules change (part of the cache key).
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The module udebs supplied, as in the installer's udeb names
 /// (`<set>-<kernel version>-di`), with the modules each one must carry. Dependencies
@@ -624,8 +624,15 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
         if status.contains(&format!("Package: {name}\n")) {
             continue;
         }
+        // The ext4 driver mounts ext2 and ext3 too; partman's ext2/ext3 support asks for the
+        // module udebs of those names.
+        let provides = if *set == "ext4-modules" {
+            "ext4-modules, ext2-modules, ext3-modules".to_string()
+        } else {
+            set.to_string()
+        };
         status.push_str(&format!(
-            "Package: {name}\nStatus: install ok installed\nVersion: {}\nProvides: {set}\nDescription: {set} for {kernel_version} ({}), supplied by picaboot from {} {}\n\n",
+            "Package: {name}\nStatus: install ok installed\nVersion: {}\nProvides: {provides}\nDescription: {set} for {kernel_version} ({}), supplied by picaboot from {} {}\n\n",
             linux_image.version,
             mods.join(", "),
             linux_image.name,

@@ -88,8 +88,19 @@ pub struct Disk {
     pub model: String,
     /// Capacity in bytes.
     pub size_bytes: u64,
-    /// Device the installer sees.
+    /// Device hint (the name in controller order); disks are matched by identity.
     pub device: String,
+    /// Glob over the kernel's model string, if the profile gives one.
+    pub model_match: Option<String>,
+    /// Serial number pinned by the host profile, if any.
+    pub serial: Option<String>,
+}
+
+impl Disk {
+    /// True for a rotating disk (`/sys/block/X/queue/rotational` = 1).
+    pub fn rotational(&self) -> bool {
+        self.role == DiskRole::Hdd
+    }
 }
 
 /// Role of a NIC.

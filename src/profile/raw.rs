@@ -93,8 +93,12 @@ pub struct RawDisk {
     pub model: String,
     /// Capacity: bytes as an integer, or a string with a unit (`480GB`, `2TB`, `8GiB`).
     pub size: toml::Value,
-    /// Device name the installer sees (`/dev/sda`), overridable per host.
-    pub device: String,
+    /// Device name the installer would see in controller order (`/dev/sda`): a hint only
+    /// (disks are found by identity at install time); default `/dev/sd<a + index>`.
+    pub device: Option<String>,
+    /// The model string as the kernel reports it (`/sys/block/X/device/model`), matched with
+    /// shell glob patterns (`SanDisk SDSSDHII*`); absent: any model.
+    pub model_match: Option<String>,
 }
 
 /// One NIC of a hardware profile.
@@ -139,6 +143,9 @@ pub struct RawHost {
     /// Disk device overrides per disk id (a VM may name them differently).
     #[serde(default)]
     pub disk_devices: BTreeMap<String, String>,
+    /// Serial number per disk id (`ID_SERIAL_SHORT`): pins exactly which disk is which.
+    #[serde(default)]
+    pub disk_serials: BTreeMap<String, String>,
     /// Intel vPro/AMT management.
     pub vpro: Option<RawVpro>,
     /// Public networking, written to rc.local.

@@ -323,14 +323,25 @@ pub(crate) fn verify_hardware(
                 None
             }
         };
-        check_device(c, &f("device"), &d.device);
+        let device = match &d.device {
+            Some(dev) => {
+                check_device(c, &f("device"), dev);
+                dev.clone()
+            }
+            None => format!("/dev/sd{}", (b'a' + (i as u8).min(25)) as char),
+        };
+        if let Some(m) = &d.model_match {
+            check_match_text(c, &f("model-match"), m);
+        }
         if let (Some(role), Some(size_bytes)) = (role, size) {
             disks.push(Disk {
                 id: d.id.clone(),
                 role,
                 model: d.model.clone(),
                 size_bytes,
-                device: d.device.clone(),
+                device,
+                model_match: d.model_match.clone(),
+                serial: None,
             });
         }
     }
@@ -385,6 +396,22 @@ fn valid_interface(s: &str) -> bool {
         && s.len() <= 15
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// A model glob or serial lands in a shell script (quoted): printable ASCII without quotes,
+/// backslashes or `$`.
+fn check_match_text(c: &mut Checker<'_>, field: &str, text: &str) {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|ch| ch.is_ascii_graphic() && !"'\"\\$`".contains(ch) || ch == ' ');
+    if !ok {
+        c.err(
+            field,
+            format!("`{text}`: use printable ASCII without quotes, backslashes, `$` or backticks (at most 64)"),
+        );
+    }
 }
 
 fn check_device(c: &mut Checker<'_>, field: &str, dev: &str) {
@@ -604,6 +631,15 @@ fn verify_disk_devices(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec
         }
         check_device(c, &format!("disk-devices.{id}"), dev);
     }
+    for (id, serial) in &raw.disk_serials {
+        if !hw.disks.iter().any(|d| &d.id == id) {
+            c.err(
+                format!("disk-serials.{id}"),
+                format!("hardware `{}` has no disk `{id}`", hw.name),
+            );
+        }
+        check_match_text(c, &format!("disk-serials.{id}"), serial);
+    }
     let disks: Vec<Disk> = hw
         .disks
         .iter()
@@ -613,6 +649,7 @@ fn verify_disk_devices(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec
                 .get(&d.id)
                 .cloned()
                 .unwrap_or_else(|| d.device.clone()),
+            serial: raw.disk_serials.get(&d.id).cloned(),
             ..d.clone()
         })
         .collect();

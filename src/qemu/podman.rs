@@ -163,13 +163,15 @@ pub fn run(
         serial: None,
         read_only,
         snapshot,
+        model: None,
+        bootindex: None,
     };
     let spec = VmSpec {
         name: "image-test".into(),
         accel,
         cpus: 2,
         memory_mib: 3072,
-        kernel: g.kernel.clone(),
+        kernel: Some(g.kernel.clone()),
         initrd: Some(g.initrd.clone()),
         append: "console=ttyS0 root=/dev/vda rw init=/usr/local/sbin/picaboot-guest-init panic=-1 loglevel=4".into(),
         disks: vec![
@@ -178,6 +180,7 @@ pub fn run(
             disk(work.join("storage.img"), false, false),
         ],
         console: work.join("console.log"),
+        extra_args: Vec::new(),
     };
     let start = Instant::now();
     let mut vm = spec.start()?;

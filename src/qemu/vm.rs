@@ -35,6 +35,10 @@ pub struct Disk {
     pub read_only: bool,
     /// Writes go to a throw-away overlay (the image stays untouched).
     pub snapshot: bool,
+    /// Model string the guest sees (SATA only; QEMU's default otherwise).
+    pub model: Option<String>,
+    /// Firmware boot order position (SeaBIOS boots only the disks that have one, in order).
+    pub bootindex: Option<u32>,
 }
 
 /// A VM to start.
@@ -48,8 +52,8 @@ pub struct VmSpec {
     pub cpus: u32,
     /// Memory in MiB.
     pub memory_mib: u32,
-    /// Kernel image.
-    pub kernel: PathBuf,
+    /// Kernel image for a direct boot; `None` boots from the disks through the firmware.
+    pub kernel: Option<PathBuf>,
     /// Initrd.
     pub initrd: Option<PathBuf>,
     /// Kernel command line.
@@ -58,6 +62,8 @@ pub struct VmSpec {
     pub disks: Vec<Disk>,
     /// Console log file (first serial port).
     pub console: PathBuf,
+    /// More QEMU arguments (NICs, a second serial port, fw_cfg entries).
+    pub extra_args: Vec<String>,
 }
 
 impl VmSpec {
@@ -80,11 +86,13 @@ impl VmSpec {
             &self.memory_mib.to_string(),
         ]);
         c.args(["-nodefaults", "-display", "none", "-no-reboot"]);
-        c.arg("-kernel").arg(&self.kernel);
-        if let Some(i) = &self.initrd {
-            c.arg("-initrd").arg(i);
+        if let Some(k) = &self.kernel {
+            c.arg("-kernel").arg(k);
+            if let Some(i) = &self.initrd {
+                c.arg("-initrd").arg(i);
+            }
+            c.args(["-append", &self.append]);
         }
-        c.args(["-append", &self.append]);
         c.arg("-serial")
             .arg(format!("file:{}", self.console.display()));
         for (i, d) in self.disks.iter().enumerate() {
@@ -104,15 +112,24 @@ impl VmSpec {
                 .as_ref()
                 .map(|s| format!(",serial={s}"))
                 .unwrap_or_default();
+            let boot = d
+                .bootindex
+                .map(|b| format!(",bootindex={b}"))
+                .unwrap_or_default();
             let device = match d.bus {
-                Bus::Virtio => format!("virtio-blk-pci,drive=d{i}{serial}"),
+                Bus::Virtio => format!("virtio-blk-pci,drive=d{i}{serial}{boot}"),
                 Bus::Sata { port, ssd } => format!(
-                    "ide-hd,drive=d{i},bus=ide.{port}{serial}{}",
-                    if ssd { ",rotation_rate=1" } else { "" }
+                    "ide-hd,drive=d{i},bus=ide.{port}{serial}{}{}{boot}",
+                    if ssd { ",rotation_rate=1" } else { "" },
+                    d.model
+                        .as_ref()
+                        .map(|m| format!(",model={}", m.replace(',', ",,")))
+                        .unwrap_or_default()
                 ),
             };
             c.arg("-device").arg(device);
         }
+        c.args(&self.extra_args);
         c
     }
 
@@ -208,6 +225,14 @@ impl Vm {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// `Some(status)` once QEMU has exited (without waiting), `None` while it runs.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        self.child = None;
+        Some(format!("{status}; {}", err.trim()))
     }
 
     /// Waits for QEMU to exit by itself (the guest powered off), up to `limit`, then kills it.

@@ -122,11 +122,19 @@ pub struct HostCtx<'a> {
     pub country: String,
     /// Packages for pkgsel/include.
     pub packages: Vec<String>,
+    /// Kernel parameters of the installed system (the profile's, plus the test console).
+    pub kernel_params: Vec<String>,
+    /// The test variant, when rendering for `picaboot test install`.
+    pub test: Option<super::selftest::TestVariant>,
 }
 
 impl<'a> HostCtx<'a> {
     /// Builds the context of `host`.
-    pub fn new(project: &'a Project, host: &'a Host) -> Self {
+    pub fn new(
+        project: &'a Project,
+        host: &'a Host,
+        test: Option<&super::selftest::TestVariant>,
+    ) -> Self {
         let profiles = &project.loaded.profiles;
         let plan = &project.plans[&host.name];
         let mut peers: Vec<Peer> = Vec::new();
@@ -202,6 +210,14 @@ impl<'a> HostCtx<'a> {
                 packages.push(p.clone());
             }
         }
+        // The rendered corosync.conf needs its daemon (and `corosync -t` to check it).
+        if host.cluster.is_some() && !packages.iter().any(|p| p == "corosync") {
+            packages.push("corosync".to_string());
+        }
+        let mut kernel_params = host.install.kernel_params.clone();
+        if let Some(t) = test {
+            kernel_params.extend(t.console_params.iter().cloned());
+        }
         HostCtx {
             source: format!("hosts/{}.toml", host.name),
             host: HostView {
@@ -229,6 +245,8 @@ impl<'a> HostCtx<'a> {
             language,
             country,
             packages,
+            kernel_params,
+            test: test.cloned(),
         }
     }
 }
@@ -267,4 +285,186 @@ pub struct LateCtx<'a> {
     pub files: Vec<FileCtx>,
     /// systemd units to enable.
     pub enable_units: Vec<String>,
+    /// The test variant, if any.
+    pub test: Option<&'a super::selftest::TestVariant>,
+}
+
+/// One profile disk as `picaboot-find-disks` matches it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskMatch {
+    /// Disk id.
+    pub id: String,
+    /// 1 for a rotating disk, 0 for an SSD.
+    pub rotational: u8,
+    /// Smallest size accepted (bytes).
+    pub min_bytes: u64,
+    /// Largest size accepted (bytes).
+    pub max_bytes: u64,
+    /// Model glob (`*` when the profile gives none).
+    pub model_glob: String,
+    /// Pinned serial.
+    pub serial: Option<String>,
+    /// Human description for messages.
+    pub what: String,
+}
+
+/// Unpinned disks that share their criteria: more matching devices than ids is ambiguous.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskGroup {
+    /// 1 for rotating.
+    pub rotational: u8,
+    /// Smallest size.
+    pub min_bytes: u64,
+    /// Largest size.
+    pub max_bytes: u64,
+    /// Model glob.
+    pub model_glob: String,
+    /// The ids, space separated.
+    pub ids: String,
+    /// Description.
+    pub what: String,
+}
+
+/// Context of `picaboot-find-disks`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindDisksCtx<'a> {
+    /// Profile file.
+    pub source: &'a str,
+    /// The host.
+    pub host: &'a HostView,
+    /// Every disk of the hardware, in profile order.
+    pub disks: Vec<DiskMatch>,
+    /// Groups of unpinned disks with the same criteria.
+    pub groups: Vec<DiskGroup>,
+}
+
+impl<'a> FindDisksCtx<'a> {
+    /// The matching criteria of `host`'s disks: role, size within 2 %, model glob, serial.
+    pub fn new(source: &'a str, view: &'a HostView, host: &Host) -> Self {
+        let disks: Vec<DiskMatch> = host
+            .disks
+            .iter()
+            .map(|d| DiskMatch {
+                id: d.id.clone(),
+                rotational: u8::from(d.rotational()),
+                min_bytes: d.size_bytes / 100 * 98,
+                max_bytes: d.size_bytes / 100 * 102,
+                model_glob: d.model_match.clone().unwrap_or_else(|| "*".into()),
+                serial: d.serial.clone(),
+                what: format!(
+                    "{}, {:.1} GB{}",
+                    if d.rotational() { "rotating" } else { "SSD" },
+                    d.size_bytes as f64 / 1e9,
+                    d.model_match
+                        .as_ref()
+                        .map(|m| format!(", model {m}"))
+                        .unwrap_or_default()
+                ),
+            })
+            .collect();
+        let mut groups: Vec<DiskGroup> = Vec::new();
+        for d in disks.iter().filter(|d| d.serial.is_none()) {
+            match groups.iter_mut().find(|g| {
+                g.rotational == d.rotational
+                    && g.min_bytes == d.min_bytes
+                    && g.max_bytes == d.max_bytes
+                    && g.model_glob == d.model_glob
+            }) {
+                Some(g) => {
+                    g.ids.push(' ');
+                    g.ids.push_str(&d.id);
+                }
+                None => groups.push(DiskGroup {
+                    rotational: d.rotational,
+                    min_bytes: d.min_bytes,
+                    max_bytes: d.max_bytes,
+                    model_glob: d.model_glob.clone(),
+                    ids: d.id.clone(),
+                    what: d.what.clone(),
+                }),
+            }
+        }
+        FindDisksCtx {
+            source,
+            host: view,
+            disks,
+            groups,
+        }
+    }
+}
+
+/// The partman values with `@ID@` (disk) and `@ID@pN` (partition) tokens in place of devices,
+/// resolved by the installer once it has found the disks by identity.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartmanTokens {
+    /// Install-time disk ids.
+    pub ids: Vec<String>,
+    /// `partman-auto/disk`.
+    pub disks: String,
+    /// `partman-auto-raid/recipe`, one line.
+    pub raid: String,
+    /// `grub-installer/bootdev`.
+    pub grub: String,
+}
+
+impl PartmanTokens {
+    /// Tokenizes the recipe of `host` (its device hints are unique, checked by validation).
+    pub fn new(host: &Host, recipe: &PartmanRecipe) -> Self {
+        let tokenize_device = |dev: &str| -> String {
+            for d in &host.disks {
+                if dev == d.device {
+                    return format!("@{}@", d.id);
+                }
+                let first = crate::storage::partition_device(&d.device, 0);
+                let prefix = &first[..first.len() - 1];
+                if let Some(n) = dev.strip_prefix(prefix) {
+                    if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                        return format!("@{}@p{n}", d.id);
+                    }
+                }
+            }
+            dev.to_string()
+        };
+        let tokenize = |text: &str| -> String {
+            text.split(' ')
+                .map(|word| {
+                    word.split('#')
+                        .map(tokenize_device)
+                        .collect::<Vec<_>>()
+                        .join("#")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let ids = host
+            .disks
+            .iter()
+            .filter(|d| {
+                recipe.disks.split(' ').any(|x| x == d.device)
+                    || recipe.grub_devices.split(' ').any(|x| x == d.device)
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        PartmanTokens {
+            ids,
+            disks: tokenize(&recipe.disks),
+            raid: tokenize(&recipe.raid_recipe.join(" ")),
+            grub: tokenize(&recipe.grub_devices),
+        }
+    }
+}
+
+/// Context of `partman-early.sh`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartmanEarlyCtx<'a> {
+    /// Profile file.
+    pub source: &'a str,
+    /// The host.
+    pub host: &'a HostView,
+    /// Tokenized partman values.
+    pub tokens: PartmanTokens,
+    /// Where to report (`…/progress/HOST?x=1`, test variant).
+    pub progress_url: Option<String>,
+    /// md resync limit during the install (KiB/s, test variant).
+    pub resync_limit_kib: Option<u32>,
 }

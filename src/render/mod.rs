@@ -2,6 +2,7 @@
 //! `late-command.sh`, `rootfs/…`), every file from a tera template and a typed context.
 
 mod context;
+pub mod selftest;
 pub mod templates;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use crate::profile::{cluster_lock_path, ClusterLock, Host};
 use crate::project::Project;
 
 pub use context::language_country;
+pub use selftest::{TestVariant, HARNESS_UID};
 
 /// Packages every host gets besides the profile's: what the rendered files need.
 pub const BASE_PACKAGES: &[&str] = &[
@@ -61,10 +63,12 @@ pub enum RenderError {
 }
 
 /// Rendering options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
     /// Fail instead of updating a cluster's config_version lock.
     pub locked: bool,
+    /// Render the test variant of `picaboot test install` (never for production).
+    pub test: Option<TestVariant>,
 }
 
 /// The result of rendering some hosts.
@@ -87,7 +91,7 @@ fn template(name: &str, ctx: &impl serde::Serialize) -> Result<String, RenderErr
 fn corosync_conf(
     project: &Project,
     cluster_profile: &str,
-    opts: RenderOptions,
+    opts: &RenderOptions,
     updates: &mut Vec<(PathBuf, String, ClusterLock)>,
 ) -> Result<String, RenderError> {
     let profiles = &project.loaded.profiles;
@@ -129,14 +133,17 @@ pub fn render_hosts(
         let corosync = match &host.cluster {
             Some(c) => {
                 if !corosync_cache.contains_key(c) {
-                    let text = corosync_conf(project, c, opts, &mut lock_updates)?;
+                    let text = corosync_conf(project, c, &opts, &mut lock_updates)?;
                     corosync_cache.insert(c.clone(), text);
                 }
                 corosync_cache.get(c).cloned()
             }
             None => None,
         };
-        trees.insert(name.clone(), host_tree(project, host, corosync)?);
+        trees.insert(
+            name.clone(),
+            host_tree(project, host, corosync, opts.test.as_ref())?,
+        );
     }
     Ok(Rendered {
         trees,
@@ -149,8 +156,9 @@ fn host_tree(
     project: &Project,
     host: &Host,
     corosync: Option<String>,
+    test: Option<&TestVariant>,
 ) -> Result<Tree, RenderError> {
-    let ctx = context::HostCtx::new(project, host);
+    let ctx = context::HostCtx::new(project, host, test);
     let mut rootfs = Tree::new();
     rootfs.add("etc/rc.local", template("rc.local", &ctx)?, 0o755)?;
     for nic in &host.nics {
@@ -171,7 +179,7 @@ fn host_tree(
         template("interfaces", &ctx)?,
         0o644,
     )?;
-    if !host.install.kernel_params.is_empty() {
+    if !ctx.kernel_params.is_empty() {
         rootfs.add(
             "etc/default/grub.d/picaboot.cfg",
             template("grub.cfg", &ctx)?,
@@ -187,6 +195,12 @@ fn host_tree(
         )?;
     }
     rootfs.add("etc/mdadm/mdadm.conf", template("mdadm.conf", &ctx)?, 0o644)?;
+    let find_ctx = context::FindDisksCtx::new(&ctx.source, &ctx.host, host);
+    rootfs.add(
+        "usr/local/sbin/picaboot-find-disks",
+        template("find-disks.sh", &find_ctx)?,
+        0o755,
+    )?;
     let mut enable_units = Vec::new();
     if !ctx.first_boot_arrays.is_empty() {
         rootfs.add(
@@ -207,7 +221,42 @@ fn host_tree(
         rootfs.add("root/.ssh/authorized_keys", keys, 0o600)?;
     }
 
+    if let Some(t) = test {
+        // The self-test checks every production file; it is added after them.
+        let st = selftest::SelftestCtx::new(
+            &ctx.source,
+            ctx.host.clone(),
+            host,
+            &project.plans[&host.name],
+            &rootfs,
+            t,
+        );
+        rootfs.add(
+            "usr/local/sbin/picaboot-selftest",
+            template("selftest.sh", &st)?,
+            0o755,
+        )?;
+        rootfs.add(
+            "etc/systemd/system/picaboot-selftest.service",
+            template("selftest.service", &st)?,
+            0o644,
+        )?;
+        enable_units.push("picaboot-selftest.service".to_string());
+    }
+
     let mut tree = Tree::new();
+    let early = context::PartmanEarlyCtx {
+        source: &ctx.source,
+        host: &ctx.host,
+        tokens: context::PartmanTokens::new(host, ctx.recipe),
+        progress_url: test.and_then(|t| t.progress_url.clone()),
+        resync_limit_kib: test.and_then(|t| t.resync_limit_kib),
+    };
+    tree.add(
+        "partman-early.sh",
+        template("partman-early.sh", &early)?,
+        0o755,
+    )?;
     let files: Vec<context::FileCtx> = rootfs
         .manifest()
         .into_iter()
@@ -220,6 +269,7 @@ fn host_tree(
         host: &ctx.host,
         files,
         enable_units,
+        test,
     };
     tree.add(
         "late-command.sh",

@@ -42,6 +42,8 @@ pub struct MirrorProxy {
     client: reqwest::Client,
     /// Serialises downloads of the same path.
     locks: Mutex<BTreeMap<String, std::sync::Arc<Mutex<()>>>>,
+    /// Files served before upstream's (the install harness's `dists/SUITE-picaboot/`).
+    overlay: Option<PathBuf>,
 }
 
 impl MirrorProxy {
@@ -57,7 +59,15 @@ impl MirrorProxy {
                 .build()
                 .map_err(std::io::Error::other)?,
             locks: Mutex::new(BTreeMap::new()),
+            overlay: None,
         })
+    }
+
+    /// Serves files under `dir` (same layout as the mirror root) before upstream's: the
+    /// install harness's udeb suite. Only `picaboot test install` sets one.
+    pub fn with_overlay(mut self, dir: &Path) -> Self {
+        self.overlay = Some(dir.to_path_buf());
+        self
     }
 
     /// The upstream URL.
@@ -77,6 +87,15 @@ impl MirrorProxy {
                 .all(|c| c.is_ascii_alphanumeric() || b"/._-+~%".contains(&c));
         if !safe {
             return Ok(None);
+        }
+        if let Some(o) = &self.overlay {
+            let p = o.join(rel);
+            if p.is_file() {
+                return Ok(Some(p));
+            }
+            if rel.starts_with("dists/") && rel.contains("-picaboot/") {
+                return Ok(None);
+            }
         }
         let lock = {
             let mut locks = self.locks.lock().await;

@@ -87,6 +87,7 @@ struct State {
     sink: LogSink,
     progress: Mutex<Vec<ProgressEvent>>,
     mirror: Option<mirror::MirrorProxy>,
+    security: Option<mirror::MirrorProxy>,
 }
 
 /// A bound, not yet running, server.
@@ -139,6 +140,18 @@ impl Server {
         sink: LogSink,
         mirror: Option<mirror::MirrorProxy>,
     ) -> Result<Self, ServeError> {
+        Self::bind_with_mirrors(root, listen, sink, mirror, None).await
+    }
+
+    /// Like [`Server::bind_with_mirror`], also proxying the security archive under
+    /// `/debian-security/` (installs under test reach no other host).
+    pub async fn bind_with_mirrors(
+        root: &Path,
+        listen: SocketAddr,
+        sink: LogSink,
+        mirror: Option<mirror::MirrorProxy>,
+        security: Option<mirror::MirrorProxy>,
+    ) -> Result<Self, ServeError> {
         let canon = std::fs::canonicalize(root).map_err(|e| ServeError::Root {
             path: root.to_path_buf(),
             reason: e.to_string(),
@@ -162,6 +175,7 @@ impl Server {
                 sink,
                 progress: Mutex::new(Vec::new()),
                 mirror,
+                security,
             }),
         })
     }
@@ -427,7 +441,15 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
             );
         }
     }
-    if let (Some(proxy), Some(rel)) = (&state.mirror, raw_path.strip_prefix("/debian/")) {
+    let proxied = match (
+        raw_path.strip_prefix("/debian/"),
+        raw_path.strip_prefix("/debian-security/"),
+    ) {
+        (Some(rel), _) => state.mirror.as_ref().map(|p| (p, rel)),
+        (_, Some(rel)) => state.security.as_ref().map(|p| (p, rel)),
+        _ => None,
+    };
+    if let Some((proxy, rel)) = proxied {
         if method == Method::GET || method == Method::HEAD {
             return match proxy.file_for(rel).await {
                 Ok(Some(file)) => {

@@ -22,9 +22,10 @@ put 0644 /etc/systemd/network/10-picaboot-eth1.link
 put 0644 /etc/systemd/system/corosync.service.d/picaboot.conf
 put 0644 /etc/systemd/system/picaboot-storage-setup.service
 put 0600 /root/.ssh/authorized_keys
+put 0755 /usr/local/sbin/picaboot-find-disks
 put 0755 /usr/local/sbin/picaboot-storage-setup
 chmod 0700 /target/root/.ssh 2>/dev/null || true
-log "installed 13 host files"
+log "installed 14 host files"
 
 # Arrays the installer built have random UUIDs: record them after the rendered lines.
 # shellcheck disable=SC2016 # expanded by the shell inside the target, not here

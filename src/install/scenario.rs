@@ -1,0 +1,777 @@
+//! `picaboot test install HOST`: the install proof. A VM shaped like the box (disks by role,
+//! scaled; the profile's NIC MACs) installs from the host's netboot artifacts (text frontend,
+//! same preseed otherwise), the SSDs' partition tables are compared with the plan from the
+//! host, then the VM boots from disk whole and with each SSD removed, and the self-test the
+//! install put in place reports every check on the serial console.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::harness::{self, Harness, IndexCheck, UdebSource};
+use super::phases;
+use super::shape::{self, Shape, VmDisk};
+use crate::debian::{Client, ClientOptions};
+use crate::netboot::{self, NetbootOptions};
+use crate::profile::{DiskRole, Frontend, NicRole};
+use crate::qemu::vm::{Bus, Disk, Outcome, VmSpec};
+use crate::qemu::{Accel, Report};
+use crate::render::{render_hosts, RenderOptions, TestVariant, HARNESS_UID};
+use crate::{output, project};
+
+/// Why the scenario could not run (as opposed to a check that failed).
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// Bad profiles or arguments.
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    /// The VM cannot be shaped.
+    #[error(transparent)]
+    Shape(#[from] shape::ShapeError),
+    /// The udeb source could not be settled.
+    #[error(transparent)]
+    Harness(#[from] harness::HarnessError),
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// Building the netboot artifacts failed.
+    #[error(transparent)]
+    Netboot(#[from] netboot::NetbootError),
+    /// QEMU or another program failed.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+    /// The serve process failed.
+    #[error("serve: {0}")]
+    Serve(String),
+    /// A file operation.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What.
+        what: &'static str,
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> InstallError + 'a {
+    move |source| InstallError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Profiles directory.
+    pub profiles: PathBuf,
+    /// Host profile name.
+    pub host: String,
+    /// Output directory (reports and logs go to OUT/HOST/).
+    pub out: PathBuf,
+    /// Upstream Debian mirror (URL).
+    pub mirror: String,
+    /// Upstream security mirror (URL).
+    pub security: String,
+    /// Debian archive keyring.
+    pub keyring: PathBuf,
+    /// Cache directory.
+    pub cache_dir: PathBuf,
+    /// Serve a harness udeb suite when the mirror's udeb index is not the signed one.
+    pub allow_unverified_udebs: bool,
+    /// Also boot with each SSD removed.
+    pub degraded: bool,
+    /// Alter this rendered file after the install (proves the file check fails).
+    pub tamper: Option<String>,
+    /// VM disk sizes.
+    pub shape: Shape,
+    /// VM memory.
+    pub memory_mib: u32,
+    /// vCPUs.
+    pub cpus: u32,
+    /// Limit for the install.
+    pub install_timeout: Duration,
+    /// Limit per boot.
+    pub boot_timeout: Duration,
+    /// Keep the disk images.
+    pub keep_disks: bool,
+}
+
+/// One step of the scenario and its verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Step {
+    /// Name (`install/partitioning`, `gpt/ssd0`, `boot-whole/md-md0`).
+    pub name: String,
+    /// Passed.
+    pub passed: bool,
+    /// What was seen.
+    pub detail: String,
+    /// Seconds spent (0 when not timed).
+    pub seconds: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome_ {
+    /// Host.
+    pub host: String,
+    /// Accelerator used and why.
+    pub accel: String,
+    /// Where the installer's udebs came from.
+    pub udeb_source: UdebSource,
+    /// Every step.
+    pub steps: Vec<Step>,
+    /// Seconds in all.
+    pub seconds: f64,
+}
+
+/// The scenario's result.
+pub type RunOutcome = Outcome_;
+
+impl Outcome_ {
+    /// The failed steps.
+    pub fn failures(&self) -> Vec<&Step> {
+        self.steps.iter().filter(|s| !s.passed).collect()
+    }
+
+    /// JUnit XML (valid XML 1.0: control characters replaced).
+    pub fn junit(&self) -> String {
+        let esc = |s: &str| -> String {
+            s.chars()
+                .map(|c| match c {
+                    '&' => "&amp;".to_string(),
+                    '<' => "&lt;".to_string(),
+                    '>' => "&gt;".to_string(),
+                    '"' => "&quot;".to_string(),
+                    '\t' | '\n' => " ".to_string(),
+                    c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
+                        "\u{fffd}".to_string()
+                    }
+                    c => c.to_string(),
+                })
+                .collect()
+        };
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        x.push_str(&format!(
+            "<testsuite name=\"install-{}\" tests=\"{}\" failures=\"{}\" time=\"{:.1}\">\n  <properties>\n    <property name=\"udeb-source\" value=\"{}\"/>\n    <property name=\"accelerator\" value=\"{}\"/>\n  </properties>\n",
+            esc(&self.host),
+            self.steps.len(),
+            self.failures().len(),
+            self.seconds,
+            esc(&self.udeb_source.describe()),
+            esc(&self.accel)
+        ));
+        for s in &self.steps {
+            x.push_str(&format!(
+                "  <testcase classname=\"install-{}\" name=\"{}\" time=\"{:.1}\"",
+                esc(&self.host),
+                esc(&s.name),
+                s.seconds
+            ));
+            if s.passed {
+                x.push_str(&format!(
+                    "><system-out>{}</system-out></testcase>\n",
+                    esc(&s.detail)
+                ));
+            } else {
+                x.push_str(&format!(
+                    "><failure message=\"{}\"/></testcase>\n",
+                    esc(&s.detail)
+                ));
+            }
+        }
+        x.push_str("</testsuite>\n");
+        x
+    }
+}
+
+/// The directory for the VM's disk images: tmpfs when it has room (fast, sparse), else `work`.
+fn disk_dir(work: &Path, host: &str, need: u64) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let room = rustix::fs::statvfs(shm)
+        .map(|s| s.f_bavail * s.f_frsize)
+        .unwrap_or(0);
+    if room > need + (2 << 30) {
+        shm.join(format!("picaboot-install-{host}-{}", std::process::id()))
+    } else {
+        work.join("disks")
+    }
+}
+
+/// A VM disk image file.
+struct Image {
+    disk: VmDisk,
+    path: PathBuf,
+}
+
+/// Runs the scenario; `log` receives one line per event.
+pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallError> {
+    let start = Instant::now();
+    let work = opts.out.join(&opts.host);
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(io("clean", &work))?;
+    }
+    std::fs::create_dir_all(&work).map_err(io("create", &work))?;
+
+    // 1. The host as it is, then the VM shaped like it.
+    let plain = project::open(&opts.profiles)?;
+    let host0 = plain
+        .loaded
+        .profiles
+        .hosts
+        .get(&opts.host)
+        .ok_or_else(|| crate::render::RenderError::UnknownHost {
+            name: opts.host.clone(),
+            known: plain
+                .loaded
+                .profiles
+                .hosts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?
+        .clone();
+    let (vm_disks, mut overrides) = shape::shape(&host0, &opts.shape)?;
+    let suite = host0.install.suite.clone();
+
+    // 2. Which udebs: the signed index, or (flag) the harness suite.
+    let client = Client::new(ClientOptions {
+        mirror: opts.mirror.clone(),
+        keyring: opts.keyring.clone(),
+        insecure: false,
+        cache_dir: opts.cache_dir.clone(),
+    });
+    let check = harness::check_index(&client, &suite)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("start the async runtime", Path::new("-")))?;
+    let harness: Option<Harness> = match &check {
+        IndexCheck::Signed(_) => None,
+        IndexCheck::Stale { .. } if !opts.allow_unverified_udebs => {
+            return Err(harness::stale_error(&client, &suite, &check).into())
+        }
+        IndexCheck::Stale { .. } => {
+            Some(rt.block_on(harness::build(&opts.mirror, &suite, &check))?)
+        }
+    };
+    let udeb_source = match (&harness, &check) {
+        (Some(h), _) => h.source.clone(),
+        (None, IndexCheck::Signed(sha)) => UdebSource::Signed {
+            sha256: sha.clone(),
+        },
+        (None, _) => unreachable!("a stale index without a harness returned above"),
+    };
+    log(&format!("udebs: {}", udeb_source.describe()));
+
+    // 3. serve: the mirror proxy (+ harness overlay), the security proxy, progress.
+    let pool = crate::qemu::guest::cache_root().join("mirror");
+    let mut proxy = crate::serve::mirror::MirrorProxy::new(&opts.mirror, &pool)
+        .map_err(io("mirror proxy cache", &pool))?;
+    if let Some(h) = &harness {
+        proxy = proxy.with_overlay(h.root.path());
+    }
+    let sec_pool = crate::qemu::guest::cache_root().join("mirror-security");
+    let security = crate::serve::mirror::MirrorProxy::new(&opts.security, &sec_pool)
+        .map_err(io("security proxy cache", &sec_pool))?;
+    let serve_log = work.join("serve.log");
+    let serve_file =
+        std::sync::Mutex::new(std::fs::File::create(&serve_log).map_err(io("create", &serve_log))?);
+    let sink: crate::serve::LogSink = std::sync::Arc::new(move |line: &str| {
+        if let Ok(mut f) = serve_file.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    let server = rt
+        .block_on(crate::serve::Server::bind_with_mirrors(
+            &work,
+            "127.0.0.1:0".parse().expect("address"),
+            sink,
+            Some(proxy),
+            Some(security),
+        ))
+        .map_err(|e| InstallError::Serve(e.to_string()))?;
+    let port = server.local_addr().port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.spawn(server.run(async move {
+        let _ = stop_rx.await;
+    }));
+    log(&format!(
+        "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port})"
+    ));
+
+    // 4. The test variant of the host's files, then its netboot artifacts.
+    overrides.mirror = Some(format!("http://10.0.2.2:{port}/debian"));
+    let project = project::open_with(&opts.profiles, &overrides)?;
+    let host = project.loaded.profiles.hosts[&opts.host].clone();
+    let variant = TestVariant {
+        console_params: vec!["console=ttyS0,115200".into()],
+        udeb_suite: match &udeb_source {
+            UdebSource::Harness { suite, .. } => Some(suite.clone()),
+            UdebSource::Signed { .. } => None,
+        },
+        no_kernel_modules: harness.is_some(),
+        security_host: Some(format!("10.0.2.2:{port}")),
+        security_path: Some("/debian-security".into()),
+        progress_url: Some(format!(
+            "http://10.0.2.2:{port}/progress/{}?run=test",
+            opts.host
+        )),
+        resync_limit_kib: Some(1000),
+        syslog_tty: Some("/dev/ttyS1".into()),
+        tamper: opts.tamper.clone(),
+        harness_uid: HARNESS_UID.into(),
+    };
+    let rendered = render_hosts(
+        &project,
+        std::slice::from_ref(&opts.host),
+        RenderOptions {
+            locked: false,
+            test: Some(variant),
+        },
+    )?;
+    let tree = &rendered.trees[&opts.host];
+    let render_dir = work.join("render");
+    let staged = output::stage(tree, &render_dir).map_err(crate::render::RenderError::from)?;
+    output::publish(vec![staged]).map_err(crate::render::RenderError::from)?;
+    let nb_dir = work.join("netboot");
+    let mac = netboot::install_mac(&host)?.to_string();
+    let (staged, summary) = netboot::stage(
+        &client,
+        &host,
+        tree,
+        &nb_dir,
+        &NetbootOptions {
+            frontend: Some(Frontend::Text),
+            supplement: true,
+            base_url: format!("http://10.0.2.2:{port}"),
+            keyring_append: harness.as_ref().map(|h| h.public_key.clone()),
+        },
+    )?;
+    output::publish(vec![staged]).map_err(netboot::NetbootError::from)?;
+    log(&format!(
+        "netboot: {} (kernel {}), test variant with the self-test",
+        summary.installer, summary.kernel_version
+    ));
+
+    // 5. Disks: HDDs on the lower SATA ports, so that sdX order differs from the profile's.
+    let need: u64 = vm_disks.iter().map(|d| d.bytes).sum();
+    let ddir = disk_dir(&work, &opts.host, need);
+    std::fs::create_dir_all(&ddir).map_err(io("create", &ddir))?;
+    let mut images: Vec<Image> = Vec::new();
+    let mut ordered = vm_disks.clone();
+    ordered.sort_by_key(|d| (d.role == DiskRole::Ssd, d.id.clone()));
+    for d in ordered {
+        let path = ddir.join(format!("{}.raw", d.id));
+        crate::qemu::guest::sparse_disk(&path, d.bytes)
+            .map_err(|e| InstallError::Serve(e.to_string()))?;
+        images.push(Image { disk: d, path });
+    }
+    let boot_order: Vec<String> = host.storage.boot_disks.clone();
+    let disks_for = |leave_out: Option<&str>, snapshot: bool| -> Vec<Disk> {
+        images
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| Some(i.disk.id.as_str()) != leave_out)
+            .map(|(port, i)| Disk {
+                path: i.path.clone(),
+                bus: Bus::Sata {
+                    port: port as u8,
+                    ssd: i.disk.role == DiskRole::Ssd,
+                },
+                serial: Some(i.disk.serial.clone()),
+                read_only: false,
+                snapshot,
+                model: i.disk.model.clone(),
+                bootindex: boot_order
+                    .iter()
+                    .position(|b| b == &i.disk.id)
+                    .map(|p| p as u32 + 1),
+            })
+            .collect()
+    };
+    let sata: Vec<String> = images
+        .iter()
+        .enumerate()
+        .map(|(p, i)| {
+            format!(
+                "port {p}: {} ({}, serial {})",
+                i.disk.id,
+                if i.disk.role == DiskRole::Ssd {
+                    "SSD"
+                } else {
+                    "HDD"
+                },
+                i.disk.serial
+            )
+        })
+        .collect();
+    log(&format!("VM disks: {}", sata.join("; ")));
+    let mut nic_args = Vec::new();
+    for (i, n) in host.nics.iter().enumerate() {
+        if n.role == NicRole::Install {
+            nic_args.extend(["-netdev".to_string(), format!("user,id=n{i}")]);
+        } else {
+            // Isolated: a hub with no other port.
+            nic_args.extend(["-netdev".to_string(), format!("hubport,id=n{i},hubid={i}")]);
+        }
+        nic_args.extend([
+            "-device".to_string(),
+            format!("e1000e,netdev=n{i},mac={}", n.mac),
+        ]);
+    }
+
+    let (accel, why) = Accel::detect(&nb_dir.join("linux"));
+    log(&format!("accelerator: {why}"));
+    let mut steps: Vec<Step> = Vec::new();
+    let outcome = |steps: Vec<Step>| Outcome_ {
+        host: opts.host.clone(),
+        accel: why.clone(),
+        udeb_source: udeb_source.clone(),
+        steps,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+
+    // 6. The install, followed phase by phase on the installer's syslog (ttyS1).
+    let syslog = work.join("install-syslog.log");
+    let mut extra = nic_args.clone();
+    extra.extend(["-serial".to_string(), format!("file:{}", syslog.display())]);
+    let spec = VmSpec {
+        name: format!("install-{}", opts.host),
+        accel,
+        cpus: opts.cpus,
+        memory_mib: opts.memory_mib,
+        kernel: Some(nb_dir.join("linux")),
+        initrd: Some(nb_dir.join("initrd.gz")),
+        append: netboot::boot::kernel_args(&host, Frontend::Text, &mac),
+        disks: disks_for(None, false),
+        console: work.join("install-console.log"),
+        extra_args: extra,
+    };
+    log(&format!(
+        "install: starting ({} MiB, {} vCPUs)",
+        opts.memory_mib, opts.cpus
+    ));
+    let install_ok = follow_install(&spec, &syslog, opts.install_timeout, log, &mut steps)?;
+    if !install_ok {
+        let _ = stop_tx.send(());
+        let _ = rt.block_on(served);
+        cleanup(&ddir, opts.keep_disks);
+        return Ok(outcome(steps));
+    }
+
+    // 7. The SSDs' partition tables, read from the host, against the plan.
+    let plan = &project.plans[&opts.host];
+    for dp in plan.disks.iter().filter(|d| d.at_install) {
+        let Some(img) = images.iter().find(|i| i.disk.id == dp.id) else {
+            continue;
+        };
+        let r = super::gpt_check::check(&img.path, dp);
+        log(&format!(
+            "gpt {}: {}",
+            dp.id,
+            match &r {
+                Ok(s) => s.clone(),
+                Err(e) => format!("FAIL {e}"),
+            }
+        ));
+        steps.push(Step {
+            name: format!("gpt/{}", dp.id),
+            passed: r.is_ok(),
+            detail: r.unwrap_or_else(|e| e),
+            seconds: 0.0,
+        });
+    }
+
+    // 8. Boots from disk: whole, then (degraded) with each boot SSD removed.
+    let mut boots = vec![("whole".to_string(), None)];
+    if opts.degraded {
+        for b in &boot_order {
+            boots.push((format!("degraded-{b}"), Some(b.clone())));
+        }
+    }
+    for (label, leave_out) in boots {
+        let mode = match &leave_out {
+            None => "whole".to_string(),
+            Some(d) => format!("degraded:{d}"),
+        };
+        let mut extra = nic_args.clone();
+        extra.extend([
+            "-fw_cfg".to_string(),
+            format!("name=opt/picaboot/mode,string={mode}"),
+        ]);
+        let spec = VmSpec {
+            name: format!("boot-{label}-{}", opts.host),
+            accel,
+            cpus: opts.cpus,
+            memory_mib: opts.memory_mib,
+            kernel: None,
+            initrd: None,
+            append: String::new(),
+            // Degraded boots start from the first boot's disks each time (snapshot).
+            disks: disks_for(leave_out.as_deref(), leave_out.is_some()),
+            console: work.join(format!("boot-{label}-console.log")),
+            extra_args: extra,
+        };
+        log(&format!("boot {label}: starting from disk"));
+        let t = Instant::now();
+        let mut vm = spec.start()?;
+        let ended = vm.wait_for("PICABOOT-DONE", opts.boot_timeout, |line| {
+            if line.contains("PICABOOT-CHECK") && line.contains(" FAIL ") {
+                log(&format!("boot {label}: {}", line.trim()));
+            }
+        });
+        if ended == Outcome::Marker {
+            vm.wait_exit(Duration::from_secs(120));
+        }
+        drop(vm);
+        let console =
+            String::from_utf8_lossy(&std::fs::read(&spec.console).unwrap_or_default()).into_owned();
+        let report = Report::parse(&console);
+        let secs = t.elapsed().as_secs_f64();
+        let reached = match &ended {
+            Outcome::Marker => Ok(format!("self-test finished after {secs:.0} s")),
+            Outcome::Exited(why) => Err(format!(
+                "QEMU exited before the self-test finished: {why}; last console lines: {}",
+                tail(&console, 5)
+            )),
+            Outcome::TimedOut => Err(format!(
+                "no PICABOOT-DONE within {} s (did it boot? last console lines: {})",
+                opts.boot_timeout.as_secs(),
+                tail(&console, 5)
+            )),
+        };
+        log(&format!(
+            "boot {label}: {}",
+            match &reached {
+                Ok(s) | Err(s) => s,
+            }
+        ));
+        steps.push(Step {
+            name: format!("boot-{label}/reached-self-test"),
+            passed: reached.is_ok(),
+            detail: reached.unwrap_or_else(|e| e),
+            seconds: secs,
+        });
+        for c in &report.checks {
+            steps.push(Step {
+                name: format!("boot-{label}/{}", c.name),
+                passed: c.passed,
+                detail: c.detail.clone(),
+                seconds: 0.0,
+            });
+        }
+        if ended == Outcome::Marker {
+            for f in report
+                .failures()
+                .into_iter()
+                .filter(|f| !report.checks.contains(f))
+            {
+                steps.push(Step {
+                    name: format!("boot-{label}/{}", f.name),
+                    passed: false,
+                    detail: f.detail,
+                    seconds: 0.0,
+                });
+            }
+        }
+        let n_fail = report.checks.iter().filter(|c| !c.passed).count();
+        log(&format!(
+            "boot {label}: {} checks, {n_fail} failed",
+            report.checks.len()
+        ));
+    }
+    let _ = stop_tx.send(());
+    let _ = rt.block_on(served);
+    cleanup(&ddir, opts.keep_disks);
+    Ok(outcome(steps))
+}
+
+/// Removes the VM's disk images unless asked to keep them.
+fn cleanup(ddir: &Path, keep: bool) {
+    if !keep {
+        let _ = std::fs::remove_dir_all(ddir);
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// Runs the install VM to its end (the installer reboots; `-no-reboot` makes QEMU exit),
+/// recording each phase with its time; false when it failed (the failure is a step).
+fn follow_install(
+    spec: &VmSpec,
+    syslog: &Path,
+    limit: Duration,
+    log: &dyn Fn(&str),
+    steps: &mut Vec<Step>,
+) -> Result<bool, InstallError> {
+    let mut vm = spec.start()?;
+    let t0 = Instant::now();
+    let mut current: (&'static str, Instant) = ("boot-to-network", t0);
+    let mut seen = 0usize;
+    let mut finished_phase = false;
+    let mut failure: Option<String> = None;
+    let close =
+        |name: &str, since: Instant, steps: &mut Vec<Step>, passed: bool, detail: String| {
+            let secs = since.elapsed().as_secs_f64();
+            log(&format!(
+                "install: {name} {} in {:.0} s ({:.0} s elapsed)",
+                if passed { "done" } else { "FAILED" },
+                secs,
+                t0.elapsed().as_secs_f64()
+            ));
+            steps.push(Step {
+                name: format!("install/{name}"),
+                passed,
+                detail,
+                seconds: secs,
+            });
+        };
+    loop {
+        let text = String::from_utf8_lossy(&std::fs::read(syslog).unwrap_or_default()).into_owned();
+        let start = seen.min(text.len());
+        let complete = text[start..]
+            .rfind('\n')
+            .map(|i| start + i + 1)
+            .unwrap_or(start);
+        for line in text[start..complete].lines() {
+            if let Some(p) = phases::phase_started(line) {
+                if p != current.0 && !(p == "boot-to-network" && current.0 == "boot-to-network") {
+                    close(current.0, current.1, steps, true, "ok".into());
+                    log(&format!("install: {p} ..."));
+                    current = (p, Instant::now());
+                    if p == "finish-install" {
+                        finished_phase = true;
+                    }
+                }
+            }
+            if failure.is_none() {
+                failure = phases::failure(line);
+            }
+        }
+        seen = complete;
+        if let Some(f) = &failure {
+            vm.kill();
+            close(
+                current.0,
+                current.1,
+                steps,
+                false,
+                format!("{f}; last syslog lines: {}", tail(&text, 8)),
+            );
+            return Ok(false);
+        }
+        if let Some(why) = vm.exited() {
+            if finished_phase {
+                close(
+                    current.0,
+                    current.1,
+                    steps,
+                    true,
+                    "the installer finished and rebooted".into(),
+                );
+                return Ok(true);
+            }
+            close(
+                current.0,
+                current.1,
+                steps,
+                false,
+                format!(
+                    "QEMU exited during {}: {why}; last syslog lines: {}",
+                    current.0,
+                    tail(&text, 8)
+                ),
+            );
+            return Ok(false);
+        }
+        if t0.elapsed() > limit {
+            vm.kill();
+            close(
+                current.0,
+                current.1,
+                steps,
+                false,
+                format!(
+                    "no end within {} s; last syslog lines: {}",
+                    limit.as_secs(),
+                    tail(&text, 8)
+                ),
+            );
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome_from(console: &str) -> Outcome_ {
+        let report = Report::parse(console);
+        let mut steps = vec![Step {
+            name: "install/partitioning".into(),
+            passed: true,
+            detail: "ok".into(),
+            seconds: 530.0,
+        }];
+        for c in &report.checks {
+            steps.push(Step {
+                name: format!("boot-degraded-ssd0/{}", c.name),
+                passed: c.passed,
+                detail: c.detail.clone(),
+                seconds: 0.0,
+            });
+        }
+        Outcome_ {
+            host: "alice".into(),
+            accel: "TCG".into(),
+            udeb_source: UdebSource::Signed {
+                sha256: "ab".into(),
+            },
+            steps,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn failing_self_test_output_fails_and_names_each_check() {
+        // What the self-test prints when GRUB is on one SSD only and a file was altered.
+        let console = "\u{1b}[0mSELFTEST\r\nPICABOOT-CHECK md-md0 PASS 1/2 up (want 1): clean, degraded\n\
+PICABOOT-CHECK grub-ssd1 FAIL /dev/disk/by-id/ata-X: MBR GRUB marks=0, partition 1 non-zero bytes=0\n\
+PICABOOT-CHECK file:/etc/hosts FAIL content differs from the rendered file (sha256 1, rendered 2)\n\
+PICABOOT-DONE rc=2\n";
+        let o = outcome_from(console);
+        let failed: Vec<&str> = o.failures().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            failed,
+            [
+                "boot-degraded-ssd0/grub-ssd1",
+                "boot-degraded-ssd0/file:/etc/hosts"
+            ]
+        );
+        let r = Report::parse(console);
+        assert_eq!(r.done_rc, Some(2));
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn junit_is_xml_whatever_the_console_held() {
+        let o =
+            outcome_from("PICABOOT-CHECK x FAIL bad \u{1b}[31m<&>\"\u{0}\r\nPICABOOT-DONE rc=1\n");
+        let x = o.junit();
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("&lt;&amp;&gt;&quot;"), "{x}");
+        assert!(!x.chars().any(|c| (c as u32) < 0x20 && c != '\n'), "{x:?}");
+        assert!(x.contains("name=\"udeb-source\""));
+    }
+}
