@@ -26,8 +26,12 @@ use picaboot::render::{render_hosts, RenderOptions};
 
 use amt_sim::{picaboot_amt, point_alice_at, AmtSim, Apache, Machine};
 
-/// Past the questions a preseed answers: the preseeded mirror chosen, components loading.
-const REACHED: &[&str] = &["Loading additional components", "Retrieving "];
+/// Past the network step (as tests/vm_netboot.rs judges it): DHCP done, the preseeded mirror
+/// being checked.
+const REACHED: &[&str] = &[
+    "Network autoconfiguration has succeeded",
+    "Checking the Debian archive mirror",
+];
 /// Questions that must never show (the mirror screen means the preseed's mirror was refused).
 const ASKED: &[&str] = &[
     "Select a language",
@@ -35,6 +39,7 @@ const ASKED: &[&str] = &[
     "Configure the keyboard",
     "Configure the network",
     "Choose a mirror of the Debian archive",
+    "Set up users and passwords",
     "Kernel panic",
 ];
 const USER: &str = "admin";
