@@ -5,6 +5,7 @@
 //! ([`cluster`]), and rendered through tera templates ([`render`]) into per-host trees that are
 //! published atomically ([`output`]). External programs all go through [`exec`].
 
+pub mod amt;
 pub mod archive;
 pub mod cli;
 pub mod cluster;
@@ -16,6 +17,7 @@ pub mod image;
 pub mod install;
 pub mod mirror;
 pub mod netboot;
+pub mod ops;
 pub mod output;
 pub mod profile;
 pub mod progress;

@@ -3,11 +3,14 @@
 //! [`exit_code`].
 
 mod check;
+mod diff;
 mod docs;
 mod image;
 pub mod json;
 mod netboot;
+mod power;
 mod push;
+mod reinstall;
 mod render;
 mod serve;
 mod test;
@@ -72,6 +75,12 @@ pub enum Cmd {
     Completions(docs::CompletionsConfig),
     /// Write man pages (one per command) into DIR.
     Man(docs::ManConfig),
+    /// Power a box through Intel AMT: status, on, off, reset, cycle; --pxe-once for one PXE boot.
+    Power(power::PowerConfig),
+    /// Reinstall a box end to end (checks and confirmation; see README).
+    Reinstall(reinstall::ReinstallConfig),
+    /// Compare a host's rendered files with the live host over SSH (exit 3 on drift).
+    Diff(diff::DiffConfig),
 }
 
 impl Cli {
@@ -93,7 +102,9 @@ impl Cli {
             Cmd::Test(t) => match &t.what {
                 test::TestWhat::Install(i) => i.json,
             },
-            Cmd::Completions(_) | Cmd::Man(_) => false,
+            Cmd::Power(p) => p.json,
+            Cmd::Diff(d) => d.json,
+            Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
     }
 }
@@ -109,6 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Test(c) => test::test(c),
         Cmd::Completions(c) => docs::completions(c),
         Cmd::Man(c) => docs::man(c),
+        Cmd::Power(c) => power::power(c),
+        Cmd::Reinstall(c) => reinstall::reinstall(c),
+        Cmd::Diff(c) => diff::diff(c),
     }
 }
 
@@ -129,6 +143,13 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return EXIT_TEST;
         }
         if cause.is::<UsageError>()
+            || matches!(
+                cause.downcast_ref::<crate::amt::AmtError>(),
+                Some(
+                    crate::amt::AmtError::Credentials(_)
+                        | crate::amt::AmtError::WrongCredentials { .. }
+                )
+            )
             || cause.is::<crate::render::RenderError>()
             || matches!(
                 cause.downcast_ref::<crate::image::SpecError>(),

@@ -223,6 +223,19 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     );
     verify_unique_values(&hosts, &host_sources, &mut diags);
 
+    let vpro_jump_host = site
+        .as_ref()
+        .and_then(|s| s.vpro.as_ref())
+        .and_then(|v| v.jump_host.clone())
+        .filter(|j| {
+            validate::verify_jump_host(
+                &mut Checker {
+                    src: &site_src,
+                    diags: &mut diags,
+                },
+                j,
+            )
+        });
     if !diags.is_empty() || site.is_none() {
         return Err(ProfileError::Invalid(diags.finish()));
     }
@@ -230,6 +243,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         dir: dir.to_path_buf(),
         profiles: Profiles {
             organisation: site.map(|s| s.organisation).unwrap_or_default(),
+            vpro_jump_host,
             hardware: hardware.into_iter().map(|(k, (hw, ..))| (k, hw)).collect(),
             hosts,
             clusters,

@@ -376,6 +376,10 @@ pub struct Host {
     pub gpt: bool,
     /// vPro address.
     pub vpro_address: Option<Ipv4Addr>,
+    /// AMT port (16992 HTTP, 16993 TLS).
+    pub vpro_port: u16,
+    /// Pinned SHA-256 fingerprint of AMT's TLS certificate (TLS is used when set).
+    pub vpro_tls_sha256: Option<[u8; 32]>,
     /// Public network.
     pub network: Network,
     /// Cluster address.
@@ -445,6 +449,8 @@ pub struct ClusterLock {
 pub struct Profiles {
     /// Organisation name.
     pub organisation: String,
+    /// SSH jump host to the vPro management network (site `[vpro] jump-host`).
+    pub vpro_jump_host: Option<String>,
     /// Hardware profiles by name.
     pub hardware: BTreeMap<String, Hardware>,
     /// Hosts by name.

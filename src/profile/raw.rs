@@ -41,6 +41,17 @@ pub struct RawSite {
     /// Installer defaults for every host.
     #[serde(default)]
     pub install: RawInstall,
+    /// How the vPro/AMT interfaces are reached.
+    pub vpro: Option<RawSiteVpro>,
+}
+
+/// `[vpro]` of `site.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawSiteVpro {
+    /// SSH jump host in front of the management network (`[user@]host[:port]` or an ssh
+    /// config alias); AMT is then reached with `ssh -W ADDR:PORT JUMP`.
+    pub jump_host: Option<String>,
 }
 
 /// `hardware/NAME.toml`.
@@ -162,6 +173,11 @@ pub struct RawHostNic {
 pub struct RawVpro {
     /// The AMT address on the management network.
     pub address: String,
+    /// AMT's port: 16992 (HTTP, the default) or 16993 (TLS, the default with `tls-sha256`).
+    pub port: Option<u16>,
+    /// TLS with AMT's (self-signed) certificate pinned by this SHA-256 fingerprint (hex,
+    /// colons allowed).
+    pub tls_sha256: Option<String>,
 }
 
 /// Public networking.

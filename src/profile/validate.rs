@@ -490,6 +490,7 @@ pub(crate) fn verify_host(
                 None
             }
         });
+    let (vpro_port, vpro_tls_sha256) = verify_vpro_access(c, raw.vpro.as_ref());
     let network = verify_network(c, &raw.network, &nics);
     let cluster_link = raw.cluster_link.as_ref().and_then(|l| {
         let address = c.ipv4_net("cluster-link.address", &l.address)?;
@@ -529,10 +530,57 @@ pub(crate) fn verify_host(
         firmware: hw.firmware,
         gpt: hw.gpt,
         vpro_address,
+        vpro_port,
+        vpro_tls_sha256,
         network: network?,
         cluster_link,
         storage: storage?,
     })
+}
+
+/// `[vpro] port` and `tls-sha256`: the port defaults to 16992, or 16993 with TLS.
+fn verify_vpro_access(c: &mut Checker<'_>, v: Option<&RawVpro>) -> (u16, Option<[u8; 32]>) {
+    let Some(v) = v else {
+        return (16992, None);
+    };
+    let pin = v.tls_sha256.as_ref().and_then(|s| {
+        let digits: String = s.chars().filter(|c| *c != ':').collect();
+        match hex::decode(&digits)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            Some(b) => Some(b),
+            None => {
+                c.err(
+                    "vpro.tls-sha256",
+                    format!("`{s}` is not a SHA-256 fingerprint (64 hex digits, colons allowed)"),
+                );
+                None
+            }
+        }
+    });
+    let port = match v.port {
+        Some(0) => {
+            c.err("vpro.port", "0 is not a port");
+            16992
+        }
+        Some(p) => p,
+        None if v.tls_sha256.is_some() => 16993,
+        None => 16992,
+    };
+    (port, pin)
+}
+
+/// `site.toml [vpro] jump-host`: one ssh destination, not an option.
+pub(crate) fn verify_jump_host(c: &mut Checker<'_>, jump: &str) -> bool {
+    let ok = !jump.is_empty() && !jump.starts_with('-') && !jump.contains(char::is_whitespace);
+    if !ok {
+        c.err(
+            "vpro.jump-host",
+            format!("`{jump}` is not an ssh destination ([user@]host[:port] or a config alias)"),
+        );
+    }
+    ok
 }
 
 fn verify_host_nics(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec<Nic> {

@@ -8,7 +8,10 @@
 //!
 //! The installer reports progress with `GET /progress/HOST?stage=STAGE&status=STATUS`
 //! (busybox wget in d-i can do a GET with a query string; POST is accepted too), which logs
-//! `progress HOST: STAGE STATUS` and is kept in [`Server::progress`].
+//! `progress HOST: STAGE STATUS` and is kept in [`Server::progress`]. Once a host has
+//! reported `stage=done`, its `HOST/netboot/boot.ipxe` is answered with a script that boots
+//! the local disk instead (`sanboot` of drive 0x80, else `exit` to the firmware's next boot
+//! device), so a box that PXE-boots again does not loop into the installer.
 //!
 //! [`Server::run`] stops accepting when its shutdown future completes, lets open
 //! connections finish (at most [`DRAIN_TIMEOUT`]) and returns.
@@ -422,6 +425,22 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return r;
     }
+    if method == Method::GET || method == Method::HEAD {
+        if let Some(host) = raw_path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix("/netboot/boot.ipxe"))
+            .filter(|h| valid_host(h) && reported_done(state, h))
+        {
+            return small(
+                state,
+                client,
+                &method,
+                &shown,
+                StatusCode::OK,
+                &disk_ipxe(host),
+            );
+        }
+    }
     let proxied = match (
         raw_path.strip_prefix("/debian/"),
         raw_path.strip_prefix("/debian-security/"),
@@ -608,6 +627,24 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
             (dec(k), dec(v))
         })
         .collect()
+}
+
+/// True once `host` reported `stage=done`.
+fn reported_done(state: &State, host: &str) -> bool {
+    state
+        .progress
+        .lock()
+        .map(|v| v.iter().any(|e| e.host == host && e.stage == "done"))
+        .unwrap_or(false)
+}
+
+/// The iPXE script for a host whose install is done: boot from the local disk.
+pub fn disk_ipxe(host: &str) -> String {
+    format!(
+        "#!ipxe\n# picaboot: {host} reported its install done: boot from the local disk\n\
+         echo picaboot: {host} is installed, booting from disk\n\
+         sanboot --no-describe --drive 0x80 || exit\n"
+    )
 }
 
 fn progress(

@@ -1,0 +1,601 @@
+//! The HTTP/1.1 client AMT needs: POST `/wsman` over plain TCP, TLS with the certificate
+//! pinned by SHA-256 fingerprint, or either through `ssh -W ADDR:PORT JUMP` (the system ssh,
+//! so the user's ssh config and agent apply). Digest authentication: the first request is
+//! answered 401, the challenge is parsed, the request resent; the nonce is then reused with an
+//! increasing nonce count. Credentials only ever go to the target's origin (no redirects).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use super::digest::{authorization, Challenge};
+use super::{format_fingerprint, AmtError, Credentials};
+
+/// Where AMT is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// AMT's address (IP or name) on the management network.
+    pub address: String,
+    /// Port: 16992 (HTTP) or 16993 (TLS).
+    pub port: u16,
+    /// TLS with this pinned SHA-256 certificate fingerprint.
+    pub tls_sha256: Option<[u8; 32]>,
+    /// Reach AMT through `ssh -W` via this jump host (`[user@]host[:port]` or an ssh config alias).
+    pub jump: Option<String>,
+    /// An ssh config file passed to ssh with `-F` (else the user's own config applies).
+    pub ssh_config: Option<PathBuf>,
+    /// Connect and read timeout.
+    pub timeout: Duration,
+}
+
+impl Target {
+    /// `ADDR:PORT`, as used in messages.
+    pub fn origin(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+
+    fn amt_hop(&self) -> String {
+        match &self.jump {
+            Some(j) => format!("AMT {} (through jump host {j})", self.origin()),
+            None => format!("AMT {}", self.origin()),
+        }
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// `ssh -W` as a byte stream.
+struct SshStream {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Read for SshStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stdout.read(buf)
+    }
+}
+
+impl Write for SshStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stdin.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stdin.flush()
+    }
+}
+
+impl Drop for SshStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Verifies only that the end-entity certificate has the pinned SHA-256 fingerprint (AMT's
+/// certificates are self-signed), and the handshake signatures as usual.
+#[derive(Debug)]
+struct Pinned {
+    sha256: [u8; 32],
+    seen: Mutex<Option<String>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        *self.seen.lock().unwrap() = Some(format_fingerprint(&got));
+        if got == self.sha256 {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "certificate is not the pinned one".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    reason: String,
+    authenticate: Vec<String>,
+    close: bool,
+    body: String,
+}
+
+fn io_err(hop: &str, e: impl std::fmt::Display) -> AmtError {
+    AmtError::Unreachable {
+        hop: hop.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// A WS-Management client for one AMT.
+pub struct Client {
+    target: Target,
+    creds: Credentials,
+    conn: Option<BufReader<Box<dyn Stream>>>,
+    ssh_stderr: Option<Arc<Mutex<Vec<u8>>>>,
+    challenge: Option<Challenge>,
+    nc: u32,
+    counter: u64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .field("username", &self.creds.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random-enough hex token (message ids, client nonces): the standard library's randomly
+/// seeded hasher over a counter and the time.
+fn token(counter: u64) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(counter);
+        h.write_u64(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+impl Client {
+    /// A client; nothing is sent until the first call.
+    pub fn new(target: Target, creds: Credentials) -> Self {
+        Client {
+            target,
+            creds,
+            conn: None,
+            ssh_stderr: None,
+            challenge: None,
+            nc: 0,
+            counter: 0,
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A fresh message id in UUID form.
+    pub fn message_id(&mut self) -> String {
+        self.counter += 1;
+        let t = token(self.counter);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &t[0..8],
+            &t[8..12],
+            &t[12..16],
+            &t[16..20],
+            &t[20..32]
+        )
+    }
+
+    fn ssh_failure(&mut self, fallback: String) -> AmtError {
+        let jump = self.target.jump.clone().unwrap_or_default();
+        let stderr = self
+            .ssh_stderr
+            .as_ref()
+            .map(|b| {
+                String::from_utf8_lossy(&b.lock().unwrap())
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let tail: String = stderr
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" / ");
+        // The jump host was reached but could not open the forward to AMT: OpenSSH says
+        // "stdio forwarding failed" for -W (and "open failed" in some versions).
+        if stderr.contains("stdio forwarding failed")
+            || stderr.contains("open failed")
+            || stderr.contains("administratively prohibited")
+        {
+            AmtError::Unreachable {
+                hop: self.target.amt_hop(),
+                reason: if tail.is_empty() { fallback } else { tail },
+            }
+        } else {
+            AmtError::Unreachable {
+                hop: format!("jump host {jump}"),
+                reason: if tail.is_empty() {
+                    fallback
+                } else {
+                    format!("ssh: {tail}")
+                },
+            }
+        }
+    }
+
+    fn connect(&mut self) -> Result<Box<dyn Stream>, AmtError> {
+        let t = &self.target;
+        let raw: Box<dyn Stream> = match &t.jump {
+            None => {
+                let hop = t.amt_hop();
+                let addrs: Vec<_> = (t.address.as_str(), t.port)
+                    .to_socket_addrs()
+                    .map_err(|e| io_err(&hop, e))?
+                    .collect();
+                let addr = addrs
+                    .first()
+                    .ok_or_else(|| io_err(&hop, "the name has no address"))?;
+                let s = TcpStream::connect_timeout(addr, t.timeout).map_err(|e| io_err(&hop, e))?;
+                s.set_read_timeout(Some(t.timeout)).ok();
+                s.set_write_timeout(Some(t.timeout)).ok();
+                Box::new(s)
+            }
+            Some(jump) => {
+                let mut c = Command::new("ssh");
+                if let Some(cfg) = &t.ssh_config {
+                    c.arg("-F").arg(cfg);
+                }
+                c.args([
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    &format!("ConnectTimeout={}", t.timeout.as_secs().max(1)),
+                    "-W",
+                    &t.origin(),
+                    "--",
+                    jump,
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+                let mut child = c.spawn().map_err(|e| AmtError::Unreachable {
+                    hop: format!("jump host {jump}"),
+                    reason: format!("cannot run ssh (Debian package openssh-client): {e}"),
+                })?;
+                let stdin = child.stdin.take().expect("piped");
+                let stdout = child.stdout.take().expect("piped");
+                let mut stderr = child.stderr.take().expect("piped");
+                let buf = Arc::new(Mutex::new(Vec::new()));
+                let b2 = buf.clone();
+                std::thread::spawn(move || {
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = stderr.read(&mut chunk) {
+                        if n == 0 {
+                            break;
+                        }
+                        b2.lock().unwrap().extend_from_slice(&chunk[..n]);
+                    }
+                });
+                self.ssh_stderr = Some(buf);
+                Box::new(SshStream {
+                    child,
+                    stdin,
+                    stdout,
+                })
+            }
+        };
+        let Some(pin) = t.tls_sha256 else {
+            return Ok(raw);
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(Pinned {
+            sha256: pin,
+            seen: Mutex::new(None),
+            provider: provider.clone(),
+        });
+        let origin = t.origin();
+        let tls_err = |reason: String| AmtError::Tls {
+            origin: origin.clone(),
+            reason,
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(t.address.clone())
+            .map_err(|e| tls_err(format!("`{}`: {e}", t.address)))?;
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
+            .map_err(|e| tls_err(e.to_string()))?;
+        let mut raw = raw;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut raw) {
+                if let Some(got) = verifier.seen.lock().unwrap().clone() {
+                    if got != format_fingerprint(&pin) {
+                        return Err(AmtError::TlsPin {
+                            origin,
+                            expected: format_fingerprint(&pin),
+                            got,
+                        });
+                    }
+                }
+                if t.jump.is_some() && e.kind() != std::io::ErrorKind::InvalidData {
+                    return Err(self.ssh_failure(e.to_string()));
+                }
+                return Err(tls_err(e.to_string()));
+            }
+        }
+        Ok(Box::new(rustls::StreamOwned::new(conn, raw)))
+    }
+
+    fn round_trip(&mut self, body: &str, auth: Option<String>) -> Result<Response, AmtError> {
+        let reused = self.conn.is_some();
+        match self.try_round_trip(body, auth.as_deref()) {
+            Ok(r) => Ok(r),
+            Err(_) if reused => {
+                // The kept-alive connection was closed by the server: one fresh attempt.
+                self.conn = None;
+                self.try_round_trip(body, auth.as_deref())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn try_round_trip(&mut self, body: &str, auth: Option<&str>) -> Result<Response, AmtError> {
+        if self.conn.is_none() {
+            let s = self.connect()?;
+            self.conn = Some(BufReader::new(s));
+        }
+        let hop = self.target.amt_hop();
+        let mut head = format!(
+            "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: keep-alive\r\n",
+            self.target.origin(),
+            body.len()
+        );
+        if let Some(a) = auth {
+            head.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        head.push_str("\r\n");
+        let result = (|| -> Result<Response, String> {
+            let conn = self.conn.as_mut().expect("connected");
+            let w = conn.get_mut();
+            w.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+            w.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+            w.flush().map_err(|e| e.to_string())?;
+            read_response(conn)
+        })();
+        match result {
+            Ok(r) => {
+                if r.close {
+                    self.conn = None;
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                self.conn = None;
+                if self.target.jump.is_some() {
+                    // Give ssh a moment to say why it ended.
+                    std::thread::sleep(Duration::from_millis(200));
+                    Err(self.ssh_failure(e))
+                } else {
+                    Err(io_err(&hop, e))
+                }
+            }
+        }
+    }
+
+    /// POSTs one envelope and returns the reply body (HTTP 200), authenticating as needed.
+    /// SOAP faults in 400/500 replies become [`AmtError::Fault`].
+    pub fn call(&mut self, envelope: &str) -> Result<String, AmtError> {
+        let mut fresh = false;
+        for _ in 0..3 {
+            let auth = match &self.challenge {
+                Some(c) => {
+                    self.nc += 1;
+                    self.counter += 1;
+                    Some(authorization(
+                        c,
+                        &self.creds.username,
+                        self.creds.password.expose(),
+                        "POST",
+                        "/wsman",
+                        self.nc,
+                        &token(self.counter),
+                    )?)
+                }
+                None => None,
+            };
+            let sent_auth = auth.is_some();
+            let r = self.round_trip(envelope, auth)?;
+            match r.status {
+                200 => return Ok(r.body),
+                401 => {
+                    let c = Challenge::best(r.authenticate.iter().map(String::as_str)).ok_or_else(
+                        || {
+                            AmtError::Malformed(format!(
+                                "401 without a usable Digest challenge (WWW-Authenticate: {})",
+                                r.authenticate.join(" | ")
+                            ))
+                        },
+                    )?;
+                    if sent_auth && fresh && !c.stale {
+                        return Err(AmtError::WrongCredentials {
+                            origin: self.target.origin(),
+                            username: self.creds.username.clone(),
+                            realm: c.realm,
+                        });
+                    }
+                    self.challenge = Some(c);
+                    self.nc = 0;
+                    fresh = true;
+                }
+                status => {
+                    if r.body.contains("Fault") {
+                        super::reply::check_fault(&r.body)?;
+                    }
+                    let excerpt: String = r.body.chars().take(200).collect();
+                    return Err(AmtError::Http {
+                        status,
+                        reason: if excerpt.trim().is_empty() {
+                            r.reason
+                        } else {
+                            format!("{}: {}", r.reason, excerpt.trim())
+                        },
+                    });
+                }
+            }
+        }
+        Err(AmtError::WrongCredentials {
+            origin: self.target.origin(),
+            username: self.creds.username.clone(),
+            realm: self
+                .challenge
+                .as_ref()
+                .map(|c| c.realm.clone())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
+    let mut line = String::new();
+    if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+        return Err("the connection closed before a reply".into());
+    }
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("not an HTTP reply: `{}`", line.trim_end()));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line `{}`", line.trim_end()))?;
+    let reason = parts.next().unwrap_or("").to_string();
+    let mut close = version == "HTTP/1.0";
+    let mut length = None;
+    let mut chunked = false;
+    let mut authenticate = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).map_err(|e| e.to_string())? == 0 {
+            return Err("the connection closed inside the reply headers".into());
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let Some((k, v)) = h.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.parse::<usize>().ok(),
+            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+            "connection" => {
+                let v = v.to_ascii_lowercase();
+                if v.contains("close") {
+                    close = true;
+                } else if v.contains("keep-alive") {
+                    close = false;
+                }
+            }
+            "www-authenticate" => authenticate.push(v.to_string()),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).map_err(|e| e.to_string())?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| format!("bad chunk size `{}`", size.trim()))?;
+            if n == 0 {
+                loop {
+                    let mut t = String::new();
+                    if r.read_line(&mut t).map_err(|e| e.to_string())? == 0 || t.trim().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let start = body.len();
+            body.resize(start + n, 0);
+            r.read_exact(&mut body[start..])
+                .map_err(|e| e.to_string())?;
+            let mut crlf = String::new();
+            r.read_line(&mut crlf).map_err(|e| e.to_string())?;
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+    } else if status != 204 && status != 304 {
+        r.read_to_end(&mut body).map_err(|e| e.to_string())?;
+        close = true;
+    }
+    Ok(Response {
+        status,
+        reason,
+        authenticate,
+        close,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}

@@ -1,0 +1,317 @@
+//! Power status and changes, and the one-time PXE boot, as AMT does them.
+
+use serde::Serialize;
+
+use super::reply::{self, Instance};
+use super::wsman::{self, ASSOCIATED_POWER, BOOT_SETTING_DATA, BOOT_SOURCE};
+use super::{AmtError, Client};
+
+/// A requested power change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerAction {
+    /// PowerState 2.
+    On,
+    /// PowerState 8.
+    Off,
+    /// PowerState 10 (master bus reset).
+    Reset,
+    /// PowerState 5 (power cycle).
+    Cycle,
+}
+
+impl PowerAction {
+    /// The CIM PowerState this action requests.
+    pub fn power_state(self) -> u16 {
+        match self {
+            Self::On => 2,
+            Self::Off => 8,
+            Self::Reset => 10,
+            Self::Cycle => 5,
+        }
+    }
+}
+
+/// The CIM name of a PowerState value.
+pub fn state_name(s: u16) -> &'static str {
+    match s {
+        1 => "Other",
+        2 => "On",
+        3 => "Sleep - Light",
+        4 => "Sleep - Deep",
+        5 => "Power Cycle (Off - Soft)",
+        6 => "Off - Hard",
+        7 => "Hibernate (Off - Soft)",
+        8 => "Off - Soft",
+        9 => "Power Cycle (Off - Hard)",
+        10 => "Master Bus Reset",
+        11 => "Diagnostic Interrupt (NMI)",
+        12 => "Off - Soft Graceful",
+        13 => "Off - Hard Graceful",
+        14 => "Master Bus Reset Graceful",
+        15 => "Power Cycle (Off - Soft Graceful)",
+        16 => "Power Cycle (Off - Hard Graceful)",
+        _ => "Unknown",
+    }
+}
+
+/// `2 (On), 8 (Off - Soft)`.
+pub fn list_states(v: &[u16]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.iter()
+        .map(|s| format!("{s} ({})", state_name(*s)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The power state AMT reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PowerStatus {
+    /// Current PowerState.
+    pub power_state: u16,
+    /// Its name.
+    pub power_state_name: String,
+    /// AvailableRequestedPowerStates.
+    pub available: Vec<u16>,
+}
+
+impl PowerStatus {
+    /// True when the box is on.
+    pub fn is_on(&self) -> bool {
+        self.power_state == 2
+    }
+
+    /// From a `CIM_AssociatedPowerManagementService` instance.
+    pub fn from_instance(i: &Instance) -> Result<Self, AmtError> {
+        let state = i
+            .get("PowerState")
+            .ok_or_else(|| AmtError::Malformed(format!("{} without a PowerState", i.class)))?;
+        let power_state: u16 = state
+            .parse()
+            .map_err(|_| AmtError::Malformed(format!("PowerState `{state}` is not a number")))?;
+        let available = i
+            .all("AvailableRequestedPowerStates")
+            .into_iter()
+            .map(|s| {
+                s.parse::<u16>().map_err(|_| {
+                    AmtError::Malformed(format!(
+                        "AvailableRequestedPowerStates `{s}` is not a number"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PowerStatus {
+            power_state,
+            power_state_name: state_name(power_state).to_string(),
+            available,
+        })
+    }
+}
+
+/// What to send for an action given the current status: `Ok(None)` for nothing (already
+/// there), `Ok(Some((state, note)))`, or the refusal AMT would give.
+pub fn decide(
+    action: PowerAction,
+    status: &PowerStatus,
+) -> Result<Option<(u16, Option<String>)>, AmtError> {
+    let (state, note) = match action {
+        PowerAction::On if status.is_on() => return Ok(None),
+        PowerAction::Off if !status.is_on() => return Ok(None),
+        PowerAction::Reset | PowerAction::Cycle if !status.is_on() => (
+            2,
+            Some(format!(
+                "the box is {} ({}): AMT refuses {} then, so it is powered on instead",
+                status.power_state,
+                state_name(status.power_state),
+                if action == PowerAction::Reset {
+                    "a reset"
+                } else {
+                    "a power cycle"
+                }
+            )),
+        ),
+        a => (a.power_state(), None),
+    };
+    if !status.available.contains(&state) {
+        return Err(AmtError::NotAvailable {
+            requested: state,
+            available: status.available.clone(),
+        });
+    }
+    Ok(Some((state, note)))
+}
+
+/// The result of `power`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PowerOutcome {
+    /// Status before anything was sent.
+    pub before: PowerStatus,
+    /// The one-time PXE boot source set, if asked.
+    pub pxe_source: Option<String>,
+    /// PowerState requested (none when the box already was in the asked state).
+    pub requested: Option<u16>,
+    /// Why the request differs from the action, if it does.
+    pub note: Option<String>,
+}
+
+/// `AMT_BootSettingData` properties AMT reports but does not accept in a Put.
+pub const READ_ONLY_BOOT_SETTINGS: &[&str] = &[
+    "BIOSLastStatus",
+    "BootguardStatus",
+    "OptionsCleared",
+    "SecureBootControlEnabled",
+    "UEFIHTTPSBootEnabled",
+    "UEFILocalPBABootEnabled",
+    "WinREBootEnabled",
+    "RPEEnabled",
+    "PlatformErase",
+    "ElementName",
+];
+
+/// The fields put back to `AMT_BootSettingData`: what AMT returned, minus the read-only ones,
+/// with BIOSPause, BIOSSetup, UseSOL and UseIDER off.
+pub fn boot_settings_for_pxe(current: &Instance) -> Vec<(String, String)> {
+    current
+        .properties
+        .iter()
+        .filter(|(n, _)| !READ_ONLY_BOOT_SETTINGS.contains(&n.as_str()))
+        .map(|(n, v)| {
+            let v = match n.as_str() {
+                "BIOSPause" | "BIOSSetup" | "UseSOL" | "UseIDER" => "false".to_string(),
+                _ => v.clone(),
+            };
+            (n.clone(), v)
+        })
+        .collect()
+}
+
+/// The PXE source among the enumerated boot sources (`CIM:Network:…` or an InstanceID naming
+/// PXE).
+pub fn pxe_source(sources: &[Instance]) -> Result<String, AmtError> {
+    sources
+        .iter()
+        .find(|s| {
+            s.get("StructuredBootString")
+                .is_some_and(|b| b.starts_with("CIM:Network"))
+        })
+        .or_else(|| {
+            sources
+                .iter()
+                .find(|s| s.get("InstanceID").is_some_and(|i| i.contains("PXE")))
+        })
+        .and_then(|s| s.get("InstanceID").map(str::to_string))
+        .ok_or_else(|| {
+            AmtError::NoPxeSource(
+                sources
+                    .iter()
+                    .filter_map(|s| s.get("InstanceID").map(str::to_string))
+                    .collect(),
+            )
+        })
+}
+
+fn check_return(xml: &str, method: &str) -> Result<(), AmtError> {
+    match reply::return_value(xml, method)? {
+        0 => Ok(()),
+        value => Err(AmtError::Refused {
+            method: method.to_string(),
+            value,
+        }),
+    }
+}
+
+impl Client {
+    /// Enumerates a class completely.
+    pub fn enumerate_all(&mut self, class: &str) -> Result<Vec<Instance>, AmtError> {
+        let id = self.message_id();
+        let ctx = reply::enumeration_context(&self.call(&wsman::enumerate(class, &id))?)?;
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let id = self.message_id();
+            let (items, end) = reply::pull_items(&self.call(&wsman::pull(class, &id, &ctx))?)?;
+            out.extend(items);
+            if end {
+                return Ok(out);
+            }
+        }
+        Err(AmtError::Malformed(format!(
+            "the enumeration of {class} did not end after 100 pulls"
+        )))
+    }
+
+    /// The power status (`CIM_AssociatedPowerManagementService`).
+    pub fn status(&mut self) -> Result<PowerStatus, AmtError> {
+        let items = self.enumerate_all(ASSOCIATED_POWER)?;
+        let i = items
+            .iter()
+            .find(|i| i.class == ASSOCIATED_POWER)
+            .ok_or_else(|| {
+                AmtError::Malformed(format!("the enumeration returned no {ASSOCIATED_POWER}"))
+            })?;
+        PowerStatus::from_instance(i)
+    }
+
+    /// `RequestPowerStateChange` to `state`; ReturnValue 0 or an error naming it.
+    pub fn request_power_state(&mut self, state: u16) -> Result<(), AmtError> {
+        let id = self.message_id();
+        let r = self.call(&wsman::request_power_state_change(&id, state))?;
+        check_return(&r, "RequestPowerStateChange")
+    }
+
+    /// Makes the next boot (only) a PXE boot; returns the boot source's InstanceID.
+    pub fn set_pxe_once(&mut self) -> Result<String, AmtError> {
+        let id = self.message_id();
+        let current = reply::get_instance(
+            &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,
+            BOOT_SETTING_DATA,
+        )?;
+        let id = self.message_id();
+        let r = self.call(&wsman::put_boot_setting_data(
+            &id,
+            &boot_settings_for_pxe(&current),
+        ))?;
+        reply::get_instance(&r, BOOT_SETTING_DATA)?;
+        let sources = self.enumerate_all(BOOT_SOURCE)?;
+        let source = pxe_source(&sources)?;
+        let id = self.message_id();
+        let r = self.call(&wsman::change_boot_order(&id, &source))?;
+        check_return(&r, "ChangeBootOrder")?;
+        let id = self.message_id();
+        let r = self.call(&wsman::set_boot_config_role(&id, 1))?;
+        check_return(&r, "SetBootConfigRole")?;
+        Ok(source)
+    }
+
+    /// Status, then (if asked) the one-time PXE, then the power request the status allows.
+    pub fn power(&mut self, action: PowerAction, pxe_once: bool) -> Result<PowerOutcome, AmtError> {
+        let before = self.status()?;
+        let decision = decide(action, &before)?;
+        let pxe_source = if pxe_once {
+            Some(self.set_pxe_once()?)
+        } else {
+            None
+        };
+        let (requested, note) = match decision {
+            Some((state, note)) => {
+                self.request_power_state(state)?;
+                (Some(state), note)
+            }
+            None => (
+                None,
+                Some(format!(
+                    "the box is already {} ({}): nothing sent",
+                    before.power_state,
+                    state_name(before.power_state)
+                )),
+            ),
+        };
+        Ok(PowerOutcome {
+            before,
+            pxe_source,
+            requested,
+            note,
+        })
+    }
+}

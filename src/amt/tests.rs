@@ -1,0 +1,327 @@
+//! Envelopes against the expected XML in tests/fixtures/amt/request_*.xml (compared as XML
+//! trees: namespaces, names, attributes, text), and reply parsing against the recorded-style
+//! replies in tests/fixtures/amt/reply_*.xml, ReturnValue errors and faults included.
+
+use super::power::{boot_settings_for_pxe, decide, pxe_source, PowerAction, PowerStatus};
+use super::{reply, wsman, AmtError};
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/amt/",
+            $name
+        ))
+    };
+}
+
+fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut s = template.to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(!s.contains("{{"), "unfilled placeholder in {s}");
+    s
+}
+
+fn canon(n: roxmltree::Node<'_, '_>, out: &mut String) {
+    if !n.is_element() {
+        return;
+    }
+    let tag = n.tag_name();
+    out.push_str(&format!(
+        "<{{{}}}{}",
+        tag.namespace().unwrap_or(""),
+        tag.name()
+    ));
+    let mut attrs: Vec<String> = n
+        .attributes()
+        .map(|a| {
+            format!(
+                " {{{}}}{}={:?}",
+                a.namespace().unwrap_or(""),
+                a.name(),
+                a.value()
+            )
+        })
+        .collect();
+    attrs.sort();
+    out.push_str(&attrs.concat());
+    out.push('>');
+    let text: String = n
+        .children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect();
+    out.push_str(text.trim());
+    for c in n.children() {
+        canon(c, out);
+    }
+    out.push_str("</>\n");
+}
+
+fn same_xml(got: &str, expected: &str) {
+    let g = roxmltree::Document::parse(got).expect("generated envelope is XML");
+    let e = roxmltree::Document::parse(expected).expect("expected fixture is XML");
+    let (mut a, mut b) = (String::new(), String::new());
+    canon(g.root_element(), &mut a);
+    canon(e.root_element(), &mut b);
+    pretty_assertions::assert_eq!(a, b);
+}
+
+#[test]
+fn envelopes_match_the_expected_xml() {
+    let id = "MESSAGE-ID";
+    same_xml(
+        &wsman::enumerate(wsman::ASSOCIATED_POWER, id),
+        fixture!("request_enumerate.xml"),
+    );
+    same_xml(
+        &wsman::pull(
+            wsman::ASSOCIATED_POWER,
+            id,
+            "14000000-0000-0000-0000-000000000000",
+        ),
+        fixture!("request_pull.xml"),
+    );
+    same_xml(
+        &wsman::request_power_state_change(id, 10),
+        fixture!("request_power_state_change_10.xml"),
+    );
+    same_xml(
+        &wsman::change_boot_order(id, "Intel(r) AMT: Force PXE Boot"),
+        fixture!("request_change_boot_order_pxe.xml"),
+    );
+    same_xml(
+        &wsman::set_boot_config_role(id, 1),
+        fixture!("request_set_boot_config_role_1.xml"),
+    );
+    same_xml(
+        &wsman::get(wsman::BOOT_SETTING_DATA, id, &[]),
+        fixture!("request_get_boot_setting_data.xml"),
+    );
+}
+
+#[test]
+fn selector_values_are_escaped() {
+    let x = wsman::change_boot_order("1", "a<b&\"c\"");
+    let d = roxmltree::Document::parse(&x).unwrap();
+    let sel: Vec<&str> = d
+        .descendants()
+        .filter(|n| n.tag_name().name() == "Selector")
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(sel, ["Intel(r) AMT: Boot Configuration 0", "a<b&\"c\""]);
+}
+
+fn available(states: &[u16]) -> String {
+    states
+        .iter()
+        .map(|s| format!("<g:AvailableRequestedPowerStates>{s}</g:AvailableRequestedPowerStates>"))
+        .collect()
+}
+
+#[test]
+fn power_status_from_a_pull() {
+    let xml = fill(
+        fixture!("reply_pull_power.xml"),
+        &[
+            ("RELATES_TO", "uuid:1"),
+            ("AVAILABLE", &available(&[2, 5, 8, 10])),
+            ("POWER_STATE", "2"),
+        ],
+    );
+    let (items, end) = reply::pull_items(&xml).unwrap();
+    assert!(end);
+    assert_eq!(items.len(), 1);
+    let s = PowerStatus::from_instance(&items[0]).unwrap();
+    assert_eq!(s.power_state, 2);
+    assert_eq!(s.available, vec![2, 5, 8, 10]);
+    assert!(s.is_on());
+    // References are structured: they have no text of their own.
+    assert_eq!(items[0].get("ServiceProvided"), Some(""));
+
+    let ctx = fill(
+        fixture!("reply_enumerate.xml"),
+        &[
+            ("RELATES_TO", "uuid:1"),
+            ("CONTEXT", "7b000000-0000-0000-0000-000000000000"),
+        ],
+    );
+    assert_eq!(
+        reply::enumeration_context(&ctx).unwrap(),
+        "7b000000-0000-0000-0000-000000000000"
+    );
+}
+
+#[test]
+fn return_values_and_faults() {
+    let ok = fill(
+        fixture!("reply_request_power_state_change.xml"),
+        &[("RELATES_TO", "uuid:1"), ("RETURN_VALUE", "0")],
+    );
+    assert_eq!(
+        reply::return_value(&ok, "RequestPowerStateChange").unwrap(),
+        0
+    );
+    let refused = fill(
+        fixture!("reply_set_boot_config_role.xml"),
+        &[("RELATES_TO", "uuid:1"), ("RETURN_VALUE", "2")],
+    );
+    assert_eq!(
+        reply::return_value(&refused, "SetBootConfigRole").unwrap(),
+        2
+    );
+    // The wrong method's output is a malformed reply, not a success.
+    assert!(matches!(
+        reply::return_value(&ok, "ChangeBootOrder"),
+        Err(AmtError::Malformed(m)) if m.contains("ChangeBootOrder_OUTPUT")
+    ));
+    let err = AmtError::Refused {
+        method: "SetBootConfigRole".into(),
+        value: 2,
+    };
+    assert_eq!(
+        err.to_string(),
+        "AMT refused SetBootConfigRole: ReturnValue 2 (Unknown or Unspecified Error)"
+    );
+    let fault = fill(
+        fixture!("reply_fault.xml"),
+        &[
+            ("RELATES_TO", "uuid:1"),
+            ("SUBCODE", "b:DestinationUnreachable"),
+            ("REASON", "No route can be determined to reach the destination role defined by the WS-Addressing To."),
+        ],
+    );
+    match reply::return_value(&fault, "RequestPowerStateChange") {
+        Err(AmtError::Fault { code, reason }) => {
+            assert_eq!(code, "b:DestinationUnreachable");
+            assert!(reason.starts_with("No route"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn malformed_replies_are_named() {
+    for (xml, what) in [
+        ("not xml at all", "not XML"),
+        ("<html><body>AMT</body></html>", "not a SOAP Envelope"),
+        (
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><x:RequestPowerStateChange_OUTPUT xmlns:x=\"urn:x\"/></s:Body></s:Envelope>",
+            "without a ReturnValue",
+        ),
+        (
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><x:RequestPowerStateChange_OUTPUT xmlns:x=\"urn:x\"><x:ReturnValue>zero</x:ReturnValue></x:RequestPowerStateChange_OUTPUT></s:Body></s:Envelope>",
+            "is not a number",
+        ),
+    ] {
+        match reply::return_value(xml, "RequestPowerStateChange") {
+            Err(AmtError::Malformed(m)) => assert!(m.contains(what), "{m} lacks {what}"),
+            other => panic!("{xml}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn boot_settings_put_back_with_pauses_off() {
+    let xml = fill(
+        fixture!("reply_boot_setting_data.xml"),
+        &[
+            ("RELATES_TO", "uuid:1"),
+            (
+                "ACTION",
+                "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse",
+            ),
+            ("BIOS_PAUSE", "true"),
+            ("BIOS_SETUP", "true"),
+            ("USE_IDER", "true"),
+            ("USE_SOL", "true"),
+        ],
+    );
+    let current = reply::get_instance(&xml, wsman::BOOT_SETTING_DATA).unwrap();
+    let put = boot_settings_for_pxe(&current);
+    let get = |k: &str| put.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    for k in ["BIOSPause", "BIOSSetup", "UseSOL", "UseIDER"] {
+        assert_eq!(get(k), Some("false"), "{k}");
+    }
+    assert_eq!(get("InstanceID"), Some("Intel(r) AMT:BootSettingData 0"));
+    for k in [
+        "OptionsCleared",
+        "WinREBootEnabled",
+        "UEFIHTTPSBootEnabled",
+        "ElementName",
+    ] {
+        assert_eq!(get(k), None, "{k} is read-only");
+    }
+    // The repeated, read-only BIOSLastStatus is left out; the other fields keep their order.
+    assert_eq!(get("BIOSLastStatus"), None);
+    let names: Vec<&str> = put.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[..3], ["BIOSPause", "BIOSSetup", "BootMediaIndex"]);
+}
+
+#[test]
+fn pxe_source_is_the_network_one() {
+    let xml = fill(
+        fixture!("reply_pull_boot_sources.xml"),
+        &[("RELATES_TO", "uuid:1")],
+    );
+    let (items, _) = reply::pull_items(&xml).unwrap();
+    assert_eq!(pxe_source(&items).unwrap(), "Intel(r) AMT: Force PXE Boot");
+    let no_pxe: Vec<_> = items
+        .into_iter()
+        .filter(|i| i.get("InstanceID") != Some("Intel(r) AMT: Force PXE Boot"))
+        .collect();
+    assert!(matches!(pxe_source(&no_pxe), Err(AmtError::NoPxeSource(ids)) if ids.len() == 2));
+}
+
+fn status(state: u16, available: &[u16]) -> PowerStatus {
+    PowerStatus {
+        power_state: state,
+        power_state_name: String::new(),
+        available: available.to_vec(),
+    }
+}
+
+#[test]
+fn only_available_transitions_are_requested() {
+    let on = status(2, &[5, 8, 10]);
+    let off = status(8, &[2]);
+    assert_eq!(decide(PowerAction::Reset, &on).unwrap().unwrap().0, 10);
+    assert_eq!(decide(PowerAction::Cycle, &on).unwrap().unwrap().0, 5);
+    assert_eq!(decide(PowerAction::Off, &on).unwrap().unwrap().0, 8);
+    assert!(decide(PowerAction::On, &on).unwrap().is_none());
+    assert!(decide(PowerAction::Off, &off).unwrap().is_none());
+    // A reset of a box that is off is sent as "on", with a note saying so.
+    let (s, note) = decide(PowerAction::Reset, &off).unwrap().unwrap();
+    assert_eq!(s, 2);
+    assert!(note.unwrap().contains("powered on instead"));
+    // A transition the box does not list is refused before anything is sent.
+    match decide(PowerAction::Cycle, &status(2, &[8, 10])) {
+        Err(e @ AmtError::NotAvailable { .. }) => assert_eq!(
+            e.to_string(),
+            "AMT does not offer power state 5 (Power Cycle (Off - Soft)) now; available: 8 (Off - Soft), 10 (Master Bus Reset)"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fingerprints_parse_both_ways() {
+    let hex64 = "ab".repeat(32);
+    let b = super::parse_fingerprint(&hex64).unwrap();
+    let colons = super::format_fingerprint(&b);
+    assert_eq!(colons.len(), 95);
+    assert_eq!(super::parse_fingerprint(&colons).unwrap(), b);
+    assert!(super::parse_fingerprint("abcd").is_err());
+    assert!(super::parse_fingerprint(&"zz".repeat(32)).is_err());
+}
+
+#[test]
+fn secrets_do_not_show_in_debug() {
+    let c = super::Credentials {
+        username: "admin".into(),
+        password: super::Secret::new("hunter2-very-secret"),
+    };
+    assert!(!format!("{c:?}").contains("hunter2"));
+}

@@ -1,0 +1,135 @@
+//! `picaboot power HOST status|on|off|reset|cycle [--pxe-once]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{ProfilesArg, UsageError};
+use crate::amt::{power, Client, Credentials, PowerAction};
+use crate::{ops, project};
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// Print the power state and the states AMT offers now.
+    Status,
+    /// Power on (PowerState 2).
+    On,
+    /// Power off (PowerState 8).
+    Off,
+    /// Reset (PowerState 10); a box that is off is powered on instead.
+    Reset,
+    /// Power cycle (PowerState 5); a box that is off is powered on instead.
+    Cycle,
+}
+
+/// Arguments of `power`.
+#[derive(Debug, clap::Args)]
+pub struct PowerConfig {
+    /// Host (a file name in hosts/, without .toml).
+    host: String,
+    /// What to do.
+    #[arg(value_enum)]
+    action: Action,
+    /// Make the next boot (only) a network (PXE) boot first.
+    #[arg(long)]
+    pxe_once: bool,
+    #[command(flatten)]
+    profiles: ProfilesArg,
+    /// File with `USER:PASSWORD` on its first line (else PICABOOT_AMT_CREDENTIALS, or
+    /// PICABOOT_AMT_USERNAME and PICABOOT_AMT_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+    /// Seconds to wait for each connection and reply.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    timeout: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An AMT client for a host of the profiles.
+pub(crate) fn client(
+    profiles: &crate::profile::Profiles,
+    host: &str,
+    credentials: Option<&std::path::Path>,
+    timeout: Duration,
+) -> anyhow::Result<Client> {
+    let target = ops::amt_target(profiles, host, timeout).map_err(|e| UsageError(e.to_string()))?;
+    let creds = Credentials::from_env(credentials)?;
+    Ok(Client::new(target, creds))
+}
+
+/// Runs `power`.
+pub fn power(c: PowerConfig) -> anyhow::Result<()> {
+    if c.action == Action::Status && c.pxe_once {
+        return Err(
+            UsageError("--pxe-once goes with on, reset or cycle, not status".into()).into(),
+        );
+    }
+    if c.action == Action::Off && c.pxe_once {
+        return Err(UsageError("--pxe-once goes with on, reset or cycle, not off".into()).into());
+    }
+    let project = project::open(&c.profiles.profiles)?;
+    let mut client = client(
+        &project.loaded.profiles,
+        &c.host,
+        c.credentials.as_deref(),
+        Duration::from_secs(c.timeout),
+    )?;
+    let origin = client.target().origin();
+    let ctx = || format!("power {} via AMT {origin}", c.host);
+    let action = match c.action {
+        Action::Status => {
+            let s = client.status().with_context(ctx)?;
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "host": c.host, "amt": origin, "status": s,
+                    }))?
+                );
+            } else {
+                println!(
+                    "{}: power state {} ({}); AMT offers: {}",
+                    c.host,
+                    s.power_state,
+                    s.power_state_name,
+                    power::list_states(&s.available)
+                );
+            }
+            return Ok(());
+        }
+        Action::On => PowerAction::On,
+        Action::Off => PowerAction::Off,
+        Action::Reset => PowerAction::Reset,
+        Action::Cycle => PowerAction::Cycle,
+    };
+    let out = client.power(action, c.pxe_once).with_context(ctx)?;
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "host": c.host, "amt": origin, "action": action, "outcome": out,
+            }))?
+        );
+    } else {
+        if let Some(src) = &out.pxe_source {
+            println!("{}: next boot only: {src}", c.host);
+        }
+        if let Some(note) = &out.note {
+            println!("{}: {note}", c.host);
+        }
+        if let Some(s) = out.requested {
+            println!(
+                "{}: was {} ({}); requested power state {s} ({}): done",
+                c.host,
+                out.before.power_state,
+                out.before.power_state_name,
+                power::state_name(s)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Operating the real boxes: where their AMT is and how to reach it ([`amt_target`]), the
+//! drift check of a live host against its rendered files ([`diff`]), and the reinstall
+//! orchestration's decisions ([`reinstall`]).
+
+pub mod diff;
+pub mod reinstall;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::amt::Target;
+use crate::profile::Profiles;
+
+/// Environment variable naming an ssh config file used for every ssh picaboot runs (`ssh -F`);
+/// without it the user's own ssh config applies.
+pub const ENV_SSH_CONFIG: &str = "PICABOOT_SSH_CONFIG";
+
+/// Errors of the operations.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The host profile has no `[vpro] address`.
+    #[error("host `{0}` has no [vpro] address in its profile")]
+    NoVpro(String),
+    /// No such host.
+    #[error("no host profile `{name}`; known: {known}")]
+    UnknownHost {
+        /// Asked name.
+        name: String,
+        /// Known names.
+        known: String,
+    },
+    /// ssh could not run or the session failed.
+    #[error("ssh {dest}: {reason}")]
+    Ssh {
+        /// Destination.
+        dest: String,
+        /// Why.
+        reason: String,
+    },
+    /// The remote answered something this side does not understand.
+    #[error("the drift probe on {dest} answered unexpectedly: {reason}")]
+    Protocol {
+        /// Destination.
+        dest: String,
+        /// What.
+        reason: String,
+    },
+    /// A rendered path cannot be probed safely.
+    #[error("rendered path `{0}` cannot be quoted for the remote shell")]
+    BadPath(String),
+}
+
+/// The ssh config file from [`ENV_SSH_CONFIG`], if set.
+pub fn ssh_config() -> Option<PathBuf> {
+    std::env::var_os(ENV_SSH_CONFIG).map(PathBuf::from)
+}
+
+/// `ssh [-F CONFIG] -o BatchMode=yes -- DEST` (add the remote command).
+pub fn ssh_command(dest: &str) -> Command {
+    let mut c = Command::new("ssh");
+    if let Some(cfg) = ssh_config() {
+        c.arg("-F").arg(cfg);
+    }
+    c.args(["-o", "BatchMode=yes", "--", dest]);
+    c
+}
+
+/// Where `host`'s AMT is: its profile's `[vpro]`, the site's jump host, [`ENV_SSH_CONFIG`].
+pub fn amt_target(profiles: &Profiles, host: &str, timeout: Duration) -> Result<Target, OpsError> {
+    let h = profiles
+        .hosts
+        .get(host)
+        .ok_or_else(|| OpsError::UnknownHost {
+            name: host.to_string(),
+            known: profiles
+                .hosts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let address = h
+        .vpro_address
+        .ok_or_else(|| OpsError::NoVpro(host.to_string()))?;
+    Ok(Target {
+        address: address.to_string(),
+        port: h.vpro_port,
+        tls_sha256: h.vpro_tls_sha256,
+        jump: profiles.vpro_jump_host.clone(),
+        ssh_config: ssh_config(),
+        timeout,
+    })
+}

@@ -1,0 +1,257 @@
+//! `reinstall`'s decisions, kept apart from the side effects so they can be tested: the plan
+//! and the confirmation it asks for (host, vPro address, the disks it erases), the refusals
+//! (profiles that do not check, an AMT that does not answer), and the installer phases with
+//! their timeouts that the progress follower walks through.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::profile::Host;
+
+/// The installer phases `reinstall` follows, in order, with the longest each may take.
+pub const PHASES: &[(&str, Duration)] = &[
+    ("early_command", Duration::from_secs(15 * 60)),
+    ("partman", Duration::from_secs(30 * 60)),
+    ("base-system", Duration::from_secs(60 * 60)),
+    ("packages", Duration::from_secs(60 * 60)),
+    ("grub", Duration::from_secs(30 * 60)),
+    ("late_command", Duration::from_secs(30 * 60)),
+    ("done", Duration::from_secs(10 * 60)),
+];
+
+/// One disk the install erases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasedDisk {
+    /// Disk id of the hardware profile.
+    pub id: String,
+    /// Device the installer writes.
+    pub device: String,
+    /// Model.
+    pub model: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+}
+
+/// What a reinstall will do to a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Host profile name.
+    pub host: String,
+    /// AMT origin (`ADDR:PORT`), and the jump host if any.
+    pub vpro: String,
+    /// Disks erased.
+    pub disks: Vec<ErasedDisk>,
+}
+
+impl Plan {
+    /// The plan for a host reached at `vpro`.
+    pub fn new(host: &Host, vpro: String) -> Self {
+        Plan {
+            host: host.name.clone(),
+            vpro,
+            disks: host
+                .disks
+                .iter()
+                .map(|d| ErasedDisk {
+                    id: d.id.clone(),
+                    device: d.device.clone(),
+                    model: d.model.clone(),
+                    size_bytes: d.size_bytes,
+                })
+                .collect(),
+        }
+    }
+
+    /// The question asked before anything is changed.
+    pub fn prompt(&self) -> String {
+        let mut s = format!(
+            "Reinstall {} (vPro/AMT {}): the box is PXE-booted into the installer, which ERASES:\n",
+            self.host, self.vpro
+        );
+        for d in &self.disks {
+            s.push_str(&format!(
+                "  {} {} ({}, {:.0} GB)\n",
+                d.id,
+                d.device,
+                d.model,
+                d.size_bytes as f64 / 1e9
+            ));
+        }
+        s.push_str(&format!("Type the host name ({}) to go on: ", self.host));
+        s
+    }
+
+    /// True when the answer confirms (exactly the host name, surrounding blanks ignored).
+    pub fn confirmed_by(&self, answer: &str) -> bool {
+        answer.trim() == self.host
+    }
+}
+
+/// Why `reinstall` will not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// `check` failed.
+    #[error("refusing to reinstall {host}: the profiles do not check ({problems} problem(s)); run `picaboot check`")]
+    Check {
+        /// Host.
+        host: String,
+        /// Number of problems.
+        problems: usize,
+    },
+    /// AMT did not answer.
+    #[error("refusing to reinstall {host}: its vPro/AMT does not answer")]
+    VproSilent {
+        /// Host.
+        host: String,
+    },
+    /// Not confirmed.
+    #[error("reinstall of {host} not confirmed; nothing was changed")]
+    NotConfirmed {
+        /// Host.
+        host: String,
+    },
+}
+
+/// Follows installer phase reports: which phase is current, and whether it overran.
+#[derive(Debug, Clone)]
+pub struct Follower {
+    current: usize,
+    since: Duration,
+}
+
+/// What a progress report or a clock tick means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A phase began (index into [`PHASES`]).
+    Entered(usize),
+    /// The install finished.
+    Done,
+    /// Nothing new.
+    Same,
+    /// A phase took longer than its timeout.
+    TimedOut {
+        /// The phase.
+        phase: &'static str,
+        /// Its limit.
+        limit: Duration,
+    },
+    /// A report named a phase that is not next in order or unknown.
+    Unexpected(String),
+}
+
+impl Default for Follower {
+    fn default() -> Self {
+        Follower {
+            current: 0,
+            since: Duration::ZERO,
+        }
+    }
+}
+
+impl Follower {
+    /// The current phase's name.
+    pub fn phase(&self) -> &'static str {
+        PHASES[self.current].0
+    }
+
+    /// A report of `phase` at `at` (time since the power request).
+    pub fn report(&mut self, phase: &str, at: Duration) -> Step {
+        let Some(i) = PHASES.iter().position(|(n, _)| *n == phase) else {
+            return Step::Unexpected(phase.to_string());
+        };
+        if i < self.current {
+            return Step::Unexpected(format!("{phase} after {}", self.phase()));
+        }
+        if i == self.current && at > Duration::ZERO && self.since > Duration::ZERO {
+            return Step::Same;
+        }
+        self.current = i;
+        self.since = at;
+        if phase == "done" {
+            Step::Done
+        } else {
+            Step::Entered(i)
+        }
+    }
+
+    /// Checks the current phase's timeout at `now`.
+    pub fn tick(&self, now: Duration) -> Step {
+        let (phase, limit) = PHASES[self.current];
+        if now.saturating_sub(self.since) > limit {
+            Step::TimedOut { phase, limit }
+        } else {
+            Step::Same
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            host: "alice".into(),
+            vpro: "192.168.128.151:16992 (through jump host gw)".into(),
+            disks: vec![
+                ErasedDisk {
+                    id: "ssd0".into(),
+                    device: "/dev/sda".into(),
+                    model: "SanDisk SSD Ultra II".into(),
+                    size_bytes: 480_000_000_000,
+                },
+                ErasedDisk {
+                    id: "hdd0".into(),
+                    device: "/dev/sdc".into(),
+                    model: "WD Red".into(),
+                    size_bytes: 2_000_000_000_000,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn prompt_names_host_vpro_and_every_disk() {
+        let p = plan().prompt();
+        assert!(p.contains("Reinstall alice (vPro/AMT 192.168.128.151:16992"));
+        assert!(p.contains("ssd0 /dev/sda (SanDisk SSD Ultra II, 480 GB)"));
+        assert!(p.contains("hdd0 /dev/sdc (WD Red, 2000 GB)"));
+    }
+
+    #[test]
+    fn only_the_host_name_confirms() {
+        let p = plan();
+        assert!(p.confirmed_by("alice\n"));
+        assert!(p.confirmed_by("  alice "));
+        for no in ["", "y", "yes", "Alice", "bob", "alice alice"] {
+            assert!(!p.confirmed_by(no), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn phases_in_order_with_timeouts() {
+        let mut f = Follower::default();
+        let m = Duration::from_secs(60);
+        assert_eq!(f.report("early_command", m), Step::Entered(0));
+        assert_eq!(f.report("early_command", 2 * m), Step::Same);
+        assert_eq!(f.report("partman", 3 * m), Step::Entered(1));
+        assert_eq!(f.tick(20 * m), Step::Same);
+        assert_eq!(
+            f.tick(34 * m),
+            Step::TimedOut {
+                phase: "partman",
+                limit: 30 * m
+            }
+        );
+        assert!(matches!(
+            f.report("early_command", 35 * m),
+            Step::Unexpected(_)
+        ));
+        assert!(matches!(
+            f.report("frobnicate", 35 * m),
+            Step::Unexpected(_)
+        ));
+        assert_eq!(f.report("done", 40 * m), Step::Done);
+    }
+}

@@ -1,0 +1,407 @@
+//! `picaboot power` against the test AMT (tests/common/amt.rs) behind a real Apache httpd
+//! with mod_auth_digest (Debian `apache2`): the client's Digest code meets an implementation
+//! nobody here wrote, over plain HTTP and over TLS with the certificate pinned. What AMT
+//! receives is checked in the endpoint's log and the machine's recorded power events.
+
+#[path = "common/amt.rs"]
+mod amt_sim;
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use amt_sim::{picaboot_amt, point_alice_at, AmtSim, Apache, Recorder};
+
+const USER: &str = "admin";
+const PASSWORD: &str = "P@ssw0rd-amt-7f3c";
+
+fn machine(on: bool) -> (Box<Recorder>, Arc<Mutex<Vec<String>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    (
+        Box::new(Recorder {
+            on,
+            events: events.clone(),
+        }),
+        events,
+    )
+}
+
+fn text(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn no_secret(o: &std::process::Output) {
+    let (out, err) = text(o);
+    assert!(
+        !out.contains(PASSWORD) && !err.contains(PASSWORD),
+        "the password was printed"
+    );
+}
+
+#[test]
+fn power_status_pxe_once_and_transitions_through_apache_digest() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &apache.http, None, None);
+    let p = profiles.to_str().unwrap();
+
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--json", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}\n{}", apache.error_log());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"]["power_state"], 2);
+    assert_eq!(v["status"]["available"], serde_json::json!([5, 8, 10]));
+    assert_eq!(
+        sim.log(),
+        [
+            "Enumerate CIM_AssociatedPowerManagementService",
+            "Pull CIM_AssociatedPowerManagementService"
+        ]
+    );
+
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("next boot only: Intel(r) AMT: Force PXE Boot"),
+        "{out}"
+    );
+    assert_eq!(
+        sim.log()[2..],
+        [
+            "Enumerate CIM_AssociatedPowerManagementService",
+            "Pull CIM_AssociatedPowerManagementService",
+            "Get AMT_BootSettingData",
+            "Put AMT_BootSettingData",
+            "Enumerate CIM_BootSourceSetting",
+            "Pull CIM_BootSourceSetting",
+            "ChangeBootOrder CIM_BootConfigSetting",
+            "SetBootConfigRole CIM_BootService",
+            "RequestPowerStateChange CIM_PowerManagementService",
+            "PowerState 10",
+        ]
+    );
+    for k in ["BIOSPause", "BIOSSetup", "UseIDER", "UseSOL"] {
+        assert_eq!(sim.setting(k).as_deref(), Some("false"), "{k}");
+    }
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
+    assert!(
+        !sim.pxe_pending(),
+        "the one-time PXE boot was used by that reset"
+    );
+
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "off", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    // Off: a reset is not available, so it is sent as "on" and says so.
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("powered on instead"), "{out}");
+    // Already on: nothing sent.
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "on", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    let (out, _) = text(&o);
+    assert!(o.status.success() && out.contains("nothing sent"), "{out}");
+    assert_eq!(*events.lock().unwrap(), ["reset pxe", "off", "on"]);
+    assert_eq!(
+        sim.log()
+            .iter()
+            .filter(|l| l.starts_with("PowerState"))
+            .collect::<Vec<_>>(),
+        ["PowerState 10", "PowerState 8", "PowerState 2"]
+    );
+}
+
+#[test]
+fn wrong_credentials_refusals_and_unreachable_hops_are_named() {
+    let (m, events) = machine(false);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &apache.http, None, None);
+    let p = profiles.to_str().unwrap();
+
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--profiles", p],
+        USER,
+        "not-the-password",
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("wrong credentials: AMT at") && err.contains("refused user `admin`"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-password"));
+    assert!(
+        sim.log().is_empty(),
+        "nothing passed Apache: {:?}",
+        sim.log()
+    );
+
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--profiles", p],
+        USER,
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("PICABOOT_AMT_PASSWORD is empty"));
+
+    // AMT answers a non-zero ReturnValue: the error names the method and the value, and the
+    // box is not powered.
+    sim.refuse_next("SetBootConfigRole", 2);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "on", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("AMT refused SetBootConfigRole: ReturnValue 2 (Unknown or Unspecified Error)"),
+        "{err}"
+    );
+    assert!(events.lock().unwrap().is_empty());
+
+    // Unreachable AMT (nothing listens there).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    point_alice_at(&profiles2, &closed_addr, None, None);
+    let o = picaboot_amt(
+        dir2.path(),
+        &[
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles2.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("unreachable: AMT {closed_addr}")),
+        "{err}"
+    );
+
+    // Unreachable jump host: ssh (openssh-client) is run and its failure is named.
+    common::require("ssh", "openssh-client");
+    let dir3 = common::scratch_profiles();
+    let profiles3 = dir3.path().join("profiles");
+    point_alice_at(&profiles3, &apache.http, None, Some("jump@127.0.0.1"));
+    let cfg = dir3.path().join("ssh_config");
+    let port = closed_addr.rsplit_once(':').unwrap().1;
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host *\n  Port {port}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args([
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles3.to_str().unwrap(),
+        ])
+        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+        .env("PICABOOT_SSH_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unreachable: jump host jump@127.0.0.1: ssh:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_with_the_pinned_certificate_only() {
+    let (m, _) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, true);
+    let https = apache.https.clone().unwrap();
+    let fp = apache.fingerprint.clone().unwrap();
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &https, Some(&fp), None);
+    let o = picaboot_amt(
+        dir.path(),
+        &[
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}\n{}", apache.error_log());
+    assert!(out.contains("power state 2 (On)"), "{out}");
+
+    let wrong = fp.replacen(&fp[..2], if &fp[..2] == "00" { "11" } else { "00" }, 1);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    point_alice_at(&profiles2, &https, Some(&wrong), None);
+    let before = sim.log().len();
+    let o = picaboot_amt(
+        dir2.path(),
+        &[
+            "power",
+            "alice",
+            "status",
+            "--profiles",
+            profiles2.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "has SHA-256 fingerprint {fp}, the profile pins {wrong}"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        sim.log().len(),
+        before,
+        "nothing was sent to a certificate that is not pinned"
+    );
+}
+
+#[test]
+fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
+    use std::io::Write;
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &apache.http, None, None);
+    let p = profiles.to_str().unwrap();
+    let run = |profiles: &str, answer: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+            .args(["reinstall", "alice", "--profiles", profiles])
+            .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        c.wait_with_output().unwrap()
+    };
+    // Not confirmed: the prompt names the host, its vPro address and every disk; exit 1.
+    let o = run(p, "yes\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("Reinstall alice (vPro/AMT {})", apache.http)),
+        "{err}"
+    );
+    for (id, dev) in [
+        ("ssd0", "/dev/sda"),
+        ("ssd1", "/dev/sdb"),
+        ("hdd0", "/dev/sdc"),
+        ("hdd1", "/dev/sdd"),
+    ] {
+        assert!(
+            err.contains(&format!("  {id} {dev} (")),
+            "{id} {dev} not named: {err}"
+        );
+    }
+    assert!(
+        err.contains("reinstall of alice not confirmed; nothing was changed"),
+        "{err}"
+    );
+    // Confirmed: it stops before changing anything (the install steps are not wired yet).
+    let o = run(p, "alice\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stops after its checks, before changing anything"),
+        "{err}"
+    );
+    assert!(events.lock().unwrap().is_empty(), "no power change");
+    assert!(!sim
+        .log()
+        .iter()
+        .any(|l| l.contains("RequestPowerStateChange")));
+
+    // AMT silent: refused, naming the hop.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    point_alice_at(&profiles2, &closed_addr, None, None);
+    let o = run(profiles2.to_str().unwrap(), "alice\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("refusing to reinstall alice: its vPro/AMT does not answer: unreachable: AMT {closed_addr}")),
+        "{err}"
+    );
+
+    // Profiles that do not check: refused, exit 1.
+    common::edit(
+        &profiles2.join("hosts/alice.toml"),
+        "hostname = \"alice\"",
+        "hostname = \"alice!\"",
+    );
+    let o = run(profiles2.to_str().unwrap(), "alice\n");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+}

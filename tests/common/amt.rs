@@ -1,0 +1,814 @@
+//! A test AMT: an HTTP server on loopback answering exactly the WS-Management operations
+//! picaboot uses, the way AMT does (replies built from the recorded-style fixtures in
+//! tests/fixtures/amt/), checking resource URIs, selectors and references and refusing what
+//! AMT refuses. It has no authentication of its own: Apache's mod_auth_digest sits in front
+//! ([`Apache`]). Power changes drive a [`Machine`] (a recorder, or a QEMU VM through QMP).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+const CIM: &str = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/";
+const AMT: &str = "http://intel.com/wbem/wscim/1/amt-schema/1/";
+const BOOT_CONFIG_ID: &str = "Intel(r) AMT: Boot Configuration 0";
+const SOURCES: &[&str] = &[
+    "Intel(r) AMT: Force Hard-drive Boot",
+    "Intel(r) AMT: Force PXE Boot",
+    "Intel(r) AMT: Force CD/DVD Boot",
+];
+const READ_ONLY: &[&str] = &[
+    "OptionsCleared",
+    "UEFIHTTPSBootEnabled",
+    "WinREBootEnabled",
+    "ElementName",
+    "BIOSLastStatus",
+];
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/amt/",
+            $name
+        ))
+    };
+}
+
+/// What AMT controls: the box's power and its next boot device.
+pub trait Machine: Send {
+    /// Power on; `pxe`: this boot from the network.
+    fn power_on(&mut self, pxe: bool);
+    /// Power off (hard).
+    fn power_off(&mut self);
+    /// Reset; `pxe`: the boot after it from the network.
+    fn reset(&mut self, pxe: bool);
+    /// Is it on?
+    fn is_on(&mut self) -> bool;
+}
+
+/// A machine that only records what happened.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// On?
+    pub on: bool,
+    /// `on`, `on pxe`, `off`, `reset`, `reset pxe`.
+    pub events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Machine for Recorder {
+    fn power_on(&mut self, pxe: bool) {
+        self.on = true;
+        self.events
+            .lock()
+            .unwrap()
+            .push(if pxe { "on pxe" } else { "on" }.into());
+    }
+    fn power_off(&mut self) {
+        self.on = false;
+        self.events.lock().unwrap().push("off".into());
+    }
+    fn reset(&mut self, pxe: bool) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(if pxe { "reset pxe" } else { "reset" }.into());
+    }
+    fn is_on(&mut self) -> bool {
+        self.on
+    }
+}
+
+struct State {
+    machine: Box<dyn Machine>,
+    settings: Vec<(String, String)>,
+    boot_source: Option<String>,
+    pxe_next: bool,
+    contexts: BTreeMap<String, String>,
+    counter: u64,
+    /// Operations received, e.g. `Enumerate CIM_AssociatedPowerManagementService`.
+    log: Vec<String>,
+    /// Force the ReturnValue of the next call of this method.
+    refuse: Option<(String, u32)>,
+}
+
+/// A running test AMT.
+#[derive(Clone)]
+pub struct AmtSim {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    state: Arc<Mutex<State>>,
+}
+
+fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut s = template.to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+struct Req<'a> {
+    action: String,
+    uri: String,
+    msg_id: String,
+    selectors: BTreeMap<String, String>,
+    body: Option<roxmltree::Node<'a, 'a>>,
+}
+
+fn child<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> Option<roxmltree::Node<'a, 'a>> {
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn selectors(n: roxmltree::Node<'_, '_>) -> BTreeMap<String, String> {
+    child(n, "SelectorSet")
+        .map(|s| {
+            s.children()
+                .filter(|c| c.is_element() && c.tag_name().name() == "Selector")
+                .map(|c| {
+                    (
+                        c.attribute("Name").unwrap_or("").to_string(),
+                        c.text().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(ResourceURI, selectors)` of an endpoint reference element.
+fn reference(n: roxmltree::Node<'_, '_>) -> Option<(String, BTreeMap<String, String>)> {
+    let rp = child(n, "ReferenceParameters")?;
+    let uri = child(rp, "ResourceURI")?.text()?.to_string();
+    Some((uri, selectors(rp)))
+}
+
+fn sel(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+impl AmtSim {
+    /// Starts the endpoint on loopback.
+    pub fn start(machine: Box<dyn Machine>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(State {
+            machine,
+            settings: vec![
+                ("BIOSPause".into(), "true".into()),
+                ("BIOSSetup".into(), "false".into()),
+                ("UseIDER".into(), "true".into()),
+                ("UseSOL".into(), "true".into()),
+            ],
+            boot_source: None,
+            pxe_next: false,
+            contexts: BTreeMap::new(),
+            counter: 0,
+            log: Vec::new(),
+            refuse: None,
+        }));
+        let sim = AmtSim { addr, state };
+        let s2 = sim.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let sim = s2.clone();
+                std::thread::spawn(move || sim.connection(stream));
+            }
+        });
+        sim
+    }
+
+    /// The operations received so far.
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// The current `AMT_BootSettingData` values the sim tracks.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let st = self.state.lock().unwrap();
+        st.settings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// True while a one-time PXE boot is pending.
+    pub fn pxe_pending(&self) -> bool {
+        self.state.lock().unwrap().pxe_next
+    }
+
+    /// Powers the machine off (end of a test: a QEMU child must not outlive the test).
+    pub fn shutdown(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.machine.is_on() {
+            st.machine.power_off();
+        }
+    }
+
+    /// The next call of `method` answers this ReturnValue.
+    pub fn refuse_next(&self, method: &str, value: u32) {
+        self.state.lock().unwrap().refuse = Some((method.into(), value));
+    }
+
+    fn connection(&self, stream: std::net::TcpStream) {
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 {
+                    return;
+                }
+                if h == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).is_err() {
+                return;
+            }
+            let (status, reply) = if line.starts_with("POST /wsman ") {
+                self.handle(&String::from_utf8_lossy(&body))
+            } else {
+                (404, String::new())
+            };
+            let text = if status == 200 { "OK" } else { "Error" };
+            let ok = write!(
+                w,
+                "HTTP/1.1 {status} {text}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+            if ok.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn fault(&self, relates: &str, subcode: &str, reason: &str) -> (u16, String) {
+        (
+            400,
+            fill(
+                fixture!("reply_fault.xml"),
+                &[
+                    ("RELATES_TO", &esc(relates)),
+                    ("SUBCODE", subcode),
+                    ("REASON", &esc(reason)),
+                ],
+            ),
+        )
+    }
+
+    fn handle(&self, xml: &str) -> (u16, String) {
+        let Ok(doc) = roxmltree::Document::parse(xml) else {
+            return self.fault("", "e:InvalidMessage", "the request is not XML");
+        };
+        let env = doc.root_element();
+        let (Some(header), Some(body)) = (child(env, "Header"), child(env, "Body")) else {
+            return self.fault("", "e:InvalidMessage", "no SOAP Header/Body");
+        };
+        let text = |n: &str| {
+            child(header, n)
+                .and_then(|c| c.text())
+                .unwrap_or("")
+                .to_string()
+        };
+        let req = Req {
+            action: text("Action"),
+            uri: text("ResourceURI"),
+            msg_id: text("MessageID"),
+            selectors: selectors(header),
+            body: body.children().find(|c| c.is_element()),
+        };
+        if text("To") != "/wsman" || req.msg_id.is_empty() {
+            return self.fault(
+                &req.msg_id,
+                "b:InvalidMessageInformationHeader",
+                "To must be /wsman and MessageID set",
+            );
+        }
+        let class = req
+            .uri
+            .strip_prefix(CIM)
+            .or_else(|| req.uri.strip_prefix(AMT))
+            .unwrap_or("")
+            .to_string();
+        let op = req.action.rsplit('/').next().unwrap_or("").to_string();
+        self.state.lock().unwrap().log.push(format!("{op} {class}"));
+        match (op.as_str(), class.as_str()) {
+            ("Enumerate", "CIM_AssociatedPowerManagementService" | "CIM_BootSourceSetting") => {
+                let mut st = self.state.lock().unwrap();
+                st.counter += 1;
+                let ctx = format!("{:08X}-0000-0000-0000-000000000000", st.counter);
+                st.contexts.insert(ctx.clone(), class.clone());
+                (
+                    200,
+                    fill(
+                        fixture!("reply_enumerate.xml"),
+                        &[("RELATES_TO", &esc(&req.msg_id)), ("CONTEXT", &ctx)],
+                    ),
+                )
+            }
+            ("Pull", _) => {
+                let ctx = req
+                    .body
+                    .and_then(|b| child(b, "EnumerationContext"))
+                    .and_then(|c| c.text())
+                    .unwrap_or("")
+                    .to_string();
+                let mut st = self.state.lock().unwrap();
+                match st.contexts.remove(&ctx) {
+                    Some(c) if c == class => {}
+                    _ => {
+                        drop(st);
+                        return self.fault(
+                            &req.msg_id,
+                            "h:InvalidEnumerationContext",
+                            "unknown enumeration context",
+                        );
+                    }
+                }
+                if class == "CIM_BootSourceSetting" {
+                    return (
+                        200,
+                        fill(
+                            fixture!("reply_pull_boot_sources.xml"),
+                            &[("RELATES_TO", &esc(&req.msg_id))],
+                        ),
+                    );
+                }
+                let on = st.machine.is_on();
+                let available: &[u16] = if on { &[5, 8, 10] } else { &[2] };
+                let av: String = available
+                    .iter()
+                    .map(|s| format!("<g:AvailableRequestedPowerStates>{s}</g:AvailableRequestedPowerStates>"))
+                    .collect();
+                (
+                    200,
+                    fill(
+                        fixture!("reply_pull_power.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("AVAILABLE", &av),
+                            ("POWER_STATE", if on { "2" } else { "8" }),
+                        ],
+                    ),
+                )
+            }
+            ("Get", "AMT_BootSettingData") => self.boot_settings(&req, "GetResponse"),
+            ("Put", "AMT_BootSettingData") => {
+                if req.selectors != sel(&[("InstanceID", "Intel(r) AMT:BootSettingData 0")]) {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "AMT_BootSettingData needs InstanceID",
+                    );
+                }
+                let Some(b) = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "AMT_BootSettingData")
+                else {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidRepresentation",
+                        "no AMT_BootSettingData in the body",
+                    );
+                };
+                let fields: Vec<(String, String)> = b
+                    .children()
+                    .filter(|c| c.is_element())
+                    .map(|c| {
+                        (
+                            c.tag_name().name().to_string(),
+                            c.text().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect();
+                if let Some((n, _)) = fields.iter().find(|(n, _)| READ_ONLY.contains(&n.as_str())) {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidRepresentation",
+                        &format!("{n} is read-only"),
+                    );
+                }
+                if !fields
+                    .iter()
+                    .any(|(n, v)| n == "InstanceID" && v == "Intel(r) AMT:BootSettingData 0")
+                {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidRepresentation",
+                        "InstanceID missing",
+                    );
+                }
+                {
+                    let mut st = self.state.lock().unwrap();
+                    for (n, v) in fields {
+                        if let Some(s) = st.settings.iter_mut().find(|(k, _)| *k == n) {
+                            s.1 = v;
+                        }
+                    }
+                }
+                self.boot_settings(&req, "PutResponse")
+            }
+            ("ChangeBootOrder", "CIM_BootConfigSetting") => {
+                if req.selectors != sel(&[("InstanceID", BOOT_CONFIG_ID)]) {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "unknown CIM_BootConfigSetting",
+                    );
+                }
+                let source = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "ChangeBootOrder_INPUT")
+                    .and_then(|b| child(b, "Source"))
+                    .and_then(reference);
+                let ok = match &source {
+                    Some((uri, s)) if *uri == format!("{CIM}CIM_BootSourceSetting") => s
+                        .get("InstanceID")
+                        .filter(|id| SOURCES.contains(&id.as_str()))
+                        .cloned(),
+                    _ => None,
+                };
+                let mut rv = if ok.is_some() { 0 } else { 5 };
+                let mut st = self.state.lock().unwrap();
+                if let Some((m, v)) = st.refuse.take() {
+                    if m == "ChangeBootOrder" {
+                        rv = v;
+                    } else {
+                        st.refuse = Some((m, v));
+                    }
+                }
+                if rv == 0 {
+                    st.boot_source = ok;
+                }
+                (
+                    200,
+                    self.rv(fixture!("reply_change_boot_order.xml"), &req, rv),
+                )
+            }
+            ("SetBootConfigRole", "CIM_BootService") => {
+                if req.selectors.get("Name").map(String::as_str)
+                    != Some("Intel(r) AMT Boot Service")
+                {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "unknown CIM_BootService",
+                    );
+                }
+                let b = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "SetBootConfigRole_INPUT");
+                let r = b
+                    .and_then(|b| child(b, "BootConfigSetting"))
+                    .and_then(reference);
+                let role = b
+                    .and_then(|b| child(b, "Role"))
+                    .and_then(|r| r.text())
+                    .unwrap_or("")
+                    .to_string();
+                let good_ref = matches!(&r, Some((uri, s)) if *uri == format!("{CIM}CIM_BootConfigSetting") && *s == sel(&[("InstanceID", BOOT_CONFIG_ID)]));
+                let mut rv = if good_ref && (role == "1" || role == "32768") {
+                    0
+                } else {
+                    5
+                };
+                let mut st = self.state.lock().unwrap();
+                if let Some((m, v)) = st.refuse.take() {
+                    if m == "SetBootConfigRole" {
+                        rv = v;
+                    } else {
+                        st.refuse = Some((m, v));
+                    }
+                }
+                if rv == 0 && role == "1" {
+                    st.pxe_next = st.boot_source.as_deref() == Some("Intel(r) AMT: Force PXE Boot");
+                }
+                (
+                    200,
+                    self.rv(fixture!("reply_set_boot_config_role.xml"), &req, rv),
+                )
+            }
+            ("RequestPowerStateChange", "CIM_PowerManagementService") => {
+                if req.selectors.get("Name").map(String::as_str)
+                    != Some("Intel(r) AMT Power Management Service")
+                {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidSelectors",
+                        "unknown CIM_PowerManagementService",
+                    );
+                }
+                let b = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "RequestPowerStateChange_INPUT");
+                let state: Option<u16> = b
+                    .and_then(|b| child(b, "PowerState"))
+                    .and_then(|p| p.text())
+                    .and_then(|t| t.parse().ok());
+                let r = b
+                    .and_then(|b| child(b, "ManagedElement"))
+                    .and_then(reference);
+                let good_ref = matches!(&r, Some((uri, s)) if *uri == format!("{CIM}CIM_ComputerSystem") && *s == sel(&[("CreationClassName", "CIM_ComputerSystem"), ("Name", "ManagedSystem")]));
+                if !good_ref {
+                    return self.fault(
+                        &req.msg_id,
+                        "c:InvalidParameter",
+                        "ManagedElement must reference CIM_ComputerSystem ManagedSystem",
+                    );
+                }
+                let mut st = self.state.lock().unwrap();
+                let on = st.machine.is_on();
+                let pxe = st.pxe_next;
+                let mut rv = match (state, on) {
+                    (Some(2), false) | (Some(8 | 10 | 5), true) => 0,
+                    _ => 2, // not an available transition: AMT answers an error
+                };
+                if let Some((m, v)) = st.refuse.take() {
+                    if m == "RequestPowerStateChange" {
+                        rv = v;
+                    } else {
+                        st.refuse = Some((m, v));
+                    }
+                }
+                if rv == 0 {
+                    st.log.push(format!("PowerState {}", state.unwrap()));
+                    match state.unwrap() {
+                        2 => st.machine.power_on(pxe),
+                        8 => st.machine.power_off(),
+                        10 => st.machine.reset(pxe),
+                        _ => {
+                            st.machine.power_off();
+                            st.machine.power_on(pxe);
+                        }
+                    }
+                    if state != Some(8) {
+                        st.pxe_next = false; // the one-time boot is used by this boot
+                    }
+                }
+                (
+                    200,
+                    self.rv(fixture!("reply_request_power_state_change.xml"), &req, rv),
+                )
+            }
+            _ => self.fault(
+                &req.msg_id,
+                "b:ActionNotSupported",
+                &format!("{} on {}", req.action, req.uri),
+            ),
+        }
+    }
+
+    fn rv(&self, template: &str, req: &Req<'_>, rv: u32) -> String {
+        fill(
+            template,
+            &[
+                ("RELATES_TO", &esc(&req.msg_id)),
+                ("RETURN_VALUE", &rv.to_string()),
+            ],
+        )
+    }
+
+    fn boot_settings(&self, req: &Req<'_>, action: &str) -> (u16, String) {
+        let g = |n: &str| self.setting(n).unwrap_or_default();
+        (
+            200,
+            fill(
+                fixture!("reply_boot_setting_data.xml"),
+                &[
+                    ("RELATES_TO", &esc(&req.msg_id)),
+                    (
+                        "ACTION",
+                        &format!("http://schemas.xmlsoap.org/ws/2004/09/transfer/{action}"),
+                    ),
+                    ("BIOS_PAUSE", &g("BIOSPause")),
+                    ("BIOS_SETUP", &g("BIOSSetup")),
+                    ("USE_IDER", &g("UseIDER")),
+                    ("USE_SOL", &g("UseSOL")),
+                ],
+            ),
+        )
+    }
+}
+
+/// Apache httpd (Debian `apache2`) with mod_auth_digest in front of a backend on loopback, a
+/// private config in a temp dir, one process (`-X`), killed on drop.
+pub struct Apache {
+    /// `127.0.0.1:PORT` (HTTP, digest).
+    pub http: String,
+    /// `127.0.0.1:PORT` (TLS with a self-signed certificate, digest), when asked.
+    pub https: Option<String>,
+    /// SHA-256 fingerprint of the TLS certificate (from `openssl x509 -fingerprint`).
+    pub fingerprint: Option<String>,
+    /// Digest realm.
+    pub realm: String,
+    child: Child,
+    /// The temp dir (logs).
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Apache {
+    /// Starts Apache proxying `/wsman` to `backend` with Digest (MD5, qop=auth) for
+    /// `user`/`password` (htdigest file line computed with coreutils' md5sum).
+    pub fn start(backend: &str, user: &str, password: &str, tls: bool) -> Apache {
+        Self::start_on("127.0.0.1", backend, user, password, tls)
+    }
+
+    /// Like [`Apache::start`], listening on `ip`.
+    pub fn start_on(ip: &str, backend: &str, user: &str, password: &str, tls: bool) -> Apache {
+        crate::common::require("apache2", "apache2");
+        crate::common::require("md5sum", "coreutils");
+        if tls {
+            crate::common::require("openssl", "openssl");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Apache's worker runs as nobody: it must read the htdigest file.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // AMT's realm is `Digest:` + hex; an htdigest file cannot hold a colon in a realm.
+        let realm = "Digest 0A5E0000000000000000000000000000".to_string();
+        let ha1 = crate::common::run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg("printf %s \"$1\" | md5sum")
+                .arg("sh")
+                .arg(format!("{user}:{realm}:{password}")),
+        );
+        let ha1 = ha1.split_whitespace().next().unwrap().to_string();
+        std::fs::write(d.join("htdigest"), format!("{user}:{realm}:{ha1}\n")).unwrap();
+        let http_port = free_port(ip);
+        let mut https = None;
+        let mut fingerprint = None;
+        let mut tls_conf = String::new();
+        if tls {
+            let port = free_port(ip);
+            crate::common::run_ok(
+                Command::new("openssl")
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=amt-test",
+                        "-keyout",
+                    ])
+                    .arg(d.join("key.pem"))
+                    .arg("-out")
+                    .arg(d.join("cert.pem"))
+                    .stderr(Stdio::null()),
+            );
+            let fp = crate::common::run_ok(
+                Command::new("openssl")
+                    .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+                    .arg(d.join("cert.pem")),
+            );
+            fingerprint = Some(fp.trim().split_once('=').unwrap().1.to_string());
+            tls_conf = format!(
+                "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n\
+                 LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n\
+                 Listen {ip}:{port}\n\
+                 <VirtualHost {ip}:{port}>\n\
+                 SSLEngine on\nSSLCertificateFile {d}/cert.pem\nSSLCertificateKeyFile {d}/key.pem\n\
+                 </VirtualHost>\n",
+                d = d.display()
+            );
+            https = Some(format!("{ip}:{port}"));
+        }
+        let conf = format!(
+            "ServerRoot {d}\nServerName amt-test\nPidFile {d}/httpd.pid\nDefaultRuntimeDir {d}\n\
+             Mutex file:{d} default\nErrorLog {d}/error.log\nLogLevel warn\n\
+             LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so\n\
+             LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so\n\
+             LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so\n\
+             LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
+             LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
+             LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so\n\
+             LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
+             LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n\
+             {tls_conf}\
+             User nobody\nGroup nogroup\nListen {ip}:{http_port}\nKeepAlive On\n\
+             <Location /wsman>\n\
+             AuthType Digest\nAuthName \"{realm}\"\nAuthDigestDomain /wsman\n\
+             AuthDigestProvider file\nAuthUserFile {d}/htdigest\nRequire valid-user\n\
+             ProxyPass http://{backend}/wsman\n\
+             </Location>\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("httpd.conf"), conf).unwrap();
+        let child = Command::new("/usr/sbin/apache2")
+            .arg("-f")
+            .arg(d.join("httpd.conf"))
+            .args(["-X", "-DFOREGROUND"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let http = format!("{ip}:{http_port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&http).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            std::net::TcpStream::connect(&http).is_ok(),
+            "apache did not start: {}{}",
+            std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default(),
+            std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+        );
+        Apache {
+            http,
+            https,
+            fingerprint,
+            realm,
+            child,
+            dir,
+        }
+    }
+
+    /// Apache's error log.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points a scratch copy of the profiles' `alice` at `addr` (`127.0.0.1:PORT`), with TLS
+/// pinned to `fingerprint` when given, and the site's jump host when given.
+pub fn point_alice_at(profiles: &Path, addr: &str, fingerprint: Option<&str>, jump: Option<&str>) {
+    let (ip, port) = addr.rsplit_once(':').unwrap();
+    let mut v = format!("[vpro]\naddress = \"{ip}\"\nport = {port}\n");
+    if let Some(f) = fingerprint {
+        v.push_str(&format!("tls-sha256 = \"{f}\"\n"));
+    }
+    crate::common::edit(
+        &profiles.join("hosts/alice.toml"),
+        "[vpro]\naddress = \"192.168.128.151\"\n",
+        &v,
+    );
+    if let Some(j) = jump {
+        let site = profiles.join("site.toml");
+        let mut s = std::fs::read_to_string(&site).unwrap();
+        s.push_str(&format!("\n[vpro]\njump-host = \"{j}\"\n"));
+        std::fs::write(site, s).unwrap();
+    }
+}
+
+/// Runs picaboot with the AMT credentials in the environment (never on the command line).
+pub fn picaboot_amt(cwd: &Path, args: &[&str], user: &str, password: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("PICABOOT_PROFILES")
+        .env_remove("PICABOOT_AMT_CREDENTIALS")
+        .env("PICABOOT_AMT_USERNAME", user)
+        .env("PICABOOT_AMT_PASSWORD", password)
+        .output()
+        .expect("run picaboot")
+}
