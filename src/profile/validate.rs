@@ -381,15 +381,12 @@ pub(crate) fn verify_hardware(
 }
 
 fn valid_interface(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    super::text::interface_name(s)
 }
 
 fn check_device(c: &mut Checker<'_>, field: &str, dev: &str) {
-    if !dev.starts_with("/dev/") || dev.contains(char::is_whitespace) || dev.len() <= 5 {
-        c.err(field, format!("`{dev}` is not a device path under /dev/"));
+    if let Err(why) = super::text::device_path(dev) {
+        c.err(field, why);
     }
 }
 
@@ -687,6 +684,9 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let mut routed = Vec::new();
     for (i, r) in raw.routed.iter().enumerate() {
         let f = |k: &str| format!("network.routed[{i}].{k}");
+        if let Err(why) = super::text::comment_text(&r.description) {
+            c.err(f("description"), why);
+        }
         let v4 = c.ipv4_net(&f("ipv4"), &r.ipv4);
         let v6 = r.ipv6.as_ref().and_then(|t| c.ipv6_net(&f("ipv6"), t));
         let ll = r
@@ -733,6 +733,9 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let mut seen_ports = BTreeSet::new();
     for (i, p) in raw.port_forwards.iter().enumerate() {
         let f = |k: &str| format!("network.port-forwards[{i}].{k}");
+        if let Err(why) = super::text::comment_text(&p.description) {
+            c.err(f("description"), why);
+        }
         let protocol = match p.protocol.as_str() {
             "tcp" => Some(Protocol::Tcp),
             "udp" => Some(Protocol::Udp),
@@ -804,7 +807,7 @@ fn parse_size(c: &mut Checker<'_>, field: &str, text: &str) -> Option<Size> {
 }
 
 fn check_mount(c: &mut Checker<'_>, field: &str, m: &str, mounts: &mut BTreeSet<String>) {
-    if !m.starts_with('/') || m.contains(char::is_whitespace) || (m.len() > 1 && m.ends_with('/')) {
+    if !super::text::mount_point(m) {
         c.err(field, format!("`{m}` is not an absolute mount point"));
     } else if !mounts.insert(m.to_string()) {
         c.err(field, format!("`{m}` is mounted twice"));

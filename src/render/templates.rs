@@ -54,6 +54,7 @@ pub fn tera() -> &'static Tera {
     static TERA: OnceLock<Tera> = OnceLock::new();
     TERA.get_or_init(|| {
         let mut t = Tera::default();
+        super::filters::register(&mut t);
         t.add_raw_templates(TEMPLATES.iter().copied())
             .expect("embedded templates parse (checked by unit test)");
         t.autoescape_on(vec![]);
