@@ -179,6 +179,52 @@ pub fn mount_point(m: &str) -> bool {
             }))
 }
 
+/// A URL as the installer, apt and shell lines may carry it unquoted: letters, digits and
+/// `._~:/@%+=,-` only (no quotes, spaces, `$`, backticks, `;`, braces or `?&#`).
+pub fn url_chars(u: &str) -> bool {
+    u.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._~:/@%+=,-".contains(c))
+}
+
+/// A DNS domain: dot-separated labels of letters, digits and `-`, not starting or ending with
+/// `-`, at least two labels.
+pub fn dns_domain(d: &str) -> bool {
+    d.len() <= 253
+        && d.split('.').count() >= 2
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// A locale such as `en_US.UTF-8` or `fr_FR@euro`.
+pub fn locale(l: &str) -> bool {
+    l.contains('_')
+        && l.len() <= 64
+        && l.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
+}
+
+/// An xkb keymap name such as `fr`, `us` or `de-latin1`.
+pub fn keymap(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 64
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+/// A time zone such as `Europe/Paris`, `Etc/GMT+1` or `UTC`: components of letters, digits
+/// and `_+-`, no `.` or `..`.
+pub fn timezone(t: &str) -> bool {
+    (t.contains('/') || t == "UTC")
+        && t.len() <= 64
+        && t.split('/').all(|c| {
+            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "_+-".contains(ch))
+        })
+}
+
 /// A Linux interface name (also bridges): 1 to 15 of letters, digits and `-_.`, not `.` or
 /// `..`.
 pub fn interface_name(s: &str) -> bool {

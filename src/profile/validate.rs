@@ -158,7 +158,7 @@ pub(crate) fn verify_install(
     })?;
     let proxy = m.proxy.filter(|p| !p.is_empty());
     if let Some(p) = &proxy {
-        if !(p.starts_with("http://") || p.starts_with("https://")) {
+        if !(p.starts_with("http://") || p.starts_with("https://")) || !super::text::url_chars(p) {
             err(
                 c,
                 "proxy",
@@ -168,7 +168,7 @@ pub(crate) fn verify_install(
         }
     }
     let locale = locale.filter(|l| {
-        let ok = l.contains('_') && !l.contains(char::is_whitespace);
+        let ok = super::text::locale(l);
         if !ok {
             err(
                 c,
@@ -180,7 +180,7 @@ pub(crate) fn verify_install(
         ok
     })?;
     let timezone = timezone.filter(|t| {
-        let ok = (t.contains('/') || t == "UTC") && !t.contains(char::is_whitespace);
+        let ok = super::text::timezone(t);
         if !ok {
             err(
                 c,
@@ -191,6 +191,18 @@ pub(crate) fn verify_install(
         }
         ok
     })?;
+    let keyboard = keyboard.filter(|k| {
+        let ok = super::text::keymap(k);
+        if !ok {
+            err(
+                c,
+                "keyboard",
+                "install.keyboard".to_string(),
+                format!("`{k}` is not an xkb keymap such as fr or us"),
+            );
+        }
+        ok
+    });
     let frontend = match frontend?.as_str() {
         "gtk" | "graphical" => Frontend::Gtk,
         "text" => Frontend::Text,
@@ -259,6 +271,11 @@ pub fn parse_mirror(url: &str) -> Result<Mirror, String> {
     };
     if hostname.is_empty() || hostname.contains(char::is_whitespace) {
         return Err(format!("`{url}` has no host name"));
+    }
+    if !super::text::url_chars(url) {
+        return Err(format!(
+            "`{url}`: a mirror URL holds only letters, digits and `._~:/@%+=,-`"
+        ));
     }
     Ok(Mirror {
         protocol: protocol.to_string(),
@@ -410,10 +427,7 @@ pub(crate) fn verify_host(
     if !valid_name(&raw.hostname, 63) || raw.hostname.contains('_') {
         c.err("hostname", format!("`{}` is not a host name", raw.hostname));
     }
-    if raw.domain.is_empty()
-        || !raw.domain.contains('.')
-        || raw.domain.contains(char::is_whitespace)
-    {
+    if !super::text::dns_domain(&raw.domain) {
         c.err("domain", format!("`{}` is not a DNS domain", raw.domain));
     }
     if let Err(e) = check_password_hash(&raw.root_password_hash) {
