@@ -25,7 +25,13 @@ fn text(o: &Output) -> String {
 #[track_caller]
 fn expect(cwd: &Path, args: &[&str], want: i32) -> String {
     let o = common::picaboot(cwd, args);
-    assert_eq!(code(&o), Some(want), "picaboot {}: {}", args.join(" "), text(&o));
+    assert_eq!(
+        code(&o),
+        Some(want),
+        "picaboot {}: {}",
+        args.join(" "),
+        text(&o)
+    );
     text(&o)
 }
 
@@ -78,15 +84,46 @@ fn bad_input_exits_1_in_every_command() {
         "ipv4 = \"91.224.148.300/32\"",
     );
     expect(dir.path(), &["check", "--profiles", p], 1);
-    expect(dir.path(), &["check", "--profiles", "/nonexistent/profiles"], 1);
+    expect(
+        dir.path(),
+        &["check", "--profiles", "/nonexistent/profiles"],
+        1,
+    );
     let root = common::root();
     expect(&root, &["render", "no-such-host", "-o", out], 1);
     expect(&root, &["serve", "/nonexistent/out"], 1);
     expect(&root, &["netboot", "no-such-host", "-o", out], 1);
-    expect(&root, &["netboot", "alice", "--mirror", "ftp://example/debian", "-o", out], 1);
+    expect(
+        &root,
+        &[
+            "netboot",
+            "alice",
+            "--mirror",
+            "ftp://example/debian",
+            "-o",
+            out,
+        ],
+        1,
+    );
     expect(&root, &["image", "build", "no-such-image", "-o", out], 1);
-    expect(&root, &["image", "dockerfile", "no-such-image", "-o", out], 1);
-    expect(&root, &["image", "push", "tx", "--to", "127.0.0.1:1/Bad", "--layout", out], 1);
+    expect(
+        &root,
+        &["image", "dockerfile", "no-such-image", "-o", out],
+        1,
+    );
+    expect(
+        &root,
+        &[
+            "image",
+            "push",
+            "tx",
+            "--to",
+            "127.0.0.1:1/Bad",
+            "--layout",
+            out,
+        ],
+        1,
+    );
 }
 
 /// A minimal OCI layout holding image `tx` (one empty config, no layer).
@@ -99,7 +136,8 @@ fn tiny_layout(dir: &Path) {
         std::fs::write(blobs.join(&d), b).unwrap();
         format!("sha256:{d}")
     };
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let cd = put(config);
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[]}}"#,
@@ -122,10 +160,20 @@ fn the_environment_exits_2_in_every_command() {
     let root = common::root();
     let t = tempfile::tempdir().unwrap();
     // Output under /proc cannot be created: the file system refuses.
-    expect(&root, &["render", "alice", "-o", "/proc/picaboot-no-such-dir"], 2);
     expect(
         &root,
-        &["image", "dockerfile", "tx-debian", "-o", "/proc/picaboot-no-such-dir"],
+        &["render", "alice", "-o", "/proc/picaboot-no-such-dir"],
+        2,
+    );
+    expect(
+        &root,
+        &[
+            "image",
+            "dockerfile",
+            "tx-debian",
+            "-o",
+            "/proc/picaboot-no-such-dir",
+        ],
         2,
     );
     // The port is taken.
@@ -133,14 +181,25 @@ fn the_environment_exits_2_in_every_command() {
     let addr = taken.local_addr().unwrap().to_string();
     let served = t.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
-    let o = expect(&root, &["serve", served.to_str().unwrap(), "--listen", &addr], 2);
+    let o = expect(
+        &root,
+        &["serve", served.to_str().unwrap(), "--listen", &addr],
+        2,
+    );
     assert!(o.contains("cannot listen on"), "{o}");
     // Nothing answers at the mirror or the registry.
     let closed = format!("http://127.0.0.1:{}/debian", closed_port());
     let out = t.path().join("out");
     let o = expect(
         &root,
-        &["netboot", "alice", "--mirror", &closed, "-o", out.to_str().unwrap()],
+        &[
+            "netboot",
+            "alice",
+            "--mirror",
+            &closed,
+            "-o",
+            out.to_str().unwrap(),
+        ],
         2,
     );
     assert!(o.contains("InRelease"), "{o}");
@@ -149,7 +208,16 @@ fn the_environment_exits_2_in_every_command() {
     let to = format!("127.0.0.1:{}/team/tx:v1", closed_port());
     let o = expect(
         &root,
-        &["image", "push", "tx", "--to", &to, "--layout", layout.to_str().unwrap(), "--plain-http"],
+        &[
+            "image",
+            "push",
+            "tx",
+            "--to",
+            &to,
+            "--layout",
+            layout.to_str().unwrap(),
+            "--plain-http",
+        ],
         2,
     );
     assert!(o.contains("cannot reach registry"), "{o}");

@@ -70,7 +70,9 @@ fn code_lines(script: &str) -> Vec<&str> {
 fn preseed_commands(preseed: &str) -> Vec<&str> {
     preseed
         .lines()
-        .filter(|l| l.contains("late_command") || l.contains("early_command") || l.contains("preseed/run"))
+        .filter(|l| {
+            l.contains("late_command") || l.contains("early_command") || l.contains("preseed/run")
+        })
         .collect()
 }
 
@@ -93,7 +95,10 @@ impl Oracles {
             let p = std::fs::read_to_string(baseline.join(host).join("preseed.cfg")).unwrap();
             late_command.insert(
                 host.to_string(),
-                preseed_commands(&p).into_iter().map(str::to_string).collect(),
+                preseed_commands(&p)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
             );
         }
         // `sleep` does nothing (rc.local waits for links to settle): the corpus runs fast.
@@ -106,7 +111,10 @@ impl Oracles {
         Oracles {
             shellchecked: BTreeSet::new(),
             executed: BTreeSet::new(),
-            storage_code: code_lines(&storage).into_iter().map(str::to_string).collect(),
+            storage_code: code_lines(&storage)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             late_command,
             shim,
         }
@@ -163,7 +171,11 @@ impl Oracles {
         let ns = Netns::new("hostile");
         let resolv = self.shim.path().join("resolv.conf");
         std::fs::write(&resolv, "nameserver 192.0.2.1\n").unwrap();
-        let path = format!("{}:{}", self.shim.path().display(), common::path_with_sbin());
+        let path = format!(
+            "{}:{}",
+            self.shim.path().display(),
+            common::path_with_sbin()
+        );
         let o = ns
             .exec()
             .env("PATH", path)
@@ -189,7 +201,11 @@ impl Oracles {
 
 #[test]
 fn hostile_values_are_refused_or_inert() {
-    for (p, pkg) in [("shellcheck", "shellcheck"), ("ip", "iproute2"), ("unshare", "util-linux")] {
+    for (p, pkg) in [
+        ("shellcheck", "shellcheck"),
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+    ] {
         require(p, pkg);
     }
     let fixtures = common::root().join("tests/fixtures/hostile");
@@ -212,14 +228,22 @@ fn hostile_values_are_refused_or_inert() {
             };
             let scratch = common::scratch_profiles();
             let profiles = scratch.path().join("profiles");
-            common::edit(&profiles.join(&f.file), &f.replace, &f.with.replace("@@", &payload));
+            common::edit(
+                &profiles.join(&f.file),
+                &f.replace,
+                &f.with.replace("@@", &payload),
+            );
             let _ = writeln!(report, "## {} / {pname}", f.name);
             let check = common::picaboot(scratch.path(), &["check"]);
             if !check.status.success() {
                 refused += 1;
                 let stderr = String::from_utf8_lossy(&check.stderr);
                 if check.status.code() != Some(1) {
-                    failures.push(format!("{} / {pname}: check exited {:?}", f.name, check.status.code()));
+                    failures.push(format!(
+                        "{} / {pname}: check exited {:?}",
+                        f.name,
+                        check.status.code()
+                    ));
                 }
                 let _ = writeln!(report, "refused by check:\n{stderr}");
                 continue;

@@ -33,14 +33,23 @@ PICABOOT-DONE rc=1\r\n";
         String::from_utf8_lossy(&out.stderr)
     );
     let out = Command::new("xmllint")
-        .args(["--nonet", "--xpath", "string(//testcase[@name='tx-apache']/failure/@message)"])
+        .args([
+            "--nonet",
+            "--xpath",
+            "string(//testcase[@name='tx-apache']/failure/@message)",
+        ])
         .arg(&path)
         .output()
         .unwrap();
     let message = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        message.starts_with("\\u{1b}[31mcurl: (7) refused\\u{1b}[0m \\u{0}\\u{7}\\u{8}\\u{b}\\u{c}"),
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        message
+            .starts_with("\\u{1b}[31mcurl: (7) refused\\u{1b}[0m \\u{0}\\u{7}\\u{8}\\u{b}\\u{c}"),
         "{message:?}"
     );
     assert!(message.contains("<&\"'>"), "{message:?}");

@@ -100,7 +100,10 @@ fn run_killed(cwd: &Path, args: &[&str], env: &[(&str, &Path)], delay: Duration)
     let t0 = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "picaboot {args:?} failed without being killed");
+            assert!(
+                status.success(),
+                "picaboot {args:?} failed without being killed"
+            );
             return false;
         }
         if t0.elapsed() >= delay {
@@ -115,7 +118,9 @@ fn run_killed(cwd: &Path, args: &[&str], env: &[(&str, &Path)], delay: Duration)
 fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Duration {
     let t0 = Instant::now();
     let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
-    c.args(args).current_dir(cwd).env_remove("PICABOOT_PROFILES");
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("PICABOOT_PROFILES");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -142,7 +147,10 @@ fn render_killed_at_random_points_publishes_whole_trees_only() {
         std::fs::write(&host_file, text).unwrap();
         let out = cwd.join(format!("golden-{i}"));
         run_ok(cwd, &["render", "--all", "-o", out.to_str().unwrap()], &[]);
-        golden.push((snapshot(&out.join("alice")).unwrap(), snapshot(&out.join("bob")).unwrap()));
+        golden.push((
+            snapshot(&out.join("alice")).unwrap(),
+            snapshot(&out.join("bob")).unwrap(),
+        ));
     }
     assert_ne!(golden[0].0, golden[1].0);
 
@@ -163,19 +171,35 @@ fn render_killed_at_random_points_publishes_whole_trees_only() {
         }
         for (host, idx) in [("alice", 0), ("bob", 1)] {
             let now = snapshot(&out.join(host)).expect("a published tree never disappears");
-            let whole = golden.iter().any(|g| if idx == 0 { g.0 == now } else { g.1 == now });
-            assert!(whole, "round {round} (seed {seed}, delay {delay:?}): {host} is a partial tree");
+            let whole = golden
+                .iter()
+                .any(|g| if idx == 0 { g.0 == now } else { g.1 == now });
+            assert!(
+                whole,
+                "round {round} (seed {seed}, delay {delay:?}): {host} is a partial tree"
+            );
         }
         max_left = max_left.max(leftovers(&out).len());
         // The next run succeeds and gives exactly this variant's bytes.
         run_ok(cwd, &["render", "--all", "-o", &out_s], &[]);
-        assert_eq!(snapshot(&out.join("alice")).unwrap(), golden[variant].0, "round {round}");
-        assert_eq!(leftovers(&out), Vec::<String>::new(), "round {round}: a clean run left debris");
+        assert_eq!(
+            snapshot(&out.join("alice")).unwrap(),
+            golden[variant].0,
+            "round {round}"
+        );
+        assert_eq!(
+            leftovers(&out),
+            Vec::<String>::new(),
+            "round {round}: a clean run left debris"
+        );
     }
     eprintln!(
         "render: 60 runs ({kills} killed, delays below {window} ms, seed {seed}): every tree whole; at most {max_left} leftovers after a kill, none after the next run"
     );
-    assert!(kills >= 15, "too few runs were killed ({kills}): the delays are too long");
+    assert!(
+        kills >= 15,
+        "too few runs were killed ({kills}): the delays are too long"
+    );
 }
 
 #[test]
@@ -215,8 +239,16 @@ fn netboot_killed_at_random_points_never_poisons_the_cache() {
             "round {round} (seed {seed}, delay {delay:?}): the netboot tree is not whole"
         );
         run_ok(cwd, &a, &env);
-        assert_eq!(snapshot(&tree).unwrap(), want, "round {round}: different bytes after a kill");
-        assert_eq!(leftovers(&out.join("alice")), Vec::<String>::new(), "round {round}: debris");
+        assert_eq!(
+            snapshot(&tree).unwrap(),
+            want,
+            "round {round}: different bytes after a kill"
+        );
+        assert_eq!(
+            leftovers(&out.join("alice")),
+            Vec::<String>::new(),
+            "round {round}: debris"
+        );
     }
     eprintln!("netboot: 6 runs ({kills} killed, seed {seed}): tree whole after each, identical bytes on the next run");
 }

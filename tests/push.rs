@@ -646,7 +646,6 @@ fn recording_proxy(
     inject_auth: Option<String>,
     seen: Seen,
 ) -> u16 {
-    use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -692,14 +691,15 @@ fn recording_proxy(
                                     req.uri().path().to_string(),
                                     auth,
                                 ));
-                                let mut fwd = client.request(
-                                    method,
-                                    format!("http://127.0.0.1:{upstream}{pq}"),
-                                );
+                                let mut fwd = client
+                                    .request(method, format!("http://127.0.0.1:{upstream}{pq}"));
                                 for (k, v) in req.headers() {
                                     if !matches!(
                                         k.as_str(),
-                                        "host" | "content-length" | "transfer-encoding" | "connection"
+                                        "host"
+                                            | "content-length"
+                                            | "transfer-encoding"
+                                            | "connection"
                                     ) {
                                         fwd = fwd.header(k, v);
                                     }
@@ -734,7 +734,7 @@ fn recording_proxy(
                                 }
                                 let bytes = up.bytes().await.unwrap();
                                 Ok::<_, std::convert::Infallible>(
-                                    resp.body(Full::new(Bytes::from(bytes))).unwrap(),
+                                    resp.body(Full::new(bytes)).unwrap(),
                                 )
                             }
                         },
@@ -794,8 +794,14 @@ fn credentials_never_follow_a_location_to_another_origin() {
             && storage_seen.iter().any(|(m, _, _)| m == "PUT"),
         "{storage_seen:#?}"
     );
-    let leaked: Vec<_> = storage_seen.iter().filter(|(_, _, a)| a.is_some()).collect();
-    assert!(leaked.is_empty(), "Authorization sent to another origin: {leaked:#?}");
+    let leaked: Vec<_> = storage_seen
+        .iter()
+        .filter(|(_, _, a)| a.is_some())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "Authorization sent to another origin: {leaked:#?}"
+    );
     // The registry's own origin did get the credentials (the POST starting each upload, the
     // manifest PUT).
     assert!(

@@ -69,7 +69,11 @@ impl Drop for Running {
 fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
     let split = all
@@ -100,7 +104,11 @@ fn a_symlink_flipped_to_etc_never_leaks_a_byte() {
         std::thread::spawn(move || {
             let mut flips = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let target = if flips % 2 == 0 { "/etc" } else { "inside" };
+                let target = if flips.is_multiple_of(2) {
+                    "/etc"
+                } else {
+                    "inside"
+                };
                 let tmp = root.join(".flip.tmp");
                 let _ = std::fs::remove_file(&tmp);
                 std::os::unix::fs::symlink(target, &tmp).unwrap();
@@ -126,7 +134,10 @@ fn a_symlink_flipped_to_etc_never_leaks_a_byte() {
             }
             assert!(body != etc_passwd);
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no mix of outcomes");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no mix of outcomes"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     let flips = flipper.join().unwrap();
@@ -145,11 +156,26 @@ fn two_hundred_concurrent_clients_get_no_error() {
     let server = Running::start(t.path());
     let url = format!("http://{}/alice/netboot/initrd.gz", server.addr);
     let out = Command::new("wrk")
-        .args(["-t", "2", "-c", "200", "-d", "8s", "--timeout", "10s", "--latency", &url])
+        .args([
+            "-t",
+            "2",
+            "-c",
+            "200",
+            "-d",
+            "8s",
+            "--timeout",
+            "10s",
+            "--latency",
+            &url,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("wrk, 200 connections:\n{text}");
     // wrk prints these lines only when something went wrong.
     assert!(!text.contains("Socket errors"), "{text}");
@@ -202,7 +228,10 @@ fn fifty_slow_header_clients_do_not_stop_a_normal_one() {
         let (status, body) = get(server.addr, "/h/boot.ipxe");
         let took = t0.elapsed();
         assert_eq!((status, body.as_slice()), (200, &b"#!ipxe\n"[..]));
-        assert!(took < Duration::from_secs(1), "a normal client waited {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "a normal client waited {took:?}"
+        );
         worst = worst.max(took);
         std::thread::sleep(Duration::from_secs(1));
     }

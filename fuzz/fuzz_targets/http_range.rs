@@ -12,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let RangeRequest::Partial { start, end } = parse_range(Some(header), len) {
-        assert!(start <= end && end < len, "range {start}-{end} outside 0..{len}");
+        assert!(
+            start <= end && end < len,
+            "range {start}-{end} outside 0..{len}"
+        );
     }
 });

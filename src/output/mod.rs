@@ -203,9 +203,8 @@ fn remove_stale(parent: &Path, name: &str) {
             continue;
         };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| {
-            p == std::process::id() || Path::new(&format!("/proc/{p}")).exists()
-        });
+        let alive = pid
+            .is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
         if !alive && e.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = fs::remove_dir_all(e.path());
         }
@@ -292,7 +291,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        let mut want = vec![ours, ".alice.tmp-1-init".into(), ".bob.tmp-0-other".into(), "alice".into()];
+        let mut want = vec![
+            ours,
+            ".alice.tmp-1-init".into(),
+            ".bob.tmp-0-other".into(),
+            "alice".into(),
+        ];
         want.sort();
         assert_eq!(names, want);
     }

@@ -97,10 +97,7 @@ fn walk_table(
     for (k, item) in t.iter() {
         let field = join(prefix, k);
         if let Err(why) = one_line(k) {
-            let at = t
-                .key(k)
-                .and_then(|key| key.span())
-                .map_or(0, |s| s.start);
+            let at = t.key(k).and_then(|key| key.span()).map_or(0, |s| s.start);
             report(src, diags, field.clone(), at, format!("key {why}"));
             continue;
         }
@@ -212,7 +209,8 @@ pub fn locale(l: &str) -> bool {
 pub fn keymap(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 64
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
 }
 
 /// A time zone such as `Europe/Paris`, `Etc/GMT+1` or `UTC`: components of letters, digits
@@ -221,7 +219,9 @@ pub fn timezone(t: &str) -> bool {
     (t.contains('/') || t == "UTC")
         && t.len() <= 64
         && t.split('/').all(|c| {
-            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "_+-".contains(ch))
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_+-".contains(ch))
         })
 }
 
@@ -241,7 +241,9 @@ pub fn comment_text(s: &str) -> Result<(), String> {
     one_line(s)?;
     let n = s.chars().count();
     if n > MAX_DESCRIPTION {
-        return Err(format!("is {n} characters long (a description holds at most {MAX_DESCRIPTION})"));
+        return Err(format!(
+            "is {n} characters long (a description holds at most {MAX_DESCRIPTION})"
+        ));
     }
     Ok(())
 }
@@ -255,8 +257,16 @@ mod tests {
         assert!(one_line("pica01 services: web, mail").is_ok());
         assert!(one_line("été à Compiègne").is_ok());
         for bad in [
-            "a\nb", "a\rb", "a\0b", "a\u{1b}[2Jb", "a\u{2028}b", "a\u{2029}b", "a\u{202e}b",
-            "a\u{7f}b", "a\u{85}b", "a\tb",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\u{1b}[2Jb",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{202e}b",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\tb",
         ] {
             assert!(one_line(bad).is_err(), "{bad:?}");
         }
@@ -270,12 +280,25 @@ mod tests {
 
     #[test]
     fn device_paths_have_a_grammar() {
-        for ok in ["/dev/sdc", "/dev/disk/by-id/ata-ST4000_Z1Z2-part1", "/dev/md/md2", "/dev/nvme0n1"] {
+        for ok in [
+            "/dev/sdc",
+            "/dev/disk/by-id/ata-ST4000_Z1Z2-part1",
+            "/dev/md/md2",
+            "/dev/nvme0n1",
+        ] {
             assert!(device_path(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "/dev/", "/dev/sdc;reboot", "/dev/sd$(id)", "/dev/sdc}", "/dev/../etc/passwd",
-            "/dev/a b", "/dev/'x'", "/dev//sda", "/etc/passwd", "/dev/sd`id`",
+            "/dev/",
+            "/dev/sdc;reboot",
+            "/dev/sd$(id)",
+            "/dev/sdc}",
+            "/dev/../etc/passwd",
+            "/dev/a b",
+            "/dev/'x'",
+            "/dev//sda",
+            "/etc/passwd",
+            "/dev/sd`id`",
         ] {
             assert!(device_path(bad).is_err(), "{bad}");
         }

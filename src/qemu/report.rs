@@ -217,7 +217,11 @@ mod tests {
         );
         let x = r.junit("s", 1.0);
         assert!(
-            x.contains(&(r#"message="\u{1b}[31mred\u{1b}[0m \u{0}nul&#13; "#.to_string() + "\u{fffd}\u{fffd}" + r#" \u{7f}\u{85}.""#)),
+            x.contains(
+                &(r#"message="\u{1b}[31mred\u{1b}[0m \u{0}nul&#13; "#.to_string()
+                    + "\u{fffd}\u{fffd}"
+                    + r#" \u{7f}\u{85}.""#)
+            ),
             "{x}"
         );
         assert!(!x.chars().any(|c| c.is_control() && c != '\n'), "{x:?}");

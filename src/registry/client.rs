@@ -402,11 +402,17 @@ mod tests {
     fn origins() {
         let u = |s: &str| Url::parse(s).unwrap();
         let base = u("https://registry.example:5000/");
-        assert!(same_origin(&u("https://registry.example:5000/v2/a/blobs/uploads/1"), &base));
+        assert!(same_origin(
+            &u("https://registry.example:5000/v2/a/blobs/uploads/1"),
+            &base
+        ));
         assert!(!same_origin(&u("https://storage.example:5000/up"), &base));
         assert!(!same_origin(&u("http://registry.example:5000/v2/"), &base));
         assert!(!same_origin(&u("https://registry.example/v2/"), &base));
-        assert!(same_origin(&u("https://r.example:443/v2/"), &u("https://r.example/")));
+        assert!(same_origin(
+            &u("https://r.example:443/v2/"),
+            &u("https://r.example/")
+        ));
     }
 
     #[test]

@@ -57,7 +57,10 @@ mod tests {
     #[test]
     fn quotes_only_what_needs_it() {
         assert_eq!(shell_quote("91.224.148.84/32"), "91.224.148.84/32");
-        assert_eq!(shell_quote("/dev/disk/by-id/ata-X_1"), "/dev/disk/by-id/ata-X_1");
+        assert_eq!(
+            shell_quote("/dev/disk/by-id/ata-X_1"),
+            "/dev/disk/by-id/ata-X_1"
+        );
         assert_eq!(shell_quote("fe80::1/64"), "fe80::1/64");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a b"), "'a b'");
@@ -68,7 +71,9 @@ mod tests {
 
     #[test]
     fn sh_reads_back_the_same_word() {
-        for v in ["plain", "a b", "$(id)", "`id`", "it's", "\"q\"", ";}", "a\\b", "*?[x]", "~root", "!x"] {
+        for v in [
+            "plain", "a b", "$(id)", "`id`", "it's", "\"q\"", ";}", "a\\b", "*?[x]", "~root", "!x",
+        ] {
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!("printf %s {}", shell_quote(v)))

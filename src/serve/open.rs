@@ -114,9 +114,7 @@ mod tests {
         std::os::unix::fs::symlink("netboot/linux", root.join("h/alias")).unwrap();
         std::os::unix::fs::symlink("../../h/netboot/linux", root.join("h/netboot/up")).unwrap();
         let fd = open_root(&root).unwrap();
-        let read = |p: &str| {
-            open_beneath(&fd, p).map(|f| std::io::read_to_string(f).unwrap())
-        };
+        let read = |p: &str| open_beneath(&fd, p).map(|f| std::io::read_to_string(f).unwrap());
         assert_eq!(read("/h/netboot/linux").unwrap(), "k");
         assert_eq!(read("/h/alias").unwrap(), "k");
         assert_eq!(read("/h/netboot/up").unwrap(), "k");
