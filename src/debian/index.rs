@@ -199,6 +199,18 @@ fn parse_paragraph(text: &str) -> Option<Package> {
 mod tests {
     use super::*;
 
+    /// Found by the `debian_index` fuzz target: a `Package:` line whose paragraph lacks
+    /// `Filename`/`Size`/`SHA256` is indexed by name but is not a package (never a half one).
+    #[test]
+    fn an_incomplete_paragraph_is_not_a_package() {
+        let text = "Package: a\nVersion: 1\nFilename: pool/a.deb\nSize: 1\nSHA256: 00\n\n\
+                    Package: busybox-udeb\nVersion: 1:1.36.0-1\n";
+        let p = Packages::new("t", text.to_string());
+        assert!(p.all("busybox-udeb").is_empty());
+        assert_eq!(p.get("busybox-udeb"), None);
+        assert_eq!(p.get("a").unwrap().filename, "pool/a.deb");
+    }
+
     #[test]
     fn release_dates() {
         assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
