@@ -131,7 +131,9 @@ impl Packages {
                 .find("\n\n")
                 .map(|e| start + e)
                 .unwrap_or(self.text.len());
-            if let Some(p) = parse_paragraph(&self.text[start..end]) {
+            // A paragraph is the package it was indexed as, or nothing (found by the
+            // `debian_index` fuzz target: a second `Package:` line in one paragraph).
+            if let Some(p) = parse_paragraph(&self.text[start..end]).filter(|p| p.name == name) {
                 out.push(p);
             }
         }
@@ -182,7 +184,10 @@ fn parse_paragraph(text: &str) -> Option<Package> {
             continue;
         }
         if let Some((k, v)) = line.split_once(':') {
-            fields.insert(k.to_string(), v.trim().to_string());
+            // A field given twice makes the paragraph malformed, not "the last one wins".
+            if fields.insert(k.to_string(), v.trim().to_string()).is_some() {
+                return None;
+            }
         }
     }
     Some(Package {
@@ -209,6 +214,17 @@ mod tests {
         assert!(p.all("busybox-udeb").is_empty());
         assert_eq!(p.get("busybox-udeb"), None);
         assert_eq!(p.get("a").unwrap().filename, "pool/a.deb");
+    }
+
+    /// Found by the `debian_index` fuzz target: asking for one package returned another's
+    /// paragraph (a second `Package:` line, no blank line between them).
+    #[test]
+    fn a_paragraph_with_two_package_lines_is_neither_package() {
+        let text = "Package: debian-installer-13-netboot-amd64\nVersion: 1\nFilename: pool/d.deb\n\
+                    Size: 1\nSHA256: 00\nPackage: busybox-udeb\nVersion: 2\n";
+        let p = Packages::new("t", text.to_string());
+        assert_eq!(p.get("debian-installer-13-netboot-amd64"), None);
+        assert_eq!(p.get("busybox-udeb"), None);
     }
 
     #[test]
