@@ -3,7 +3,13 @@
 use clap::Parser;
 
 fn main() {
-    let cli = picaboot::cli::Cli::parse();
+    let cli = match picaboot::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(picaboot::cli::clap_exit_code(&e));
+        }
+    };
     let json = cli.json();
     picaboot::progress::init(cli.quiet || json);
     let level = match cli.verbose {
@@ -14,13 +20,23 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
-    if let Err(err) = picaboot::cli::run(cli) {
-        let code = picaboot::cli::exit_code(&err);
-        if json {
-            picaboot::cli::json::print_error(&err, code);
-        } else {
-            picaboot::cli::print_error(&err);
+    // A panic is a bug: say so, and exit with the bug code rather than Rust's 101.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("picaboot: internal error (a bug in picaboot, please report it):");
+        default_hook(info);
+    }));
+    match std::panic::catch_unwind(|| picaboot::cli::run(cli)) {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            let code = picaboot::cli::exit_code(&err);
+            if json {
+                picaboot::cli::json::print_error(&err, code);
+            } else {
+                picaboot::cli::print_error(&err);
+            }
+            std::process::exit(code);
         }
-        std::process::exit(code);
+        Err(_) => std::process::exit(picaboot::cli::exit::EXIT_BUG),
     }
 }

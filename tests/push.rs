@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::net::TcpListener;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -624,5 +625,191 @@ fn push_over_tls_trusts_the_system_roots_only() {
     assert_eq!(
         reg.skopeo_digest("team/tls:v1").unwrap(),
         local_digest(&layout, "tx")
+    );
+}
+
+/// One request a recording proxy saw: method, path, and its `Authorization` header if any.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Option<String>)>>>;
+
+/// A loopback HTTP proxy in front of the real registry at `upstream`, on its own thread:
+/// records every request's method, path and `Authorization`, forwards it (adding
+/// `inject_auth` when given, as a storage host would authorize a pre-signed upload URL), and
+/// rewrites every `Location` the registry answers so that it points at `location_to`, another
+/// origin. Returns its port.
+fn recording_proxy(
+    upstream: u16,
+    location_to: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    inject_auth: Option<String>,
+    seen: Seen,
+) -> u16 {
+    use http_body_util::{BodyExt, Full};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                let (client, seen, inject, to) = (
+                    client.clone(),
+                    seen.clone(),
+                    inject_auth.clone(),
+                    location_to.clone(),
+                );
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (client, seen, inject, to) =
+                                (client.clone(), seen.clone(), inject.clone(), to.clone());
+                            async move {
+                                let method = req.method().clone();
+                                let pq = req
+                                    .uri()
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default();
+                                let auth = req
+                                    .headers()
+                                    .get("authorization")
+                                    .map(|v| v.to_str().unwrap().to_string());
+                                seen.lock().unwrap().push((
+                                    method.to_string(),
+                                    req.uri().path().to_string(),
+                                    auth,
+                                ));
+                                let mut fwd = client
+                                    .request(method, format!("http://127.0.0.1:{upstream}{pq}"));
+                                for (k, v) in req.headers() {
+                                    if !matches!(
+                                        k.as_str(),
+                                        "host"
+                                            | "content-length"
+                                            | "transfer-encoding"
+                                            | "connection"
+                                    ) {
+                                        fwd = fwd.header(k, v);
+                                    }
+                                }
+                                if let Some(a) = &inject {
+                                    fwd = fwd.header("authorization", a);
+                                }
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let up = fwd.body(body).send().await.unwrap();
+                                let mut resp = hyper::Response::builder().status(up.status());
+                                let target = format!(
+                                    "http://127.0.0.1:{}",
+                                    to.load(std::sync::atomic::Ordering::SeqCst)
+                                );
+                                for (k, v) in up.headers() {
+                                    if matches!(
+                                        k.as_str(),
+                                        "content-length" | "transfer-encoding" | "connection"
+                                    ) {
+                                        continue;
+                                    }
+                                    if k == "location" {
+                                        let l = v.to_str().unwrap();
+                                        let l = l
+                                            .strip_prefix(&format!("http://127.0.0.1:{upstream}"))
+                                            .unwrap_or(l);
+                                        assert!(l.starts_with('/'), "unexpected Location {l}");
+                                        resp = resp.header(k, format!("{target}{l}"));
+                                    } else {
+                                        resp = resp.header(k, v);
+                                    }
+                                }
+                                let bytes = up.bytes().await.unwrap();
+                                Ok::<_, std::convert::Infallible>(
+                                    resp.body(Full::new(bytes)).unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    port
+}
+
+#[test]
+fn credentials_never_follow_a_location_to_another_origin() {
+    use std::sync::atomic::AtomicU16;
+    use std::sync::Arc;
+
+    let reg = Registry::start();
+    let t = tempfile::tempdir().unwrap();
+    let layout = fixture(t.path(), "tx", 2_500_000, 7);
+    let want = local_digest(&layout, "tx");
+
+    // The registry's own origin (F) hands every upload to a storage host (S) on another
+    // origin (another port), as a registry backed by object storage does.
+    let storage_port = Arc::new(AtomicU16::new(0));
+    let (front_seen, storage_seen): (Seen, Seen) = Default::default();
+    let front = recording_proxy(reg.port, storage_port.clone(), None, front_seen.clone());
+    let storage_auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{USER}:{PASS}")
+        )
+    );
+    let storage = recording_proxy(
+        reg.port,
+        storage_port.clone(),
+        Some(storage_auth),
+        storage_seen.clone(),
+    );
+    storage_port.store(storage, std::sync::atomic::Ordering::SeqCst);
+
+    let mut o = options(&layout, &format!("127.0.0.1:{front}/team/origin:v1"));
+    o.chunk_threshold = 1_000_000;
+    o.chunk_size = 1_000_000;
+    let r = registry::push(&o, &|_| {}).unwrap();
+    assert_eq!(r.manifest_digest, want);
+    assert_eq!(reg.skopeo_digest("team/origin:v1").unwrap(), want);
+
+    let storage_seen = storage_seen.lock().unwrap();
+    let front_seen = front_seen.lock().unwrap();
+    // The uploads (PATCH chunks and the closing PUTs) went to the other origin, bare.
+    assert!(
+        storage_seen.iter().any(|(m, _, _)| m == "PATCH")
+            && storage_seen.iter().any(|(m, _, _)| m == "PUT"),
+        "{storage_seen:#?}"
+    );
+    let leaked: Vec<_> = storage_seen
+        .iter()
+        .filter(|(_, _, a)| a.is_some())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "Authorization sent to another origin: {leaked:#?}"
+    );
+    // The registry's own origin did get the credentials (the POST starting each upload, the
+    // manifest PUT).
+    assert!(
+        front_seen
+            .iter()
+            .any(|(m, p, a)| m == "POST" && p.ends_with("/blobs/uploads/") && a.is_some()),
+        "{front_seen:#?}"
+    );
+    assert!(
+        front_seen
+            .iter()
+            .any(|(m, p, a)| m == "PUT" && p.contains("/manifests/") && a.is_some()),
+        "{front_seen:#?}"
     );
 }

@@ -17,6 +17,24 @@ const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 const S_IFMT: u32 = 0o170000;
 
+/// The largest member a newc archive can describe: its sizes are 8 hex digits (32 bits).
+pub const MAX_MEMBER: u64 = u32::MAX as u64;
+
+/// Refuses a member of 4 GiB or more, which newc's 32-bit size field cannot describe (writing
+/// it anyway would silently corrupt the initrd).
+pub fn check_member_size(path: &str, len: u64) -> Result<(), ArchiveError> {
+    if len > MAX_MEMBER {
+        return Err(ArchiveError::malformed(
+            "cpio",
+            format!(
+                "`{path}` is {len} bytes: a newc archive member must be smaller than 4 GiB ({} bytes at most)",
+                MAX_MEMBER
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What an archive entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -102,13 +120,32 @@ impl Newc {
         bytes: impl Into<Vec<u8>>,
         mode: u32,
     ) -> Result<(), ArchiveError> {
+        let bytes = bytes.into();
+        check_member_size(path, bytes.len() as u64)?;
         self.insert(
             path,
             Entry {
                 mode: mode & 0o7777,
-                kind: Kind::File(bytes.into()),
+                kind: Kind::File(bytes),
             },
         )
+    }
+
+    /// Adds the regular file at `source` as `path`; its size is checked before a byte is read,
+    /// so a file of 4 GiB or more is refused without being loaded.
+    pub fn add_file_from(
+        &mut self,
+        path: &str,
+        source: &std::path::Path,
+        mode: u32,
+    ) -> Result<(), ArchiveError> {
+        let name = source.display().to_string();
+        let len = std::fs::metadata(source)
+            .map_err(ArchiveError::io(&name))?
+            .len();
+        check_member_size(path, len)?;
+        let bytes = std::fs::read(source).map_err(ArchiveError::io(&name))?;
+        self.add_file(path, bytes, mode)
     }
 
     /// Adds a directory (and any missing parent).
@@ -186,6 +223,12 @@ fn write_entry<W: Write>(
     data: &[u8],
 ) -> io::Result<usize> {
     let namesize = name.len() + 1;
+    if u32::try_from(data.len()).is_err() || u32::try_from(namesize).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cpio member `{name}` does not fit newc's 32-bit size fields"),
+        ));
+    }
     let header = format!(
         "070701{ino:08x}{mode:08x}{:08x}{:08x}{nlink:08x}{mtime:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{namesize:08x}{:08x}",
         0, 0, data.len(), 0, 0, 0, 0, 0
@@ -295,6 +338,31 @@ pub fn read_all(bytes: &[u8], file: &str) -> Result<Vec<ReadEntry>, ArchiveError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_of_4_gib_is_refused_from_a_sparse_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.img");
+        let f = std::fs::File::create(&big).unwrap();
+        // Sparse: 4 GiB of length, no block allocated and nothing read.
+        f.set_len(MAX_MEMBER + 1).unwrap();
+        let mut a = Newc::new(0);
+        let err = a.add_file_from("big.img", &big, 0o644).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cpio: `big.img` is 4294967296 bytes: a newc archive member must be smaller than 4 GiB (4294967295 bytes at most)"
+        );
+        assert!(a.is_empty(), "nothing was added");
+        // One byte less is what the format can still describe.
+        assert!(check_member_size("x", MAX_MEMBER).is_ok());
+        assert!(check_member_size("x", MAX_MEMBER + 1).is_err());
+        // A small file goes through the same path.
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"hi").unwrap();
+        a.add_file_from("etc/small", &small, 0o600).unwrap();
+        let read = read_all(&a.to_bytes(), "t").unwrap();
+        assert_eq!(read.last().unwrap().data, b"hi");
+    }
 
     #[test]
     fn parents_first_and_round_trip() {

@@ -185,7 +185,7 @@ fn options(b: &BuildArgs) -> anyhow::Result<BuildOptions> {
         m.clone()
     } else if b.host_mirror {
         image::build::host_mirror().ok_or_else(|| {
-            anyhow::anyhow!("--host-mirror: no http(s) URIs in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
+            super::exit::EnvError("--host-mirror: no http(s) URIs in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list".into())
         })?
     } else {
         site_mirror.clone()

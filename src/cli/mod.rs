@@ -5,6 +5,7 @@
 mod check;
 mod diff;
 mod docs;
+pub mod exit;
 mod image;
 pub mod json;
 mod netboot;
@@ -136,34 +137,20 @@ pub struct TestFailed(pub String);
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Maps an error to the exit code of the command contract.
+/// Maps an error to the exit code of the command contract (see [`exit`]).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if cause.is::<TestFailed>() {
-            return EXIT_TEST;
-        }
-        if cause.is::<UsageError>()
-            || matches!(
-                cause.downcast_ref::<crate::amt::AmtError>(),
-                Some(
-                    crate::amt::AmtError::Credentials(_)
-                        | crate::amt::AmtError::WrongCredentials { .. }
-                )
-            )
-            || cause.is::<crate::render::RenderError>()
-            || matches!(
-                cause.downcast_ref::<crate::image::SpecError>(),
-                Some(crate::image::SpecError::Invalid(_) | crate::image::SpecError::Unknown(_))
-            )
-            || matches!(
-                cause.downcast_ref::<ProfileError>(),
-                Some(ProfileError::Invalid(_))
-            )
-        {
-            return EXIT_USER;
-        }
+    exit::classify(err).code()
+}
+
+/// Maps a command-line parse error: `--help` and `--version` are not errors (0), every usage
+/// error is bad input (1), never clap's own 2, which the contract gives the environment. A
+/// missing subcommand prints the help, but is a usage error all the same.
+pub fn clap_exit_code(err: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+        _ => EXIT_USER,
     }
-    EXIT_ENV
 }
 
 /// Prints an error the way every command does: profile problems one per line, anything else
@@ -184,6 +171,8 @@ pub fn print_error(err: &anyhow::Error) {
     {
         eprintln!("{d}");
         eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());
+    } else if exit::classify(err) == exit::Class::Bug {
+        eprintln!("picaboot: internal error (a bug in picaboot, please report it): {err:#}");
     } else {
         eprintln!("picaboot: error: {err:#}");
     }

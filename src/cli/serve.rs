@@ -45,9 +45,10 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             None => None,
             Some(u) => {
                 let url = if u == "apt" {
-                    crate::debian::sources::system_mirror().map_err(|_| {
-                        UsageError("no Debian mirror in this machine's apt sources".into())
-                    })?
+                    // No mirror on this machine is the environment's problem (exit 2), as in
+                    // `netboot --mirror apt`.
+                    crate::debian::sources::system_mirror()
+                        .context("reading this machine's apt mirror")?
                 } else {
                     u.clone()
                 };

@@ -123,7 +123,9 @@ impl Packages {
                 .find("\n\n")
                 .map(|e| start + e)
                 .unwrap_or(self.text.len());
-            if let Some(p) = parse_paragraph(&self.text[start..end]) {
+            // A paragraph is the package it was indexed as, or nothing (found by the
+            // `debian_index` fuzz target: a second `Package:` line in one paragraph).
+            if let Some(p) = parse_paragraph(&self.text[start..end]).filter(|p| p.name == name) {
                 out.push(p);
             }
         }
@@ -142,11 +144,16 @@ pub use crate::date::parse_rfc2822;
 
 fn parse_paragraph(text: &str) -> Option<Package> {
     let p = super::deb822::Paragraph::parse(text);
-    let fields: BTreeMap<String, String> = p
-        .fields
-        .iter()
-        .map(|f| (f.name.to_string(), f.value.to_string()))
-        .collect();
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    for f in &p.fields {
+        // A field given twice makes the paragraph malformed, not "the last one wins".
+        if fields
+            .insert(f.name.to_string(), f.value.to_string())
+            .is_some()
+        {
+            return None;
+        }
+    }
     Some(Package {
         name: fields.get("Package")?.clone(),
         version: fields.get("Version")?.clone(),
@@ -160,6 +167,29 @@ fn parse_paragraph(text: &str) -> Option<Package> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `debian_index` fuzz target: a `Package:` line whose paragraph lacks
+    /// `Filename`/`Size`/`SHA256` is indexed by name but is not a package (never a half one).
+    #[test]
+    fn an_incomplete_paragraph_is_not_a_package() {
+        let text = "Package: a\nVersion: 1\nFilename: pool/a.deb\nSize: 1\nSHA256: 00\n\n\
+                    Package: busybox-udeb\nVersion: 1:1.36.0-1\n";
+        let p = Packages::new("t", text.to_string());
+        assert!(p.all("busybox-udeb").is_empty());
+        assert_eq!(p.get("busybox-udeb"), None);
+        assert_eq!(p.get("a").unwrap().filename, "pool/a.deb");
+    }
+
+    /// Found by the `debian_index` fuzz target: asking for one package returned another's
+    /// paragraph (a second `Package:` line, no blank line between them).
+    #[test]
+    fn a_paragraph_with_two_package_lines_is_neither_package() {
+        let text = "Package: debian-installer-13-netboot-amd64\nVersion: 1\nFilename: pool/d.deb\n\
+                    Size: 1\nSHA256: 00\nPackage: busybox-udeb\nVersion: 2\n";
+        let p = Packages::new("t", text.to_string());
+        assert_eq!(p.get("debian-installer-13-netboot-amd64"), None);
+        assert_eq!(p.get("busybox-udeb"), None);
+    }
 
     #[test]
     fn release_dates() {

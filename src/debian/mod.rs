@@ -484,8 +484,8 @@ impl Client {
 }
 
 /// The signed text of an OpenPGP clearsigned message, without checking the signature (for
-/// `--insecure` only).
-fn strip_clearsign(bytes: &[u8]) -> Option<String> {
+/// `--insecure` only). `None` when the framing is not that of a clearsigned message.
+pub fn strip_clearsign(bytes: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(bytes).ok()?;
     let rest = text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----\n")?;
     let body_start = rest.find("\n\n")? + 2;

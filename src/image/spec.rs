@@ -210,6 +210,11 @@ pub fn load(dir: &Path) -> Result<Images, SpecError> {
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         let source = SourceFile::new(&path, text);
         match toml::from_str::<ImageSpec>(source.text()) {
+            Ok(spec) if crate::profile::text::comment_text(&spec.description).is_err() => {
+                // The description lands in a Dockerfile comment: one short line.
+                let why = crate::profile::text::comment_text(&spec.description).unwrap_err();
+                diags.push(source.diag("description", why));
+            }
             Ok(spec) => {
                 images.by_name.insert(
                     name.clone(),

@@ -173,8 +173,11 @@ pub fn stage(tree: &Tree, target: &Path) -> Result<Staged, OutputError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
+    remove_stale(parent, &name);
+    // The creator's PID is in the name, so a later run can tell a dead run's leftovers from a
+    // live one's work in progress.
     let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
+        .prefix(&format!(".{name}.tmp-{}-", std::process::id()))
         .tempdir_in(parent)
         .map_err(io_err("create temporary directory in", parent))?;
     fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
@@ -184,6 +187,28 @@ pub fn stage(tree: &Tree, target: &Path) -> Result<Staged, OutputError> {
         temp,
         target: target.to_path_buf(),
     })
+}
+
+/// Removes what killed runs left beside `parent/name`: `.NAME.tmp-PID-*` directories (a staged
+/// tree, or a previous tree swapped out but not yet deleted) whose process is gone. Those of
+/// live processes (a concurrent run) are left alone; failures are ignored (best effort).
+fn remove_stale(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid
+            .is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+        if !alive && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Puts staged trees into place: a missing target is renamed into place, an existing one is
@@ -243,5 +268,36 @@ mod tests {
         assert_eq!(mode & 0o777, 0o755);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "only the published tree remains");
+    }
+
+    #[test]
+    fn a_dead_runs_leftovers_are_removed_by_the_next_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("alice");
+        // PID 0 is never a live process we could see; an old-style name has no PID at all.
+        for stale in [".alice.tmp-0-abc", ".alice.tmp-XyZ12"] {
+            fs::create_dir_all(dir.path().join(stale).join("etc")).unwrap();
+        }
+        // A live process' work in progress (ours, and PID 1) and other trees stay.
+        let ours = format!(".alice.tmp-{}-live", std::process::id());
+        for keep in [ours.as_str(), ".alice.tmp-1-init", ".bob.tmp-0-other"] {
+            fs::create_dir_all(dir.path().join(keep)).unwrap();
+        }
+        let mut t = Tree::new();
+        t.add("etc/hostname", "alice\n", 0o644).unwrap();
+        publish(vec![stage(&t, &target).unwrap()]).unwrap();
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want = vec![
+            ours,
+            ".alice.tmp-1-init".into(),
+            ".bob.tmp-0-other".into(),
+            "alice".into(),
+        ];
+        want.sort();
+        assert_eq!(names, want);
     }
 }

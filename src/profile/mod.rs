@@ -7,6 +7,7 @@
 mod model;
 pub mod raw;
 mod source;
+pub mod text;
 pub mod units;
 mod validate;
 
@@ -90,6 +91,10 @@ fn toml_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, ProfileError> {
 
 /// Deserializes a file, turning a serde error into a diagnostic at its line and field.
 fn parse<T: DeserializeOwned>(src: &SourceFile, diags: &mut Diagnostics) -> Option<T> {
+    // Every string is one line of printable text before any field is looked at.
+    if !text::check_document(src, diags) {
+        return None;
+    }
     match toml::from_str::<T>(src.text()) {
         Ok(v) => Some(v),
         Err(e) => {

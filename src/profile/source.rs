@@ -27,15 +27,37 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Field names and reasons may quote the profile's own text (a key with a NUL byte or
+        // ESC in it, found by the `profile_load` fuzz target): never hand such characters to a
+        // terminal.
         write!(
             f,
             "{}:{}: {}: {}",
-            self.file.display(),
+            visible(&self.file.display().to_string()),
             self.line,
-            self.field,
-            self.reason
+            visible(&self.field),
+            visible(&self.reason)
         )
     }
+}
+
+/// `s` with every control character (but the newlines of multi-line reasons) written as
+/// `\u{..}`.
+fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    format!("\\u{{{:x}}}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Every problem found in a set of profiles, sorted by file and line.
@@ -313,6 +335,21 @@ mod tests {
         assert_eq!(f.line_of("net.routed[1].ip"), 7);
         assert_eq!(f.line_of("net.routed[1].list[1]"), 8);
         assert_eq!(f.line_of("net.missing"), 2);
+    }
+
+    /// Found by the `profile_load` fuzz target: NUL bytes in a bare key reached the terminal.
+    #[test]
+    fn diagnostics_never_print_control_characters() {
+        let d = Diagnostic {
+            file: "hosts/alice.toml".into(),
+            line: 59,
+            field: "network.nat-bridge.\0\0address".into(),
+            reason: "invalid key \u{1b}[2J".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "hosts/alice.toml:59: network.nat-bridge.\\u{0}\\u{0}address: invalid key \\u{1b}[2J"
+        );
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub(crate) fn verify_install(
     })?;
     let proxy = m.proxy.filter(|p| !p.is_empty());
     if let Some(p) = &proxy {
-        if !(p.starts_with("http://") || p.starts_with("https://")) {
+        if !(p.starts_with("http://") || p.starts_with("https://")) || !super::text::url_chars(p) {
             err(
                 c,
                 "proxy",
@@ -168,7 +168,7 @@ pub(crate) fn verify_install(
         }
     }
     let locale = locale.filter(|l| {
-        let ok = l.contains('_') && !l.contains(char::is_whitespace);
+        let ok = super::text::locale(l);
         if !ok {
             err(
                 c,
@@ -180,7 +180,7 @@ pub(crate) fn verify_install(
         ok
     })?;
     let timezone = timezone.filter(|t| {
-        let ok = (t.contains('/') || t == "UTC") && !t.contains(char::is_whitespace);
+        let ok = super::text::timezone(t);
         if !ok {
             err(
                 c,
@@ -191,6 +191,18 @@ pub(crate) fn verify_install(
         }
         ok
     })?;
+    let keyboard = keyboard.filter(|k| {
+        let ok = super::text::keymap(k);
+        if !ok {
+            err(
+                c,
+                "keyboard",
+                "install.keyboard".to_string(),
+                format!("`{k}` is not an xkb keymap such as fr or us"),
+            );
+        }
+        ok
+    });
     let frontend = match frontend?.as_str() {
         "gtk" | "graphical" => Frontend::Gtk,
         "text" => Frontend::Text,
@@ -259,6 +271,11 @@ pub fn parse_mirror(url: &str) -> Result<Mirror, String> {
     };
     if hostname.is_empty() || hostname.contains(char::is_whitespace) {
         return Err(format!("`{url}` has no host name"));
+    }
+    if !super::text::url_chars(url) {
+        return Err(format!(
+            "`{url}`: a mirror URL holds only letters, digits and `._~:/@%+=,-`"
+        ));
     }
     Ok(Mirror {
         protocol: protocol.to_string(),
@@ -392,10 +409,7 @@ pub(crate) fn verify_hardware(
 }
 
 fn valid_interface(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    super::text::interface_name(s)
 }
 
 /// A model glob or serial lands in a shell script (quoted): printable ASCII without quotes,
@@ -415,8 +429,8 @@ fn check_match_text(c: &mut Checker<'_>, field: &str, text: &str) {
 }
 
 fn check_device(c: &mut Checker<'_>, field: &str, dev: &str) {
-    if !dev.starts_with("/dev/") || dev.contains(char::is_whitespace) || dev.len() <= 5 {
-        c.err(field, format!("`{dev}` is not a device path under /dev/"));
+    if let Err(why) = super::text::device_path(dev) {
+        c.err(field, why);
     }
 }
 
@@ -440,10 +454,7 @@ pub(crate) fn verify_host(
     if !valid_name(&raw.hostname, 63) || raw.hostname.contains('_') {
         c.err("hostname", format!("`{}` is not a host name", raw.hostname));
     }
-    if raw.domain.is_empty()
-        || !raw.domain.contains('.')
-        || raw.domain.contains(char::is_whitespace)
-    {
+    if !super::text::dns_domain(&raw.domain) {
         c.err("domain", format!("`{}` is not a DNS domain", raw.domain));
     }
     if let Err(e) = check_password_hash(&raw.root_password_hash) {
@@ -772,6 +783,9 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let mut routed = Vec::new();
     for (i, r) in raw.routed.iter().enumerate() {
         let f = |k: &str| format!("network.routed[{i}].{k}");
+        if let Err(why) = super::text::comment_text(&r.description) {
+            c.err(f("description"), why);
+        }
         let v4 = c.ipv4_net(&f("ipv4"), &r.ipv4);
         let v6 = r.ipv6.as_ref().and_then(|t| c.ipv6_net(&f("ipv6"), t));
         let ll = r
@@ -818,6 +832,9 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let mut seen_ports = BTreeSet::new();
     for (i, p) in raw.port_forwards.iter().enumerate() {
         let f = |k: &str| format!("network.port-forwards[{i}].{k}");
+        if let Err(why) = super::text::comment_text(&p.description) {
+            c.err(f("description"), why);
+        }
         let protocol = match p.protocol.as_str() {
             "tcp" => Some(Protocol::Tcp),
             "udp" => Some(Protocol::Udp),
@@ -889,7 +906,7 @@ fn parse_size(c: &mut Checker<'_>, field: &str, text: &str) -> Option<Size> {
 }
 
 fn check_mount(c: &mut Checker<'_>, field: &str, m: &str, mounts: &mut BTreeSet<String>) {
-    if !m.starts_with('/') || m.contains(char::is_whitespace) || (m.len() > 1 && m.ends_with('/')) {
+    if !super::text::mount_point(m) {
         c.err(field, format!("`{m}` is not an absolute mount point"));
     } else if !mounts.insert(m.to_string()) {
         c.err(field, format!("`{m}` is mounted twice"));

@@ -66,6 +66,11 @@ impl Report {
         r
     }
 
+    /// Parses raw console bytes; invalid UTF-8 becomes U+FFFD.
+    pub fn parse_bytes(console: &[u8]) -> Report {
+        Report::parse(&String::from_utf8_lossy(console))
+    }
+
     /// The failed checks, plus a pseudo-check when the guest never finished or reported none.
     pub fn failures(&self) -> Vec<CheckResult> {
         let mut f: Vec<CheckResult> = self.checks.iter().filter(|c| !c.passed).cloned().collect();
@@ -99,12 +104,7 @@ impl Report {
 
     /// JUnit XML for CI systems.
     pub fn junit(&self, suite: &str, seconds: f64) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-        };
+        let esc = xml_attr;
         let failures = self.failures();
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let total =
@@ -136,6 +136,37 @@ impl Report {
         x.push_str("</testsuite>\n");
         x
     }
+}
+
+/// `s` as the value of an XML 1.0 attribute: markup escaped, and every character XML 1.0 does
+/// not allow (NUL, ESC and the other C0 controls, lone surrogates cannot occur in a `str`,
+/// U+FFFE/U+FFFF) written as a visible `\u{..}` instead, so a guest's console bytes never make
+/// the report invalid. Tab, CR and LF are kept as character references (attribute value
+/// normalisation would otherwise turn them into spaces).
+pub fn xml_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if xml_char(c) => out.push(c),
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    out
+}
+
+/// The XML 1.0 `Char` production, minus the discouraged C1 controls (U+007F..U+009F), which
+/// terminals interpret as they do ESC.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
 #[cfg(test)]
@@ -177,5 +208,22 @@ mod tests {
         let x = r.junit("s", 1.0);
         assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
         assert!(x.contains("&lt;bad&gt;"));
+    }
+
+    #[test]
+    fn console_control_bytes_are_made_visible() {
+        let r = Report::parse_bytes(
+            b"PICABOOT-CHECK esc FAIL \x1b[31mred\x1b[0m \x00nul\r \xff\xfe \x7f\xc2\x85.\nPICABOOT-DONE rc=0\n",
+        );
+        let x = r.junit("s", 1.0);
+        assert!(
+            x.contains(
+                &(r#"message="\u{1b}[31mred\u{1b}[0m \u{0}nul&#13; "#.to_string()
+                    + "\u{fffd}\u{fffd}"
+                    + r#" \u{7f}\u{85}.""#)
+            ),
+            "{x}"
+        );
+        assert!(!x.chars().any(|c| c.is_control() && c != '\n'), "{x:?}");
     }
 }

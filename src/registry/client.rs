@@ -259,9 +259,16 @@ impl Session {
         self.url(&format!("v2/{}/{suffix}", self.repo))
     }
 
-    /// A request with the session's authorization.
+    /// A request with the session's authorization when `url` is on the registry's own origin
+    /// (scheme, host and port); to any other origin (an upload `Location` on a storage host)
+    /// without it, as the Docker distribution client does: credentials go only where they
+    /// came from.
     pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        let own_origin = same_origin(&url, &self.base);
         let rb = self.http.request(method, url);
+        if !own_origin {
+            return rb;
+        }
         let auth = self.auth.lock().map(|a| a.clone()).unwrap_or(None);
         match auth {
             Some(a) => rb.header(AUTHORIZATION, sensitive(&a)),
@@ -357,6 +364,12 @@ impl Session {
     }
 }
 
+/// Whether two URLs share scheme, host and port (an explicit default port counts as the
+/// default).
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
+}
+
 fn sensitive(s: &Secret) -> HeaderValue {
     let mut v = HeaderValue::from_str(s.expose()).unwrap_or_else(|_| HeaderValue::from_static(""));
     v.set_sensitive(true);
@@ -383,6 +396,23 @@ mod tests {
                 )
             })
         }
+    }
+
+    #[test]
+    fn origins() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let base = u("https://registry.example:5000/");
+        assert!(same_origin(
+            &u("https://registry.example:5000/v2/a/blobs/uploads/1"),
+            &base
+        ));
+        assert!(!same_origin(&u("https://storage.example:5000/up"), &base));
+        assert!(!same_origin(&u("http://registry.example:5000/v2/"), &base));
+        assert!(!same_origin(&u("https://registry.example/v2/"), &base));
+        assert!(same_origin(
+            &u("https://r.example:443/v2/"),
+            &u("https://r.example/")
+        ));
     }
 
     #[test]

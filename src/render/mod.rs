@@ -2,6 +2,7 @@
 //! `late-command.sh`, `rootfs/…`), every file from a tera template and a typed context.
 
 mod context;
+pub mod filters;
 pub mod selftest;
 pub mod templates;
 

@@ -86,36 +86,12 @@ pub fn tera() -> &'static Tera {
     static TERA: OnceLock<Tera> = OnceLock::new();
     TERA.get_or_init(|| {
         let mut t = Tera::default();
-        t.register_filter("shell_quote", shell_quote_filter);
+        super::filters::register(&mut t);
         t.add_raw_templates(TEMPLATES.iter().copied())
             .expect("embedded templates parse (checked by unit test)");
         t.autoescape_on(vec![]);
         t
     })
-}
-
-/// Quotes a string for POSIX sh: inside single quotes, with each `'` written as `'\''`.
-/// The result is one word whatever the value holds (spaces, `$`, backticks, newlines).
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-fn shell_quote_filter(
-    value: &tera::Value,
-    _: &std::collections::HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
-    let text = match value {
-        tera::Value::String(s) => s.clone(),
-        tera::Value::Number(n) => n.to_string(),
-        tera::Value::Bool(b) => b.to_string(),
-        tera::Value::Null => String::new(),
-        other => {
-            return Err(tera::Error::msg(format!(
-                "shell_quote: not a scalar: {other}"
-            )))
-        }
-    };
-    Ok(tera::Value::String(shell_quote(&text)))
 }
 
 /// Renders a template with a serializable context.
@@ -133,13 +109,13 @@ mod tests {
 
     #[test]
     fn shell_quote_makes_one_inert_word() {
-        assert_eq!(super::shell_quote("a b"), "'a b'");
-        assert_eq!(super::shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(crate::render::filters::shell_quote("a b"), "'a b'");
+        assert_eq!(crate::render::filters::shell_quote("it's"), "'it'\\''s'");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "printf %s {}",
-                super::shell_quote("x'$(touch /nonexistent/y)`id`\nz")
+                crate::render::filters::shell_quote("x'$(touch /nonexistent/y)`id`\nz")
             ))
             .output()
             .unwrap();

@@ -2,8 +2,12 @@
 //!
 //! `picaboot serve OUT` serves the files under `OUT` (typically `OUT/HOST/netboot/…`) over
 //! HTTP/1.1 with GET and HEAD, single byte ranges (206 / 416), and never anything outside the
-//! tree: `..` segments and NUL bytes are refused, and every path is canonicalized (following
-//! symlinks) and must stay under the canonical root. Each finished response produces one log
+//! tree: `..` segments and NUL bytes are refused, and every file is resolved and opened in one
+//! step beneath the root ([`open::open_beneath`], `openat2` with `RESOLVE_BENEATH`), so a
+//! symlink swapped in while requests run cannot escape it. Connections are bounded: at most
+//! [`MAX_CONNECTIONS`] at once, request headers within [`HEADER_READ_TIMEOUT`] and
+//! [`MAX_HEADER_BYTES`], no request body is read, and a connection that moves no byte for
+//! [`IDLE_TIMEOUT`] is closed. Each finished response produces one log
 //! line `CLIENT METHOD PATH STATUS BYTES` (the bytes actually handed to the connection).
 //!
 //! The installer reports progress with `GET /progress/HOST?stage=STAGE&status=STATUS`
@@ -16,7 +20,9 @@
 //! [`Server::run`] stops accepting when its shutdown future completes, lets open
 //! connections finish (at most [`DRAIN_TIMEOUT`]) and returns.
 
+mod idle;
 pub mod mirror;
+pub mod open;
 pub mod path;
 pub mod range;
 
@@ -44,6 +50,18 @@ use range::{parse_range, RangeRequest};
 
 /// How long open connections may take to finish after shutdown was asked.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; further ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// A client must send a request's whole header within this time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection that moves no byte either way for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most header bytes buffered for one connection.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Where log lines go (one call per line, without the newline).
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -84,6 +102,8 @@ pub struct ProgressEvent {
 
 struct State {
     root: PathBuf,
+    /// The root, opened once: every file is opened beneath this descriptor.
+    root_fd: std::os::fd::OwnedFd,
     sink: LogSink,
     progress: Mutex<Vec<ProgressEvent>>,
     mirror: Option<mirror::MirrorProxy>,
@@ -162,6 +182,10 @@ impl Server {
                 reason: "not a directory".into(),
             });
         }
+        let root_fd = open::open_root(&canon).map_err(|e| ServeError::Root {
+            path: root.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -172,6 +196,7 @@ impl Server {
             listener,
             state: Arc::new(State {
                 root: canon,
+                root_fd,
                 sink,
                 progress: Mutex::new(Vec::new()),
                 mirror,
@@ -201,7 +226,13 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
+            // A free slot first: at the cap, new connections wait in the kernel's backlog.
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let (stream, peer) = match accepted {
@@ -217,11 +248,19 @@ impl Server {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
                     });
+                    let (stream, activity) = idle::Watched::new(stream);
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .max_buf_size(MAX_HEADER_BYTES)
                         .serve_connection(TokioIo::new(stream), svc);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
-                        let _ = conn.await;
+                        let _permit = permit;
+                        tokio::select! {
+                            _ = conn => {}
+                            () = activity.idle_for(IDLE_TIMEOUT) => {}
+                        }
                     });
                 }
                 () = &mut shutdown => break,
@@ -453,7 +492,12 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
         if method == Method::GET || method == Method::HEAD {
             return match proxy.file_for(rel).await {
                 Ok(Some(file)) => {
-                    match open_slice(state, client, &method, &shown, &file, &req).await {
+                    let opened = std::fs::File::open(&file);
+                    match async {
+                        open_slice(state, client, &method, &shown, opened?, &file, &req).await
+                    }
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => small(
                             state,
@@ -497,7 +541,7 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
             "GET or HEAD only\n",
         );
     }
-    let file = match path::resolve(&state.root, &raw_path) {
+    let file = match open::open_beneath(&state.root_fd, &raw_path) {
         Ok(f) => f,
         Err(path::Refusal::Forbidden) => {
             return small(
@@ -520,13 +564,20 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
             )
         }
     };
-    match open_slice(state, client, &method, &shown, &file, &req).await {
+    match open_slice(
+        state,
+        client,
+        &method,
+        &shown,
+        file,
+        Path::new(&raw_path),
+        &req,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
-            (state.sink)(&format!(
-                "{client} {method} {shown}: {}: {e}",
-                file.display()
-            ));
+            (state.sink)(&format!("{client} {method} {shown}: {e}"));
             small(
                 state,
                 client,
@@ -544,10 +595,11 @@ async fn open_slice<B>(
     client: SocketAddr,
     method: &Method,
     shown: &str,
-    file: &Path,
+    file: std::fs::File,
+    name: &Path,
     req: &Request<B>,
 ) -> io::Result<Response<ServeBody>> {
-    let mut f = tokio::fs::File::open(file).await?;
+    let mut f = tokio::fs::File::from_std(file);
     let len = f.metadata().await?.len();
     let range_header = req
         .headers()
@@ -592,7 +644,7 @@ async fn open_slice<B>(
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(file)),
+        HeaderValue::from_static(content_type(name)),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -1,0 +1,260 @@
+//! `render` and `netboot` killed with SIGKILL after a random delay, many times: after each
+//! kill every published tree is either the complete previous tree or the complete new one
+//! (never partial), the next run succeeds with identical bytes (caches are never poisoned), and
+//! a clean run removes what the killed ones left beside the trees (`.NAME.tmp-*`).
+//!
+//! (`image build` is not in this test: one cold build of its family is minutes of debootstrap;
+//! its cache commits are by rename of verified content, see src/image/build.rs.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// A tree as `relative path -> (sha256 or link target, mode)`.
+type Snapshot = BTreeMap<String, (String, u32)>;
+
+fn snapshot(root: &Path) -> Option<Snapshot> {
+    fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mode = meta.permissions().mode();
+            if meta.is_dir() {
+                out.insert(format!("{rel}/"), (String::new(), mode));
+                walk(root, &p, out);
+            } else if meta.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(rel, (t.to_string_lossy().into_owned(), mode));
+            } else {
+                let h = hex::encode(Sha256::digest(std::fs::read(&p).unwrap()));
+                out.insert(rel, (h, mode));
+            }
+        }
+    }
+    if !root.exists() {
+        return None;
+    }
+    let mut out = Snapshot::new();
+    walk(root, root, &mut out);
+    Some(out)
+}
+
+/// `.NAME.tmp-*` entries left in `dir`.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.') && n.contains(".tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A small deterministic generator (the seed is printed, so a failure can be replayed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("PICABOOT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// Runs picaboot and SIGKILLs it after `delay` (if still running); true when it was killed.
+fn run_killed(cwd: &Path, args: &[&str], env: &[(&str, &Path)], delay: Duration) -> bool {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("PICABOOT_PROFILES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "picaboot {args:?} failed without being killed"
+            );
+            return false;
+        }
+        if t0.elapsed() >= delay {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Duration {
+    let t0 = Instant::now();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("PICABOOT_PROFILES");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "picaboot {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    t0.elapsed()
+}
+
+#[test]
+fn render_killed_at_random_points_publishes_whole_trees_only() {
+    let scratch = common::scratch_profiles();
+    let cwd = scratch.path();
+    let host_file = cwd.join("profiles/hosts/alice.toml");
+    let a = std::fs::read_to_string(&host_file).unwrap();
+    let b = a.replacen("\"pica01 services\"", "\"pica01 services, variant B\"", 1);
+    assert_ne!(a, b);
+    // The two complete trees each variant renders to.
+    let mut golden = Vec::new();
+    for (i, text) in [&a, &b].iter().enumerate() {
+        std::fs::write(&host_file, text).unwrap();
+        let out = cwd.join(format!("golden-{i}"));
+        run_ok(cwd, &["render", "--all", "-o", out.to_str().unwrap()], &[]);
+        golden.push((
+            snapshot(&out.join("alice")).unwrap(),
+            snapshot(&out.join("bob")).unwrap(),
+        ));
+    }
+    assert_ne!(golden[0].0, golden[1].0);
+
+    let out = cwd.join("out");
+    let out_s = out.to_str().unwrap().to_string();
+    std::fs::write(&host_file, &a).unwrap();
+    let took = run_ok(cwd, &["render", "--all", "-o", &out_s], &[]);
+    let seed = seed();
+    let mut rng = Lcg(seed);
+    let (mut kills, mut max_left) = (0, 0);
+    let window = (took.as_millis() as u64 * 3 / 2).max(20);
+    for round in 0..60 {
+        let variant = round % 2;
+        std::fs::write(&host_file, [&a, &b][variant]).unwrap();
+        let delay = Duration::from_millis(rng.below(window));
+        if run_killed(cwd, &["render", "--all", "-o", &out_s], &[], delay) {
+            kills += 1;
+        }
+        for (host, idx) in [("alice", 0), ("bob", 1)] {
+            let now = snapshot(&out.join(host)).expect("a published tree never disappears");
+            let whole = golden
+                .iter()
+                .any(|g| if idx == 0 { g.0 == now } else { g.1 == now });
+            assert!(
+                whole,
+                "round {round} (seed {seed}, delay {delay:?}): {host} is a partial tree"
+            );
+        }
+        max_left = max_left.max(leftovers(&out).len());
+        // The next run succeeds and gives exactly this variant's bytes.
+        run_ok(cwd, &["render", "--all", "-o", &out_s], &[]);
+        assert_eq!(
+            snapshot(&out.join("alice")).unwrap(),
+            golden[variant].0,
+            "round {round}"
+        );
+        assert_eq!(
+            leftovers(&out),
+            Vec::<String>::new(),
+            "round {round}: a clean run left debris"
+        );
+    }
+    eprintln!(
+        "render: 60 runs ({kills} killed, delays below {window} ms, seed {seed}): every tree whole; at most {max_left} leftovers after a kill, none after the next run"
+    );
+    assert!(
+        kills >= 15,
+        "too few runs were killed ({kills}): the delays are too long"
+    );
+}
+
+#[test]
+fn netboot_killed_at_random_points_never_poisons_the_cache() {
+    common::sbin_path();
+    common::require("gpgv", "gpgv");
+    common::require("depmod", "kmod");
+    let scratch = common::scratch_profiles();
+    let cwd = scratch.path();
+    let cache: PathBuf = common::shared_cache();
+    let env: [(&str, &Path); 1] = [("PICABOOT_CACHE", &cache)];
+    let args = |out: &str| -> Vec<String> {
+        ["netboot", "alice", "--mirror", "apt", "-o", out]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let out = cwd.join("out");
+    let out_s = out.to_str().unwrap().to_string();
+    let a: Vec<String> = args(&out_s);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    // A first run fills the cache (or finds it warm) and gives the reference tree; the second,
+    // warm one gives the duration the kills are spread over.
+    run_ok(cwd, &a, &env);
+    let took = run_ok(cwd, &a, &env);
+    let tree = out.join("alice/netboot");
+    let want = snapshot(&tree).unwrap();
+    let seed = seed();
+    let mut rng = Lcg(seed);
+    let mut kills = 0;
+    for round in 0..6 {
+        let delay = Duration::from_millis(rng.below(took.as_millis() as u64));
+        if run_killed(cwd, &a, &env, delay) {
+            kills += 1;
+        }
+        assert_eq!(
+            snapshot(&tree).as_ref(),
+            Some(&want),
+            "round {round} (seed {seed}, delay {delay:?}): the netboot tree is not whole"
+        );
+        run_ok(cwd, &a, &env);
+        assert_eq!(
+            snapshot(&tree).unwrap(),
+            want,
+            "round {round}: different bytes after a kill"
+        );
+        assert_eq!(
+            leftovers(&out.join("alice")),
+            Vec::<String>::new(),
+            "round {round}: debris"
+        );
+    }
+    eprintln!("netboot: 6 runs ({kills} killed, seed {seed}): tree whole after each, identical bytes on the next run");
+    assert!(
+        kills >= 3,
+        "too few runs were killed ({kills}): the delays are too long"
+    );
+}
