@@ -54,6 +54,7 @@ const COMMANDS: &[(&str, How)] = &[
         "$B test install alice --allow-unverified-udebs",
         By("../scripts/test", "picaboot test install alice --allow-unverified-udebs"),
     ),
+    ("scripts/test-install alice", Not("the whole install proof, 45-60 min: run by hand (CI runs its install and first boot)")),
     (
         "$B test install bob --allow-unverified-udebs",
         Not("the same scenario as alice's with bob's profiles; about 40 minutes, run by hand"),

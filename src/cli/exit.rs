@@ -137,9 +137,8 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
     }
     if let Some(e) = c.downcast_ref::<crate::amt::AmtError>() {
         return Some(match e {
-            crate::amt::AmtError::Credentials(_) | crate::amt::AmtError::WrongCredentials { .. } => {
-                Class::User
-            }
+            crate::amt::AmtError::Credentials(_)
+            | crate::amt::AmtError::WrongCredentials { .. } => Class::User,
             _ => Class::Env,
         });
     }
@@ -158,7 +157,9 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
         use crate::install::harness::HarnessError;
         use crate::install::scenario::InstallError as I;
         return Some(match e {
-            I::Profile(_) | I::Shape(_) | I::Harness(HarnessError::StaleIndex { .. }) => Class::User,
+            I::Profile(_) | I::Shape(_) | I::Harness(HarnessError::StaleIndex { .. }) => {
+                Class::User
+            }
             I::Render(r) => match r {
                 RenderError::UnknownHost { .. } | RenderError::LockedVersion { .. } => Class::User,
                 RenderError::Template { .. } => Class::Bug,
