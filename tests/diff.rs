@@ -220,7 +220,14 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
     );
     let o = diff(dir.path(), &profiles, &dest, &cfg, true);
     assert_eq!(o.status.code(), Some(3));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // With --json a failed run prints its report, then the error object (exit 3) on its own
+    // line: both must be JSON.
+    let mut values =
+        serde_json::Deserializer::from_slice(&o.stdout).into_iter::<serde_json::Value>();
+    let v = values.next().unwrap().unwrap();
+    let err = values.next().unwrap().unwrap();
+    assert_eq!(err["code"], 3, "{err}");
+    assert!(values.next().is_none());
     let drift: Vec<(&str, &str)> = v["report"]["drift"]
         .as_array()
         .unwrap()

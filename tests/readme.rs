@@ -50,6 +50,12 @@ const COMMANDS: &[(&str, How)] = &[
     ("$B completions bash > /etc/bash_completion.d/picaboot", By("cli.rs", "completion_scripts_parse_in_their_shells")),
     ("$B man /usr/local/share/man/man1", By("cli.rs", "every_man_page_renders_with_man")),
     ("export PATH=$PATH:/usr/sbin:/sbin", Not("environment for the commands below")),
+    ("export PICABOOT_AMT_PASSWORD='…'", Not("environment: the AMT credential (tests/amt.rs passes its own)")),
+    ("$B power alice status", By("amt.rs", "power_status_pxe_once_and_transitions_through_apache_digest")),
+    ("$B power alice --pxe-once reset", By("power_vm.rs", "power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer")),
+    ("$B power alice on|off|cycle", By("amt.rs", "power_status_pxe_once_and_transitions_through_apache_digest")),
+    ("$B diff alice", By("diff.rs", "diff_reports_exactly_the_edited_and_the_deleted_file")),
+    ("$B reinstall alice", By("amt.rs", "reinstall_refuses_a_silent_amt_and_asks_for_the_host_name")),
     (
         "$B test install alice --allow-unverified-udebs",
         By("../scripts/test", "picaboot test install alice --allow-unverified-udebs"),

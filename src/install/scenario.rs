@@ -191,6 +191,21 @@ impl Outcome_ {
 /// The directory for the VM's disk images: tmpfs when it has room (fast, sparse), else `work`.
 fn disk_dir(work: &Path, host: &str, need: u64) -> PathBuf {
     let shm = Path::new("/dev/shm");
+    // Images of a run that was killed (its process is gone) are removed first.
+    let prefix = format!("picaboot-install-{host}-");
+    if let Ok(rd) = std::fs::read_dir(shm) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name
+                .strip_prefix(&prefix)
+                .and_then(|p| p.parse::<u32>().ok())
+            {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
     let room = rustix::fs::statvfs(shm)
         .map(|s| s.f_bavail * s.f_frsize)
         .unwrap_or(0);
