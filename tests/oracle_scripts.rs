@@ -13,6 +13,20 @@ const SCRIPTS: &[&str] = &[
     "late-command.sh",
 ];
 
+/// `debconf-set-selections --checkonly` accepts `preseed` without a word on stderr.
+fn assert_debconf_accepts(host: &str, preseed: &std::path::Path) {
+    let o = cmd("debconf-set-selections")
+        .arg("--checkonly")
+        .arg(preseed)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && stderr.trim().is_empty(),
+        "{host}: {stderr}"
+    );
+}
+
 /// The test variant (`picaboot test install`) of a host, rendered through the library.
 fn test_variant_tree(profiles: &std::path::Path, host: &str) -> picaboot::output::Tree {
     let project = picaboot::project::open(profiles).unwrap();
@@ -61,16 +75,7 @@ fn the_test_variant_passes_shellcheck_and_debconf() {
                 );
             }
             if path == "preseed.cfg" {
-                let o = cmd("debconf-set-selections")
-                    .arg("--checkonly")
-                    .arg(&file)
-                    .output()
-                    .unwrap();
-                let stderr = String::from_utf8_lossy(&o.stderr);
-                assert!(
-                    o.status.success() && stderr.trim().is_empty(),
-                    "{host}: {stderr}"
-                );
+                assert_debconf_accepts(host, &file);
             }
         }
         let names: Vec<&str> = tree.files().map(|(p, _)| p).collect();
@@ -120,16 +125,7 @@ fn debconf_accepts_the_preseed() {
     let (_keep, out) = common::render_all(&scratch.path().join("profiles"));
     for host in ["alice", "bob"] {
         let preseed = out.join(host).join("preseed.cfg");
-        let o = cmd("debconf-set-selections")
-            .arg("--checkonly")
-            .arg(&preseed)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success() && stderr.trim().is_empty(),
-            "{host}: {stderr}"
-        );
+        assert_debconf_accepts(host, &preseed);
         // Every line is a full `owner question type value` (debconf warns, not fails, on
         // some malformed lines): check the shape ourselves too, joining continuations.
         let text = std::fs::read_to_string(&preseed).unwrap();

@@ -33,7 +33,7 @@ pub const UDEB_INDEX: &str = "main/debian-installer/binary-amd64/Packages.xz";
 pub enum HarnessError {
     /// The served udeb index is not the signed one and the flag was not given.
     #[error(
-        "the mirror's udeb index {url} does not match Debian's signed InRelease (signed: sha256 {signed} , {signed_size} bytes; served: sha256 {served}, {served_size} bytes): the installer would stop at \"Download installer components\". For a test install only, pass --allow-unverified-udebs to serve a harness udeb suite signed by a key made for this run (recorded in the report; never shipped, never trusted by the installed system)"
+        "the mirror's udeb index {url} does not match Debian's signed InRelease (signed: sha256 {signed}, {signed_size} bytes; served: sha256 {served}, {served_size} bytes): the installer would stop at \"Download installer components\". For a test install only, pass --allow-unverified-udebs to serve a harness udeb suite signed by a key made for this run (recorded in the report; never shipped, never trusted by the installed system)"
     )]
     StaleIndex {
         /// Index URL.
@@ -116,6 +116,8 @@ pub enum IndexCheck {
         served_xz: Vec<u8>,
         /// Signed sha256.
         signed: String,
+        /// Signed size.
+        signed_size: u64,
         /// Served sha256.
         served: String,
     },
@@ -138,6 +140,7 @@ pub fn check_index(client: &Client, suite: &str) -> Result<IndexCheck, HarnessEr
     Ok(IndexCheck::Stale {
         served_xz: served,
         signed: listed.sha256,
+        signed_size: listed.size,
         served: served_sha,
     })
 }
@@ -148,15 +151,12 @@ pub fn stale_error(client: &Client, suite: &str, check: &IndexCheck) -> HarnessE
         IndexCheck::Stale {
             served_xz,
             signed,
+            signed_size,
             served,
         } => HarnessError::StaleIndex {
             url: format!("{}/dists/{suite}/{UDEB_INDEX}", client.mirror()),
             signed: signed.clone(),
-            signed_size: client
-                .release(suite)
-                .ok()
-                .and_then(|r| r.sha256.get(UDEB_INDEX).map(|l| l.size))
-                .unwrap_or(0),
+            signed_size: *signed_size,
             served: served.clone(),
             served_size: served_xz.len() as u64,
         },
@@ -201,6 +201,7 @@ pub async fn build(
         served_xz,
         signed,
         served,
+        ..
     } = check
     else {
         return Err(HarnessError::Other(

@@ -115,7 +115,7 @@ pub struct Step {
 
 /// The whole run.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome_ {
+pub struct RunOutcome {
     /// Host.
     pub host: String,
     /// Accelerator used and why.
@@ -128,10 +128,7 @@ pub struct Outcome_ {
     pub seconds: f64,
 }
 
-/// The scenario's result.
-pub type RunOutcome = Outcome_;
-
-impl Outcome_ {
+impl RunOutcome {
     /// The failed steps.
     pub fn failures(&self) -> Vec<&Step> {
         self.steps.iter().filter(|s| !s.passed).collect()
@@ -139,21 +136,7 @@ impl Outcome_ {
 
     /// JUnit XML (valid XML 1.0: control characters replaced).
     pub fn junit(&self) -> String {
-        let esc = |s: &str| -> String {
-            s.chars()
-                .map(|c| match c {
-                    '&' => "&amp;".to_string(),
-                    '<' => "&lt;".to_string(),
-                    '>' => "&gt;".to_string(),
-                    '"' => "&quot;".to_string(),
-                    '\t' | '\n' => " ".to_string(),
-                    c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
-                        "\u{fffd}".to_string()
-                    }
-                    c => c.to_string(),
-                })
-                .collect()
-        };
+        let esc = crate::qemu::report::xml_attr;
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         x.push_str(&format!(
             "<testsuite name=\"install-{}\" tests=\"{}\" failures=\"{}\" time=\"{:.1}\">\n  <properties>\n    <property name=\"udeb-source\" value=\"{}\"/>\n    <property name=\"accelerator\" value=\"{}\"/>\n  </properties>\n",
@@ -457,7 +440,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let (accel, why) = Accel::detect(&nb_dir.join("linux"));
     log(&format!("accelerator: {why}"));
     let mut steps: Vec<Step> = Vec::new();
-    let outcome = |steps: Vec<Step>| Outcome_ {
+    let outcome = |steps: Vec<Step>| RunOutcome {
         host: opts.host.clone(),
         accel: why.clone(),
         udeb_source: udeb_source.clone(),
@@ -692,7 +675,7 @@ fn follow_install(
             .unwrap_or(start);
         for line in text[start..complete].lines() {
             if let Some(p) = phases::phase_started(line) {
-                if p != current.0 && !(p == "boot-to-network" && current.0 == "boot-to-network") {
+                if p != current.0 {
                     close(current.0, current.1, steps, true, "ok".into());
                     log(&format!("install: {p} ..."));
                     current = (p, Instant::now());
@@ -764,7 +747,7 @@ fn follow_install(
 mod tests {
     use super::*;
 
-    fn outcome_from(console: &str) -> Outcome_ {
+    fn outcome_from(console: &str) -> RunOutcome {
         let report = Report::parse(console);
         let mut steps = vec![Step {
             name: "install/partitioning".into(),
@@ -780,7 +763,7 @@ mod tests {
                 seconds: 0.0,
             });
         }
-        Outcome_ {
+        RunOutcome {
             host: "alice".into(),
             accel: "TCG".into(),
             udeb_source: UdebSource::Signed {
