@@ -126,7 +126,7 @@ fn run_until_marker(extra: &[String], log: &Path) {
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
-            "tcg,thread=multi",
+            picaboot::qemu::Accel::Tcg.arg(),
             "-smp",
             "2",
             "-m",

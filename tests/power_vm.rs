@@ -149,7 +149,7 @@ impl Qemu {
         let child = Command::new("qemu-system-x86_64")
             .args([
                 "-accel",
-                "tcg,thread=multi",
+                picaboot::qemu::Accel::Tcg.arg(),
                 "-smp",
                 "2",
                 "-m",

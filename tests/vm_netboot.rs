@@ -99,7 +99,7 @@ fn boot_until_installer_is_past_network(netdev: &str, mac: &str, console: &Path)
         cmd("qemu-system-x86_64")
             .args([
                 "-accel",
-                "tcg,thread=multi",
+                picaboot::qemu::Accel::Tcg.arg(),
                 "-machine",
                 "q35",
                 "-cpu",

@@ -89,9 +89,10 @@ fn images_run_under_podman_in_the_guest_and_failing_checks_are_named() {
     eprintln!("image VM: {:.0} s ({})", run.seconds, run.accel);
     let r = &run.report;
     let verdict = |n: &str| r.checks.iter().find(|c| c.name == n).map(|c| c.passed);
-    assert_eq!(verdict("storage"), Some(true), "{:?}", r.checks);
-    assert_eq!(verdict("tiny-start"), Some(true), "{:?}", r.checks);
-    assert_eq!(verdict("tiny-check"), Some(true), "{:?}", r.checks);
+    let why = format!("{:?}\n{:?}", r.checks, r.failures());
+    assert_eq!(verdict("storage"), Some(true), "{why}");
+    assert_eq!(verdict("tiny-start"), Some(true), "{why}");
+    assert_eq!(verdict("tiny-check"), Some(true), "{why}");
     assert_eq!(
         verdict("broken-check"),
         Some(false),

@@ -90,7 +90,8 @@ pub struct Options {
     pub shape: Shape,
     /// VM memory.
     pub memory_mib: u32,
-    /// vCPUs.
+    /// vCPUs under KVM; under TCG the VM has one (single-threaded TCG runs every vCPU on one
+    /// host thread, so a second vCPU adds scheduling and IPIs and no speed).
     pub cpus: u32,
     /// Limit for the install.
     pub install_timeout: Duration,
@@ -320,7 +321,8 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             "http://10.0.2.2:{port}/progress/{}?run=test",
             opts.host
         )),
-        resync_limit_kib: Some(1000),
+        resync_limit_kib: Some(10),
+        mark_arrays_in_sync: true,
         syslog_tty: Some("/dev/ttyS1".into()),
         tamper: opts.tamper.clone(),
         harness_uid: HARNESS_UID.into(),
@@ -438,6 +440,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     }
 
     let (accel, why) = Accel::detect(&nb_dir.join("linux"));
+    let cpus = if accel == Accel::Kvm { opts.cpus } else { 1 };
     log(&format!("accelerator: {why}"));
     let mut steps: Vec<Step> = Vec::new();
     let outcome = |steps: Vec<Step>| RunOutcome {
@@ -455,7 +458,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let spec = VmSpec {
         name: format!("install-{}", opts.host),
         accel,
-        cpus: opts.cpus,
+        cpus,
         memory_mib: opts.memory_mib,
         kernel: Some(nb_dir.join("linux")),
         initrd: Some(nb_dir.join("initrd.gz")),
@@ -466,7 +469,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     };
     log(&format!(
         "install: starting ({} MiB, {} vCPUs)",
-        opts.memory_mib, opts.cpus
+        opts.memory_mib, cpus
     ));
     let install_ok = follow_install(&spec, &syslog, opts.install_timeout, log, &mut steps)?;
     if !install_ok {
@@ -519,7 +522,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         let spec = VmSpec {
             name: format!("boot-{label}-{}", opts.host),
             accel,
-            cpus: opts.cpus,
+            cpus,
             memory_mib: opts.memory_mib,
             kernel: None,
             initrd: None,

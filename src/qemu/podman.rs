@@ -253,7 +253,7 @@ pub fn run(
     let start = Instant::now();
     let mut vm = spec.start()?;
     let limit = Duration::from_secs(120 + images.iter().map(|i| 240 + i.timeout_s).sum::<u64>());
-    vm.wait_for("PICABOOT-DONE", limit, |line| {
+    let outcome = vm.wait_for("PICABOOT-DONE", limit, |line| {
         if line.contains("PICABOOT-") {
             progress(&format!(
                 "[{:>4.0} s] {}",
@@ -263,8 +263,11 @@ pub fn run(
         }
     });
     vm.wait_exit(Duration::from_secs(20));
+    let console = vm.console();
+    let mut report = Report::parse(&console);
+    report.guest_end = super::vm::explain_end(&outcome, limit, &console);
     Ok(ImageVmRun {
-        report: Report::parse(&vm.console()),
+        report,
         seconds: start.elapsed().as_secs_f64(),
         console: spec.console.clone(),
         accel: why,

@@ -23,6 +23,9 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     /// The guest's final status, if it got that far.
     pub done_rc: Option<i32>,
+    /// How the VM ended when the guest never finished (QEMU's exit status and stderr, or a
+    /// timeout, and the console's last lines), set by the runner that watched it.
+    pub guest_end: Option<String>,
 }
 
 impl Report {
@@ -78,7 +81,10 @@ impl Report {
             None => f.push(CheckResult {
                 name: "guest-finished".into(),
                 passed: false,
-                detail: "the guest never printed PICABOOT-DONE".into(),
+                detail: match &self.guest_end {
+                    Some(how) => format!("the guest never printed PICABOOT-DONE: {how}"),
+                    None => "the guest never printed PICABOOT-DONE".into(),
+                },
             }),
             Some(rc) if rc != 0 => f.push(CheckResult {
                 name: "guest-finished".into(),

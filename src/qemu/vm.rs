@@ -141,7 +141,13 @@ impl VmSpec {
             program: "qemu-system-x86_64".into(),
             source,
         })?;
-        let mut cmd = self.command();
+        // setpriv (util-linux) sets the parent-death signal and execs QEMU: when picaboot dies
+        // (a signal, kill -9, a panicking test), the kernel kills the VM too.
+        let qemu = self.command();
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--"])
+            .arg(qemu.get_program())
+            .args(qemu.get_args());
         cmd.stdout(Stdio::null()).stderr(err_file);
         let child = exec::spawn(&format!("start VM {}", self.name), &mut cmd)?;
         Ok(Vm {
@@ -173,6 +179,30 @@ pub enum Outcome {
     Exited(String),
     /// Time ran out; the VM was killed.
     TimedOut,
+}
+
+/// Why a guest did not reach its marker, for a report: how QEMU ended and the console's last
+/// lines (kernel panics and OOM kills show there); `None` when the marker was seen.
+pub fn explain_end(outcome: &Outcome, limit: Duration, console: &str) -> Option<String> {
+    let how = match outcome {
+        Outcome::Marker => return None,
+        Outcome::Exited(status) => format!("QEMU exited ({status})"),
+        Outcome::TimedOut => format!("no end after {} s, VM killed", limit.as_secs()),
+    };
+    let lines: Vec<&str> = console.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(12)..].join(" | ");
+    // A kernel oops names its cause in its first lines, well before the tail.
+    let oops = lines
+        .iter()
+        .position(|l| l.contains("BUG:") || l.contains("Oops:") || l.contains("general protection"))
+        .map(|i| {
+            format!(
+                "; kernel oops: {}",
+                lines[i..(i + 8).min(lines.len())].join(" | ")
+            )
+        })
+        .unwrap_or_default();
+    Some(format!("{how}{oops}; console ends: {tail}"))
 }
 
 impl Vm {

@@ -25,6 +25,9 @@ pub struct TestVariant {
     pub progress_url: Option<String>,
     /// md resync speed limit during the install, KiB/s.
     pub resync_limit_kib: Option<u32>,
+    /// The late command marks the md arrays in sync (sparse VM disks: zero where unwritten on
+    /// both members, and RAID1 writes both), sparing the first boot a resync under emulation.
+    pub mark_arrays_in_sync: bool,
     /// The installer's syslog is copied to this serial port (`/dev/ttyS1`).
     pub syslog_tty: Option<String>,
     /// A rendered file the late command alters after installing it (proves the file check).
