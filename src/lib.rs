@@ -25,5 +25,6 @@ pub mod project;
 pub mod qemu;
 pub mod registry;
 pub mod render;
+pub mod secret;
 pub mod serve;
 pub mod storage;

@@ -128,31 +128,7 @@ fn bad_input_exits_1_in_every_command() {
 
 /// A minimal OCI layout holding image `tx` (one empty config, no layer).
 fn tiny_layout(dir: &Path) {
-    use sha2::{Digest, Sha256};
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |b: &[u8]| {
-        let d = hex::encode(Sha256::digest(b));
-        std::fs::write(blobs.join(&d), b).unwrap();
-        format!("sha256:{d}")
-    };
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let cd = put(config);
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[]}}"#,
-        config.len()
-    );
-    let md = put(manifest.as_bytes());
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    std::fs::write(
-        dir.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"tx"}}}}]}}"#,
-            manifest.len()
-        ),
-    )
-    .unwrap();
+    common::oci::write_layout(dir, &[], false);
 }
 
 #[test]

@@ -8,17 +8,13 @@
 //! two never run at the same time.
 
 mod common;
+#[path = "common/installer.rs"]
+mod installer;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use picaboot::debian::{Client, ClientOptions, DEFAULT_KEYRING};
-use picaboot::netboot::{self, NetbootOptions};
-use picaboot::output;
-use picaboot::profile::Frontend;
-use picaboot::render::{render_hosts, RenderOptions};
 
 /// Screens that prove the installer is past the questions a preseed must answer: it accepted
 /// the preseeded mirror and went on to load its components from it ("Download installer
@@ -29,95 +25,9 @@ const REACHED: &[&str] = &[
     "Retrieving ",
     "Download installer components",
 ];
-/// Questions that must never show ("Choose a mirror" is a question the preseed answers: the
-/// mirror screen showing means the preseed's mirror was refused).
-const ASKED: &[&str] = &[
-    "Select a language",
-    "Select your location",
-    "Configure the keyboard",
-    "Configure the network",
-    "Choose a mirror of the Debian archive",
-    "Kernel panic",
-];
 const LIMIT: Duration = Duration::from_secs(300);
 
-fn strip_ansi(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            match chars.peek() {
-                Some('[') => {
-                    chars.next();
-                    for d in chars.by_ref() {
-                        if d.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                }
-                Some('(') | Some(')') => {
-                    chars.next();
-                    chars.next();
-                }
-                _ => {}
-            }
-            out.push(' ');
-        } else if c != '\x0e' && c != '\x0f' {
-            out.push(c);
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Builds alice's text-frontend netboot tree under `out`; returns the netboot directory,
-/// the install MAC and the kernel arguments.
-fn build(out: &Path) -> (std::path::PathBuf, String, String) {
-    common::sbin_path();
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-    // The installer must reach a mirror from the VM: this machine's (the profile's public
-    // mirror may be out of reach here).
-    let project = picaboot::project::open_with(
-        &profiles,
-        &picaboot::project::Overrides {
-            mirror: Some(common::mirror()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let host = &project.loaded.profiles.hosts["alice"];
-    let tree = render_hosts(&project, &["alice".to_string()], RenderOptions::default())
-        .unwrap()
-        .trees
-        .remove("alice")
-        .unwrap();
-    let client = Client::new(ClientOptions {
-        mirror: common::mirror(),
-        keyring: DEFAULT_KEYRING.into(),
-        insecure: false,
-        cache_dir: common::shared_cache(),
-    });
-    let target = netboot::target_dir(out, "alice");
-    let (staged, _) = netboot::stage(
-        &client,
-        host,
-        &tree,
-        &target,
-        &NetbootOptions {
-            frontend: Some(Frontend::Text),
-            supplement: true,
-            base_url: "http://10.0.2.2:8080".into(),
-            keyring_append: None,
-        },
-    )
-    .unwrap();
-    output::publish(vec![staged]).unwrap();
-    let mac = netboot::install_mac(host).unwrap().to_string();
-    let args = netboot::boot::kernel_args(host, Frontend::Text, &mac);
-    (target, mac, args)
-}
 
 /// Starts QEMU with `extra` arguments and the serial console in `log`, waits for a marker,
 /// kills QEMU, and panics with the console's tail unless a REACHED marker came first.
@@ -145,8 +55,8 @@ fn run_until_marker(extra: &[String], log: &Path) {
     let start = Instant::now();
     let verdict = loop {
         std::thread::sleep(Duration::from_secs(2));
-        let text = strip_ansi(&std::fs::read(log).unwrap_or_default());
-        if let Some(q) = ASKED.iter().find(|q| text.contains(*q)) {
+        let text = installer::screen_text(&std::fs::read(log).unwrap_or_default());
+        if let Some(q) = installer::NEVER_SHOWN.iter().find(|q| text.contains(*q)) {
             break Err(format!("the installer showed `{q}`"));
         }
         if let Some(r) = REACHED.iter().find(|r| text.contains(*r)) {
@@ -172,7 +82,7 @@ fn run_until_marker(extra: &[String], log: &Path) {
     let _ = child.kill();
     let _ = child.wait();
     let tail: String = {
-        let t = strip_ansi(&std::fs::read(log).unwrap_or_default());
+        let t = installer::screen_text(&std::fs::read(log).unwrap_or_default());
         t.chars()
             .rev()
             .take(1500)
@@ -191,7 +101,7 @@ fn run_until_marker(extra: &[String], log: &Path) {
 fn installer_boots_to_the_mirror_step_unasked() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let (target, mac, args) = build(out.path());
+    let (target, mac, args) = installer::alice_netboot(out.path());
     let extra: Vec<String> = vec![
         "-kernel".into(),
         target.join("linux").display().to_string(),
@@ -217,7 +127,7 @@ fn pxe_ipxe_chains_boot_ipxe_over_http() {
         rom.display()
     );
     let out = tempfile::tempdir().unwrap();
-    let (_target, mac, _) = build(out.path());
+    let (_target, mac, _) = installer::alice_netboot(out.path());
     // The output tree over HTTP on the host's loopback (10.0.2.2 from the guest).
     let url = common::serve_dir(out.path());
     let port = url.rsplit(':').next().unwrap();

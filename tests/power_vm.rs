@@ -10,6 +10,8 @@
 #[path = "common/amt.rs"]
 mod amt_sim;
 mod common;
+#[path = "common/installer.rs"]
+mod installer;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -17,12 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use picaboot::debian::{Client, ClientOptions, DEFAULT_KEYRING};
-use picaboot::netboot::{self, NetbootOptions};
-use picaboot::output;
-use picaboot::profile::Frontend;
-use picaboot::render::{render_hosts, RenderOptions};
 
 use amt_sim::{picaboot_amt, point_alice_at, AmtSim, Apache, Machine};
 
@@ -32,83 +28,8 @@ const REACHED: &[&str] = &[
     "Network autoconfiguration has succeeded",
     "Checking the Debian archive mirror",
 ];
-/// Questions that must never show (the mirror screen means the preseed's mirror was refused).
-const ASKED: &[&str] = &[
-    "Select a language",
-    "Select your location",
-    "Configure the keyboard",
-    "Configure the network",
-    "Choose a mirror of the Debian archive",
-    "Set up users and passwords",
-    "Kernel panic",
-];
 const USER: &str = "admin";
 const PASSWORD: &str = "vm-test-amt-password-41";
-
-fn strip(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::new();
-    let mut esc = false;
-    for c in text.chars() {
-        if esc {
-            if c.is_ascii_alphabetic() {
-                esc = false;
-            }
-            continue;
-        }
-        if c == '\x1b' {
-            esc = true;
-            out.push(' ');
-        } else if c != '\x0e' && c != '\x0f' {
-            out.push(c);
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Alice's text-frontend netboot tree under `out` (as tests/netboot_qemu.rs builds it);
-/// returns the install MAC.
-fn build(out: &Path) -> String {
-    common::sbin_path();
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-    // The installer must reach a mirror from the VM: this machine's.
-    let project = picaboot::project::open_with(
-        &profiles,
-        &picaboot::project::Overrides {
-            mirror: Some(common::mirror()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let host = &project.loaded.profiles.hosts["alice"];
-    let tree = render_hosts(&project, &["alice".to_string()], RenderOptions::default())
-        .unwrap()
-        .trees
-        .remove("alice")
-        .unwrap();
-    let client = Client::new(ClientOptions {
-        mirror: common::mirror(),
-        keyring: DEFAULT_KEYRING.into(),
-        insecure: false,
-        cache_dir: common::shared_cache(),
-    });
-    let target = netboot::target_dir(out, "alice");
-    let (staged, _) = netboot::stage(
-        &client,
-        host,
-        &tree,
-        &target,
-        &NetbootOptions {
-            frontend: Some(Frontend::Text),
-            supplement: true,
-            base_url: "http://10.0.2.2:8080".into(),
-            keyring_append: None,
-        },
-    )
-    .unwrap();
-    output::publish(vec![staged]).unwrap();
-    netboot::install_mac(host).unwrap().to_string()
-}
 
 /// A QEMU VM the test AMT powers. Each start gets its own serial and SeaBIOS debug logs.
 struct Qemu {
@@ -263,7 +184,7 @@ fn wait_for(
 ) {
     let start = Instant::now();
     loop {
-        let text = strip(&std::fs::read(path).unwrap_or_default());
+        let text = installer::screen_text(&std::fs::read(path).unwrap_or_default());
         match check(&text) {
             Some(Ok(())) => {
                 eprintln!("{what}: after {} s", start.elapsed().as_secs());
@@ -298,7 +219,7 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
         rom.display()
     );
     let out = tempfile::tempdir().unwrap();
-    let mac = build(out.path());
+    let (_, mac, _) = installer::alice_netboot(out.path());
 
     // `picaboot serve` over the output tree on the host's loopback (10.0.2.2 in the guest).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -389,7 +310,7 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
         "installer over iPXE",
         Duration::from_secs(420),
         |t| {
-            if let Some(q) = ASKED.iter().find(|q| t.contains(*q)) {
+            if let Some(q) = installer::NEVER_SHOWN.iter().find(|q| t.contains(*q)) {
                 return Some(Err(format!("the installer showed `{q}`")));
             }
             REACHED.iter().any(|r| t.contains(r)).then_some(Ok(()))
@@ -426,7 +347,7 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
         PASSWORD,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let before = strip(&std::fs::read(&bios2).unwrap())
+    let before = installer::screen_text(&std::fs::read(&bios2).unwrap())
         .matches("Booting from Hard Disk")
         .count();
     wait_for(

@@ -3,6 +3,9 @@
 //! token request, that every registry request carries the token, chunked and monolithic
 //! uploads land byte-exact, and wrong or missing credentials give clear errors.
 
+#[path = "common/oci.rs"]
+mod oci;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -223,41 +226,11 @@ fn start() -> (SocketAddr, Arc<Mutex<Mock>>) {
     (rx.recv().unwrap(), mock)
 }
 
-/// A hand-made OCI layout: config + one layer of `n` bytes.
+/// A hand-made OCI layout: config + one layer of `n` bytes, and an index naming the manifest.
 fn layout(dir: &Path, n: usize) -> (String, Vec<u8>, String) {
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |b: &[u8]| {
-        let d = sha(b);
-        std::fs::write(blobs.join(&d[7..]), b).unwrap();
-        d
-    };
     let layer: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let (cd, ld) = (put(config), put(&layer));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{n}}}]}}"#,
-        config.len()
-    );
-    let md = put(manifest.as_bytes());
-    // An index naming that manifest, as a multi-platform image would.
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
-        manifest.len()
-    );
-    let xd = put(index.as_bytes());
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    std::fs::write(
-        dir.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"tx"}}}},{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{xd}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"multi"}}}}]}}"#,
-            manifest.len(),
-            index.len()
-        ),
-    )
-    .unwrap();
-    (md, layer, xd)
+    let l = oci::write_layout(dir, &[&layer], true);
+    (l.manifest, layer, l.index.unwrap())
 }
 
 fn opts(dir: &Path, addr: SocketAddr, pass: Option<&str>) -> PushOptions {

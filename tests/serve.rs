@@ -2,15 +2,16 @@
 //! through the library on an ephemeral loopback port, once through the binary with curl.
 
 mod common;
+#[path = "common/serve.rs"]
+mod in_process;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
-use picaboot::serve::{LogSink, Server};
+use in_process::Running;
 
 /// A netboot-like tree with a file larger than one read chunk.
 fn tree() -> (tempfile::TempDir, tempfile::TempDir, Vec<u8>) {
@@ -59,68 +60,6 @@ fn raw(addr: SocketAddr, method: &str, target: &str, extra: &str) -> (u16, Strin
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::trim))
-}
-
-struct Running {
-    addr: SocketAddr,
-    lines: Arc<Mutex<Vec<String>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    progress: picaboot::serve::ProgressLog,
-}
-
-impl Running {
-    fn start(root: &Path) -> Running {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l2 = lines.clone();
-        let sink: LogSink = Arc::new(move |s: &str| l2.lock().unwrap().push(s.to_string()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let root = root.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = Server::bind(&root, "127.0.0.1:0".parse().unwrap(), sink)
-                    .await
-                    .unwrap();
-                ready_tx
-                    .send((server.local_addr(), server.progress()))
-                    .unwrap();
-                server
-                    .run(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        });
-        let (addr, progress) = ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        Running {
-            addr,
-            lines,
-            stop: Some(tx),
-            thread: Some(thread),
-            progress,
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[test]

@@ -3,67 +3,18 @@
 //! normal client is served.
 
 mod common;
+#[path = "common/serve.rs"]
+mod in_process;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picaboot::serve::{LogSink, Server, HEADER_READ_TIMEOUT};
-
-/// The library server on its own runtime thread; stopped on drop.
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(root: &Path) -> Running {
-        let sink: LogSink = Arc::new(|_: &str| {});
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let root = root.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = Server::bind(&root, "127.0.0.1:0".parse().unwrap(), sink)
-                    .await
-                    .unwrap();
-                ready_tx.send(server.local_addr()).unwrap();
-                server
-                    .run(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        });
-        let addr = ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        Running {
-            addr,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use in_process::Running;
+use picaboot::serve::HEADER_READ_TIMEOUT;
 
 /// One HTTP/1.1 GET on a fresh connection: (status, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {

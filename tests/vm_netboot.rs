@@ -5,6 +5,8 @@
 //! (The PXE/TFTP path and the direct kernel boot are in tests/netboot_qemu.rs.)
 
 mod common;
+#[path = "common/installer.rs"]
+mod installer;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,16 +14,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{cmd, require};
-
-/// Question dialogs the installer shows when the preseed does not answer them.
-const QUESTIONS: &[&str] = &[
-    "Select a language",
-    "Select your location",
-    "Configure the keyboard",
-    "Configure the network",
-    "Choose a mirror of the Debian archive",
-    "Set up users and passwords",
-];
 
 /// What the installer shows once it is past the language and network questions.
 const PAST_NETWORK: &[&str] = &[
@@ -36,35 +28,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The newt screen text of a console log: escape sequences removed.
-fn screen_text(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ params letter; charset: ESC ( X
-            match chars.next() {
-                Some('[') => {
-                    for d in chars.by_ref() {
-                        if d.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                    out.push(' ');
-                }
-                Some(_) => {
-                    chars.next();
-                }
-                None => {}
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn netboot(out: &Path, profiles: &Path) -> PathBuf {
@@ -132,7 +95,7 @@ fn boot_until_installer_is_past_network(netdev: &str, mac: &str, console: &Path)
             .expect("start qemu-system-x86_64"),
     );
     loop {
-        let text = screen_text(&std::fs::read(console).unwrap_or_default());
+        let text = installer::screen_text(&std::fs::read(console).unwrap_or_default());
         if PAST_NETWORK.iter().any(|m| text.contains(m)) {
             return (text, start.elapsed().as_secs_f64());
         }
@@ -149,7 +112,7 @@ fn boot_until_installer_is_past_network(netdev: &str, mac: &str, console: &Path)
 }
 
 fn assert_no_question(text: &str) {
-    for q in QUESTIONS {
+    for q in installer::NEVER_SHOWN {
         assert!(
             !text.contains(q),
             "the installer asked `{q}`:\n{}",

@@ -9,7 +9,6 @@ pub mod power;
 pub mod reply;
 pub mod wsman;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use client::{Client, Target};
@@ -122,27 +121,7 @@ pub fn return_value_meaning(v: u32) -> &'static str {
     }
 }
 
-/// A password that never shows in `Debug` output or logs.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret, for computing a digest.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
+pub use crate::secret::Secret;
 
 /// AMT credentials.
 #[derive(Debug, Clone)]

@@ -6,7 +6,6 @@
 //! They never come from the command line, and the password lives in a [`Secret`] whose
 //! `Debug` and `Display` print `<redacted>`.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -18,33 +17,7 @@ pub const ENV_USERNAME: &str = "PICABOOT_REGISTRY_USERNAME";
 /// Environment variable holding the registry password.
 pub const ENV_PASSWORD: &str = "PICABOOT_REGISTRY_PASSWORD";
 
-/// A secret string (password, token, authorization header): never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// A user name and password for one registry, and where they were found.
 #[derive(Debug, Clone)]
@@ -61,7 +34,7 @@ impl Credentials {
     /// The `Basic` authorization header value.
     pub fn basic_header(&self) -> Secret {
         let raw = format!("{}:{}", self.username, self.password.expose());
-        Secret(format!(
+        Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(raw)
         ))
@@ -80,7 +53,7 @@ pub fn lookup(
         (Some(u), Some(p)) => {
             return Ok(Some(Credentials {
                 username: u,
-                password: Secret(p),
+                password: Secret::new(p),
                 source: format!("{ENV_USERNAME}/{ENV_PASSWORD}"),
             }))
         }
@@ -177,7 +150,7 @@ pub fn from_auth_file(path: &Path, registry: &str) -> Result<Option<Credentials>
     let (u, p) = raw.split_once(':').ok_or_else(bad)?;
     Ok(Some(Credentials {
         username: u.to_string(),
-        password: Secret(p.to_string()),
+        password: Secret::new(p),
         source: path.display().to_string(),
     }))
 }
