@@ -33,13 +33,22 @@ fn sandboxed(ns: &Netns, binds: &[(PathBuf, &str)], command: &str) -> Command {
     c
 }
 
-/// A corosync daemon killed on drop.
+/// A corosync daemon killed on drop (SIGKILL: to its peer, a node that died), and the libqb
+/// files it kept in /dev/shm (its blackbox, 8 MiB, and its IPC rings) removed after it.
 struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let pid = self.0.id();
+        let mine = [format!("qb-{pid}-"), format!("qb-corosync-{pid}-")];
+        for e in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if mine.iter().any(|m| name.starts_with(m.as_str())) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
