@@ -46,7 +46,9 @@ impl Drop for Daemon {
         for e in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if mine.iter().any(|m| name.starts_with(m.as_str())) {
+                // Blackbox files, and one directory per IPC connection.
                 let _ = std::fs::remove_file(e.path());
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
