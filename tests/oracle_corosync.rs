@@ -43,7 +43,11 @@ impl Drop for Daemon {
         let _ = self.0.wait();
         let pid = self.0.id();
         let mine = [format!("qb-{pid}-"), format!("qb-corosync-{pid}-")];
-        for e in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+        for e in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if mine.iter().any(|m| name.starts_with(m.as_str())) {
                 // Blackbox files, and one directory per IPC connection.

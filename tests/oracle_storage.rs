@@ -136,3 +136,32 @@ fn mdadm_parses_the_rendered_config() {
     };
     assert_ne!(uuid("alice"), uuid("bob"));
 }
+
+/// `boot-disks` naming one SSD of the RAID1 pair (GRUB on that disk only) is a profile the
+/// installer can run: partman applies one layout to both members, so both keep the BIOS boot
+/// partition; GRUB's install devices name the boot disk alone (the install proof's degraded
+/// boot is what shows such a box cannot start without it).
+#[test]
+fn grub_on_one_ssd_keeps_the_boot_area_on_both_and_names_one_bootdev() {
+    let scratch = common::scratch_profiles();
+    let profiles = scratch.path().join("profiles");
+    common::edit(
+        &profiles.join("hosts/alice.toml"),
+        r#"boot-disks = ["ssd0", "ssd1"]"#,
+        r#"boot-disks = ["ssd0"]"#,
+    );
+    let project = picaboot::project::open(&profiles).unwrap();
+    let plan = &project.plans["alice"];
+    for id in ["ssd0", "ssd1"] {
+        let d = plan.disks.iter().find(|d| d.id == id).unwrap();
+        assert!(
+            matches!(d.partitions[0].kind, PartitionKind::BiosGrub),
+            "{id}: {:?}",
+            d.partitions
+        );
+        assert_eq!(d.boot, id == "ssd0", "{id}");
+    }
+    let recipe = picaboot::storage::partman::recipe(plan).unwrap();
+    let ssd0 = &plan.disks.iter().find(|d| d.id == "ssd0").unwrap().device;
+    assert_eq!(recipe.grub_devices, *ssd0);
+}

@@ -213,7 +213,12 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
         let mut parts = Vec::new();
         let mut start = MIB; // first usable, 1 MiB aligned
         let end = round_down_mib(disk.size_bytes.saturating_sub(GPT_TAIL));
-        if boot && host.gpt && host.firmware == crate::profile::Firmware::Bios {
+        // Every install-time RAID member keeps a BIOS boot partition when the host boots from
+        // any disk: partman applies one layout to all install disks, and the partition lets
+        // GRUB go onto a member later (after a disk swap) even when `boot-disks` leaves it out.
+        let install_member = arrays.iter().any(|(_, a)| a.stage == Stage::Install);
+        let boot_area = boot || (install_member && !st.boot_disks.is_empty());
+        if boot_area && host.gpt && host.firmware == crate::profile::Firmware::Bios {
             parts.push(Partition {
                 number: 1,
                 start,
