@@ -60,7 +60,18 @@ const COMMANDS: &[(&str, How)] = &[
         "$B test install alice --allow-unverified-udebs",
         By("../scripts/test-install", "picaboot test install \"$host\" --allow-unverified-udebs"),
     ),
-    ("scripts/test-install alice", Not("the whole install proof, 45-65 min under TCG: by hand, outside CI's time budget")),
+    (
+        "scripts/test-install alice",
+        Not("the whole install proof, about 55 min under TCG: by hand (scripts/test runs its install and first boot)"),
+    ),
+    (
+        r#"cp -r profiles /tmp/grub-on-ssd0 && sed -i 's/^boot-disks = .*/boot-disks = ["ssd0"]/' /tmp/grub-on-ssd0/hosts/alice.toml"#,
+        By("oracle_storage.rs", "grub_on_one_ssd_keeps_the_boot_area_on_both_and_names_one_bootdev"),
+    ),
+    (
+        "$B test install alice --profiles /tmp/grub-on-ssd0 --tamper /etc/hosts --allow-unverified-udebs",
+        Not("the install proof's failure demo: one whole install (about 55 min), by hand"),
+    ),
     (
         "$B test install bob --allow-unverified-udebs",
         Not("the same scenario as alice's with bob's profiles; about 40 minutes, run by hand"),
