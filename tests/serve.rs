@@ -5,13 +5,10 @@ mod common;
 #[path = "common/serve.rs"]
 mod in_process;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use std::time::Duration;
-
-use in_process::Running;
+use in_process::{raw, Running};
 
 /// A netboot-like tree with a file larger than one read chunk.
 fn tree() -> (tempfile::TempDir, tempfile::TempDir, Vec<u8>) {
@@ -34,27 +31,6 @@ fn tree() -> (tempfile::TempDir, tempfile::TempDir, Vec<u8>) {
     std::os::unix::fs::symlink("/etc", t.path().join("etc")).unwrap();
     std::os::unix::fs::symlink("netboot/boot.ipxe", t.path().join("alice/menu")).unwrap();
     (t, outside, big)
-}
-
-/// A raw HTTP/1.1 request (no client-side path normalization); returns status, headers, body.
-fn raw(addr: SocketAddr, method: &str, target: &str, extra: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end")
-        + 4;
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), buf[split..].to_vec())
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {

@@ -1,9 +1,10 @@
 //! `picaboot serve` in process for the tests: bound on loopback port 0 in its own thread and
-//! tokio runtime, every log line kept, stopped (and joined) on drop.
+//! tokio runtime, every log line kept, stopped (and joined) on drop; and a raw HTTP/1.1 client.
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,4 +82,25 @@ impl Drop for Running {
             let _ = t.join();
         }
     }
+}
+
+/// A raw HTTP/1.1 request (no client-side path normalization); returns status, headers, body.
+pub fn raw(addr: SocketAddr, method: &str, target: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end")
+        + 4;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), buf[split..].to_vec())
 }
