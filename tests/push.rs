@@ -647,100 +647,89 @@ fn recording_proxy(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+    common::on_own_runtime(async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                let (client, seen, inject, to) = (
-                    client.clone(),
-                    seen.clone(),
-                    inject_auth.clone(),
-                    location_to.clone(),
-                );
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (client, seen, inject, to) =
-                                (client.clone(), seen.clone(), inject.clone(), to.clone());
-                            async move {
-                                let method = req.method().clone();
-                                let pq = req
-                                    .uri()
-                                    .path_and_query()
-                                    .map(|p| p.to_string())
-                                    .unwrap_or_default();
-                                let auth = req
-                                    .headers()
-                                    .get("authorization")
-                                    .map(|v| v.to_str().unwrap().to_string());
-                                seen.lock().unwrap().push((
-                                    method.to_string(),
-                                    req.uri().path().to_string(),
-                                    auth,
-                                ));
-                                let mut fwd = client
-                                    .request(method, format!("http://127.0.0.1:{upstream}{pq}"));
-                                for (k, v) in req.headers() {
-                                    if !matches!(
-                                        k.as_str(),
-                                        "host"
-                                            | "content-length"
-                                            | "transfer-encoding"
-                                            | "connection"
-                                    ) {
-                                        fwd = fwd.header(k, v);
-                                    }
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let (client, seen, inject, to) = (
+                client.clone(),
+                seen.clone(),
+                inject_auth.clone(),
+                location_to.clone(),
+            );
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (client, seen, inject, to) =
+                            (client.clone(), seen.clone(), inject.clone(), to.clone());
+                        async move {
+                            let method = req.method().clone();
+                            let pq = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let auth = req
+                                .headers()
+                                .get("authorization")
+                                .map(|v| v.to_str().unwrap().to_string());
+                            seen.lock().unwrap().push((
+                                method.to_string(),
+                                req.uri().path().to_string(),
+                                auth,
+                            ));
+                            let mut fwd =
+                                client.request(method, format!("http://127.0.0.1:{upstream}{pq}"));
+                            for (k, v) in req.headers() {
+                                if !matches!(
+                                    k.as_str(),
+                                    "host" | "content-length" | "transfer-encoding" | "connection"
+                                ) {
+                                    fwd = fwd.header(k, v);
                                 }
-                                if let Some(a) = &inject {
-                                    fwd = fwd.header("authorization", a);
-                                }
-                                let body = req.into_body().collect().await.unwrap().to_bytes();
-                                let up = fwd.body(body).send().await.unwrap();
-                                let mut resp = hyper::Response::builder().status(up.status());
-                                let target = format!(
-                                    "http://127.0.0.1:{}",
-                                    to.load(std::sync::atomic::Ordering::SeqCst)
-                                );
-                                for (k, v) in up.headers() {
-                                    if matches!(
-                                        k.as_str(),
-                                        "content-length" | "transfer-encoding" | "connection"
-                                    ) {
-                                        continue;
-                                    }
-                                    if k == "location" {
-                                        let l = v.to_str().unwrap();
-                                        let l = l
-                                            .strip_prefix(&format!("http://127.0.0.1:{upstream}"))
-                                            .unwrap_or(l);
-                                        assert!(l.starts_with('/'), "unexpected Location {l}");
-                                        resp = resp.header(k, format!("{target}{l}"));
-                                    } else {
-                                        resp = resp.header(k, v);
-                                    }
-                                }
-                                let bytes = up.bytes().await.unwrap();
-                                Ok::<_, std::convert::Infallible>(
-                                    resp.body(Full::new(bytes)).unwrap(),
-                                )
                             }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                        .await;
-                });
-            }
-        });
+                            if let Some(a) = &inject {
+                                fwd = fwd.header("authorization", a);
+                            }
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let up = fwd.body(body).send().await.unwrap();
+                            let mut resp = hyper::Response::builder().status(up.status());
+                            let target = format!(
+                                "http://127.0.0.1:{}",
+                                to.load(std::sync::atomic::Ordering::SeqCst)
+                            );
+                            for (k, v) in up.headers() {
+                                if matches!(
+                                    k.as_str(),
+                                    "content-length" | "transfer-encoding" | "connection"
+                                ) {
+                                    continue;
+                                }
+                                if k == "location" {
+                                    let l = v.to_str().unwrap();
+                                    let l = l
+                                        .strip_prefix(&format!("http://127.0.0.1:{upstream}"))
+                                        .unwrap_or(l);
+                                    assert!(l.starts_with('/'), "unexpected Location {l}");
+                                    resp = resp.header(k, format!("{target}{l}"));
+                                } else {
+                                    resp = resp.header(k, v);
+                                }
+                            }
+                            let bytes = up.bytes().await.unwrap();
+                            Ok::<_, std::convert::Infallible>(resp.body(Full::new(bytes)).unwrap())
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
     });
     port
 }

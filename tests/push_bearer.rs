@@ -3,8 +3,7 @@
 //! token request, that every registry request carries the token, chunked and monolithic
 //! uploads land byte-exact, and wrong or missing credentials give clear errors.
 
-#[path = "common/oci.rs"]
-mod oci;
+mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -183,45 +182,37 @@ fn start() -> (SocketAddr, Arc<Mutex<Mock>>) {
     let mock = Arc::new(Mutex::new(Mock::default()));
     let (tx, rx) = std::sync::mpsc::channel();
     let m2 = mock.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            m2.lock().unwrap().port = l.local_addr().unwrap().port();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                let m3 = m2.clone();
-                tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let m4 = m3.clone();
-                            async move {
-                                let method = req.method().to_string();
-                                let path = req.uri().path().to_string();
-                                let query = req.uri().query().unwrap_or("").to_string();
-                                let auth = req
-                                    .headers()
-                                    .get("authorization")
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or("")
-                                    .to_string();
-                                let body =
-                                    req.into_body().collect().await.unwrap().to_bytes().to_vec();
-                                Ok::<_, std::convert::Infallible>(handle(
-                                    &m4, &method, &path, &query, &auth, body,
-                                ))
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                        .await;
+    common::on_own_runtime(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        m2.lock().unwrap().port = l.local_addr().unwrap().port();
+        tx.send(l.local_addr().unwrap()).unwrap();
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let m3 = m2.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let m4 = m3.clone();
+                    async move {
+                        let method = req.method().to_string();
+                        let path = req.uri().path().to_string();
+                        let query = req.uri().query().unwrap_or("").to_string();
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+                        Ok::<_, std::convert::Infallible>(handle(
+                            &m4, &method, &path, &query, &auth, body,
+                        ))
+                    }
                 });
-            }
-        });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
     });
     (rx.recv().unwrap(), mock)
 }
@@ -229,7 +220,7 @@ fn start() -> (SocketAddr, Arc<Mutex<Mock>>) {
 /// A hand-made OCI layout: config + one layer of `n` bytes, and an index naming the manifest.
 fn layout(dir: &Path, n: usize) -> (String, Vec<u8>, String) {
     let layer: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
-    let l = oci::write_layout(dir, &[&layer], true);
+    let l = common::oci::write_layout(dir, &[&layer], true);
     (l.manifest, layer, l.index.unwrap())
 }
 

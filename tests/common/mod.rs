@@ -272,3 +272,15 @@ pub fn get(url: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{e}"))
         .to_vec()
 }
+
+/// Runs `task` on a current-thread tokio runtime of its own, in a new thread (the mock
+/// servers of the registry tests).
+pub fn on_own_runtime(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(task);
+    });
+}
