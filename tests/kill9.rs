@@ -2,9 +2,9 @@
 //! kill every published tree is either the complete previous tree or the complete new one
 //! (never partial), the next run succeeds with identical bytes (caches are never poisoned), and
 //! a clean run removes what the killed ones left beside the trees (`.NAME.tmp-*`).
-//!
-//! (`image build` is not in this test: one cold build of its family is minutes of debootstrap;
-//! its cache commits are by rename of verified content, see src/image/build.rs.)
+//! `image build` the same way over a cold build of tx-debian (debootstrap, packing, commit):
+//! after each kill nothing of the build runs on, the OCI layout is never partial, and the
+//! build that follows in the same cache gives the digest of a clean build in a cache of its own.
 
 mod common;
 
@@ -256,5 +256,143 @@ fn netboot_killed_at_random_points_never_poisons_the_cache() {
     assert!(
         kills >= 3,
         "too few runs were killed ({kills}): the delays are too long"
+    );
+}
+
+/// Every blob the layout's index reaches (manifests, configs, layers) is present with its
+/// digest; `Err` names the first that is not.
+fn layout_complete(dir: &Path) -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    let read = |d: &str| -> Result<Vec<u8>, String> {
+        let hex = d.strip_prefix("sha256:").ok_or(format!("digest {d}"))?;
+        let b =
+            std::fs::read(dir.join("blobs/sha256").join(hex)).map_err(|e| format!("{d}: {e}"))?;
+        if hex::encode(Sha256::digest(&b)) != hex {
+            return Err(format!("{d}: content does not match"));
+        }
+        Ok(b)
+    };
+    let index = std::fs::read(dir.join("index.json")).map_err(|e| format!("index.json: {e}"))?;
+    let mut todo: Vec<serde_json::Value> =
+        vec![serde_json::from_slice(&index).map_err(|e| e.to_string())?];
+    while let Some(doc) = todo.pop() {
+        let mut refs: Vec<&serde_json::Value> = Vec::new();
+        for key in ["manifests", "layers"] {
+            refs.extend(doc[key].as_array().into_iter().flatten());
+        }
+        refs.extend(doc.get("config"));
+        for r in refs {
+            let d = r["digest"]
+                .as_str()
+                .ok_or("a descriptor without a digest")?;
+            let b = read(d)?;
+            if r["mediaType"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("manifest.v1+json") || m.ends_with("index.v1+json"))
+            {
+                todo.push(serde_json::from_slice(&b).map_err(|e| format!("{d}: {e}"))?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Processes whose command line mentions `needle` (a build left running after its picaboot).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(format!("{}: {}", e.file_name().to_string_lossy(), c.trim()));
+            }
+        }
+    }
+    out
+}
+
+fn built_digest(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> (String, Duration) {
+    let t0 = Instant::now();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
+    c.args(args).arg("--json").current_dir(cwd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "picaboot {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (
+        v[0]["manifest"]["digest"].as_str().unwrap().to_string(),
+        t0.elapsed(),
+    )
+}
+
+#[test]
+fn image_build_killed_at_random_points_leaves_nothing_running_and_never_poisons_the_cache() {
+    common::sbin_path();
+    common::require("debootstrap", "debootstrap");
+    common::require("setpriv", "util-linux");
+    let t = tempfile::tempdir().unwrap();
+    let epoch = Path::new("1763942400");
+    let path = common::path_with_sbin();
+    let env: [(&str, &Path); 2] = [("SOURCE_DATE_EPOCH", epoch), ("PATH", Path::new(&path))];
+    let build = |cache: &Path, out: &Path| -> Vec<String> {
+        let mut a: Vec<String> = ["image", "build", "tx-debian", "--host-mirror", "--cache"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(cache.to_str().unwrap().into());
+        a.push("-o".into());
+        a.push(out.to_str().unwrap().into());
+        a
+    };
+    let root = common::root();
+    // The reference: a clean build in a cache of its own; its time bounds the kill delays.
+    let clean = build(&t.path().join("cache-clean"), &t.path().join("out-clean"));
+    let clean: Vec<&str> = clean.iter().map(String::as_str).collect();
+    let (want, took) = built_digest(&root, &clean, &env);
+    let cache = t.path().join("cache");
+    let out = t.path().join("out");
+    let a = build(&cache, &out);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let seed = seed();
+    let mut rng = Lcg(seed);
+    let mut kills = 0;
+    for round in 0..4 {
+        let delay = Duration::from_millis(500 + rng.below(took.as_millis() as u64));
+        if run_killed(&root, &a, &env, delay) {
+            kills += 1;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let left = processes_mentioning(cache.to_str().unwrap());
+        assert!(
+            left.is_empty(),
+            "seed {seed}, round {round}: still running after the kill: {left:?}"
+        );
+        if out.join("index.json").exists() {
+            layout_complete(&out)
+                .unwrap_or_else(|e| panic!("seed {seed}, round {round}: partial layout: {e}"));
+        }
+    }
+    let (got, _) = built_digest(&root, &a, &env);
+    assert_eq!(
+        got, want,
+        "seed {seed}: the build after {kills} kills differs from a clean one"
+    );
+    layout_complete(&out).unwrap();
+    eprintln!(
+        "image build: {kills} kills (seed {seed}), then the digest of a clean build ({want})"
     );
 }

@@ -16,6 +16,12 @@ use super::oci::{self, Descriptor};
 use super::spec::{Image, Images, SpecError};
 use crate::exec::{self, ExecError};
 
+/// How every build process is started: `setpriv --pdeathsig KILL` execs `unshare`, which
+/// runs the work as PID 1 of a new PID namespace and kills it when unshare dies
+/// (`--kill-child`); the kernel then kills everything in that namespace. So a picaboot killed
+/// by a signal (even SIGKILL) leaves no debootstrap, apt or dpkg running on into the cache.
+const KILLED_WITH_US: [&str; 4] = ["--pdeathsig", "KILL", "--", "unshare"];
+
 /// Bumped whenever the way a layer is made changes (invalidates every cache entry).
 const FORMAT: &str = "picaboot-image-layer-v3";
 
@@ -338,8 +344,17 @@ fn base_layer(
     ));
     exec::run_lines(
         "debootstrap",
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--"])
+        Command::new("setpriv")
+            .args(KILLED_WITH_US)
+            .args([
+                "--mount",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "--",
+            ])
             .args(["debootstrap", "--variant=minbase"])
             .arg(&opts.suite)
             .arg(&tree)
@@ -613,11 +628,13 @@ fn image_layer(
         let script = format!("{PRELUDE}{body}\n");
         exec::run_lines(
             &format!("{} step {}/{n}", img.name, i + 1),
-            Command::new("unshare")
+            Command::new("setpriv")
+                .args(KILLED_WITH_US)
                 .args([
                     "--mount",
                     "--pid",
                     "--fork",
+                    "--kill-child",
                     "--propagation",
                     "private",
                     "--",
