@@ -535,7 +535,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         log(&format!("boot {label}: starting from disk"));
         let t = Instant::now();
         let mut vm = spec.start()?;
-        let ended = wait_boot(&mut vm, opts.boot_timeout, Duration::from_secs(300));
+        let ended = wait_boot(&mut vm, opts.boot_timeout, BOOT_SILENCE);
         if ended == Outcome::Marker {
             vm.wait_exit(Duration::from_secs(120));
         }
@@ -550,8 +550,13 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
                 "QEMU exited before the self-test finished: {why}; last console lines: {}",
                 tail(&console, 5)
             )),
+            Outcome::TimedOut if console.trim().is_empty() => Err(format!(
+                "nothing booted: the serial console stayed empty for {} s (no boot loader \
+                 on the disks present: GRUB, which writes to the serial console, never started)",
+                BOOT_SILENCE.as_secs()
+            )),
             Outcome::TimedOut => Err(format!(
-                "no PICABOOT-DONE within {} s (did it boot? last console lines: {})",
+                "no PICABOOT-DONE within {} s; last console lines: {}",
                 opts.boot_timeout.as_secs(),
                 tail(&console, 5)
             )),
@@ -590,10 +595,15 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
                 });
             }
         }
-        let n_fail = report.checks.iter().filter(|c| !c.passed).count();
+        let prefix = format!("boot-{label}/");
+        let failed = steps
+            .iter()
+            .filter(|s| s.name.starts_with(&prefix) && !s.passed)
+            .count();
         log(&format!(
-            "boot {label}: {} checks, {n_fail} failed",
-            report.checks.len()
+            "boot {label}: {} checks reported, {failed} failed step{}",
+            report.checks.len(),
+            if failed == 1 { "" } else { "s" }
         ));
     }
     let _ = stop_tx.send(());
@@ -625,6 +635,10 @@ fn wait_boot(vm: &mut crate::qemu::Vm, limit: Duration, silence: Duration) -> Ou
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+/// How long a boot's serial console may stay empty before the boot counts as "nothing
+/// booted" (GRUB writes to it within seconds of the firmware handing over).
+const BOOT_SILENCE: Duration = Duration::from_secs(300);
 
 /// Removes the VM's disk images unless asked to keep them.
 fn cleanup(ddir: &Path, keep: bool) {
