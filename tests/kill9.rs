@@ -115,7 +115,8 @@ fn run_killed(cwd: &Path, args: &[&str], env: &[(&str, &Path)], delay: Duration)
     }
 }
 
-fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Duration {
+/// Runs picaboot to its end, which must be a success; returns its stdout and how long it took.
+fn run_to_end(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> (Vec<u8>, Duration) {
     let t0 = Instant::now();
     let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
     c.args(args)
@@ -130,7 +131,11 @@ fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Duration {
         "picaboot {args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    t0.elapsed()
+    (o.stdout, t0.elapsed())
+}
+
+fn run_ok(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Duration {
+    run_to_end(cwd, args, env).1
 }
 
 #[test]
@@ -320,22 +325,12 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 }
 
 fn built_digest(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> (String, Duration) {
-    let t0 = Instant::now();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
-    c.args(args).arg("--json").current_dir(cwd);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c.output().unwrap();
-    assert!(
-        o.status.success(),
-        "picaboot {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let (stdout, took) = run_to_end(cwd, &args, env);
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     (
         v[0]["manifest"]["digest"].as_str().unwrap().to_string(),
-        t0.elapsed(),
+        took,
     )
 }
 

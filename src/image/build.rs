@@ -16,11 +16,24 @@ use super::oci::{self, Descriptor};
 use super::spec::{Image, Images, SpecError};
 use crate::exec::{self, ExecError};
 
-/// How every build process is started: `setpriv --pdeathsig KILL` execs `unshare`, which
-/// runs the work as PID 1 of a new PID namespace and kills it when unshare dies
-/// (`--kill-child`); the kernel then kills everything in that namespace. So a picaboot killed
-/// by a signal (even SIGKILL) leaves no debootstrap, apt or dpkg running on into the cache.
-const KILLED_WITH_US: [&str; 4] = ["--pdeathsig", "KILL", "--", "unshare"];
+/// The command every build process runs under: `setpriv --pdeathsig KILL` execs `unshare`,
+/// which gives the work a private mount namespace and runs it as PID 1 of a new PID namespace,
+/// killed when unshare dies (`--kill-child`); the kernel then kills everything in that
+/// namespace. So a picaboot killed by a signal (even SIGKILL) leaves no debootstrap, apt or
+/// dpkg running on into the cache. Append the program and its arguments.
+fn in_build_namespace() -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--pdeathsig", "KILL", "--", "unshare"]).args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "--",
+    ]);
+    c
+}
 
 /// Bumped whenever the way a layer is made changes (invalidates every cache entry).
 const FORMAT: &str = "picaboot-image-layer-v3";
@@ -344,17 +357,7 @@ fn base_layer(
     ));
     exec::run_lines(
         "debootstrap",
-        Command::new("setpriv")
-            .args(KILLED_WITH_US)
-            .args([
-                "--mount",
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--propagation",
-                "private",
-                "--",
-            ])
+        in_build_namespace()
             .args(["debootstrap", "--variant=minbase"])
             .arg(&opts.suite)
             .arg(&tree)
@@ -628,17 +631,7 @@ fn image_layer(
         let script = format!("{PRELUDE}{body}\n");
         exec::run_lines(
             &format!("{} step {}/{n}", img.name, i + 1),
-            Command::new("setpriv")
-                .args(KILLED_WITH_US)
-                .args([
-                    "--mount",
-                    "--pid",
-                    "--fork",
-                    "--kill-child",
-                    "--propagation",
-                    "private",
-                    "--",
-                ])
+            in_build_namespace()
                 .args(["/bin/sh", "-ec", &script, "picaboot-step"])
                 .arg(&merged)
                 .arg(&upper)
