@@ -116,7 +116,7 @@ fn corosync_version_rises_exactly_when_content_changes() {
     let profiles = scratch.path().join("profiles");
     let version = |out: &Path, host: &str| -> u64 {
         let text =
-            std::fs::read_to_string(out.join(host).join("rootfs/etc/corosync/corosync.conf"))
+            std::fs::read_to_string(out.join(host).join("rootfs/etc/picaboot/corosync.conf"))
                 .unwrap();
         text.lines()
             .find_map(|l| l.trim().strip_prefix("config_version: "))
@@ -170,5 +170,61 @@ fn corosync_version_rises_exactly_when_content_changes() {
     assert!(
         !scratch.path().join("locked-out").exists(),
         "nothing written"
+    );
+}
+
+#[test]
+fn a_standalone_cluster_installs_corosync_conf_and_a_proxmox_one_leaves_etc_corosync_empty() {
+    let scratch = common::scratch_profiles();
+    let profiles = scratch.path().join("profiles");
+    let (_p, out) = common::render_all(&profiles);
+    let alice = out.join("alice");
+    assert!(
+        !alice.join("rootfs/etc/corosync").exists(),
+        "Proxmox-managed: nothing in /etc/corosync"
+    );
+    for f in [
+        "rootfs/etc/picaboot/corosync.conf",
+        "rootfs/etc/apt/sources.list.d/proxmox.sources",
+        "rootfs/usr/local/sbin/picaboot-proxmox",
+        "rootfs/etc/systemd/system/picaboot-proxmox.service",
+    ] {
+        assert!(alice.join(f).is_file(), "{f}");
+    }
+    let preseed = std::fs::read_to_string(alice.join("preseed.cfg")).unwrap();
+    assert!(
+        !preseed.contains(" corosync"),
+        "Debian's corosync would ship /etc/corosync/corosync.conf"
+    );
+    let late = std::fs::read_to_string(alice.join("late-command.sh")).unwrap();
+    assert!(late.contains("systemctl enable picaboot-proxmox.service"));
+
+    common::edit(
+        &profiles.join("clusters/picasoft.toml"),
+        "manager = \"proxmox\"",
+        "manager = \"standalone\"",
+    );
+    let text = std::fs::read_to_string(profiles.join("clusters/picasoft.toml")).unwrap();
+    let (head, _) = text.split_once("[proxmox]").unwrap();
+    let (_, nodes) = text.split_once("[[nodes]]").unwrap();
+    std::fs::write(
+        profiles.join("clusters/picasoft.toml"),
+        format!("{head}[[nodes]]{nodes}"),
+    )
+    .unwrap();
+    let (_s, out) = common::render_all(&profiles);
+    let alice = out.join("alice");
+    assert!(alice.join("rootfs/etc/corosync/corosync.conf").is_file());
+    for f in [
+        "rootfs/etc/picaboot",
+        "rootfs/etc/apt",
+        "rootfs/usr/local/sbin/picaboot-proxmox",
+    ] {
+        assert!(!alice.join(f).exists(), "standalone: no {f}");
+    }
+    let preseed = std::fs::read_to_string(alice.join("preseed.cfg")).unwrap();
+    assert!(
+        preseed.contains(" corosync\n"),
+        "standalone: Debian's corosync is installed"
     );
 }

@@ -127,6 +127,7 @@ impl Oracles {
             for s in [
                 "rootfs/etc/rc.local",
                 "rootfs/usr/local/sbin/picaboot-storage-setup",
+                "rootfs/usr/local/sbin/picaboot-proxmox",
                 "late-command.sh",
             ] {
                 let bytes = std::fs::read(dir.join(s)).unwrap();

@@ -63,7 +63,7 @@ fn node_dirs(root: &Path, host_tree: &Path, authkey: &Path) -> Vec<(PathBuf, &'s
     let etc = root.join("etc-corosync");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::copy(
-        host_tree.join("rootfs/etc/corosync/corosync.conf"),
+        host_tree.join("rootfs/etc/picaboot/corosync.conf"),
         etc.join("corosync.conf"),
     )
     .unwrap();
@@ -159,44 +159,99 @@ fn host_addr(s: &Setup, host: &str) -> (String, String) {
 fn corosync_validates_each_node_config() {
     let s = setup();
     for host in ["alice", "bob"] {
-        let ns = Netns::new(&format!("t-{host}"));
-        let (ifname, addr) = host_addr(&s, host);
-        run_ok(cmd("ip").args([
-            "-n", &ns.0, "link", "add", &ifname, "type", "veth", "peer", "name", "peer0",
-        ]));
-        run_ok(cmd("ip").args(["-n", &ns.0, "addr", "add", &addr, "dev", &ifname]));
-        run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", &ifname, "up"]));
-        run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", "peer0", "up"]));
-        let binds = node_dirs(
-            &s.root.join(format!("t-{host}")),
-            &s.out.join(host),
-            &s.authkey,
+        let conf =
+            std::fs::read_to_string(s.out.join(host).join("rootfs/etc/picaboot/corosync.conf"))
+                .unwrap();
+        let (ok, text) = judge(&s, host, &format!("t-{host}"), &conf);
+        assert!(ok, "{host}: corosync -t rejected the config:\n{text}");
+        assert!(!text.contains(" error "), "{host}: {text}");
+        // The oracle can fail: the same config with a bad value is refused.
+        let (ok, _) = judge(
+            &s,
+            host,
+            &format!("b-{host}"),
+            &conf.replace("two_node: 1", "two_node: banana"),
         );
-        let out = sandboxed(&ns, &binds, "corosync -t").output().unwrap();
-        let text = format!(
+        assert!(!ok, "{host}: corosync -t accepted a broken config");
+    }
+}
+
+/// `corosync -t` on `conf` as `host`'s config, in a namespace holding its cluster address
+/// (`tag` names the namespace and the node's private directories).
+fn judge(s: &Setup, host: &str, tag: &str, conf: &str) -> (bool, String) {
+    let ns = Netns::new(tag);
+    let (ifname, addr) = host_addr(s, host);
+    run_ok(cmd("ip").args([
+        "-n", &ns.0, "link", "add", &ifname, "type", "veth", "peer", "name", "peer0",
+    ]));
+    run_ok(cmd("ip").args(["-n", &ns.0, "addr", "add", &addr, "dev", &ifname]));
+    run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", &ifname, "up"]));
+    run_ok(cmd("ip").args(["-n", &ns.0, "link", "set", "peer0", "up"]));
+    let binds = node_dirs(&s.root.join(tag), &s.out.join(host), &s.authkey);
+    std::fs::write(binds[0].0.join("corosync.conf"), conf).unwrap();
+    let out = sandboxed(&ns, &binds, "corosync -t").output().unwrap();
+    (
+        out.status.success(),
+        format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "{host}: corosync -t rejected the config:\n{text}"
-        );
-        assert!(!text.contains(" error "), "{host}: {text}");
-        // The oracle can fail: the same config with a bad value is refused.
-        let etc = &binds[0].0;
-        let conf = std::fs::read_to_string(etc.join("corosync.conf")).unwrap();
-        std::fs::write(
-            etc.join("corosync.conf"),
-            conf.replace("two_node: 1", "two_node: banana"),
-        )
-        .unwrap();
-        let bad = sandboxed(&ns, &binds, "corosync -t").output().unwrap();
-        assert!(
-            !bad.status.success(),
-            "{host}: corosync -t accepted a broken config"
-        );
-    }
+        ),
+    )
+}
+
+/// /etc/pve/corosync.conf as `pvecm create` and one join leave it (pve-docs pvecm.adoc
+/// layout), with this cluster's names and addresses.
+fn proxmox_conf(s: &Setup, version: u64) -> String {
+    let (_, a) = host_addr(s, "alice");
+    let (_, b) = host_addr(s, "bob");
+    let ip = |x: &str| x.split('/').next().unwrap().to_string();
+    format!(
+        "logging {{\n  debug: off\n  to_syslog: yes\n}}\n\nnodelist {{\n  node {{\n    name: alice\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: {}\n  }}\n  node {{\n    name: bob\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: {}\n  }}\n}}\n\nquorum {{\n  provider: corosync_votequorum\n}}\n\ntotem {{\n  cluster_name: picasoft\n  config_version: {version}\n  interface {{\n    linknumber: 0\n  }}\n  ip_version: ipv4-6\n  link_mode: passive\n  secauth: on\n  version: 2\n}}\n",
+        ip(&a),
+        ip(&b)
+    )
+}
+
+#[test]
+fn the_edit_cluster_form_makes_in_etc_pve_and_a_qdevice_quorum_pass_corosync_t() {
+    let s = setup();
+    let rendered =
+        std::fs::read_to_string(s.out.join("alice/rootfs/etc/picaboot/corosync.conf")).unwrap();
+    // Proxmox's own file passes, so the oracle sees the same layout pmxcfs writes.
+    let (ok, text) = judge(&s, "alice", "j-pve", &proxmox_conf(&s, 7));
+    assert!(ok, "Proxmox's layout refused:\n{text}");
+    // What `cluster form` writes over it: the rendered settings, config_version above 7.
+    let (edited, version) =
+        picaboot::cluster::proxmox::for_proxmox(&rendered, &proxmox_conf(&s, 7)).unwrap();
+    assert_eq!(version, 8);
+    let (ok, text) = judge(&s, "alice", "j-edit", &edited);
+    assert!(ok, "the edited corosync.conf is refused:\n{text}");
+    assert!(edited.contains("two_node: 1") && edited.contains("config_version: 8"));
+    // quorum = "qdevice": rendered from a profile copy, judged by corosync too.
+    let scratch = common::scratch_profiles();
+    let profiles = scratch.path().join("profiles");
+    common::edit(
+        &profiles.join("clusters/picasoft.toml"),
+        "quorum = \"two-node\"",
+        "quorum = \"qdevice\"\nqnetd = \"192.0.2.9\"",
+    );
+    let (_d, out) = common::render_all(&profiles);
+    let qdevice =
+        std::fs::read_to_string(out.join("alice/rootfs/etc/picaboot/corosync.conf")).unwrap();
+    assert!(qdevice.contains("host: 192.0.2.9") && !qdevice.contains("two_node"));
+    let (ok, text) = judge(&s, "alice", "j-qdev", &qdevice);
+    assert!(ok, "the qdevice corosync.conf is refused:\n{text}");
+    let (ok, _) = judge(
+        &s,
+        "alice",
+        "j-qbad",
+        &qdevice.replace("votes: 1\n    net", "votes: banana\n    net"),
+    );
+    assert!(
+        !ok,
+        "corosync -t accepted a qdevice vote count that is not a number"
+    );
 }
 
 #[test]

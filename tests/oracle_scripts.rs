@@ -9,6 +9,7 @@ const SCRIPTS: &[&str] = &[
     "rootfs/etc/rc.local",
     "rootfs/usr/local/sbin/picaboot-storage-setup",
     "rootfs/usr/local/sbin/picaboot-find-disks",
+    "rootfs/usr/local/sbin/picaboot-proxmox",
     "partman-early.sh",
     "late-command.sh",
 ];

@@ -47,6 +47,20 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                     })
                 );
             } else {
+                for (name, cl) in &p.loaded.profiles.clusters {
+                    if cl.quorum == crate::profile::Quorum::TwoNode {
+                        let src = &p.loaded.cluster_sources[name];
+                        println!(
+                            "note: {}:{}: quorum: two-node keeps either node quorate alone once \
+                             both have been seen (wait_for_all), but nothing decides a split \
+                             brain when the cluster link fails and both nodes live; quorum = \
+                             \"qdevice\" with qnetd = ADDR (a corosync-qnetd host) is what Proxmox \
+                             recommends for two nodes",
+                            src.path().display(),
+                            src.line_of("quorum")
+                        );
+                    }
+                }
                 println!(
                     "{}: {} hosts, {} hardware, {} clusters: ok",
                     dir.display(),

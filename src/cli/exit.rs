@@ -150,6 +150,14 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
             _ => Class::Env,
         });
     }
+    if let Some(e) = c.downcast_ref::<crate::ops::form::FormError>() {
+        use crate::ops::form::FormError as F;
+        return Some(match e {
+            F::NoPassword | F::PasswordFile { .. } => Class::User,
+            F::NotFormed(_) => Class::Test,
+            _ => Class::Env,
+        });
+    }
     if c.is::<crate::ops::reinstall::Refusal>() || c.is::<super::reinstall::NotYet>() {
         return Some(Class::Env);
     }

@@ -3,6 +3,7 @@
 //! [`exit_code`].
 
 mod check;
+mod cluster;
 mod diff;
 mod docs;
 pub mod exit;
@@ -82,6 +83,8 @@ pub enum Cmd {
     Reinstall(reinstall::ReinstallConfig),
     /// Compare a host's rendered files with the live host over SSH (exit 3 on drift).
     Diff(diff::DiffConfig),
+    /// Proxmox clusters: `cluster form NAME` (pvecm create, join, quorum settings, read back).
+    Cluster(cluster::ClusterCmd),
 }
 
 impl Cli {
@@ -105,6 +108,7 @@ impl Cli {
             },
             Cmd::Power(p) => p.json,
             Cmd::Diff(d) => d.json,
+            Cmd::Cluster(c) => c.json(),
             Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
     }
@@ -124,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Power(c) => power::power(c),
         Cmd::Reinstall(c) => reinstall::reinstall(c),
         Cmd::Diff(c) => diff::diff(c),
+        Cmd::Cluster(c) => cluster::cluster(c),
     }
 }
 

@@ -6,13 +6,15 @@
 //! version exactly when the content changed. Both nodes render the same corosync.conf from the
 //! same record, so they always agree, and no clock is involved.
 
+pub mod proxmox;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::profile::{Cluster, ClusterLock, Profiles};
+use crate::profile::{Cluster, ClusterLock, Profiles, Quorum};
 
 /// One node as corosync.conf lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,6 +42,8 @@ pub struct Corosync {
     pub crypto: bool,
     /// two_node quorum.
     pub two_node: bool,
+    /// The corosync-qnetd host of a qdevice quorum.
+    pub qnetd: Option<String>,
     /// Nodes by id.
     pub nodes: Vec<CorosyncNode>,
 }
@@ -65,7 +69,11 @@ pub fn corosync(profiles: &Profiles, cluster: &Cluster) -> Corosync {
         config_version: 0,
         transport: cluster.transport.clone(),
         crypto: cluster.crypto,
-        two_node: cluster.two_node,
+        two_node: cluster.quorum == Quorum::TwoNode,
+        qnetd: match &cluster.quorum {
+            Quorum::Qdevice { qnetd } => Some(qnetd.clone()),
+            Quorum::TwoNode => None,
+        },
         nodes,
     }
 }

@@ -3,6 +3,7 @@
 //! orchestration's decisions ([`reinstall`]).
 
 pub mod diff;
+pub mod form;
 pub mod reinstall;
 
 use std::path::PathBuf;

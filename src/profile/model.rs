@@ -425,14 +425,64 @@ pub struct Cluster {
     pub name: String,
     /// Crypto on.
     pub crypto: bool,
-    /// Two-node quorum.
-    pub two_node: bool,
+    /// Who owns corosync.conf on the nodes.
+    pub manager: ClusterManager,
+    /// The quorum choice.
+    pub quorum: Quorum,
     /// Transport.
     pub transport: String,
     /// Members, by node id.
     pub nodes: Vec<Node>,
     /// Recorded config_version state, if any.
     pub lock: Option<ClusterLock>,
+}
+
+/// Who owns a cluster's corosync.conf on its nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ClusterManager {
+    /// Proxmox VE: pmxcfs keeps `/etc/pve/corosync.conf` and copies it to `/etc/corosync`;
+    /// the install writes nothing there, and `cluster form` puts the rendered settings in.
+    Proxmox(ProxmoxRepo),
+    /// corosync alone: the install puts the rendered corosync.conf in `/etc/corosync`.
+    Standalone,
+}
+
+impl ClusterManager {
+    /// The Proxmox repository when Proxmox manages the cluster.
+    pub fn proxmox(&self) -> Option<&ProxmoxRepo> {
+        match self {
+            ClusterManager::Proxmox(r) => Some(r),
+            ClusterManager::Standalone => None,
+        }
+    }
+}
+
+/// Where Proxmox VE is installed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxmoxRepo {
+    /// Repository URL.
+    pub repository: String,
+    /// Components (`pve-no-subscription`).
+    pub components: Vec<String>,
+    /// URL of the signing keyring.
+    pub keyring_url: String,
+    /// Its pinned SHA-256 (lower-case hex).
+    pub keyring_sha256: String,
+}
+
+/// How a cluster keeps quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Quorum {
+    /// votequorum `two_node: 1` (implies `wait_for_all`): either node alone stays quorate
+    /// once both have been seen, and a split brain is resolved only by fencing.
+    TwoNode,
+    /// A corosync-qnetd host casts a third vote (`model: net`, `algorithm: ffsplit`).
+    Qdevice {
+        /// Address of the qnetd host.
+        qnetd: String,
+    },
 }
 
 /// The recorded corosync config_version.

@@ -335,13 +335,34 @@ pub struct RawCluster {
     pub name: String,
     /// Encrypt and authenticate cluster traffic.
     pub crypto: bool,
-    /// corosync `two_node` quorum mode.
-    #[serde(default)]
-    pub two_node: bool,
+    /// Who owns corosync.conf on the nodes: `proxmox` (pmxcfs, `/etc/pve`; nothing is written
+    /// to `/etc/corosync` at install time) or `standalone` (picaboot installs it).
+    pub manager: String,
+    /// Quorum: `two-node` (votequorum's two_node, which implies wait_for_all) or `qdevice`
+    /// (a corosync-qnetd host casts the third vote).
+    pub quorum: String,
+    /// Address of the corosync-qnetd host, with `quorum = "qdevice"`.
+    pub qnetd: Option<String>,
+    /// The Proxmox VE repository, with `manager = "proxmox"`.
+    pub proxmox: Option<RawProxmox>,
     /// Transport; by default the one the suite's corosync wants (`knet` for corosync 3).
     pub transport: Option<String>,
     /// Members.
     pub nodes: Vec<RawNode>,
+}
+
+/// `[proxmox]` of a cluster profile: where Proxmox VE comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawProxmox {
+    /// Repository URL (`http://download.proxmox.com/debian/pve`).
+    pub repository: String,
+    /// Components; `["pve-no-subscription"]` when not given.
+    pub components: Option<Vec<String>>,
+    /// URL of the repository's signing keyring.
+    pub keyring_url: String,
+    /// SHA-256 of that keyring file, as Proxmox publishes it.
+    pub keyring_sha256: String,
 }
 
 /// One cluster member.

@@ -1116,15 +1116,8 @@ pub(crate) fn verify_cluster(
             format!("`{transport}` is not knet, udp or udpu"),
         );
     }
-    if raw.two_node && raw.nodes.len() != 2 {
-        c.err(
-            "two-node",
-            format!(
-                "two-node quorum needs exactly two nodes; {} are listed",
-                raw.nodes.len()
-            ),
-        );
-    }
+    let quorum = verify_quorum(c, raw);
+    let manager = verify_manager(c, raw);
     let mut nodes = Vec::new();
     let mut ids = BTreeSet::new();
     let mut hosts = BTreeSet::new();
@@ -1167,10 +1160,155 @@ pub(crate) fn verify_cluster(
         profile: profile.to_string(),
         name: raw.name.clone(),
         crypto: raw.crypto,
-        two_node: raw.two_node,
+        manager: manager?,
+        quorum: quorum?,
         transport,
         nodes,
         lock,
+    })
+}
+
+/// `quorum` and `qnetd` of a cluster profile.
+fn verify_quorum(c: &mut Checker<'_>, raw: &RawCluster) -> Option<Quorum> {
+    match (raw.quorum.as_str(), &raw.qnetd) {
+        ("two-node", None) => {
+            if raw.nodes.len() != 2 {
+                c.err(
+                    "quorum",
+                    format!(
+                        "two-node quorum needs exactly two nodes; {} are listed",
+                        raw.nodes.len()
+                    ),
+                );
+            }
+            Some(Quorum::TwoNode)
+        }
+        ("two-node", Some(_)) => {
+            c.err(
+                "qnetd",
+                "a qnetd host is only used with quorum = \"qdevice\"",
+            );
+            None
+        }
+        ("qdevice", None) => {
+            c.err(
+                "quorum",
+                "quorum = \"qdevice\" needs `qnetd`, the address of the corosync-qnetd host",
+            );
+            None
+        }
+        ("qdevice", Some(q)) => {
+            if q.parse::<std::net::IpAddr>().is_ok() || super::text::dns_domain(q) {
+                Some(Quorum::Qdevice { qnetd: q.clone() })
+            } else {
+                c.err(
+                    "qnetd",
+                    format!("`{q}` is not an IP address or a host name"),
+                );
+                None
+            }
+        }
+        (other, _) => {
+            c.err(
+                "quorum",
+                format!("`{other}` is not `two-node` or `qdevice`"),
+            );
+            None
+        }
+    }
+}
+
+/// `manager` and `[proxmox]` of a cluster profile.
+fn verify_manager(c: &mut Checker<'_>, raw: &RawCluster) -> Option<ClusterManager> {
+    match (raw.manager.as_str(), &raw.proxmox) {
+        ("standalone", None) => Some(ClusterManager::Standalone),
+        ("standalone", Some(_)) => {
+            c.err(
+                "proxmox",
+                "[proxmox] is only read with manager = \"proxmox\"",
+            );
+            None
+        }
+        ("proxmox", None) => {
+            c.err(
+                "manager",
+                "manager = \"proxmox\" needs a [proxmox] table (repository, keyring-url, \
+                 keyring-sha256)",
+            );
+            None
+        }
+        ("proxmox", Some(p)) => verify_proxmox(c, p).map(ClusterManager::Proxmox),
+        (other, _) => {
+            c.err(
+                "manager",
+                format!("`{other}` is not `proxmox` or `standalone`"),
+            );
+            None
+        }
+    }
+}
+
+fn verify_proxmox(c: &mut Checker<'_>, p: &RawProxmox) -> Option<ProxmoxRepo> {
+    let mut ok = true;
+    for (field, url) in [
+        ("proxmox.repository", &p.repository),
+        ("proxmox.keyring-url", &p.keyring_url),
+    ] {
+        let host = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .map(|rest| rest.split('/').next().unwrap_or(""));
+        let reason = match host {
+            None => Some("apt fetches it over http:// or https://"),
+            Some("") => Some("it has no host name"),
+            Some(_) if !super::text::url_chars(url) => {
+                Some("a URL here holds only letters, digits and `._~:/@%+=,-`")
+            }
+            Some(_) => None,
+        };
+        if let Some(r) = reason {
+            c.err(field, format!("`{url}`: {r}"));
+            ok = false;
+        }
+    }
+    let components = p
+        .components
+        .clone()
+        .unwrap_or_else(|| vec!["pve-no-subscription".to_string()]);
+    for (i, comp) in components.iter().enumerate() {
+        let good = !comp.is_empty()
+            && comp
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-_/".contains(ch));
+        if !good {
+            c.err(
+                format!("proxmox.components[{i}]"),
+                format!("`{comp}` is not an apt component"),
+            );
+            ok = false;
+        }
+    }
+    if components.is_empty() {
+        c.err("proxmox.components", "no component listed");
+        ok = false;
+    }
+    let sha = &p.keyring_sha256;
+    if sha.len() != 64
+        || !sha
+            .chars()
+            .all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch))
+    {
+        c.err(
+            "proxmox.keyring-sha256",
+            format!("`{sha}` is not a SHA-256 (64 lower-case hex digits)"),
+        );
+        ok = false;
+    }
+    ok.then(|| ProxmoxRepo {
+        repository: p.repository.trim_end_matches('/').to_string(),
+        components,
+        keyring_url: p.keyring_url.clone(),
+        keyring_sha256: sha.clone(),
     })
 }
 

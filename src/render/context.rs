@@ -210,8 +210,15 @@ impl<'a> HostCtx<'a> {
                 packages.push(p.clone());
             }
         }
-        // The rendered corosync.conf needs its daemon (and `corosync -t` to check it).
-        if host.cluster.is_some() && !packages.iter().any(|p| p == "corosync") {
+        // A standalone corosync.conf needs its daemon (and `corosync -t` to check it). Under
+        // Proxmox, proxmox-ve brings its own corosync, and Debian's package would install an
+        // /etc/corosync/corosync.conf that pmxcfs imports.
+        let standalone = host
+            .cluster
+            .as_ref()
+            .and_then(|c| profiles.clusters.get(c))
+            .is_some_and(|c| c.manager == crate::profile::ClusterManager::Standalone);
+        if standalone && !packages.iter().any(|p| p == "corosync") {
             packages.push("corosync".to_string());
         }
         let mut kernel_params = host.install.kernel_params.clone();
@@ -258,6 +265,19 @@ pub struct NicCtx<'a> {
     pub source: &'a str,
     /// The NIC.
     pub nic: &'a Nic,
+}
+
+/// Context of the Proxmox files (sources, first-boot script and unit).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxmoxCtx<'a> {
+    /// Cluster profile file.
+    pub source: String,
+    /// Debian suite of the host.
+    pub suite: &'a str,
+    /// Mail name for postfix (the host's FQDN).
+    pub fqdn: String,
+    /// The repository.
+    pub repo: &'a crate::profile::ProxmoxRepo,
 }
 
 /// Context of corosync.conf.

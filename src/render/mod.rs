@@ -88,6 +88,12 @@ fn template(name: &str, ctx: &impl serde::Serialize) -> Result<String, RenderErr
     })
 }
 
+/// Where a Proxmox-managed node keeps the rendered corosync.conf (`cluster form` reads it).
+pub const PROXMOX_COROSYNC: &str = "etc/picaboot/corosync.conf";
+
+/// The first-boot unit that installs Proxmox VE.
+pub const PROXMOX_UNIT: &str = "picaboot-proxmox.service";
+
 /// The corosync.conf of a cluster with its resolved config_version.
 fn corosync_conf(
     project: &Project,
@@ -187,8 +193,46 @@ fn host_tree(
             0o644,
         )?;
     }
+    let mut enable_units = Vec::new();
     if let Some(text) = corosync {
-        rootfs.add("etc/corosync/corosync.conf", text, 0o644)?;
+        let cluster = host
+            .cluster
+            .as_ref()
+            .and_then(|c| project.loaded.profiles.clusters.get(c));
+        match cluster.and_then(|c| c.manager.proxmox().map(|r| (c, r))) {
+            Some((cl, repo)) => {
+                // pmxcfs owns the cluster config: nothing goes to /etc/corosync (pmxcfs would
+                // import it and `pvecm create` would refuse); `cluster form` installs this copy.
+                rootfs.add(PROXMOX_COROSYNC, text, 0o644)?;
+                let px = context::ProxmoxCtx {
+                    source: format!("clusters/{}.toml", cl.profile),
+                    suite: &host.install.suite,
+                    fqdn: host.fqdn(),
+                    repo,
+                };
+                rootfs.add(
+                    "etc/apt/sources.list.d/proxmox.sources",
+                    template("proxmox.sources", &px)?,
+                    0o644,
+                )?;
+                rootfs.add(
+                    "usr/local/sbin/picaboot-proxmox",
+                    template("proxmox-setup.sh", &px)?,
+                    0o755,
+                )?;
+                rootfs.add(
+                    format!("etc/systemd/system/{PROXMOX_UNIT}"),
+                    template("proxmox.service", &px)?,
+                    0o644,
+                )?;
+                // The test variant installs it without starting it: the Proxmox repository
+                // is out of reach there (tests/vm_proxmox.rs runs it against a local one).
+                if test.is_none() {
+                    enable_units.push(PROXMOX_UNIT.to_string());
+                }
+            }
+            None => rootfs.add("etc/corosync/corosync.conf", text, 0o644)?,
+        }
         rootfs.add(
             "etc/systemd/system/corosync.service.d/picaboot.conf",
             template("corosync-override.conf", &ctx)?,
@@ -202,7 +246,6 @@ fn host_tree(
         template("find-disks.sh", &find_ctx)?,
         0o755,
     )?;
-    let mut enable_units = Vec::new();
     if !ctx.first_boot_arrays.is_empty() {
         rootfs.add(
             "usr/local/sbin/picaboot-storage-setup",

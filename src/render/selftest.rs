@@ -110,8 +110,10 @@ pub struct SelftestCtx {
     ssh_keys: usize,
     /// True when the first-boot storage unit is part of the host.
     pub first_boot_unit: bool,
-    /// True when corosync.conf is rendered.
+    /// True when corosync.conf is rendered into /etc/corosync (a standalone cluster).
     pub corosync: bool,
+    /// True when Proxmox manages the cluster: /etc/corosync stays empty at install time.
+    pub proxmox: bool,
     harness_uid: String,
 }
 
@@ -291,6 +293,7 @@ impl SelftestCtx {
             corosync: rootfs
                 .files()
                 .any(|(p, _)| p == "etc/corosync/corosync.conf"),
+            proxmox: rootfs.files().any(|(p, _)| p == super::PROXMOX_COROSYNC),
             harness_uid: variant.harness_uid.clone(),
         }
     }

@@ -60,6 +60,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/selftest.service.tera"),
     ),
     (
+        "proxmox.sources",
+        include_str!("../../templates/proxmox.sources.tera"),
+    ),
+    (
+        "proxmox-setup.sh",
+        include_str!("../../templates/proxmox-setup.sh.tera"),
+    ),
+    (
+        "proxmox.service",
+        include_str!("../../templates/proxmox.service.tera"),
+    ),
+    (
         "Dockerfile",
         include_str!("../../templates/Dockerfile.tera"),
     ),
