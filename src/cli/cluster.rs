@@ -158,7 +158,11 @@ fn form_cluster(c: FormConfig) -> anyhow::Result<()> {
         JoinVia::Ssh => None,
     };
     // The corosync.conf the nodes were installed with, as `render` would write it now.
-    let first = &cl.nodes[0].host;
+    let first = &cl
+        .nodes
+        .first()
+        .ok_or_else(|| UsageError(format!("cluster `{}` lists no nodes", c.cluster)))?
+        .host;
     let rendered = render_hosts(
         &project,
         std::slice::from_ref(first),
