@@ -184,12 +184,8 @@ pub fn run(
                     .as_deref()
                     .ok_or_else(|| fail("no fingerprint from an earlier step".into()))?;
                 let command = step.command.replace("<fingerprint>", fp);
-                let stdin = if command.starts_with("IFS= read -r password") {
-                    let pw = password.ok_or(FormError::NoPassword)?;
-                    Some(format!("{}\n", pw.expose()).into_bytes())
-                } else {
-                    None
-                };
+                // An API join reads the password from stdin; an ssh join gets none.
+                let stdin = password.map(|pw| format!("{}\n", pw.expose()).into_bytes());
                 remote(&d, &command, stdin.as_deref()).map_err(fail)?;
             }
             StepKind::WriteConf => {
