@@ -108,7 +108,7 @@ fn installer_boots_to_the_mirror_step_unasked() {
         "-initrd".into(),
         target.join("initrd.gz").display().to_string(),
         "-append".into(),
-        args,
+        picaboot::qemu::vm::with_emulator_params(&args),
         "-netdev".into(),
         "user,id=n0".into(),
         "-device".into(),

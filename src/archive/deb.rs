@@ -34,14 +34,17 @@ where
 {
     let name = deb.display().to_string();
     let file = File::open(deb).map_err(ArchiveError::io(&name))?;
-    let mut ar = ar::Archive::new(BufReader::with_capacity(1 << 20, file));
-    while let Some(member) = ar.next_entry() {
-        let member = member.map_err(ArchiveError::io(&name))?;
-        let id = String::from_utf8_lossy(member.header().identifier()).into_owned();
-        let Some(ext) = id.strip_prefix("data.tar") else {
+    let mut ar = super::ar::ArReader::new(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| ArchiveError::malformed(&name, e.to_string()))?;
+    while let Some(member) = ar
+        .next_member()
+        .map_err(|e| ArchiveError::malformed(&name, e.to_string()))?
+    {
+        let Some(ext) = member.name.strip_prefix("data.tar") else {
             continue;
         };
-        let reader: Box<dyn Read + '_> = match ext {
+        let ext = ext.to_string();
+        let reader: Box<dyn Read + '_> = match ext.as_str() {
             ".xz" => Box::new(liblzma::read::XzDecoder::new_parallel(member)),
             ".zst" => {
                 Box::new(zstd::stream::read::Decoder::new(member).map_err(ArchiveError::io(&name))?)
@@ -94,6 +97,26 @@ mod tests {
         std::fs::write(&p, "!<arch>\n").unwrap();
         let e = visit_data(&p, |_| Ok(Visit::Continue)).unwrap_err();
         assert!(e.to_string().contains("not a Debian package"), "{e}");
+    }
+
+    /// The fuzzer's crash input (a GNU long-name member, no name table) is refused with an
+    /// error: it has no `data.tar` member a `.deb` would have.
+    #[test]
+    fn the_fuzzer_s_long_name_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("crash.deb");
+        std::fs::write(
+            &p,
+            include_bytes!(
+                "../../fuzz/crashes/deb_read/crash-3eb749b5aa72ff66dba7e68736d1c9468ad1fd56"
+            ),
+        )
+        .unwrap();
+        let e = visit_data(&p, |_| Ok(Visit::Continue)).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!("{}: ", p.display())),
+            "{e}"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! Everything here is pure data handling: no network, no external programs.
 
+pub mod ar;
 pub mod cpio;
 pub mod deb;
 

@@ -41,6 +41,33 @@ pub struct Disk {
     pub bootindex: Option<u32>,
 }
 
+/// Kernel parameters added to a direct-booted guest under TCG.
+///
+/// `norandmaps` turns off address-space randomisation in the guest. TCG caches translated code
+/// by virtual address, so with ASLR every `exec` of a dynamically linked program maps ld.so and
+/// libc somewhere new and has their code translated again. Measured here (QEMU 7.2, one TCG
+/// thread, the Debian 13 installer's kernel and busybox, `benches/tcg-exec.sh`): 300 execs of
+/// `/bin/true` 14.0 s with ASLR, 3.6 s without; 300 forks 1.8 s vs 1.1 s. The installer and
+/// its chroot are shell scripts, debconf and dpkg: mostly exec.
+pub const TCG_GUEST_PARAMS: &[&str] = &["norandmaps"];
+
+/// `append` with [`TCG_GUEST_PARAMS`] added where they stay in the booted kernel only: before
+/// a final `---` (the Debian installer copies what follows `---` to the installed system's
+/// boot loader), else at the end.
+pub fn with_emulator_params(append: &str) -> String {
+    let mut words: Vec<&str> = append.split_whitespace().collect();
+    let at = words
+        .iter()
+        .rposition(|w| *w == "---")
+        .unwrap_or(words.len());
+    for (i, p) in TCG_GUEST_PARAMS.iter().enumerate() {
+        if !words.contains(p) {
+            words.insert(at + i, p);
+        }
+    }
+    words.join(" ")
+}
+
 /// A VM to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
@@ -91,7 +118,12 @@ impl VmSpec {
             if let Some(i) = &self.initrd {
                 c.arg("-initrd").arg(i);
             }
-            c.args(["-append", &self.append]);
+            let append = if self.accel == Accel::Tcg {
+                with_emulator_params(&self.append)
+            } else {
+                self.append.clone()
+            };
+            c.args(["-append", &append]);
         }
         c.arg("-serial")
             .arg(format!("file:{}", self.console.display()));
@@ -294,5 +326,30 @@ impl Vm {
 impl Drop for Vm {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emulator_params_stay_before_the_installer_separator() {
+        assert_eq!(
+            with_emulator_params("auto=true console=ttyS0 ---"),
+            "auto=true console=ttyS0 norandmaps ---"
+        );
+        assert_eq!(
+            with_emulator_params("auto=true --- quiet"),
+            "auto=true norandmaps --- quiet"
+        );
+        assert_eq!(
+            with_emulator_params("console=ttyS0"),
+            "console=ttyS0 norandmaps"
+        );
+        assert_eq!(
+            with_emulator_params("norandmaps console=ttyS0"),
+            "norandmaps console=ttyS0"
+        );
     }
 }
