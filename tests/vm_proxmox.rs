@@ -101,22 +101,27 @@ fn run(c: &mut Command) -> String {
     common::run_ok(c)
 }
 
+/// `gpg` in the GnuPG home `home`, unattended, keys without a passphrase.
+fn gpg(home: &Path) -> Command {
+    let mut c = common::cmd("gpg");
+    c.env("GNUPGHOME", home).args([
+        "--batch",
+        "--quiet",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]);
+    c
+}
+
 /// An ephemeral signing key in its own GnuPG home; returns (home, binary public keyring).
 fn make_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     let home = dir.join(format!("gnupg-{name}"));
     std::fs::create_dir_all(&home).unwrap();
     let gpg = |args: &[&str]| {
-        let mut c = common::cmd("gpg");
-        c.env("GNUPGHOME", &home)
-            .args([
-                "--batch",
-                "--quiet",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(args);
+        let mut c = gpg(&home);
+        c.args(args);
         c
     };
     run(&mut gpg(&[
@@ -254,17 +259,8 @@ fn build_repo(work: &Path, www: &Path, kernel_deb: &Path, kver: &str, gnupg: &Pa
         (vec!["--clearsign", "-o"], "InRelease"),
         (vec!["-abs", "-o"], "Release.gpg"),
     ] {
-        let mut c = common::cmd("gpg");
-        c.env("GNUPGHOME", gnupg)
-            .args([
-                "--batch",
-                "--quiet",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(&args)
+        let mut c = gpg(gnupg);
+        c.args(&args)
             .arg(dists.join(out))
             .arg(dists.join("Release"));
         run(&mut c);
