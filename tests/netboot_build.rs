@@ -62,6 +62,7 @@ fn build(
             supplement,
             base_url: "http://10.0.2.2:8080".into(),
             keyring_append: None,
+            report_to: None,
         },
     )?;
     output::publish(vec![staged]).unwrap();
@@ -385,6 +386,7 @@ fn failure_publishes_nothing() {
             supplement: true,
             base_url: "http://x".into(),
             keyring_append: None,
+            report_to: None,
         },
     )
     .unwrap_err();
@@ -447,6 +449,7 @@ fn corrupt_cache_blob_fails_after_staging_and_publishes_nothing() {
             supplement: true,
             base_url: "http://x".into(),
             keyring_append: None,
+            report_to: None,
         },
     )
     .unwrap_err();

@@ -69,6 +69,10 @@ const COMMANDS: &[(&str, How)] = &[
         Not("the whole install proof, about 55 min under TCG: by hand (scripts/test runs its install and first boot)"),
     ),
     (
+        "scripts/test-proxmox",
+        Not("the Proxmox first-boot unit in a guest, about 10 min under TCG: by hand, outside CI's budget (its run is in README)"),
+    ),
+    (
         r#"cp -r profiles /tmp/grub-on-ssd0 && sed -i 's/^boot-disks = .*/boot-disks = ["ssd0"]/' /tmp/grub-on-ssd0/hosts/alice.toml"#,
         By("oracle_storage.rs", "grub_on_one_ssd_keeps_the_boot_area_on_both_and_names_one_bootdev"),
     ),

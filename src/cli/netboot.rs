@@ -56,6 +56,11 @@ pub struct NetbootConfig {
     /// URL under which `picaboot serve` publishes OUT (for the netboot.xyz menu).
     #[arg(long, value_name = "URL", default_value = "http://${next-server}:8080")]
     base_url: String,
+    /// Address of `picaboot serve` as the box sees it (IPv4:PORT): the installer sends its
+    /// syslog there over UDP (`log_host=`/`log_port=`) and reports the end of the install to
+    /// `http://ADDR/progress/HOST` (run `serve --syslog` on the same address to follow it).
+    #[arg(long, value_name = "ADDR:PORT")]
+    report_to: Option<std::net::SocketAddrV4>,
     /// Do not add the supplement (kernel modules and dpkg status for udebs the mirror may lack).
     #[arg(long)]
     no_supplement: bool,
@@ -82,7 +87,11 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
             let host = &project.loaded.profiles.hosts[name];
             let frontend = c.frontend.map(frontend_of).unwrap_or(host.install.frontend);
             let mac = netboot::install_mac(host).map_err(|e| UsageError(e.to_string()))?;
-            entries.push((host, netboot::boot::kernel_args(host, frontend, mac)));
+            let mut args = netboot::boot::kernel_args(host, frontend, mac);
+            if let Some(to) = c.report_to {
+                args = netboot::boot::with_reporting(&args, to, host);
+            }
+            entries.push((host, args));
         }
         let menu = netboot::boot::netbootxyz_menu(&entries, &c.base_url);
         let path = c.output.join("netbootxyz-custom.ipxe");
@@ -167,6 +176,7 @@ fn netboot_host(
         supplement: !c.no_supplement,
         base_url: c.base_url.clone(),
         keyring_append: None,
+        report_to: c.report_to,
     };
     let target = netboot::target_dir(&c.output, &name);
     let (staged, summary) = match netboot::stage(&client, host, tree, &target, &opts) {

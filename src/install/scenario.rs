@@ -296,6 +296,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         ))
         .map_err(|e| InstallError::Serve(e.to_string()))?;
     let port = server.local_addr().port();
+    let progress = server.progress();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let served = rt.spawn(server.run(async move {
         let _ = stop_rx.await;
@@ -303,6 +304,32 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     log(&format!(
         "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port})"
     ));
+    // The installer's remote syslog (`netboot --report-to`, what `reinstall` follows on the
+    // real box), received on the same port number over UDP, beside the serial copy.
+    let receiver = rt
+        .block_on(crate::serve::syslog::SyslogReceiver::bind(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ))
+        .map_err(|e| InstallError::Serve(format!("syslog on udp 127.0.0.1:{port}: {e}")))?;
+    let remote_log = work.join("install-remote-syslog.log");
+    let remote_file =
+        std::sync::Mutex::new(std::fs::File::create(&remote_log).map_err(io("create", &remote_log))?);
+    let remote_phases = std::sync::Arc::new(std::sync::Mutex::new(phases::Tracker::new(0)));
+    let remote_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
+    let (tracker, seen_by_udp) = (remote_phases.clone(), remote_seen.clone());
+    let received = rt.spawn(receiver.run(move |_, line| {
+        if let Ok(mut f) = remote_file.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+        if let Ok(mut t) = tracker.lock() {
+            if let Some(phases::Event::Phase(p)) = t.line(line) {
+                if let Ok(mut v) = seen_by_udp.lock() {
+                    v.push(p);
+                }
+            }
+        }
+    }));
+    let report_to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 2, 2), port);
 
     // 4. The test variant of the host's files, then its netboot artifacts.
     overrides.mirror = Some(format!("http://10.0.2.2:{port}/debian"));
@@ -351,6 +378,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             supplement: true,
             base_url: format!("http://10.0.2.2:{port}"),
             keyring_append: harness.as_ref().map(|h| h.public_key.clone()),
+            report_to: Some(report_to),
         },
     )?;
     output::publish(vec![staged]).map_err(netboot::NetbootError::from)?;
@@ -462,7 +490,11 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         memory_mib: opts.memory_mib,
         kernel: Some(nb_dir.join("linux")),
         initrd: Some(nb_dir.join("initrd.gz")),
-        append: netboot::boot::kernel_args(&host, Frontend::Text, &mac),
+        append: netboot::boot::with_reporting(
+            &netboot::boot::kernel_args(&host, Frontend::Text, &mac),
+            report_to,
+            &host,
+        ),
         disks: disks_for(None, false),
         console: work.join("install-console.log"),
         extra_args: extra,
@@ -472,6 +504,45 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         opts.memory_mib, cpus
     ));
     let install_ok = follow_install(&spec, &syslog, opts.install_timeout, log, &mut steps)?;
+    received.abort();
+    if install_ok {
+        let serial: Vec<String> = steps
+            .iter()
+            .filter_map(|s| s.name.strip_prefix("install/").map(str::to_string))
+            .collect();
+        let udp = remote_seen.lock().map(|v| v.clone()).unwrap_or_default();
+        let r = remote_report_check(&serial, &udp);
+        log(&format!(
+            "remote syslog: {}",
+            match &r {
+                Ok(s) => s.clone(),
+                Err(e) => format!("FAIL {e}"),
+            }
+        ));
+        steps.push(Step {
+            name: "report/remote-syslog-phases".into(),
+            passed: r.is_ok(),
+            detail: r.unwrap_or_else(|e| e),
+            seconds: 0.0,
+        });
+        let done = progress
+            .events()
+            .iter()
+            .any(|e| e.host == opts.host && e.stage == "done" && e.status == "ok");
+        steps.push(Step {
+            name: "report/install-done".into(),
+            passed: done,
+            detail: if done {
+                format!("serve received stage=done from {}'s late command", opts.host)
+            } else {
+                format!(
+                    "serve received no stage=done from {}'s late command (picaboot.progress= on the boot line)",
+                    opts.host
+                )
+            },
+            seconds: 0.0,
+        });
+    }
     if !install_ok {
         let _ = stop_tx.send(());
         let _ = rt.block_on(served);
@@ -610,6 +681,28 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let _ = rt.block_on(served);
     cleanup(&ddir, opts.keep_disks);
     Ok(outcome(steps))
+}
+
+/// The phases the installer's remote syslog showed against those of its serial copy: every
+/// phase from partitioning on must have come over UDP, in the same order (the ones before
+/// the network is up cannot).
+fn remote_report_check(serial: &[String], udp: &[&str]) -> Result<String, String> {
+    let from = serial
+        .iter()
+        .position(|p| p == "partitioning")
+        .ok_or_else(|| format!("the serial syslog showed no partitioning phase: {serial:?}"))?;
+    let want = &serial[from..];
+    let got: Vec<&str> = udp
+        .iter()
+        .copied()
+        .skip_while(|p| *p != "partitioning")
+        .collect();
+    if got != want.iter().map(String::as_str).collect::<Vec<_>>() {
+        return Err(format!(
+            "phases over UDP {udp:?}, on the serial syslog {serial:?}"
+        ));
+    }
+    Ok(format!("{} phases over UDP, as on the serial syslog: {}", udp.len(), udp.join(", ")))
 }
 
 /// Waits for the self-test's end marker; a console that stays empty for `silence` means

@@ -7,6 +7,8 @@
 //! netboot.xyz loads its custom menu from elsewhere, so that file uses absolute URLs under
 //! `--base-url` (the URL of the served output directory).
 
+use std::net::SocketAddrV4;
+
 use crate::profile::{Frontend, Host, NicRole};
 
 /// `aa:bb:…` -> `aa-bb-…`, lower case.
@@ -39,6 +41,33 @@ pub fn kernel_args(host: &Host, frontend: Frontend, mac: &str) -> String {
     a.extend(host.install.kernel_params.iter().cloned());
     a.push("---".to_string());
     a.join(" ")
+}
+
+/// The installer's kernel arguments with reporting to `picaboot serve` at `to` added before
+/// the final `---` (so that they never reach the installed system): `log_host=`/`log_port=`
+/// (d-i's `S10syslog` then forwards its syslog there over UDP, which `reinstall` follows
+/// phase by phase) and `picaboot.progress=` (the late command's end-of-install report, which
+/// makes `serve` answer the host's `boot.ipxe` with a boot from disk).
+pub fn with_reporting(args: &str, to: SocketAddrV4, host: &Host) -> String {
+    let mut words: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+    let at = words
+        .iter()
+        .rposition(|w| w == "---")
+        .unwrap_or(words.len());
+    let extra = [
+        format!("log_host={}", to.ip()),
+        format!("log_port={}", to.port()),
+        format!("picaboot.progress={}", progress_url(to, host)),
+    ];
+    for (i, e) in extra.into_iter().enumerate() {
+        words.insert(at + i, e);
+    }
+    words.join(" ")
+}
+
+/// The progress URL of `host` on the `serve` at `to` (query added by the caller).
+pub fn progress_url(to: SocketAddrV4, host: &Host) -> String {
+    format!("http://{to}/progress/{}", host.name)
 }
 
 #[derive(serde::Serialize)]

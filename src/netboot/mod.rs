@@ -64,6 +64,9 @@ pub struct NetbootOptions {
     /// TEST HARNESS ONLY (`picaboot test install --allow-unverified-udebs`): OpenPGP public
     /// keys appended to the initrd's `/usr/share/keyrings/archive.gpg`. `netboot` never sets it.
     pub keyring_append: Option<Vec<u8>>,
+    /// Where the installer reports to (`serve`'s address as the box sees it): its syslog over
+    /// UDP and the end of the install over HTTP ([`boot::with_reporting`]).
+    pub report_to: Option<std::net::SocketAddrV4>,
 }
 
 /// What a build produced.
@@ -228,7 +231,10 @@ pub fn stage(
     }
     let host_gz = gzip(&host_cpio.to_bytes());
 
-    let args = boot::kernel_args(host, frontend, mac);
+    let mut args = boot::kernel_args(host, frontend, mac);
+    if let Some(to) = opts.report_to {
+        args = boot::with_reporting(&args, to, host);
+    }
     let mut small = Tree::new();
     small.add("boot.ipxe", boot::ipxe(host, &args), 0o644)?;
     small.add(

@@ -9,14 +9,19 @@ use serde::Serialize;
 
 use crate::profile::Host;
 
-/// The installer phases `reinstall` follows, in order, with the longest each may take.
+/// The installer phases `reinstall` follows, in order, with the longest each may take: the
+/// phases of [`crate::install::phases::PHASES`] (read from the installer's remote syslog),
+/// then `done` (the late command's report to `serve`). The limits are generous for the real
+/// box (an i5 with SSDs installs in minutes) and still catch a stuck installer.
 pub const PHASES: &[(&str, Duration)] = &[
-    ("early_command", Duration::from_secs(15 * 60)),
-    ("partman", Duration::from_secs(30 * 60)),
+    ("boot-to-network", Duration::from_secs(20 * 60)),
+    ("download-installer", Duration::from_secs(30 * 60)),
+    ("partitioning", Duration::from_secs(30 * 60)),
     ("base-system", Duration::from_secs(60 * 60)),
+    ("apt-setup", Duration::from_secs(30 * 60)),
     ("packages", Duration::from_secs(60 * 60)),
     ("grub", Duration::from_secs(30 * 60)),
-    ("late_command", Duration::from_secs(30 * 60)),
+    ("finish-install", Duration::from_secs(30 * 60)),
     ("done", Duration::from_secs(10 * 60)),
 ];
 
@@ -230,22 +235,33 @@ mod tests {
     }
 
     #[test]
+    fn the_followed_phases_are_the_install_proofs_then_done() {
+        let mut want: Vec<&str> = crate::install::phases::PHASES
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        want.push("done");
+        let got: Vec<&str> = PHASES.iter().map(|(p, _)| *p).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn phases_in_order_with_timeouts() {
         let mut f = Follower::default();
         let m = Duration::from_secs(60);
-        assert_eq!(f.report("early_command", m), Step::Entered(0));
-        assert_eq!(f.report("early_command", 2 * m), Step::Same);
-        assert_eq!(f.report("partman", 3 * m), Step::Entered(1));
+        assert_eq!(f.report("boot-to-network", m), Step::Entered(0));
+        assert_eq!(f.report("boot-to-network", 2 * m), Step::Same);
+        assert_eq!(f.report("partitioning", 3 * m), Step::Entered(2));
         assert_eq!(f.tick(20 * m), Step::Same);
         assert_eq!(
             f.tick(34 * m),
             Step::TimedOut {
-                phase: "partman",
+                phase: "partitioning",
                 limit: 30 * m
             }
         );
         assert!(matches!(
-            f.report("early_command", 35 * m),
+            f.report("boot-to-network", 35 * m),
             Step::Unexpected(_)
         ));
         assert!(matches!(

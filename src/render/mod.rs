@@ -158,6 +158,9 @@ pub fn render_hosts(
     })
 }
 
+/// The post-install check of a production render (beside `preseed.cfg`, not in `rootfs/`).
+pub const POST_INSTALL_CHECK: &str = "post-install-check.sh";
+
 /// The tree of one host.
 fn host_tree(
     project: &Project,
@@ -289,6 +292,23 @@ fn host_tree(
     }
 
     let mut tree = Tree::new();
+    if test.is_none() {
+        // The install self-test's checks for a live host over ssh (`reinstall`, or by hand:
+        // `ssh root@HOST sh -s < post-install-check.sh`); not installed on the host.
+        let mut st = selftest::SelftestCtx::new(
+            &ctx.source,
+            ctx.host.clone(),
+            host,
+            &project.plans[&host.name],
+            &rootfs,
+            &TestVariant {
+                harness_uid: HARNESS_UID.into(),
+                ..TestVariant::default()
+            },
+        );
+        st.over_ssh = true;
+        tree.add(POST_INSTALL_CHECK, template("selftest.sh", &st)?, 0o755)?;
+    }
     let early = context::PartmanEarlyCtx {
         source: &ctx.source,
         host: &ctx.host,

@@ -115,6 +115,9 @@ pub struct SelftestCtx {
     /// True when Proxmox manages the cluster: /etc/corosync stays empty at install time.
     pub proxmox: bool,
     harness_uid: String,
+    /// The post-install check (`reinstall`, or by hand over ssh): the same checks, printed on
+    /// stdout, exit status = failed checks, no fw_cfg, no power-off.
+    pub over_ssh: bool,
 }
 
 /// Files whose rendered bytes the install extends (the rendered text stays first).
@@ -295,6 +298,7 @@ impl SelftestCtx {
                 .any(|(p, _)| p == "etc/corosync/corosync.conf"),
             proxmox: rootfs.files().any(|(p, _)| p == super::PROXMOX_COROSYNC),
             harness_uid: variant.harness_uid.clone(),
+            over_ssh: false,
         }
     }
 }

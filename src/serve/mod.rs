@@ -25,6 +25,7 @@ pub mod mirror;
 pub mod open;
 pub mod path;
 pub mod range;
+pub mod syslog;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -60,6 +60,7 @@ pub fn alice_netboot(out: &Path) -> (PathBuf, String, String) {
             supplement: true,
             base_url: "http://10.0.2.2:8080".into(),
             keyring_append: None,
+            report_to: None,
         },
     )
     .unwrap();

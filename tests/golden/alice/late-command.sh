@@ -38,3 +38,21 @@ in-target systemctl enable picaboot-storage-setup.service
 in-target update-initramfs -u -k all
 in-target update-grub
 log "late_command done"
+
+# The end of the install, reported to `picaboot serve` when the installer's boot line names it
+# (`netboot --report-to`): serve then answers this host's boot.ipxe with a boot from disk.
+read -r cmdline < /proc/cmdline || true
+set -f
+for word in $cmdline; do
+	case "$word" in
+	picaboot.progress=http://*)
+		url=${word#picaboot.progress=}
+		if wget -q -O /dev/null "$url?stage=done&status=ok"; then
+			log "reported the end of the install to $url"
+		else
+			log "could not report the end of the install to $url"
+		fi
+		;;
+	esac
+done
+set +f
