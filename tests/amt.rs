@@ -327,9 +327,15 @@ fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
     let profiles = dir.path().join("profiles");
     point_alice_at(&profiles, &apache.http, None, None);
     let p = profiles.to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let closed_mirror = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mirror = format!("http://{}/debian", closed_mirror.local_addr().unwrap());
+    drop(closed_mirror);
     let run = |profiles: &str, answer: &str| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
             .args(["reinstall", "alice", "--profiles", profiles])
+            .args(["--listen", "127.0.0.1:9", "--mirror", &mirror, "-o"])
+            .arg(out.path())
             .env("PICABOOT_AMT_PASSWORD", PASSWORD)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -366,12 +372,15 @@ fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
         err.contains("reinstall of alice not confirmed; nothing was changed"),
         "{err}"
     );
-    // Confirmed: it stops before changing anything (the install steps are not wired yet).
+    // Confirmed, but the installer cannot be fetched (its mirror is closed): it stops before
+    // the box is touched, naming the step, exit 2.
     let o = run(p, "alice\n");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("stops after its checks, before changing anything"),
+        err.contains(&format!(
+            "building the netboot artifacts of alice from {mirror}"
+        )),
         "{err}"
     );
     assert!(events.lock().unwrap().is_empty(), "no power change");

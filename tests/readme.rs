@@ -59,7 +59,7 @@ const COMMANDS: &[(&str, How)] = &[
         By("cli.rs", "cluster_form_dry_run_prints_the_sequence_for_picasoft"),
     ),
     ("$B diff alice", By("diff.rs", "diff_reports_exactly_the_edited_and_the_deleted_file")),
-    ("$B reinstall alice", By("amt.rs", "reinstall_refuses_a_silent_amt_and_asks_for_the_host_name")),
+    ("$B reinstall alice --listen ADDR:8080", By("amt.rs", "reinstall_refuses_a_silent_amt_and_asks_for_the_host_name")),
     (
         "$B test install alice --allow-unverified-udebs",
         By("../scripts/test-install", "picaboot test install \"$host\" --allow-unverified-udebs"),

@@ -158,7 +158,7 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
             _ => Class::Env,
         });
     }
-    if c.is::<crate::ops::reinstall::Refusal>() || c.is::<super::reinstall::NotYet>() {
+    if c.is::<crate::ops::reinstall::Refusal>() {
         return Some(Class::Env);
     }
     if let Some(e) = c.downcast_ref::<crate::install::scenario::InstallError>() {

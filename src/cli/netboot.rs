@@ -27,43 +27,43 @@ pub enum FrontendArg {
 pub struct NetbootConfig {
     /// Host (a file name in hosts/, without .toml).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    host: Option<String>,
+    pub(super) host: Option<String>,
     /// Every host, one after the other, plus one combined netboot.xyz menu listing them all
     /// (OUT/netbootxyz-custom.ipxe).
     #[arg(long)]
-    all: bool,
+    pub(super) all: bool,
     #[command(flatten)]
-    profiles: ProfilesArg,
+    pub(super) profiles: ProfilesArg,
     /// Output directory; the artifacts go to OUT/HOST/netboot/.
     #[arg(short, long, value_name = "OUT", default_value = "out")]
-    output: PathBuf,
+    pub(super) output: PathBuf,
     /// Installer frontend (default: the hardware profile's).
     #[arg(long, value_enum)]
-    frontend: Option<FrontendArg>,
+    pub(super) frontend: Option<FrontendArg>,
     /// Debian mirror to fetch the installer from (default: the profile's install mirror;
     /// `apt` = this machine's apt mirror from /etc/apt/sources*).
     #[arg(long, value_name = "URL")]
-    mirror: Option<String>,
+    pub(super) mirror: Option<String>,
     /// OpenPGP keyring that signs the archive.
     #[arg(long, value_name = "FILE", default_value = debian::DEFAULT_KEYRING)]
-    keyring: PathBuf,
+    pub(super) keyring: PathBuf,
     /// Do not check the archive signature (hashes are still checked). Dangerous.
     #[arg(long)]
-    insecure: bool,
+    pub(super) insecure: bool,
     /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
     #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]
-    cache: Option<PathBuf>,
+    pub(super) cache: Option<PathBuf>,
     /// URL under which `picaboot serve` publishes OUT (for the netboot.xyz menu).
     #[arg(long, value_name = "URL", default_value = "http://${next-server}:8080")]
-    base_url: String,
+    pub(super) base_url: String,
     /// Address of `picaboot serve` as the box sees it (IPv4:PORT): the installer sends its
     /// syslog there over UDP (`log_host=`/`log_port=`) and reports the end of the install to
     /// `http://ADDR/progress/HOST` (run `serve --syslog` on the same address to follow it).
     #[arg(long, value_name = "ADDR:PORT")]
-    report_to: Option<std::net::SocketAddrV4>,
+    pub(super) report_to: Option<std::net::SocketAddrV4>,
     /// Do not add the supplement (kernel modules and dpkg status for udebs the mirror may lack).
     #[arg(long)]
-    no_supplement: bool,
+    pub(super) no_supplement: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -125,7 +125,7 @@ fn frontend_of(f: FrontendArg) -> Frontend {
 }
 
 /// Builds and publishes one host's netboot artifacts; prints its line unless `--json`.
-fn netboot_host(
+pub(super) fn netboot_host(
     c: &NetbootConfig,
     project: &project::Project,
     name: &str,

@@ -1,14 +1,23 @@
-//! `picaboot reinstall HOST [--yes]`: the checks and the confirmation; the install itself
-//! (render, netboot, serve with progress, power --pxe-once, follow, first boot, self-test)
-//! waits for the install self-test and stops here before anything is changed.
+//! `picaboot reinstall HOST`: check -> confirmation -> render -> netboot (reporting to this
+//! machine) -> serve (HTTP, progress, the installer's syslog over UDP) -> `power --pxe-once
+//! reset` -> the installer followed phase by phase with per-phase timeouts -> first boot ->
+//! the new ssh host key recorded -> the post-install check over ssh -> verdict.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
-use super::{ProfilesArg, UsageError};
-use crate::ops::reinstall::{Plan, Refusal};
-use crate::project;
+use anyhow::Context;
+
+use super::{ProfilesArg, TestFailed, UsageError};
+use crate::amt::PowerAction;
+use crate::install::phases::{Event, Tracker};
+use crate::ops::post_install::{self, SshTarget};
+use crate::ops::reinstall::{Follower, Plan, Refusal, Step, PHASES};
+use crate::render::{render_hosts, RenderOptions, POST_INSTALL_CHECK};
+use crate::{project, serve};
 
 /// Arguments of `reinstall`.
 #[derive(Debug, clap::Args)]
@@ -26,12 +35,27 @@ pub struct ReinstallConfig {
     /// Seconds to wait for AMT.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     timeout: u64,
+    /// This machine's address as the box sees it (IPv4:PORT): `serve` listens there (HTTP, and
+    /// UDP for the installer's syslog) and the box's iPXE loads HOST/netboot/boot.ipxe from it.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddrV4>,
+    /// Output directory (render and netboot go to OUT/HOST/).
+    #[arg(short, long, value_name = "OUT", default_value = "out")]
+    output: PathBuf,
+    /// Debian mirror to fetch the installer from (default: the profile's; `apt` = this
+    /// machine's apt mirror).
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    /// ssh destination of the new system (default: root@ the host's public IPv4).
+    #[arg(long, value_name = "DEST")]
+    ssh: Option<String>,
+    /// ssh port of the new system.
+    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    ssh_port: u16,
+    /// Minutes to wait for ssh after the install ended (first boot, Proxmox's reboot).
+    #[arg(long, value_name = "MIN", default_value_t = 20)]
+    first_boot_timeout_min: u64,
 }
-
-/// `reinstall` stops after its checks: the rest needs the install self-test (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("the install self-test this step needs is not built yet: `reinstall` stops after its checks, before changing anything")]
-pub struct NotYet;
 
 /// Runs `reinstall`.
 pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
@@ -50,6 +74,27 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         .hosts
         .get(&c.host)
         .ok_or_else(|| UsageError(format!("no host profile `{}`", c.host)))?;
+    let listen = c.listen.ok_or_else(|| {
+        UsageError(
+            "--listen ADDR:PORT is needed: this machine's IPv4 address and a port the box can \
+             reach (serve answers its iPXE and receives the installer's reports there)"
+                .into(),
+        )
+    })?;
+    if listen.port() == 0 {
+        return Err(UsageError(format!(
+            "--listen {listen}: give the port the box is to reach (the boot line names it)"
+        ))
+        .into());
+    }
+    let ssh = SshTarget {
+        dest: c
+            .ssh
+            .clone()
+            .unwrap_or_else(|| format!("root@{}", host.network.ipv4.addr())),
+        port: c.ssh_port,
+    };
+    ssh.validate().map_err(|e| UsageError(e.to_string()))?;
     let mut client = super::power::client(
         profiles,
         &c.host,
@@ -82,5 +127,303 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
             .into());
         }
     }
-    Err(NotYet.into())
+    let plan_line = format!("{}: reinstall confirmed", c.host);
+    eprintln!("{plan_line}");
+    run(&c, &project, listen, &ssh, &mut client)
+}
+
+/// Prints one progress line with the time since `t0`.
+fn say(t0: Instant, host: &str, msg: &str) {
+    let s = t0.elapsed().as_secs();
+    eprintln!("[{:02}:{:02}] {host}: {msg}", s / 60, s % 60);
+}
+
+/// Everything after the confirmation.
+fn run(
+    c: &ReinstallConfig,
+    project: &project::Project,
+    listen: SocketAddrV4,
+    ssh: &SshTarget,
+    amt: &mut crate::amt::Client,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let host = &c.host;
+    // 1. Render (for the post-install check) and netboot, reporting to `listen`.
+    let rendered = render_hosts(
+        project,
+        std::slice::from_ref(host),
+        RenderOptions::default(),
+    )?;
+    let check_script = rendered.trees[host]
+        .files()
+        .find(|(p, _)| **p == *POST_INSTALL_CHECK)
+        .map(|(_, f)| String::from_utf8_lossy(&f.bytes).into_owned())
+        .context("the render has no post-install check")?;
+    let nb = super::netboot::NetbootConfig {
+        host: Some(host.clone()),
+        all: false,
+        profiles: c.profiles.clone(),
+        output: c.output.clone(),
+        frontend: None,
+        mirror: c.mirror.clone(),
+        keyring: PathBuf::from(crate::debian::DEFAULT_KEYRING),
+        insecure: false,
+        cache: None,
+        base_url: format!("http://{listen}"),
+        report_to: Some(listen),
+        no_supplement: false,
+        json: false,
+    };
+    super::netboot::netboot_host(&nb, project, host)?;
+    say(
+        t0,
+        host,
+        &format!(
+            "netboot artifacts in {}",
+            crate::netboot::target_dir(&c.output, host).display()
+        ),
+    );
+
+    // 2. serve: HTTP (boot.ipxe, kernel, initrd, progress) and the installer's syslog (UDP).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let log_path = c.output.join(host).join("reinstall-serve.log");
+    let log_file = std::sync::Mutex::new(
+        std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?,
+    );
+    let sink: serve::LogSink = Arc::new(move |line: &str| {
+        if let Ok(mut f) = log_file.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    let addr = SocketAddr::V4(listen);
+    let server = rt
+        .block_on(serve::Server::bind(&c.output, addr, sink))
+        .with_context(|| format!("serve on {addr}"))?;
+    let progress = server.progress();
+    let receiver = rt
+        .block_on(serve::syslog::SyslogReceiver::bind(addr))
+        .with_context(|| format!("the installer's syslog on udp {addr}"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let syslog_path = c.output.join(host).join("install-syslog.log");
+    let syslog_file = std::sync::Mutex::new(
+        std::fs::File::create(&syslog_path)
+            .with_context(|| format!("creating {}", syslog_path.display()))?,
+    );
+    let received = rt.spawn(receiver.run(move |_, line| {
+        if let Ok(mut f) = syslog_file.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+        let _ = tx.send(line.to_string());
+    }));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.spawn(server.run(async move {
+        let _ = stop_rx.await;
+    }));
+    say(
+        t0,
+        host,
+        &format!("serve on http://{listen}/ (boot script http://{listen}/{host}/netboot/boot.ipxe), installer syslog on udp {listen}"),
+    );
+    let stop = || {
+        received.abort();
+        let _ = stop_tx.send(());
+        let _ = rt.block_on(served);
+    };
+
+    // 3. One network boot, then the installer, phase by phase.
+    let out = amt
+        .power(PowerAction::Reset, true)
+        .with_context(|| format!("power {host} --pxe-once reset"))?;
+    say(
+        t0,
+        host,
+        &format!(
+            "AMT: next boot from the network ({}); {}",
+            out.pxe_source.as_deref().unwrap_or("PXE"),
+            out.note.as_deref().unwrap_or("reset sent")
+        ),
+    );
+    let followed = follow(t0, host, &rx, &progress);
+    stop();
+    followed?;
+
+    // 4. First boot: ssh, the new host key, the post-install check.
+    let waited =
+        post_install::wait_for_port(ssh, Duration::from_secs(c.first_boot_timeout_min * 60))?;
+    say(
+        t0,
+        host,
+        &format!(
+            "ssh answers on {}:{} ({:.0} s after the install)",
+            ssh.host(),
+            ssh.port,
+            waited.as_secs_f64()
+        ),
+    );
+    let known = c.output.join(host).join("known_hosts");
+    let fps = post_install::record_host_keys(ssh, &known)?;
+    for f in &fps {
+        say(t0, host, &format!("new host key: {f}"));
+    }
+    say(
+        t0,
+        host,
+        &format!(
+            "recorded in {} (update yours: ssh-keygen -R {})",
+            known.display(),
+            ssh.host()
+        ),
+    );
+    let run = run_check_with_retry(
+        t0,
+        host,
+        ssh,
+        &known,
+        &check_script,
+        c.first_boot_timeout_min,
+    )?;
+    for ch in &run.report.checks {
+        println!(
+            "{} {} {}",
+            if ch.passed { "PASS" } else { "FAIL" },
+            ch.name,
+            ch.detail
+        );
+    }
+    let failed = run.report.checks.iter().filter(|c| !c.passed).count();
+    say(
+        t0,
+        host,
+        &format!(
+            "post-install check: {} checks, {failed} failed",
+            run.report.checks.len()
+        ),
+    );
+    if failed > 0 || run.status != 0 {
+        return Err(TestFailed(format!(
+            "{host}: the post-install check failed ({failed} of {} checks)",
+            run.report.checks.len()
+        ))
+        .into());
+    }
+    say(t0, host, "reinstalled and checked");
+    Ok(())
+}
+
+/// The post-install check; once more if the connection dropped (the Proxmox first-boot unit
+/// reboots the box once), after ssh answers again.
+fn run_check_with_retry(
+    t0: Instant,
+    host: &str,
+    ssh: &SshTarget,
+    known: &Path,
+    script: &str,
+    timeout_min: u64,
+) -> anyhow::Result<post_install::CheckRun> {
+    match post_install::run_check(ssh, known, script) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            say(
+                t0,
+                host,
+                &format!("{e}; waiting for ssh again (a first-boot reboot?)"),
+            );
+            std::thread::sleep(Duration::from_secs(10));
+            post_install::wait_for_port(ssh, Duration::from_secs(timeout_min * 60))?;
+            Ok(post_install::run_check(ssh, known, script)?)
+        }
+    }
+}
+
+/// Follows the installer's syslog and its progress reports to `done`, each phase within its
+/// limit; a failure or a timeout ends with the last installer lines.
+fn follow(
+    t0: Instant,
+    host: &str,
+    rx: &mpsc::Receiver<String>,
+    progress: &serve::ProgressLog,
+) -> anyhow::Result<()> {
+    let mut tracker = Tracker::new(20);
+    let mut follower = Follower::default();
+    let start = Instant::now();
+    let mut entered = Instant::now();
+    say(
+        t0,
+        host,
+        &format!("waiting for the installer ({} at most)", mins(PHASES[0].1)),
+    );
+    let fail = |tracker: &Tracker, why: String| -> anyhow::Error {
+        let lines = tracker.last_lines();
+        let mut msg = format!("{host}: the install failed: {why}");
+        if !lines.is_empty() {
+            msg.push_str("\nlast installer log lines:\n  ");
+            msg.push_str(&lines.join("\n  "));
+        }
+        TestFailed(msg).into()
+    };
+    loop {
+        let mut reports: Vec<&'static str> = Vec::new();
+        while let Ok(line) = rx.try_recv() {
+            match tracker.line(&line) {
+                Some(Event::Phase(p)) => reports.push(p),
+                Some(Event::Failed(f)) => return Err(fail(&tracker, f)),
+                None => {}
+            }
+        }
+        if progress
+            .events()
+            .iter()
+            .any(|e| e.host == host && e.stage == "done")
+        {
+            reports.push("done");
+        }
+        for p in reports {
+            let before = follower.phase();
+            match follower.report(p, start.elapsed()) {
+                Step::Entered(i) => {
+                    if i > 0 {
+                        say(
+                            t0,
+                            host,
+                            &format!("{before} done in {}", mins(entered.elapsed())),
+                        );
+                    }
+                    entered = Instant::now();
+                    say(
+                        t0,
+                        host,
+                        &format!("{} ... ({} at most)", PHASES[i].0, mins(PHASES[i].1)),
+                    );
+                }
+                Step::Done => {
+                    say(
+                        t0,
+                        host,
+                        &format!("{before} done in {}", mins(entered.elapsed())),
+                    );
+                    say(t0, host, &format!("the installer reported the end of the install ({} in all); the box reboots from its disk", mins(start.elapsed())));
+                    return Ok(());
+                }
+                Step::Unexpected(what) => say(t0, host, &format!("note: phase {what}")),
+                Step::Same | Step::TimedOut { .. } => {}
+            }
+        }
+        if let Step::TimedOut { phase, limit } = follower.tick(start.elapsed()) {
+            return Err(fail(
+                &tracker,
+                format!("{phase} took longer than {}", mins(limit)),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn mins(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}m{:02}s", s / 60, s % 60)
 }

@@ -23,6 +23,10 @@ pub struct ServeConfig {
     /// pool files cached and Release/Release.gpg served from InRelease (for installs under test).
     #[arg(long, value_name = "URL")]
     pub mirror_proxy: Option<String>,
+    /// Also receive installers' syslog on the same address over UDP (`netboot --report-to`)
+    /// and print each install phase and failure as it happens (`install CLIENT: …`).
+    #[arg(long)]
+    pub syslog: bool,
     /// Print the banner as one JSON object on stdout (`{"root", "listen", "hosts": {NAME:
     /// boot.ipxe URL}, "progress", "mirror"}`); request log lines stay on stderr.
     #[arg(long)]
@@ -62,6 +66,31 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         let addr = server.local_addr();
+        if c.syslog {
+            let receiver = serve::syslog::SyslogReceiver::bind(addr)
+                .await
+                .with_context(|| format!("the installers' syslog on udp {addr}"))?;
+            let trackers = std::sync::Mutex::new(std::collections::HashMap::<
+                std::net::SocketAddr,
+                crate::install::phases::Tracker,
+            >::new());
+            tokio::spawn(receiver.run(move |from, line| {
+                let Ok(mut t) = trackers.lock() else { return };
+                let tracker = t
+                    .entry(from)
+                    .or_insert_with(|| crate::install::phases::Tracker::new(0));
+                let msg = match tracker.line(line) {
+                    Some(crate::install::phases::Event::Phase(p)) => format!("phase {p}"),
+                    Some(crate::install::phases::Event::Failed(f)) => format!("FAILED: {f}"),
+                    None => return,
+                };
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "serve: install {}: {msg}",
+                    from.ip()
+                );
+            }));
+        }
         if !addr.ip().is_loopback() {
             sink_warn(&format!(
                 "listening on {addr}, which is not a loopback address"
@@ -84,6 +113,9 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             banner += &format!("  {h}: http://{addr}/{h}/netboot/boot.ipxe\n");
         }
         banner += &format!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS\n");
+        if c.syslog {
+            banner += &format!("  installer syslog: udp {addr} (netboot --report-to {addr})\n");
+        }
         if let Some(u) = &c.mirror_proxy {
             banner += &format!("  mirror: http://{addr}/debian/ (proxy of {u})\n");
         }

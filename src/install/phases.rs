@@ -138,14 +138,19 @@ mod tests {
             t.line("main-menu[1]: INFO: Menu item 'netcfg' selected"),
             Some(Event::Phase("boot-to-network"))
         );
-        assert_eq!(t.line("main-menu[1]: INFO: Menu item 'ethdetect' selected"), None);
+        assert_eq!(
+            t.line("main-menu[1]: INFO: Menu item 'ethdetect' selected"),
+            None
+        );
         assert_eq!(
             t.line("main-menu[1]: INFO: Menu item 'partman-base' selected"),
             Some(Event::Phase("partitioning"))
         );
         assert_eq!(
             t.line("log-output: Failed to run preseeded command"),
-            Some(Event::Failed("log-output: Failed to run preseeded command".into()))
+            Some(Event::Failed(
+                "log-output: Failed to run preseeded command".into()
+            ))
         );
         assert_eq!(t.phase(), Some("partitioning"));
         assert_eq!(

@@ -312,8 +312,9 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         ))
         .map_err(|e| InstallError::Serve(format!("syslog on udp 127.0.0.1:{port}: {e}")))?;
     let remote_log = work.join("install-remote-syslog.log");
-    let remote_file =
-        std::sync::Mutex::new(std::fs::File::create(&remote_log).map_err(io("create", &remote_log))?);
+    let remote_file = std::sync::Mutex::new(
+        std::fs::File::create(&remote_log).map_err(io("create", &remote_log))?,
+    );
     let remote_phases = std::sync::Arc::new(std::sync::Mutex::new(phases::Tracker::new(0)));
     let remote_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
     let (tracker, seen_by_udp) = (remote_phases.clone(), remote_seen.clone());
@@ -702,7 +703,11 @@ fn remote_report_check(serial: &[String], udp: &[&str]) -> Result<String, String
             "phases over UDP {udp:?}, on the serial syslog {serial:?}"
         ));
     }
-    Ok(format!("{} phases over UDP, as on the serial syslog: {}", udp.len(), udp.join(", ")))
+    Ok(format!(
+        "{} phases over UDP, as on the serial syslog: {}",
+        udp.len(),
+        udp.join(", ")
+    ))
 }
 
 /// Waits for the self-test's end marker; a console that stays empty for `silence` means

@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod form;
+pub mod post_install;
 pub mod reinstall;
 
 use std::path::PathBuf;

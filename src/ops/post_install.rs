@@ -1,0 +1,202 @@
+//! After a reinstall's first boot: wait for the new system's ssh, record its new host key,
+//! and run the rendered post-install check (`post-install-check.sh`, the install self-test's
+//! checks) over one ssh session.
+//!
+//! The reinstalled box has new host keys, which the admin's `known_hosts` rightly no longer
+//! matches. They are read with `ssh-keyscan` when the box first answers, written to a
+//! known-hosts file of the reinstall's own and printed as fingerprints; the check then runs
+//! with that file and `StrictHostKeyChecking=yes`, so it talks to the key just recorded and
+//! nothing else.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::OpsError;
+use crate::qemu::Report;
+
+/// Where the new system's sshd is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    /// `USER@HOST` (HOST an address or a name).
+    pub dest: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl SshTarget {
+    /// The host part of the destination.
+    pub fn host(&self) -> &str {
+        self.dest.rsplit_once('@').map_or(&self.dest, |(_, h)| h)
+    }
+
+    fn err(&self, reason: impl Into<String>) -> OpsError {
+        OpsError::Ssh {
+            dest: format!("{}:{}", self.dest, self.port),
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks the destination is one ssh word (no option, no blank).
+    pub fn validate(&self) -> Result<(), OpsError> {
+        if self.dest.is_empty()
+            || self.dest.starts_with('-')
+            || self
+                .dest
+                .contains(|c: char| c.is_whitespace() || c.is_control())
+            || self.host().is_empty()
+        {
+            return Err(self.err("not an ssh destination (USER@HOST)"));
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the target's port accepts a TCP connection; `Err` after `limit`.
+pub fn wait_for_port(target: &SshTarget, limit: Duration) -> Result<Duration, OpsError> {
+    let start = Instant::now();
+    loop {
+        let addrs: Vec<SocketAddr> = (target.host(), target.port)
+            .to_socket_addrs()
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        if addrs
+            .iter()
+            .any(|a| TcpStream::connect_timeout(a, Duration::from_secs(3)).is_ok())
+        {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return Err(target.err(format!(
+                "no ssh server answered on port {} within {} s",
+                target.port,
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Reads the target's host keys with `ssh-keyscan` into `known_hosts` (replaced) and returns
+/// their fingerprints (`ssh-keygen -l`), one line each.
+pub fn record_host_keys(target: &SshTarget, known_hosts: &Path) -> Result<Vec<String>, OpsError> {
+    let out = Command::new("ssh-keyscan")
+        .args(["-T", "10", "-p", &target.port.to_string(), "--"])
+        .arg(target.host())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| {
+            target.err(format!(
+                "cannot run ssh-keyscan (Debian package openssh-client): {e}"
+            ))
+        })?;
+    let keys: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if keys.is_empty() {
+        return Err(target.err("ssh-keyscan read no host key"));
+    }
+    let tmp = known_hosts.with_extension("tmp");
+    std::fs::write(&tmp, &keys)
+        .and_then(|()| std::fs::rename(&tmp, known_hosts))
+        .map_err(|e| target.err(format!("writing {}: {e}", known_hosts.display())))?;
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(known_hosts)
+        .output()
+        .map_err(|e| target.err(format!("cannot run ssh-keygen: {e}")))?;
+    Ok(String::from_utf8_lossy(&fp.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// What the post-install check reported.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    /// The parsed checks.
+    pub report: Report,
+    /// The script's exit status (the number of failed checks).
+    pub status: i32,
+}
+
+/// ssh's exit status when the connection itself failed.
+const SSH_FAILED: i32 = 255;
+
+/// Runs `script` on the target with `sh -s`, trusting only the keys in `known_hosts`.
+pub fn run_check(
+    target: &SshTarget,
+    known_hosts: &Path,
+    script: &str,
+) -> Result<CheckRun, OpsError> {
+    let mut cmd = Command::new("ssh");
+    if let Some(cfg) = super::ssh_config() {
+        cmd.arg("-F").arg(cfg);
+    }
+    let mut child = cmd
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args([
+            "-p",
+            &target.port.to_string(),
+            "--",
+            &target.dest,
+            "sh",
+            "-s",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            target.err(format!(
+                "cannot run ssh (Debian package openssh-client): {e}"
+            ))
+        })?;
+    {
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| target.err(format!("sending the check: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| target.err(e.to_string()))?;
+    let status = out.status.code().unwrap_or(SSH_FAILED);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = Report::parse(&stdout);
+    if status == SSH_FAILED || report.done_rc.is_none() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
+        return Err(target.err(format!(
+            "the post-install check did not finish ({}): {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        )));
+    }
+    Ok(CheckRun { report, status })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_one_ssh_word() {
+        let t = |d: &str| SshTarget {
+            dest: d.into(),
+            port: 22,
+        };
+        assert!(t("root@91.224.148.84").validate().is_ok());
+        assert_eq!(t("root@91.224.148.84").host(), "91.224.148.84");
+        assert_eq!(t("alice").host(), "alice");
+        for bad in ["", "-oProxyCommand=x", "root@a b", "root@", "a\nb"] {
+            assert!(t(bad).validate().is_err(), "{bad:?}");
+        }
+    }
+}
