@@ -39,6 +39,10 @@ pub struct ReinstallConfig {
     /// UDP for the installer's syslog) and the box's iPXE loads HOST/netboot/boot.ipxe from it.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddrV4>,
+    /// The address the box is to use for serve when it differs from --listen (NAT, a port
+    /// forward, QEMU's 10.0.2.2): written on the installer's boot line and in the boot menus.
+    #[arg(long, value_name = "ADDR:PORT")]
+    advertise: Option<SocketAddrV4>,
     /// Output directory (render and netboot go to OUT/HOST/).
     #[arg(short, long, value_name = "OUT", default_value = "out")]
     output: PathBuf,
@@ -148,6 +152,7 @@ fn run(
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let host = &c.host;
+    let seen = c.advertise.unwrap_or(listen);
     // 1. Render (for the post-install check) and netboot, reporting to `listen`.
     let rendered = render_hosts(
         project,
@@ -169,8 +174,8 @@ fn run(
         keyring: PathBuf::from(crate::debian::DEFAULT_KEYRING),
         insecure: false,
         cache: None,
-        base_url: format!("http://{listen}"),
-        report_to: Some(listen),
+        base_url: format!("http://{seen}"),
+        report_to: Some(seen),
         no_supplement: false,
         json: false,
     };
@@ -227,7 +232,9 @@ fn run(
     say(
         t0,
         host,
-        &format!("serve on http://{listen}/ (boot script http://{listen}/{host}/netboot/boot.ipxe), installer syslog on udp {listen}"),
+        &format!(
+            "serve on http://{listen}/ (the box: http://{seen}/{host}/netboot/boot.ipxe), installer syslog on udp {listen}"
+        ),
     );
     let stop = || {
         received.abort();
