@@ -32,6 +32,17 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The first line of a credentials file (the rest is ignored); `Err` names the file and says
+/// why (unreadable, or an empty first line). The secret itself never appears in the error.
+pub fn first_line_of(path: &std::path::Path) -> Result<Secret, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    match text.lines().next() {
+        Some(line) if !line.is_empty() => Ok(Secret::new(line)),
+        _ => Err(format!("{}: the first line is empty", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -39,5 +50,19 @@ mod tests {
         let s = super::Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn first_line_of_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c");
+        std::fs::write(&p, "admin:pw\nignored\n").unwrap();
+        assert_eq!(super::first_line_of(&p).unwrap().expose(), "admin:pw");
+        std::fs::write(&p, "\nadmin:pw\n").unwrap();
+        let e = super::first_line_of(&p).unwrap_err();
+        assert!(e.ends_with(": the first line is empty"), "{e}");
+        assert!(super::first_line_of(&d.path().join("none"))
+            .unwrap_err()
+            .starts_with("reading "));
     }
 }

@@ -141,10 +141,8 @@ impl Credentials {
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os(ENV_CREDENTIALS_FILE).map(PathBuf::from));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| AmtError::Credentials(format!("reading {}: {e}", path.display())))?;
-            let line = text.lines().next().unwrap_or("");
-            let (u, p) = line.split_once(':').ok_or_else(|| {
+            let line = crate::secret::first_line_of(&path).map_err(AmtError::Credentials)?;
+            let (u, p) = line.expose().split_once(':').ok_or_else(|| {
                 AmtError::Credentials(format!(
                     "{}: the first line must be USER:PASSWORD",
                     path.display()

@@ -40,8 +40,8 @@ pub enum FormError {
     /// No password for an API join.
     #[error("the API join needs the first node's root password: set {ENV_PASSWORD_FILE}=FILE or {ENV_PASSWORD} (or pass --use-ssh when root's SSH keys are set between the nodes)")]
     NoPassword,
-    /// The password file cannot be read.
-    #[error("{path}: {reason}")]
+    /// The password file cannot be read or its first line is empty (`reason` names the file).
+    #[error("password file: {reason}")]
     PasswordFile {
         /// File.
         path: String,
@@ -61,18 +61,10 @@ pub enum FormError {
 pub fn password_from_env() -> Result<Secret, FormError> {
     if let Some(path) = std::env::var_os(ENV_PASSWORD_FILE) {
         let path = Path::new(&path);
-        let text = std::fs::read_to_string(path).map_err(|e| FormError::PasswordFile {
+        return crate::secret::first_line_of(path).map_err(|reason| FormError::PasswordFile {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let line = text.lines().next().unwrap_or("");
-        if line.is_empty() {
-            return Err(FormError::PasswordFile {
-                path: path.display().to_string(),
-                reason: "the first line (the password) is empty".into(),
-            });
-        }
-        return Ok(Secret::new(line));
+            reason,
+        });
     }
     match std::env::var(ENV_PASSWORD) {
         Ok(p) if !p.is_empty() => Ok(Secret::new(p)),
