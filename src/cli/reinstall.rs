@@ -200,9 +200,14 @@ fn run(
         std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?,
     );
+    let (fetch_tx, fetch_rx) = mpsc::channel::<String>();
+    let fetch_tx = std::sync::Mutex::new(fetch_tx);
     let sink: serve::LogSink = Arc::new(move |line: &str| {
         if let Ok(mut f) = log_file.lock() {
             let _ = writeln!(f, "{line}");
+        }
+        if let Ok(tx) = fetch_tx.lock() {
+            let _ = tx.send(line.to_string());
         }
     });
     let addr = SocketAddr::V4(listen);
@@ -255,7 +260,7 @@ fn run(
             out.note.as_deref().unwrap_or("reset sent")
         ),
     );
-    let followed = follow(t0, host, &rx, &progress);
+    let followed = follow(t0, host, &rx, &fetch_rx, &progress, seen);
     stop();
     followed?;
 
@@ -353,8 +358,16 @@ fn follow(
     t0: Instant,
     host: &str,
     rx: &mpsc::Receiver<String>,
+    served: &mpsc::Receiver<String>,
     progress: &serve::ProgressLog,
+    seen: SocketAddrV4,
 ) -> anyhow::Result<()> {
+    let boot_files = [
+        format!("/{host}/netboot/boot.ipxe"),
+        format!("/{host}/netboot/linux"),
+        format!("/{host}/netboot/initrd.gz"),
+    ];
+    let mut fetched = [false; 3];
     let mut tracker = Tracker::new(20);
     let mut follower = Follower::default();
     let start = Instant::now();
@@ -364,9 +377,21 @@ fn follow(
         host,
         &format!("waiting for the installer ({} at most)", mins(PHASES[0].1)),
     );
-    let fail = |tracker: &Tracker, why: String| -> anyhow::Error {
+    let fail = |tracker: &Tracker, fetched: &[bool; 3], why: String| -> anyhow::Error {
         let lines = tracker.last_lines();
         let mut msg = format!("{host}: the install failed: {why}");
+        if lines.is_empty() {
+            msg.push_str(&if fetched[0] {
+                format!(
+                    "; the box fetched its boot script but no installer log came: does UDP reach {seen}?"
+                )
+            } else {
+                format!(
+                    "; the box never fetched http://{seen}{}: did it boot from the network, and does its PXE chain there?",
+                    boot_files[0]
+                )
+            });
+        }
         if !lines.is_empty() {
             msg.push_str("\nlast installer log lines:\n  ");
             msg.push_str(&lines.join("\n  "));
@@ -374,11 +399,27 @@ fn follow(
         TestFailed(msg).into()
     };
     loop {
+        // serve's log: `CLIENT METHOD PATH STATUS BYTES`; the box's boot files, once each.
+        while let Ok(line) = served.try_recv() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if let [client, "GET", path, "200", bytes] = w.as_slice() {
+                if let Some(i) = boot_files.iter().position(|f| f == path) {
+                    if !fetched[i] {
+                        fetched[i] = true;
+                        say(
+                            t0,
+                            host,
+                            &format!("{client} fetched {path} ({bytes} bytes)"),
+                        );
+                    }
+                }
+            }
+        }
         let mut reports: Vec<&'static str> = Vec::new();
         while let Ok(line) = rx.try_recv() {
             match tracker.line(&line) {
                 Some(Event::Phase(p)) => reports.push(p),
-                Some(Event::Failed(f)) => return Err(fail(&tracker, f)),
+                Some(Event::Failed(f)) => return Err(fail(&tracker, &fetched, f)),
                 None => {}
             }
         }
@@ -423,6 +464,7 @@ fn follow(
         if let Step::TimedOut { phase, limit } = follower.tick(start.elapsed()) {
             return Err(fail(
                 &tracker,
+                &fetched,
                 format!("{phase} took longer than {}", mins(limit)),
             ));
         }
