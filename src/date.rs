@@ -59,7 +59,13 @@ pub fn parse_rfc2822(date: &str) -> Option<i64> {
     if !matches!(zone, "UTC" | "GMT" | "+0000" | "Z") {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + s)
+    // Fields out of their ranges are no date (and would overflow the arithmetic below).
+    let ok = (1..=31).contains(&day)
+        && (0..=9999).contains(&year)
+        && (0..=23).contains(&h)
+        && (0..=59).contains(&mi)
+        && (0..=60).contains(&s);
+    ok.then(|| days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + s)
 }
 
 #[cfg(test)]
@@ -81,6 +87,32 @@ mod tests {
         assert_eq!(
             parse_rfc2822("Tue, 14 Nov 2023 22:13:20 UTC"),
             Some(1_700_000_000)
+        );
+    }
+
+    #[test]
+    fn fields_out_of_range_are_no_date() {
+        // Found by the debian_index fuzz target: the hour overflowed the seconds.
+        assert_eq!(
+            parse_rfc2822(
+                "Tue, 01 Dec 2026 1111111110:-5111128664371037409:-5201111111111110:-511112866437103740559493"
+            ),
+            None
+        );
+        for bad in [
+            "Tue, 01 Dec 2026 24:00:00 UTC",
+            "Tue, 01 Dec 2026 23:60:00 UTC",
+            "Tue, 01 Dec 2026 23:00:61 UTC",
+            "Tue, 01 Dec 2026 -1:00:00 UTC",
+            "Tue, 32 Dec 2026 00:00:00 UTC",
+            "Tue, 0 Dec 2026 00:00:00 UTC",
+            "Tue, 01 Dec 99999999999999 00:00:00 UTC",
+        ] {
+            assert_eq!(parse_rfc2822(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_rfc2822("Thu, 31 Dec 2026 23:59:60 UTC"),
+            Some(days_from_civil(2026, 12, 31) * 86400 + 86400)
         );
     }
 }
