@@ -43,7 +43,8 @@ pub struct ReinstallConfig {
     /// forward, QEMU's 10.0.2.2): written on the installer's boot line and in the boot menus.
     #[arg(long, value_name = "ADDR:PORT")]
     advertise: Option<SocketAddrV4>,
-    /// Output directory (render and netboot go to OUT/HOST/).
+    /// Output directory: the netboot artifacts go to OUT/HOST/netboot/, the installer's log,
+    /// serve's log and the new host keys to OUT/HOST/; serve serves OUT.
     #[arg(short, long, value_name = "OUT", default_value = "out")]
     output: PathBuf,
     /// Debian mirror to fetch the installer from (default: the profile's; `apt` = this
@@ -88,6 +89,13 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
     if listen.port() == 0 {
         return Err(UsageError(format!(
             "--listen {listen}: give the port the box is to reach (the boot line names it)"
+        ))
+        .into());
+    }
+    if c.advertise.unwrap_or(listen).ip().is_unspecified() {
+        return Err(UsageError(format!(
+            "--listen {listen}: the box needs an address it can reach on its boot line; give \
+             --advertise ADDR:PORT (this machine's address on the box's network)"
         ))
         .into());
     }
