@@ -139,8 +139,7 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
             .into());
         }
     }
-    let plan_line = format!("{}: reinstall confirmed", c.host);
-    eprintln!("{plan_line}");
+    eprintln!("{}: reinstall confirmed", c.host);
     run(&c, &project, listen, &ssh, &mut client)
 }
 
