@@ -315,9 +315,9 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let remote_file = std::sync::Mutex::new(
         std::fs::File::create(&remote_log).map_err(io("create", &remote_log))?,
     );
-    let remote_phases = std::sync::Arc::new(std::sync::Mutex::new(phases::Tracker::new(0)));
+    let tracker = std::sync::Mutex::new(phases::Tracker::new(0));
     let remote_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
-    let (tracker, seen_by_udp) = (remote_phases.clone(), remote_seen.clone());
+    let seen_by_udp = remote_seen.clone();
     let received = rt.spawn(receiver.run(move |_, line| {
         if let Ok(mut f) = remote_file.lock() {
             let _ = writeln!(f, "{line}");
@@ -887,6 +887,21 @@ mod tests {
             steps,
             seconds: 1.0,
         }
+    }
+
+    #[test]
+    fn every_phase_from_partitioning_on_must_come_over_udp() {
+        let serial: Vec<String> = phases::PHASES.iter().map(|(p, _)| p.to_string()).collect();
+        let all: Vec<&str> = phases::PHASES.iter().map(|(p, _)| *p).collect();
+        assert!(remote_report_check(&serial, &all[1..]).is_ok());
+        let mut lost = all[1..].to_vec();
+        lost.retain(|p| *p != "grub");
+        assert!(remote_report_check(&serial, &lost).is_err());
+        assert!(remote_report_check(&serial, &[]).is_err());
+        assert!(
+            remote_report_check(&serial[..2], &all[..2]).is_err(),
+            "no partitioning"
+        );
     }
 
     #[test]
