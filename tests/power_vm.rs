@@ -37,7 +37,7 @@ struct Qemu {
     mac: String,
     tftp: PathBuf,
     child: Option<Child>,
-    starts: Arc<Mutex<Vec<(bool, PathBuf, PathBuf)>>>,
+    starts: Starts,
 }
 
 impl Qemu {
@@ -209,6 +209,61 @@ fn tail(t: &str) -> String {
     c[c.len().saturating_sub(1500)..].iter().collect()
 }
 
+/// The boots of a [`Qemu`]: (network boot, console log, SeaBIOS log) per start.
+type Starts = Arc<Mutex<Vec<(bool, PathBuf, PathBuf)>>>;
+
+/// A VM behind the test AMT, stopped however the test ends (its QEMU would otherwise outlive
+/// the test).
+struct AmtBox {
+    sim: AmtSim,
+    starts: Starts,
+}
+
+impl Drop for AmtBox {
+    fn drop(&mut self) {
+        self.sim.shutdown();
+    }
+}
+
+/// A VM with a blank disk (SeaBIOS boots from it, "Booting from Hard Disk...", and finds
+/// nothing), started from that disk, whose network boot chains to
+/// `http://10.0.2.2:PORT/alice/netboot/boot.ipxe`, handed to the test AMT.
+fn vm_behind_amt(dir: &Path, mac: String, port: u16) -> AmtBox {
+    let tftp = dir.join("tftp");
+    std::fs::create_dir(&tftp).unwrap();
+    std::fs::write(
+        tftp.join("chain.ipxe"),
+        format!("#!ipxe\nchain http://10.0.2.2:{port}/alice/netboot/boot.ipxe\n"),
+    )
+    .unwrap();
+    let vm_dir = dir.join("vm");
+    std::fs::create_dir(&vm_dir).unwrap();
+    std::fs::File::create(vm_dir.join("disk.raw"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let starts: Starts = Arc::new(Mutex::new(Vec::new()));
+    let mut vm = Qemu {
+        dir: vm_dir,
+        mac,
+        tftp,
+        child: None,
+        starts: starts.clone(),
+    };
+    vm.start(false);
+    let bios0 = starts.lock().unwrap()[0].2.clone();
+    wait_for(
+        &bios0,
+        "first boot from disk",
+        Duration::from_secs(120),
+        |t| t.contains("Booting from Hard Disk").then_some(Ok(())),
+    );
+    AmtBox {
+        sim: AmtSim::start(Box::new(vm)),
+        starts,
+    }
+}
+
 #[test]
 fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
     common::require("qemu-system-x86_64", "qemu-system-x86");
@@ -246,47 +301,8 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let tftp = out.path().join("tftp");
-    std::fs::create_dir(&tftp).unwrap();
-    std::fs::write(
-        tftp.join("chain.ipxe"),
-        format!("#!ipxe\nchain http://10.0.2.2:{port}/alice/netboot/boot.ipxe\n"),
-    )
-    .unwrap();
-
-    // A blank disk: SeaBIOS boots from it ("Booting from Hard Disk...") and finds nothing.
-    let vm_dir = out.path().join("vm");
-    std::fs::create_dir(&vm_dir).unwrap();
-    std::fs::File::create(vm_dir.join("disk.raw"))
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let starts = Arc::new(Mutex::new(Vec::new()));
-    let mut vm = Qemu {
-        dir: vm_dir,
-        mac,
-        tftp,
-        child: None,
-        starts: starts.clone(),
-    };
-    vm.start(false);
-    let bios0 = starts.lock().unwrap()[0].2.clone();
-    wait_for(
-        &bios0,
-        "first boot from disk",
-        Duration::from_secs(120),
-        |t| t.contains("Booting from Hard Disk").then_some(Ok(())),
-    );
-
-    let sim = AmtSim::start(Box::new(vm));
-    /// Stops the VM however the test ends (its QEMU would otherwise outlive the test).
-    struct Off(AmtSim);
-    impl Drop for Off {
-        fn drop(&mut self) {
-            self.0.shutdown();
-        }
-    }
-    let _off = Off(sim.clone());
+    let bx = vm_behind_amt(out.path(), mac, port);
+    let (sim, starts) = (bx.sim.clone(), bx.starts.clone());
     let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
     let dir = common::scratch_profiles();
     let profiles = dir.path().join("profiles");
@@ -424,43 +440,8 @@ fn reinstall_resets_a_vm_into_the_installer_and_follows_its_own_reports() {
         .local_addr()
         .unwrap()
         .port();
-    let tftp = out.path().join("tftp");
-    std::fs::create_dir(&tftp).unwrap();
-    std::fs::write(
-        tftp.join("chain.ipxe"),
-        format!("#!ipxe\nchain http://10.0.2.2:{port}/alice/netboot/boot.ipxe\n"),
-    )
-    .unwrap();
-    let vm_dir = out.path().join("vm");
-    std::fs::create_dir(&vm_dir).unwrap();
-    std::fs::File::create(vm_dir.join("disk.raw"))
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let starts = Arc::new(Mutex::new(Vec::new()));
-    let mut vm = Qemu {
-        dir: vm_dir,
-        mac,
-        tftp,
-        child: None,
-        starts: starts.clone(),
-    };
-    vm.start(false);
-    let bios0 = starts.lock().unwrap()[0].2.clone();
-    wait_for(
-        &bios0,
-        "first boot from disk",
-        Duration::from_secs(120),
-        |t| t.contains("Booting from Hard Disk").then_some(Ok(())),
-    );
-    let sim = AmtSim::start(Box::new(vm));
-    struct Off(AmtSim);
-    impl Drop for Off {
-        fn drop(&mut self) {
-            self.0.shutdown();
-        }
-    }
-    let _off = Off(sim.clone());
+    let bx = vm_behind_amt(out.path(), mac, port);
+    let (sim, starts) = (bx.sim.clone(), bx.starts.clone());
     let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
     point_alice_at(&profiles, &apache.http, None, None);
 
