@@ -49,18 +49,28 @@ pub fn kernel_args(host: &Host, frontend: Frontend, mac: &str) -> String {
 /// phase by phase) and `picaboot.progress=` (the late command's end-of-install report, which
 /// makes `serve` answer the host's `boot.ipxe` with a boot from disk).
 pub fn with_reporting(args: &str, to: SocketAddrV4, host: &Host) -> String {
-    let mut words: Vec<String> = args.split_whitespace().map(str::to_string).collect();
-    let at = words
-        .iter()
-        .rposition(|w| w == "---")
-        .unwrap_or(words.len());
     let extra = [
         format!("log_host={}", to.ip()),
         format!("log_port={}", to.port()),
         format!("picaboot.progress={}", progress_url(to, host)),
     ];
-    for (i, e) in extra.into_iter().enumerate() {
-        words.insert(at + i, e);
+    before_separator(args, &extra.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `args` with `params` added before a final `---` (the installer copies what follows `---`
+/// to the installed system's boot loader, so these stay in the installer's boot only), else
+/// at the end; a word already there is not added again.
+pub fn before_separator(args: &str, params: &[&str]) -> String {
+    let mut words: Vec<&str> = args.split_whitespace().collect();
+    let mut at = words
+        .iter()
+        .rposition(|w| *w == "---")
+        .unwrap_or(words.len());
+    for p in params {
+        if !words.contains(p) {
+            words.insert(at, p);
+            at += 1;
+        }
     }
     words.join(" ")
 }
@@ -188,6 +198,21 @@ pub fn grub(host: &Host, frontend: Frontend, install_mac: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reporting_goes_before_the_separator_and_never_twice() {
+        let p = crate::project::open(std::path::Path::new("profiles")).unwrap();
+        let alice = &p.loaded.profiles.hosts["alice"];
+        let to: SocketAddrV4 = "10.0.2.2:8080".parse().unwrap();
+        let args = with_reporting("auto=true priority=critical --- quiet", to, alice);
+        assert_eq!(
+            args,
+            "auto=true priority=critical log_host=10.0.2.2 log_port=8080 \
+             picaboot.progress=http://10.0.2.2:8080/progress/alice --- quiet"
+        );
+        assert_eq!(with_reporting(&args, to, alice), args);
+        assert_eq!(before_separator("a", &["b", "a", "c"]), "a b c");
+    }
 
     #[test]
     fn combined_menu_lists_every_host_once_with_its_entry() {

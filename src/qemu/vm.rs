@@ -55,17 +55,7 @@ pub const TCG_GUEST_PARAMS: &[&str] = &["norandmaps"];
 /// a final `---` (the Debian installer copies what follows `---` to the installed system's
 /// boot loader), else at the end.
 pub fn with_emulator_params(append: &str) -> String {
-    let mut words: Vec<&str> = append.split_whitespace().collect();
-    let at = words
-        .iter()
-        .rposition(|w| *w == "---")
-        .unwrap_or(words.len());
-    for (i, p) in TCG_GUEST_PARAMS.iter().enumerate() {
-        if !words.contains(p) {
-            words.insert(at + i, p);
-        }
-    }
-    words.join(" ")
+    crate::netboot::boot::before_separator(append, TCG_GUEST_PARAMS)
 }
 
 /// A VM to start.
