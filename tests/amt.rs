@@ -372,15 +372,13 @@ fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
         err.contains("reinstall of alice not confirmed; nothing was changed"),
         "{err}"
     );
-    // Confirmed, but the installer cannot be fetched (its mirror is closed): it stops before
-    // the box is touched, naming the step, exit 2.
+    // Confirmed, but the installer's mirror is closed: the udeb index check, the first step,
+    // stops it before the box is touched, naming the step, exit 2.
     let o = run(p, "alice\n");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains(&format!(
-            "building the netboot artifacts of alice from {mirror}"
-        )),
+        err.contains(&format!("checking the udeb index of {mirror}")),
         "{err}"
     );
     assert!(events.lock().unwrap().is_empty(), "no power change");

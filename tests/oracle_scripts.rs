@@ -33,10 +33,6 @@ fn test_variant_tree(profiles: &std::path::Path, host: &str) -> picaboot::output
     let project = picaboot::project::open(profiles).unwrap();
     let variant = picaboot::render::TestVariant {
         console_params: vec!["console=ttyS0,115200".into()],
-        udeb_suite: Some("trixie-picaboot".into()),
-        no_kernel_modules: true,
-        security_host: Some("10.0.2.2:8080".into()),
-        security_path: Some("/debian-security".into()),
         progress_url: Some(format!("http://10.0.2.2:8080/progress/{host}?run=test")),
         resync_limit_kib: Some(10),
         mark_arrays_in_sync: true,
@@ -50,6 +46,12 @@ fn test_variant_tree(profiles: &std::path::Path, host: &str) -> picaboot::output
         picaboot::render::RenderOptions {
             locked: false,
             test: Some(variant),
+            sources: Some(picaboot::render::InstallerSources {
+                udeb_suite: Some("trixie-picaboot".into()),
+                no_kernel_modules: true,
+                security_host: Some("10.0.2.2:8080".into()),
+                security_path: Some("/debian-security".into()),
+            }),
         },
     )
     .unwrap();
@@ -94,7 +96,13 @@ fn the_test_variant_passes_shellcheck_and_debconf() {
             .join("rootfs/usr/local/sbin/picaboot-selftest")
             .exists());
         let preseed = std::fs::read_to_string(out.join(host).join("preseed.cfg")).unwrap();
-        for test_only in ["TEST VARIANT", "trixie-picaboot", "security_host", "ttyS1"] {
+        for test_only in [
+            "TEST VARIANT",
+            "HARNESS SOURCES",
+            "trixie-picaboot",
+            "security_host",
+            "ttyS1",
+        ] {
             assert!(
                 !preseed.contains(test_only),
                 "{host}: production preseed has `{test_only}`"

@@ -69,6 +69,10 @@ const COMMANDS: &[(&str, How)] = &[
         Not("the whole install proof, about 55 min under TCG: by hand (scripts/test runs its install and first boot)"),
     ),
     (
+        "scripts/test-reinstall",
+        Not("reinstall alice end to end against a QEMU box, about an hour under TCG: by hand, outside CI's budget (its run is in README)"),
+    ),
+    (
         "scripts/test-proxmox",
         Not("the Proxmox first-boot unit in a guest, about 10 min under TCG: by hand, outside CI's budget (its run is in README)"),
     ),

@@ -110,6 +110,13 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
             NetbootError::Output(o) => output(o),
         });
     }
+    if let Some(e) = c.downcast_ref::<crate::install::harness::HarnessError>() {
+        use crate::install::harness::HarnessError as H;
+        return Some(match e {
+            H::Debian(d) => debian(d),
+            H::StaleIndex { .. } | H::Exec(_) | H::Other(_) => Class::Env,
+        });
+    }
     if let Some(e) = c.downcast_ref::<ServeError>() {
         return Some(match e {
             ServeError::Root { .. } => Class::User,
@@ -176,9 +183,6 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
             I::Netboot(NetbootError::Profile { .. }) => Class::User,
             _ => Class::Env,
         });
-    }
-    if c.is::<crate::install::harness::HarnessError>() {
-        return Some(Class::Env);
     }
     if let Some(e) = c.downcast_ref::<ImageVmError>() {
         return Some(match e {

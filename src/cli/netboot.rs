@@ -79,7 +79,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
     };
     let mut summaries = Vec::new();
     for name in &names {
-        summaries.push(netboot_host(&c, &project, name)?);
+        summaries.push(netboot_host(&c, &project, name, &HostExtras::default())?);
     }
     if c.all {
         let mut entries = Vec::new();
@@ -124,22 +124,20 @@ fn frontend_of(f: FrontendArg) -> Frontend {
     }
 }
 
-/// Builds and publishes one host's netboot artifacts; prints its line unless `--json`.
-pub(super) fn netboot_host(
-    c: &NetbootConfig,
-    project: &project::Project,
-    name: &str,
-) -> anyhow::Result<netboot::Summary> {
-    let start = Instant::now();
-    let name = name.to_string();
-    let rendered = render_hosts(
-        project,
-        std::slice::from_ref(&name),
-        RenderOptions::default(),
-    )?;
-    let host = &project.loaded.profiles.hosts[&name];
-    let tree = &rendered.trees[&name];
-    let mirror = match c.mirror.as_deref() {
+/// What a caller other than `netboot` changes in one host's build (`reinstall` of a test box:
+/// the harness sources in the render, the harness key in the initrd's keyring).
+#[derive(Debug, Default)]
+pub(super) struct HostExtras {
+    /// Render options.
+    pub render: RenderOptions,
+    /// Key appended to the initrd's archive keyring.
+    pub keyring_append: Option<Vec<u8>>,
+}
+
+/// The mirror a `--mirror` argument names: `apt` (this machine's), a URL, or by default the
+/// host's install mirror.
+pub(super) fn mirror_url(arg: Option<&str>, host: &crate::profile::Host) -> anyhow::Result<String> {
+    let mirror = match arg {
         Some("apt") => {
             debian::sources::system_mirror().context("reading this machine's apt mirror")?
         }
@@ -155,6 +153,22 @@ pub(super) fn netboot_host(
         ))
         .into());
     }
+    Ok(mirror)
+}
+
+/// Builds and publishes one host's netboot artifacts; prints its line unless `--json`.
+pub(super) fn netboot_host(
+    c: &NetbootConfig,
+    project: &project::Project,
+    name: &str,
+    extras: &HostExtras,
+) -> anyhow::Result<netboot::Summary> {
+    let start = Instant::now();
+    let name = name.to_string();
+    let rendered = render_hosts(project, std::slice::from_ref(&name), extras.render.clone())?;
+    let host = &project.loaded.profiles.hosts[&name];
+    let tree = &rendered.trees[&name];
+    let mirror = mirror_url(c.mirror.as_deref(), host)?;
     if c.insecure {
         eprintln!(
             "picaboot: WARNING: --insecure: the Debian archive signature will NOT be checked"
@@ -175,7 +189,7 @@ pub(super) fn netboot_host(
         frontend: c.frontend.map(frontend_of),
         supplement: !c.no_supplement,
         base_url: c.base_url.clone(),
-        keyring_append: None,
+        keyring_append: extras.keyring_append.clone(),
         report_to: c.report_to,
     };
     let target = netboot::target_dir(&c.output, &name);

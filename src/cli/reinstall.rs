@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::netboot::HostExtras;
 use super::{ProfilesArg, TestFailed, UsageError};
 use crate::amt::PowerAction;
+use crate::debian::{Cache, Client, ClientOptions};
+use crate::install::harness::{self, IndexCheck, TestSources};
 use crate::install::phases::{Event, Tracker};
 use crate::ops::post_install::{self, SshTarget};
 use crate::ops::reinstall::{Follower, Plan, Refusal, Step, PHASES};
@@ -60,6 +63,14 @@ pub struct ReinstallConfig {
     /// Minutes to wait for ssh after the install ended (first boot, Proxmox's reboot).
     #[arg(long, value_name = "MIN", default_value_t = 20)]
     first_boot_timeout_min: u64,
+    /// TEST BOXES ONLY (a VM rehearsal): when the mirror's udeb index does not match Debian's
+    /// signed InRelease (a stale mirror), serve the installer a harness udeb suite signed by
+    /// a key made for this run and added to the installer's keyring only; serve then also
+    /// proxies the Debian and security mirrors for the installer. Said in the output; the
+    /// installed system never trusts that key (the post-install check proves it). Without it
+    /// a stale udeb index is refused before the box is touched.
+    #[arg(long)]
+    allow_unverified_udebs: bool,
 }
 
 /// Runs `reinstall`.
@@ -160,12 +171,77 @@ fn run(
     let t0 = Instant::now();
     let host = &c.host;
     let seen = c.advertise.unwrap_or(listen);
-    // 1. Render (for the post-install check) and netboot, reporting to `listen`.
-    let rendered = render_hosts(
-        project,
-        std::slice::from_ref(host),
-        RenderOptions::default(),
-    )?;
+    let profile_host = &project.loaded.profiles.hosts[host];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    // 1. The installer's udebs: the signed index of the mirror, checked before the box is
+    //    touched, or (test boxes, flag) the harness suite with serve proxying the mirrors.
+    let upstream = super::netboot::mirror_url(c.mirror.as_deref(), profile_host)?;
+    let suite = &profile_host.install.suite;
+    let client = Client::new(ClientOptions {
+        mirror: upstream.clone(),
+        keyring: PathBuf::from(crate::debian::DEFAULT_KEYRING),
+        insecure: false,
+        cache_dir: Cache::default_dir(),
+    });
+    let sources = if c.allow_unverified_udebs {
+        eprintln!(
+            "picaboot: TEST BOX: --allow-unverified-udebs: a udeb index Debian did not sign may \
+             be served to the installer (never for the real box)"
+        );
+        let security = match c.mirror.as_deref() {
+            Some("apt") => crate::debian::sources::system_security_mirror()
+                .context("reading this machine's security mirror")?,
+            _ => crate::debian::sources::mirror_pair(&upstream)?.1,
+        };
+        let s = harness::test_sources(&client, &rt, &upstream, &security, suite, true)
+            .with_context(|| format!("the installer's udebs from {upstream}"))?;
+        say(t0, host, &format!("udebs: {}", s.udeb_source.describe()));
+        say(
+            t0,
+            host,
+            &format!("the installer's mirror: serve's proxy of {upstream} (security: {security})"),
+        );
+        Some(s)
+    } else {
+        match harness::check_index(&client, suite)
+            .with_context(|| format!("checking the udeb index of {upstream}"))?
+        {
+            IndexCheck::Signed(sha) => say(
+                t0,
+                host,
+                &format!("udebs: signed udeb index of {upstream} (sha256 {sha})"),
+            ),
+            stale => return Err(harness::stale_error(&client, suite, &stale).into()),
+        }
+        None
+    };
+    let proxied;
+    let (project, extras) = match &sources {
+        Some(s) => {
+            let overrides = project::Overrides {
+                mirror: Some(TestSources::mirror_url(&seen.to_string())),
+                ..Default::default()
+            };
+            proxied = project::open_with(&c.profiles.profiles, &overrides)?;
+            let extras = HostExtras {
+                render: RenderOptions {
+                    sources: Some(s.udeb_source.installer_sources(&seen.to_string())),
+                    ..Default::default()
+                },
+                keyring_append: s.harness.as_ref().map(|h| h.public_key.clone()),
+            };
+            (&proxied, extras)
+        }
+        None => (project, HostExtras::default()),
+    };
+
+    // 2. Render (for the post-install check) and netboot, reporting to `seen`.
+    let rendered = render_hosts(project, std::slice::from_ref(host), extras.render.clone())?;
     let check_script = rendered.trees[host]
         .files()
         .find(|(p, _)| **p == *POST_INSTALL_CHECK)
@@ -177,7 +253,7 @@ fn run(
         profiles: c.profiles.clone(),
         output: c.output.clone(),
         frontend: None,
-        mirror: c.mirror.clone(),
+        mirror: Some(upstream.clone()),
         keyring: PathBuf::from(crate::debian::DEFAULT_KEYRING),
         insecure: false,
         cache: None,
@@ -186,7 +262,7 @@ fn run(
         no_supplement: false,
         json: false,
     };
-    super::netboot::netboot_host(&nb, project, host)?;
+    super::netboot::netboot_host(&nb, project, host, &extras)?;
     say(
         t0,
         host,
@@ -196,12 +272,8 @@ fn run(
         ),
     );
 
-    // 2. serve: HTTP (boot.ipxe, kernel, initrd, progress) and the installer's syslog (UDP).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // 3. serve: HTTP (boot.ipxe, kernel, initrd, progress; the mirror proxies of a test box)
+    //    and the installer's syslog (UDP).
     let log_path = c.output.join(host).join("reinstall-serve.log");
     let log_file = std::sync::Mutex::new(
         std::fs::File::create(&log_path)
@@ -218,8 +290,18 @@ fn run(
         }
     });
     let addr = SocketAddr::V4(listen);
+    let (mirror_proxy, security_proxy, _harness) = match sources {
+        Some(s) => (Some(s.mirror), Some(s.security), s.harness),
+        None => (None, None, None),
+    };
     let server = rt
-        .block_on(serve::Server::bind(&c.output, addr, sink))
+        .block_on(serve::Server::bind_with_mirrors(
+            &c.output,
+            addr,
+            sink,
+            mirror_proxy,
+            security_proxy,
+        ))
         .with_context(|| format!("serve on {addr}"))?;
     let progress = server.progress();
     let receiver = rt
@@ -254,7 +336,7 @@ fn run(
         let _ = rt.block_on(served);
     };
 
-    // 3. One network boot, then the installer, phase by phase.
+    // 4. One network boot, then the installer, phase by phase.
     let out = amt
         .power(PowerAction::Reset, true)
         .with_context(|| format!("power {host} --pxe-once reset"))?;
@@ -271,9 +353,9 @@ fn run(
     stop();
     followed?;
 
-    // 4. First boot: ssh, the new host key, the post-install check.
+    // 5. First boot: ssh, the new host key, the post-install check.
     let waited =
-        post_install::wait_for_port(ssh, Duration::from_secs(c.first_boot_timeout_min * 60))?;
+        post_install::wait_for_ssh(ssh, Duration::from_secs(c.first_boot_timeout_min * 60))?;
     say(
         t0,
         host,
@@ -353,7 +435,7 @@ fn run_check_with_retry(
                 &format!("{e}; waiting for ssh again (a first-boot reboot?)"),
             );
             std::thread::sleep(Duration::from_secs(10));
-            post_install::wait_for_port(ssh, Duration::from_secs(timeout_min * 60))?;
+            post_install::wait_for_ssh(ssh, Duration::from_secs(timeout_min * 60))?;
             Ok(post_install::run_check(ssh, known, script)?)
         }
     }

@@ -75,17 +75,8 @@ pub fn test(c: TestCmd) -> anyhow::Result<()> {
 }
 
 fn install(c: InstallConfig) -> anyhow::Result<()> {
-    let mirror = if c.mirror == "apt" {
-        debian::sources::system_mirror().context("reading this machine's apt mirror")?
-    } else {
-        c.mirror.clone()
-    };
-    let security = if c.mirror == "apt" {
-        debian::sources::system_security_mirror()
-            .context("reading this machine's security mirror")?
-    } else {
-        format!("{}-security", mirror.trim_end_matches('/'))
-    };
+    let (mirror, security) =
+        debian::sources::mirror_pair(&c.mirror).context("reading this machine's apt mirrors")?;
     if let Some(t) = &c.tamper {
         let ok = t.starts_with('/')
             && t.len() > 1

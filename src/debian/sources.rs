@@ -97,6 +97,18 @@ pub fn system_security_mirror() -> Result<String, DebianError> {
     })
 }
 
+/// The Debian mirror and its security mirror named by a `--mirror` argument: `apt` is this
+/// machine's pair from its apt sources; any other URL is taken with `URL-security` beside it.
+pub fn mirror_pair(arg: &str) -> Result<(String, String), DebianError> {
+    if arg == "apt" {
+        return Ok((system_mirror()?, system_security_mirror()?));
+    }
+    Ok((
+        arg.to_string(),
+        format!("{}-security", arg.trim_end_matches('/')),
+    ))
+}
+
 /// This machine's Debian mirror (see [`system_mirror_in`]).
 pub fn system_mirror() -> Result<String, DebianError> {
     system_mirror_in(Path::new("/"))

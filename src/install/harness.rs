@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::debian::{Client, DebianError};
 use crate::exec;
-use crate::render::HARNESS_UID;
+use crate::render::{InstallerSources, HARNESS_UID};
+use crate::serve::mirror::MirrorProxy;
 
 /// The udeb index of the signed chain, relative to `dists/SUITE/`.
 pub const UDEB_INDEX: &str = "main/debian-installer/binary-amd64/Packages.xz";
@@ -85,6 +86,21 @@ pub enum UdebSource {
 }
 
 impl UdebSource {
+    /// The render's installer sources for these udebs, serve being `seen` (`ADDR:PORT`) from
+    /// the box: its mirror proxy, the harness suite if that is the source, the security proxy.
+    pub fn installer_sources(&self, seen: &str) -> InstallerSources {
+        let udeb_suite = match self {
+            UdebSource::Harness { suite, .. } => Some(suite.clone()),
+            UdebSource::Signed { .. } => None,
+        };
+        InstallerSources {
+            no_kernel_modules: udeb_suite.is_some(),
+            udeb_suite,
+            security_host: Some(seen.to_string()),
+            security_path: Some("/debian-security".into()),
+        }
+    }
+
     /// One line for the console and the report.
     pub fn describe(&self) -> String {
         match self {
@@ -356,6 +372,73 @@ fn sign(dir: &Path) -> Result<(String, Vec<u8>), HarnessError> {
             .arg(&release),
     )?;
     Ok((fingerprint, public.stdout))
+}
+
+/// The installer's package sources for a box under test, all served by picaboot: the Debian
+/// mirror proxied under `/debian/` (with the harness suite laid over it when the udeb index is
+/// stale and the flag was given) and the security mirror under `/debian-security/`.
+#[derive(Debug)]
+pub struct TestSources {
+    /// Where the installer's udebs come from (printed and recorded).
+    pub udeb_source: UdebSource,
+    /// The harness suite; its directory must outlive the serving.
+    pub harness: Option<Harness>,
+    /// The mirror proxy, for [`crate::serve::Server::bind_with_mirrors`].
+    pub mirror: MirrorProxy,
+    /// The security mirror proxy.
+    pub security: MirrorProxy,
+}
+
+/// Settles the udeb source of `suite` on `mirror` ([`check_index`]) and makes the proxies:
+/// a stale index is an error unless `allow_unverified_udebs`, in which case the harness suite
+/// is built and laid over the mirror proxy.
+pub fn test_sources(
+    client: &Client,
+    rt: &tokio::runtime::Runtime,
+    mirror: &str,
+    security: &str,
+    suite: &str,
+    allow_unverified_udebs: bool,
+) -> Result<TestSources, HarnessError> {
+    let check = check_index(client, suite)?;
+    let (harness, udeb_source) = match &check {
+        IndexCheck::Signed(sha) => (
+            None,
+            UdebSource::Signed {
+                sha256: sha.clone(),
+            },
+        ),
+        IndexCheck::Stale { .. } if !allow_unverified_udebs => {
+            return Err(stale_error(client, suite, &check))
+        }
+        IndexCheck::Stale { .. } => {
+            let h = rt.block_on(build(mirror, suite, &check))?;
+            let source = h.source.clone();
+            (Some(h), source)
+        }
+    };
+    let cache = crate::qemu::guest::cache_root();
+    let io = |what: &str, e: std::io::Error| HarnessError::Other(format!("{what}: {e}"));
+    let mut proxy = MirrorProxy::new(mirror, &cache.join("mirror"))
+        .map_err(|e| io("the mirror proxy's cache", e))?;
+    if let Some(h) = &harness {
+        proxy = proxy.with_overlay(h.root.path());
+    }
+    let security = MirrorProxy::new(security, &cache.join("mirror-security"))
+        .map_err(|e| io("the security proxy's cache", e))?;
+    Ok(TestSources {
+        udeb_source,
+        harness,
+        mirror: proxy,
+        security,
+    })
+}
+
+impl TestSources {
+    /// The mirror URL the installer is to use, serve being `seen` (`ADDR:PORT`) from the box.
+    pub fn mirror_url(seen: &str) -> String {
+        format!("http://{seen}/debian")
+    }
 }
 
 #[cfg(test)]

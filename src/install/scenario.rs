@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::harness::{self, Harness, IndexCheck, UdebSource};
+use super::harness::{self, UdebSource};
 use super::phases;
 use super::shape::{self, Shape, VmDisk};
 use crate::debian::{Client, ClientOptions};
@@ -244,40 +244,28 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         insecure: false,
         cache_dir: opts.cache_dir.clone(),
     });
-    let check = harness::check_index(&client, &suite)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(io("start the async runtime", Path::new("-")))?;
-    let harness: Option<Harness> = match &check {
-        IndexCheck::Signed(_) => None,
-        IndexCheck::Stale { .. } if !opts.allow_unverified_udebs => {
-            return Err(harness::stale_error(&client, &suite, &check).into())
-        }
-        IndexCheck::Stale { .. } => {
-            Some(rt.block_on(harness::build(&opts.mirror, &suite, &check))?)
-        }
-    };
-    let udeb_source = match (&harness, &check) {
-        (Some(h), _) => h.source.clone(),
-        (None, IndexCheck::Signed(sha)) => UdebSource::Signed {
-            sha256: sha.clone(),
-        },
-        (None, _) => unreachable!("a stale index without a harness returned above"),
-    };
+    let sources = harness::test_sources(
+        &client,
+        &rt,
+        &opts.mirror,
+        &opts.security,
+        &suite,
+        opts.allow_unverified_udebs,
+    )?;
+    let harness::TestSources {
+        udeb_source,
+        harness,
+        mirror: mirror_proxy,
+        security: security_proxy,
+    } = sources;
     log(&format!("udebs: {}", udeb_source.describe()));
 
     // 3. serve: the mirror proxy (+ harness overlay), the security proxy, progress.
-    let pool = crate::qemu::guest::cache_root().join("mirror");
-    let mut proxy = crate::serve::mirror::MirrorProxy::new(&opts.mirror, &pool)
-        .map_err(io("mirror proxy cache", &pool))?;
-    if let Some(h) = &harness {
-        proxy = proxy.with_overlay(h.root.path());
-    }
-    let sec_pool = crate::qemu::guest::cache_root().join("mirror-security");
-    let security = crate::serve::mirror::MirrorProxy::new(&opts.security, &sec_pool)
-        .map_err(io("security proxy cache", &sec_pool))?;
     let serve_log = work.join("serve.log");
     let serve_file =
         std::sync::Mutex::new(std::fs::File::create(&serve_log).map_err(io("create", &serve_log))?);
@@ -291,8 +279,8 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             &work,
             "127.0.0.1:0".parse().expect("address"),
             sink,
-            Some(proxy),
-            Some(security),
+            Some(mirror_proxy),
+            Some(security_proxy),
         ))
         .map_err(|e| InstallError::Serve(e.to_string()))?;
     let port = server.local_addr().port();
@@ -333,18 +321,12 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let report_to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 2, 2), port);
 
     // 4. The test variant of the host's files, then its netboot artifacts.
-    overrides.mirror = Some(format!("http://10.0.2.2:{port}/debian"));
+    let seen = format!("10.0.2.2:{port}");
+    overrides.mirror = Some(harness::TestSources::mirror_url(&seen));
     let project = project::open_with(&opts.profiles, &overrides)?;
     let host = project.loaded.profiles.hosts[&opts.host].clone();
     let variant = TestVariant {
         console_params: vec!["console=ttyS0,115200".into()],
-        udeb_suite: match &udeb_source {
-            UdebSource::Harness { suite, .. } => Some(suite.clone()),
-            UdebSource::Signed { .. } => None,
-        },
-        no_kernel_modules: harness.is_some(),
-        security_host: Some(format!("10.0.2.2:{port}")),
-        security_path: Some("/debian-security".into()),
         progress_url: Some(format!(
             "http://10.0.2.2:{port}/progress/{}?run=test",
             opts.host
@@ -361,6 +343,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         RenderOptions {
             locked: false,
             test: Some(variant),
+            sources: Some(udeb_source.installer_sources(&seen)),
         },
     )?;
     let tree = &rendered.trees[&opts.host];

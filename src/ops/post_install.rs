@@ -54,18 +54,38 @@ impl SshTarget {
     }
 }
 
-/// Waits until the target's port accepts a TCP connection; `Err` after `limit`.
-pub fn wait_for_port(target: &SshTarget, limit: Duration) -> Result<Duration, OpsError> {
+/// Whether an ssh server speaks at `addr`: its identification string (`SSH-2.0-…`, RFC 4253
+/// §4.2) within a few seconds. A port that only accepts connections (a NAT or QEMU port
+/// forward in front of a box still booting, a load balancer) is not an ssh server.
+fn ssh_speaks(addr: &SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_secs(3)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    // Servers may send other lines before the identification; it starts a line.
+    while got.len() < 8192 {
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if got.starts_with(b"SSH-") || got.windows(5).any(|w| w == b"\nSSH-") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Waits until an ssh server speaks on the target's port ([`ssh_speaks`]); `Err` after `limit`.
+pub fn wait_for_ssh(target: &SshTarget, limit: Duration) -> Result<Duration, OpsError> {
     let start = Instant::now();
     loop {
         let addrs: Vec<SocketAddr> = (target.host(), target.port)
             .to_socket_addrs()
             .map(|a| a.collect())
             .unwrap_or_default();
-        if addrs
-            .iter()
-            .any(|a| TcpStream::connect_timeout(a, Duration::from_secs(3)).is_ok())
-        {
+        if addrs.iter().any(ssh_speaks) {
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
@@ -185,6 +205,35 @@ pub fn run_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener that accepts and says nothing (a port forward to a box still booting) is not
+    /// ssh; one that sends an identification string after a banner line is.
+    #[test]
+    fn only_a_server_that_identifies_as_ssh_counts() {
+        use std::io::Write;
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (c, _) = silent.accept().unwrap();
+            drop(c);
+        });
+        assert!(!ssh_speaks(&addr));
+        t.join().unwrap();
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = server.accept().unwrap();
+            c.write_all(b"welcome\r\nSSH-2.0-OpenSSH_10.0\r\n").unwrap();
+        });
+        assert!(ssh_speaks(&addr));
+        t.join().unwrap();
+        let target = SshTarget {
+            dest: "root@127.0.0.1".into(),
+            port: addr.port(),
+        };
+        let e = wait_for_ssh(&target, Duration::from_millis(10)).unwrap_err();
+        assert!(e.to_string().contains("no ssh server answered"), "{e}");
+    }
 
     #[test]
     fn destinations_are_one_ssh_word() {

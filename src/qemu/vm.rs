@@ -58,6 +58,46 @@ pub fn with_emulator_params(append: &str) -> String {
     crate::netboot::boot::before_separator(append, TCG_GUEST_PARAMS)
 }
 
+/// QEMU's `-drive` and `-device` arguments for `disks` (SATA on q35's AHCI, or virtio), with
+/// their serials, models, SSD flag and boot indexes.
+pub fn disk_args(disks: &[Disk]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        let mut drive = format!(
+            "file={},format=raw,if=none,id=d{i},cache=unsafe",
+            d.path.display()
+        );
+        if d.read_only {
+            drive.push_str(",readonly=on");
+        }
+        if d.snapshot {
+            drive.push_str(",snapshot=on");
+        }
+        let serial = d
+            .serial
+            .as_ref()
+            .map(|s| format!(",serial={s}"))
+            .unwrap_or_default();
+        let boot = d
+            .bootindex
+            .map(|b| format!(",bootindex={b}"))
+            .unwrap_or_default();
+        let device = match d.bus {
+            Bus::Virtio => format!("virtio-blk-pci,drive=d{i}{serial}{boot}"),
+            Bus::Sata { port, ssd } => format!(
+                "ide-hd,drive=d{i},bus=ide.{port}{serial}{}{}{boot}",
+                if ssd { ",rotation_rate=1" } else { "" },
+                d.model
+                    .as_ref()
+                    .map(|m| format!(",model={}", m.replace(',', ",,")))
+                    .unwrap_or_default()
+            ),
+        };
+        args.extend(["-drive".to_string(), drive, "-device".to_string(), device]);
+    }
+    args
+}
+
 /// A VM to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
@@ -117,40 +157,7 @@ impl VmSpec {
         }
         c.arg("-serial")
             .arg(format!("file:{}", self.console.display()));
-        for (i, d) in self.disks.iter().enumerate() {
-            let mut drive = format!(
-                "file={},format=raw,if=none,id=d{i},cache=unsafe",
-                d.path.display()
-            );
-            if d.read_only {
-                drive.push_str(",readonly=on");
-            }
-            if d.snapshot {
-                drive.push_str(",snapshot=on");
-            }
-            c.arg("-drive").arg(drive);
-            let serial = d
-                .serial
-                .as_ref()
-                .map(|s| format!(",serial={s}"))
-                .unwrap_or_default();
-            let boot = d
-                .bootindex
-                .map(|b| format!(",bootindex={b}"))
-                .unwrap_or_default();
-            let device = match d.bus {
-                Bus::Virtio => format!("virtio-blk-pci,drive=d{i}{serial}{boot}"),
-                Bus::Sata { port, ssd } => format!(
-                    "ide-hd,drive=d{i},bus=ide.{port}{serial}{}{}{boot}",
-                    if ssd { ",rotation_rate=1" } else { "" },
-                    d.model
-                        .as_ref()
-                        .map(|m| format!(",model={}", m.replace(',', ",,")))
-                        .unwrap_or_default()
-                ),
-            };
-            c.arg("-device").arg(device);
-        }
+        c.args(disk_args(&self.disks));
         c.args(&self.extra_args);
         c
     }

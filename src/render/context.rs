@@ -126,6 +126,8 @@ pub struct HostCtx<'a> {
     pub kernel_params: Vec<String>,
     /// The test variant, when rendering for `picaboot test install`.
     pub test: Option<super::selftest::TestVariant>,
+    /// The installer's sources when they are the harness's.
+    pub sources: Option<super::selftest::InstallerSources>,
 }
 
 impl<'a> HostCtx<'a> {
@@ -134,6 +136,7 @@ impl<'a> HostCtx<'a> {
         project: &'a Project,
         host: &'a Host,
         test: Option<&super::selftest::TestVariant>,
+        sources: Option<&super::selftest::InstallerSources>,
     ) -> Self {
         let profiles = &project.loaded.profiles;
         let plan = &project.plans[&host.name];
@@ -254,6 +257,7 @@ impl<'a> HostCtx<'a> {
             packages,
             kernel_params,
             test: test.cloned(),
+            sources: sources.cloned(),
         }
     }
 }

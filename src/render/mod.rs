@@ -15,7 +15,7 @@ use crate::profile::{cluster_lock_path, ClusterLock, Host};
 use crate::project::Project;
 
 pub use context::language_country;
-pub use selftest::{TestVariant, HARNESS_UID};
+pub use selftest::{InstallerSources, TestVariant, HARNESS_UID};
 
 /// Packages every host gets besides the profile's: what the rendered files need.
 pub const BASE_PACKAGES: &[&str] = &[
@@ -70,6 +70,8 @@ pub struct RenderOptions {
     pub locked: bool,
     /// Render the test variant of `picaboot test install` (never for production).
     pub test: Option<TestVariant>,
+    /// The installer's sources when they are the harness's (tests only, never the real box).
+    pub sources: Option<InstallerSources>,
 }
 
 /// The result of rendering some hosts.
@@ -149,7 +151,13 @@ pub fn render_hosts(
         };
         trees.insert(
             name.clone(),
-            host_tree(project, host, corosync, opts.test.as_ref())?,
+            host_tree(
+                project,
+                host,
+                corosync,
+                opts.test.as_ref(),
+                opts.sources.as_ref(),
+            )?,
         );
     }
     Ok(Rendered {
@@ -167,8 +175,9 @@ fn host_tree(
     host: &Host,
     corosync: Option<String>,
     test: Option<&TestVariant>,
+    sources: Option<&InstallerSources>,
 ) -> Result<Tree, RenderError> {
-    let ctx = context::HostCtx::new(project, host, test);
+    let ctx = context::HostCtx::new(project, host, test, sources);
     let mut rootfs = Tree::new();
     rootfs.add("etc/rc.local", template("rc.local", &ctx)?, 0o755)?;
     for nic in &host.nics {

@@ -13,14 +13,6 @@ use crate::storage::Plan;
 pub struct TestVariant {
     /// Kernel parameters added for the serial console of the VM.
     pub console_params: Vec<String>,
-    /// `mirror/udeb/suite` when the harness udeb suite is used (else the signed suite).
-    pub udeb_suite: Option<String>,
-    /// `anna/no_kernel_modules` (the harness suite lists no module udebs of this kernel).
-    pub no_kernel_modules: bool,
-    /// `apt-setup/security_host` and `security_path` (the harness's proxy of the security mirror).
-    pub security_host: Option<String>,
-    /// Path of the security archive on `security_host`.
-    pub security_path: Option<String>,
     /// Progress URL base (`http://10.0.2.2:PORT/progress/HOST?run=ID`).
     pub progress_url: Option<String>,
     /// md resync speed limit during the install, KiB/s.
@@ -34,6 +26,21 @@ pub struct TestVariant {
     pub tamper: Option<String>,
     /// User id of the harness key: the self-test proves it never reached the installed system.
     pub harness_uid: String,
+}
+
+/// Where the installer's udebs and security updates come from when they are not the profile's
+/// mirror: the harness udeb suite served by picaboot (`test install`, or `reinstall
+/// --allow-unverified-udebs` of a test box), never for the real box.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InstallerSources {
+    /// `mirror/udeb/suite`: the harness udeb suite (else the profile's suite).
+    pub udeb_suite: Option<String>,
+    /// `anna/no_kernel_modules` (the harness suite lists no module udebs of this kernel).
+    pub no_kernel_modules: bool,
+    /// `apt-setup/security_host` (the harness's proxy of the security mirror).
+    pub security_host: Option<String>,
+    /// Path of the security archive on `security_host`.
+    pub security_path: Option<String>,
 }
 
 /// The user id every harness key carries.
