@@ -73,13 +73,7 @@ fn blank_box(dir: &Path, mac: &str, port: u16) -> AmtBox {
 
 #[test]
 fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
-    common::require("qemu-system-x86_64", "qemu-system-x86");
-    let rom = Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom");
-    assert!(
-        rom.is_file(),
-        "{} is missing: install the Debian package `ipxe-qemu`",
-        rom.display()
-    );
+    amt_vm::require_qemu();
     let out = tempfile::tempdir().unwrap();
     let (_, mac, _) = installer::alice_netboot(out.path());
 
@@ -180,10 +174,7 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
         |t| (t.matches("Booting from Hard Disk").count() > before).then_some(Ok(())),
     );
     assert_eq!(
-        sim.log()
-            .iter()
-            .filter(|l| l.starts_with("PowerState"))
-            .collect::<Vec<_>>(),
+        sim.power_states(),
         ["PowerState 10", "PowerState 10", "PowerState 10"]
     );
     // Stop the VM, then serve (SIGTERM: it logs each request as it completes and drains open
@@ -221,14 +212,7 @@ fn power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer() {
 /// post-install check is tests/reinstall_vm.rs (`scripts/test-reinstall`, about an hour).
 #[test]
 fn reinstall_resets_a_vm_into_the_installer_and_follows_its_own_reports() {
-    common::require("qemu-system-x86_64", "qemu-system-x86");
-    let rom = Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom");
-    assert!(
-        rom.is_file(),
-        "{} is missing: install the Debian package `ipxe-qemu`",
-        rom.display()
-    );
-    common::sbin_path();
+    amt_vm::require_qemu();
     let out = tempfile::tempdir().unwrap();
     let dir = common::scratch_profiles();
     let profiles = dir.path().join("profiles");
@@ -236,29 +220,14 @@ fn reinstall_resets_a_vm_into_the_installer_and_follows_its_own_reports() {
     let mac = picaboot::netboot::install_mac(&project.loaded.profiles.hosts["alice"])
         .unwrap()
         .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let bx = blank_box(out.path(), &mac, port);
     let (sim, starts) = (bx.sim.clone(), bx.starts.clone());
     let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
     point_alice_at(&profiles, &apache.http, None, None);
 
     let nb_out = out.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picaboot"))
-        .args(["reinstall", "alice", "--yes", "--profiles"])
-        .arg(&profiles)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--advertise", &format!("10.0.2.2:{port}"), "-o"])
-        .arg(&nb_out)
-        // This machine's mirror, whose udeb index is stale: the test box's explicit flag.
-        .args(["--mirror", "apt", "--allow-unverified-udebs"])
-        .env_remove("PICABOOT_AMT_CREDENTIALS")
-        .env("PICABOOT_AMT_USERNAME", USER)
-        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
+    let mut child = amt_vm::reinstall_alice(&profiles, port, &nb_out, USER, PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -330,11 +299,5 @@ fn reinstall_resets_a_vm_into_the_installer_and_follows_its_own_reports() {
     );
     let (pxe, _, _) = starts.lock().unwrap()[1].clone();
     assert!(pxe, "reinstall's reset restarted the VM for a network boot");
-    assert_eq!(
-        sim.log()
-            .iter()
-            .filter(|l| l.starts_with("PowerState"))
-            .collect::<Vec<_>>(),
-        ["PowerState 10"]
-    );
+    assert_eq!(sim.power_states(), ["PowerState 10"]);
 }

@@ -133,15 +133,8 @@ impl Drop for Agent {
 #[test]
 #[ignore = "about an hour of TCG: scripts/test-reinstall"]
 fn reinstall_alice_installs_first_boots_and_passes_its_post_install_check() {
-    common::require("qemu-system-x86_64", "qemu-system-x86");
+    amt_vm::require_qemu();
     common::require("ssh-agent", "openssh-client");
-    let rom = Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom");
-    assert!(
-        rom.is_file(),
-        "{} is missing: install the Debian package `ipxe-qemu`",
-        rom.display()
-    );
-    common::sbin_path();
     // Disks (7 GiB per SSD member, written whole by the first resync) and logs: kept after a
     // failure for a look, replaced by the next run.
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reinstall-vm");
@@ -243,13 +236,7 @@ fn reinstall_alice_installs_first_boots_and_passes_its_post_install_check() {
     // reinstall, as an admin runs it.
     let out = work.join("out");
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picaboot"))
-        .args(["reinstall", "alice", "--yes", "--profiles"])
-        .arg(&profiles)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--advertise", &format!("10.0.2.2:{port}"), "-o"])
-        .arg(&out)
-        .args(["--mirror", "apt", "--allow-unverified-udebs"])
+    let mut child = amt_vm::reinstall_alice(&profiles, port, &out, USER, PASSWORD)
         .args([
             "--ssh",
             "root@127.0.0.1",
@@ -257,12 +244,7 @@ fn reinstall_alice_installs_first_boots_and_passes_its_post_install_check() {
             &ssh_port.to_string(),
         ])
         .args(["--first-boot-timeout-min", "30"])
-        .env_remove("PICABOOT_AMT_CREDENTIALS")
-        .env_remove("PICABOOT_SSH_CONFIG")
-        .env("PICABOOT_AMT_USERNAME", USER)
-        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
         .env("SSH_AUTH_SOCK", &agent.sock)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -367,13 +349,7 @@ fn reinstall_alice_installs_first_boots_and_passes_its_post_install_check() {
         );
     }
     // One reset with a one-time network boot; the installer's own reboot went to the disk.
-    assert_eq!(
-        sim.log()
-            .iter()
-            .filter(|l| l.starts_with("PowerState"))
-            .collect::<Vec<_>>(),
-        ["PowerState 10"]
-    );
+    assert_eq!(sim.power_states(), ["PowerState 10"]);
     assert!(starts.lock().unwrap()[1].0, "the reset was a network boot");
     for l in said.iter().filter(|l| l.contains(" done in ")) {
         eprintln!("phase timing| {l}");

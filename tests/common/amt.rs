@@ -198,6 +198,14 @@ impl AmtSim {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// The power states requested so far (`PowerState N`, in order).
+    pub fn power_states(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.starts_with("PowerState"))
+            .collect()
+    }
+
     /// The current `AMT_BootSettingData` values the sim tracks.
     pub fn setting(&self, name: &str) -> Option<String> {
         let st = self.state.lock().unwrap();

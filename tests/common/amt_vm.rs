@@ -134,6 +134,45 @@ impl Drop for Qemu {
     }
 }
 
+/// Fails the test unless QEMU and the iPXE ROM of the VMs' e1000e NICs are here, naming the
+/// Debian packages; puts /usr/sbin and /sbin on PATH.
+pub fn require_qemu() {
+    crate::common::require("qemu-system-x86_64", "qemu-system-x86");
+    let rom = Path::new("/usr/lib/ipxe/qemu/efi-e1000e.rom");
+    assert!(
+        rom.is_file(),
+        "{} is missing: install the Debian package `ipxe-qemu`",
+        rom.display()
+    );
+    crate::common::sbin_path();
+}
+
+/// `picaboot reinstall alice --yes` of the profiles in `profiles` for a VM behind the test
+/// AMT: serve on 127.0.0.1:`port` (10.0.2.2 in the VM), output in `out`, this machine's
+/// mirror whose udeb index is stale (hence the test box's explicit flag), the AMT credentials
+/// in the environment.
+pub fn reinstall_alice(
+    profiles: &Path,
+    port: u16,
+    out: &Path,
+    user: &str,
+    password: &str,
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_picaboot"));
+    c.args(["reinstall", "alice", "--yes", "--profiles"])
+        .arg(profiles)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--advertise", &format!("10.0.2.2:{port}"), "-o"])
+        .arg(out)
+        .args(["--mirror", "apt", "--allow-unverified-udebs"])
+        .env_remove("PICABOOT_AMT_CREDENTIALS")
+        .env_remove("PICABOOT_SSH_CONFIG")
+        .env("PICABOOT_AMT_USERNAME", user)
+        .env("PICABOOT_AMT_PASSWORD", password)
+        .stdin(Stdio::null());
+    c
+}
+
 /// Waits until `check` of the screen text of `path` says `Ok` (panics on `Err` or after
 /// `limit`, with the tail of the text).
 pub fn wait_for(
