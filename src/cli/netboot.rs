@@ -156,6 +156,21 @@ pub(super) fn mirror_url(arg: Option<&str>, host: &crate::profile::Host) -> anyh
     Ok(mirror)
 }
 
+/// The Debian archive client for a host's installer: `opts`, through the host's
+/// `install.proxy` when it has one.
+pub(super) fn archive_client(
+    opts: ClientOptions,
+    host: &crate::profile::Host,
+) -> anyhow::Result<Client> {
+    let client = Client::new(opts);
+    match host.install.proxy.as_deref() {
+        Some(proxy) => Ok(client
+            .with_proxy(proxy)
+            .map_err(|e| UsageError(format!("install.proxy of {}: {e}", host.name)))?),
+        None => Ok(client),
+    }
+}
+
 /// Builds and publishes one host's netboot artifacts; prints its line unless `--json`.
 pub(super) fn netboot_host(
     c: &NetbootConfig,
@@ -174,17 +189,15 @@ pub(super) fn netboot_host(
             "picaboot: WARNING: --insecure: the Debian archive signature will NOT be checked"
         );
     }
-    let mut client = Client::new(ClientOptions {
-        mirror,
-        keyring: c.keyring.clone(),
-        insecure: c.insecure,
-        cache_dir: c.cache.clone().unwrap_or_else(Cache::default_dir),
-    });
-    if let Some(proxy) = host.install.proxy.as_deref() {
-        client = client
-            .with_proxy(proxy)
-            .map_err(|e| UsageError(format!("install.proxy of {name}: {e}")))?;
-    }
+    let client = archive_client(
+        ClientOptions {
+            mirror,
+            keyring: c.keyring.clone(),
+            insecure: c.insecure,
+            cache_dir: c.cache.clone().unwrap_or_else(Cache::default_dir),
+        },
+        host,
+    )?;
     let opts = NetbootOptions {
         frontend: c.frontend.map(frontend_of),
         supplement: !c.no_supplement,

@@ -14,7 +14,7 @@ use anyhow::Context;
 use super::netboot::HostExtras;
 use super::{ProfilesArg, TestFailed, UsageError};
 use crate::amt::PowerAction;
-use crate::debian::{Cache, Client, ClientOptions};
+use crate::debian::{Cache, ClientOptions};
 use crate::install::harness::{self, IndexCheck, TestSources};
 use crate::install::phases::{Event, Tracker};
 use crate::ops::post_install::{self, SshTarget};
@@ -182,22 +182,23 @@ fn run(
     //    touched, or (test boxes, flag) the harness suite with serve proxying the mirrors.
     let upstream = super::netboot::mirror_url(c.mirror.as_deref(), profile_host)?;
     let suite = &profile_host.install.suite;
-    let client = Client::new(ClientOptions {
-        mirror: upstream.clone(),
-        keyring: PathBuf::from(crate::debian::DEFAULT_KEYRING),
-        insecure: false,
-        cache_dir: Cache::default_dir(),
-    });
+    let client = super::netboot::archive_client(
+        ClientOptions {
+            mirror: upstream.clone(),
+            keyring: PathBuf::from(crate::debian::DEFAULT_KEYRING),
+            insecure: false,
+            cache_dir: Cache::default_dir(),
+        },
+        profile_host,
+    )?;
     let sources = if c.allow_unverified_udebs {
         eprintln!(
             "picaboot: TEST BOX: --allow-unverified-udebs: a udeb index Debian did not sign may \
              be served to the installer (never for the real box)"
         );
-        let security = match c.mirror.as_deref() {
-            Some("apt") => crate::debian::sources::system_security_mirror()
-                .context("reading this machine's security mirror")?,
-            _ => crate::debian::sources::mirror_pair(&upstream)?.1,
-        };
+        let (_, security) =
+            crate::debian::sources::mirror_pair(c.mirror.as_deref().unwrap_or(&upstream))
+                .context("reading this machine's security mirror")?;
         let s = harness::test_sources(&client, &rt, &upstream, &security, suite, true)
             .with_context(|| format!("the installer's udebs from {upstream}"))?;
         say(t0, host, &format!("udebs: {}", s.udeb_source.describe()));
