@@ -352,7 +352,12 @@ fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
     // Not confirmed: the prompt names the host, its vPro address and every disk; exit 1.
     let o = run(p, "yes\n");
     let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{err}\napache's error log: {}",
+        apache.error_log()
+    );
     assert!(
         err.contains(&format!("Reinstall alice (vPro/AMT {})", apache.http)),
         "{err}"

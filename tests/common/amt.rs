@@ -649,6 +649,25 @@ fn free_port(ip: &str) -> u16 {
         .port()
 }
 
+/// Whether `addr` answers an unauthenticated `POST /wsman` with 401 (Apache's digest challenge).
+fn wsman_challenges(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok();
+    if s.write_all(
+        b"POST /wsman HTTP/1.1\r\nHost: amt-test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 401"
+}
+
 impl Apache {
     /// Starts Apache proxying `/wsman` to `backend` with Digest (MD5, qop=auth) for
     /// `user`/`password` (htdigest file line computed with coreutils' md5sum).
@@ -679,99 +698,121 @@ impl Apache {
         );
         let ha1 = ha1.split_whitespace().next().unwrap().to_string();
         std::fs::write(d.join("htdigest"), format!("{user}:{realm}:{ha1}\n")).unwrap();
-        let http_port = free_port(ip);
-        let mut https = None;
-        let mut fingerprint = None;
-        let mut tls_conf = String::new();
-        if tls {
-            let port = free_port(ip);
-            crate::common::run_ok(
-                Command::new("openssl")
-                    .args([
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "rsa:2048",
-                        "-nodes",
-                        "-days",
-                        "2",
-                        "-subj",
-                        "/CN=amt-test",
-                        "-keyout",
-                    ])
-                    .arg(d.join("key.pem"))
-                    .arg("-out")
-                    .arg(d.join("cert.pem"))
-                    .stderr(Stdio::null()),
-            );
-            let fp = crate::common::run_ok(
-                Command::new("openssl")
-                    .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-                    .arg(d.join("cert.pem")),
-            );
-            fingerprint = Some(fp.trim().split_once('=').unwrap().1.to_string());
-            tls_conf = format!(
-                "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n\
-                 LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n\
-                 Listen {ip}:{port}\n\
-                 <VirtualHost {ip}:{port}>\n\
-                 SSLEngine on\nSSLCertificateFile {d}/cert.pem\nSSLCertificateKeyFile {d}/key.pem\n\
-                 </VirtualHost>\n",
+        // A port chosen by binding port 0 can be taken by another process before Apache binds
+        // it (and a connect would then reach that process): Apache counts as started only when
+        // its own pid is in its pid file, it is still running and /wsman answers 401 through it.
+        // A lost port race (Apache exits: "could not bind") is retried on fresh ports.
+        let mut last_logs = String::new();
+        for _attempt in 0..5 {
+            let _ = std::fs::remove_file(d.join("httpd.pid"));
+            let http_port = free_port(ip);
+            let mut https = None;
+            let mut fingerprint = None;
+            let mut tls_conf = String::new();
+            if tls {
+                let port = free_port(ip);
+                if !d.join("cert.pem").exists() {
+                    crate::common::run_ok(
+                        Command::new("openssl")
+                            .args([
+                                "req",
+                                "-x509",
+                                "-newkey",
+                                "rsa:2048",
+                                "-nodes",
+                                "-days",
+                                "2",
+                                "-subj",
+                                "/CN=amt-test",
+                                "-keyout",
+                            ])
+                            .arg(d.join("key.pem"))
+                            .arg("-out")
+                            .arg(d.join("cert.pem"))
+                            .stderr(Stdio::null()),
+                    );
+                }
+                let fp = crate::common::run_ok(
+                    Command::new("openssl")
+                        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+                        .arg(d.join("cert.pem")),
+                );
+                fingerprint = Some(fp.trim().split_once('=').unwrap().1.to_string());
+                tls_conf = format!(
+                    "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n\
+                     LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n\
+                     Listen {ip}:{port}\n\
+                     <VirtualHost {ip}:{port}>\n\
+                     SSLEngine on\nSSLCertificateFile {d}/cert.pem\nSSLCertificateKeyFile {d}/key.pem\n\
+                     </VirtualHost>\n",
+                    d = d.display()
+                );
+                https = Some(format!("{ip}:{port}"));
+            }
+            let conf = format!(
+                "ServerRoot {d}\nServerName amt-test\nPidFile {d}/httpd.pid\nDefaultRuntimeDir {d}\n\
+                 Mutex file:{d} default\nErrorLog {d}/error.log\nLogLevel warn\n\
+                 LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so\n\
+                 LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so\n\
+                 LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so\n\
+                 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
+                 LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
+                 LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so\n\
+                 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
+                 LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n\
+                 {tls_conf}\
+                 User nobody\nGroup nogroup\nListen {ip}:{http_port}\nKeepAlive On\n\
+                 <Location /wsman>\n\
+                 AuthType Digest\nAuthName \"{realm}\"\nAuthDigestDomain /wsman\n\
+                 AuthDigestProvider file\nAuthUserFile {d}/htdigest\nRequire valid-user\n\
+                 ProxyPass http://{backend}/wsman\n\
+                 </Location>\n",
                 d = d.display()
             );
-            https = Some(format!("{ip}:{port}"));
-        }
-        let conf = format!(
-            "ServerRoot {d}\nServerName amt-test\nPidFile {d}/httpd.pid\nDefaultRuntimeDir {d}\n\
-             Mutex file:{d} default\nErrorLog {d}/error.log\nLogLevel warn\n\
-             LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so\n\
-             LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so\n\
-             LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so\n\
-             LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
-             LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
-             LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so\n\
-             LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
-             LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n\
-             {tls_conf}\
-             User nobody\nGroup nogroup\nListen {ip}:{http_port}\nKeepAlive On\n\
-             <Location /wsman>\n\
-             AuthType Digest\nAuthName \"{realm}\"\nAuthDigestDomain /wsman\n\
-             AuthDigestProvider file\nAuthUserFile {d}/htdigest\nRequire valid-user\n\
-             ProxyPass http://{backend}/wsman\n\
-             </Location>\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("httpd.conf"), conf).unwrap();
-        let child = Command::new("/usr/sbin/apache2")
-            .arg("-f")
-            .arg(d.join("httpd.conf"))
-            .args(["-X", "-DFOREGROUND"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let http = format!("{ip}:{http_port}");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&http).is_ok() {
-                break;
+            std::fs::write(d.join("httpd.conf"), conf).unwrap();
+            let mut child = Command::new("/usr/sbin/apache2")
+                .arg("-f")
+                .arg(d.join("httpd.conf"))
+                .args(["-X", "-DFOREGROUND"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+                .spawn()
+                .unwrap();
+            let http = format!("{ip}:{http_port}");
+            let mut started = false;
+            for _ in 0..100 {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                let ours = std::fs::read_to_string(d.join("httpd.pid"))
+                    .map(|p| p.trim() == child.id().to_string())
+                    .unwrap_or(false);
+                if ours && wsman_challenges(&http) {
+                    started = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            if started {
+                return Apache {
+                    http,
+                    https,
+                    fingerprint,
+                    realm,
+                    child,
+                    dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_logs = format!(
+                "{}{}",
+                std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default(),
+                std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+            );
         }
-        assert!(
-            std::net::TcpStream::connect(&http).is_ok(),
-            "apache did not start: {}{}",
-            std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default(),
-            std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-        );
-        Apache {
-            http,
-            https,
-            fingerprint,
-            realm,
-            child,
-            dir,
-        }
+        panic!("apache did not start in 5 attempts: {last_logs}");
     }
 
     /// Apache's error log.
