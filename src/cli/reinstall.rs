@@ -368,9 +368,19 @@ fn run(
         ),
     );
     let known = c.output.join(host).join("known_hosts");
-    let fps = post_install::record_host_keys(ssh, &known)?;
+    let (fps, not_shown) = post_install::record_host_keys(ssh, &known)?;
     for f in &fps {
         say(t0, host, &format!("new host key: {f}"));
+    }
+    if !not_shown.is_empty() {
+        say(
+            t0,
+            host,
+            &format!(
+                "note: the box showed no {} host key in 3 scans; recorded the others",
+                not_shown.join(", ")
+            ),
+        );
     }
     say(
         t0,
@@ -465,7 +475,11 @@ fn follow(
     say(
         t0,
         host,
-        &format!("waiting for the installer ({} at most)", mins(PHASES[0].1)),
+        &format!(
+            "{} ... ({} at most): waiting for the box to boot the installer",
+            PHASES[0].0,
+            mins(PHASES[0].1)
+        ),
     );
     let fail = |tracker: &Tracker, fetched: &[bool; 3], why: String| -> anyhow::Error {
         let lines = tracker.last_lines();

@@ -99,11 +99,31 @@ pub fn wait_for_ssh(target: &SshTarget, limit: Duration) -> Result<Duration, Ops
     }
 }
 
-/// Reads the target's host keys with `ssh-keyscan` into `known_hosts` (replaced) and returns
-/// their fingerprints (`ssh-keygen -l`), one line each.
-pub fn record_host_keys(target: &SshTarget, known_hosts: &Path) -> Result<Vec<String>, OpsError> {
+/// The host key types Debian's openssh-server generates at install; ssh-keyscan's names.
+pub const HOST_KEY_TYPES: [&str; 3] = ["ed25519", "ecdsa", "rsa"];
+
+/// How many times [`record_host_keys`] asks for key types the box did not show yet.
+const KEYSCAN_ROUNDS: usize = 3;
+
+/// The ssh-keyscan type (`ed25519`, `ecdsa`, `rsa`) of a known_hosts line, if standard.
+fn key_type(line: &str) -> Option<&'static str> {
+    let algo = line.split_whitespace().nth(1)?;
+    if algo == "ssh-ed25519" {
+        Some("ed25519")
+    } else if algo.starts_with("ecdsa-sha2-") {
+        Some("ecdsa")
+    } else if algo == "ssh-rsa" {
+        Some("rsa")
+    } else {
+        None
+    }
+}
+
+/// One `ssh-keyscan` of `types`: the known_hosts lines it printed.
+fn keyscan(target: &SshTarget, types: &[&str]) -> Result<Vec<String>, OpsError> {
     let out = Command::new("ssh-keyscan")
-        .args(["-T", "10", "-p", &target.port.to_string(), "--"])
+        .args(["-T", "10", "-t", &types.join(",")])
+        .args(["-p", &target.port.to_string(), "--"])
         .arg(target.host())
         .stderr(Stdio::null())
         .output()
@@ -112,16 +132,73 @@ pub fn record_host_keys(target: &SshTarget, known_hosts: &Path) -> Result<Vec<St
                 "cannot run ssh-keyscan (Debian package openssh-client): {e}"
             ))
         })?;
-    let keys: String = String::from_utf8_lossy(&out.stdout)
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
-    if keys.is_empty() {
+        .map(str::to_string)
+        .collect())
+}
+
+/// The host keys read so far and the standard types still missing.
+#[derive(Debug, Default)]
+struct ScannedKeys {
+    lines: Vec<String>,
+}
+
+impl ScannedKeys {
+    /// Adds the lines of one scan, one line per key type.
+    fn add(&mut self, lines: Vec<String>) {
+        for l in lines {
+            let t = key_type(&l);
+            let known = self
+                .lines
+                .iter()
+                .any(|k| *k == l || (t.is_some() && key_type(k) == t));
+            if !known {
+                self.lines.push(l);
+            }
+        }
+    }
+
+    /// The standard types no scan returned yet.
+    fn missing(&self) -> Vec<&'static str> {
+        HOST_KEY_TYPES
+            .into_iter()
+            .filter(|t| !self.lines.iter().any(|l| key_type(l) == Some(*t)))
+            .collect()
+    }
+}
+
+/// Reads the target's host keys with `ssh-keyscan` into `known_hosts` (replaced) and returns
+/// their fingerprints (`ssh-keygen -l`), one line each, and the standard key types the box
+/// never showed.
+///
+/// ssh-keyscan opens one connection per key type, each within its timeout: a box still busy
+/// with its first boot can let one of them time out (seen in QEMU: the ed25519 key missing
+/// while RSA and ECDSA came). The types not read are asked again, [`KEYSCAN_ROUNDS`] times in
+/// all, so that the key ssh prefers is not silently left out.
+pub fn record_host_keys(
+    target: &SshTarget,
+    known_hosts: &Path,
+) -> Result<(Vec<String>, Vec<&'static str>), OpsError> {
+    let mut keys = ScannedKeys::default();
+    let mut types: Vec<&str> = HOST_KEY_TYPES.to_vec();
+    for round in 0..KEYSCAN_ROUNDS {
+        if round > 0 {
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        keys.add(keyscan(target, &types)?);
+        types = keys.missing();
+        if types.is_empty() {
+            break;
+        }
+    }
+    if keys.lines.is_empty() {
         return Err(target.err("ssh-keyscan read no host key"));
     }
+    let text: String = keys.lines.iter().map(|l| format!("{l}\n")).collect();
     let tmp = known_hosts.with_extension("tmp");
-    std::fs::write(&tmp, &keys)
+    std::fs::write(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, known_hosts))
         .map_err(|e| target.err(format!("writing {}: {e}", known_hosts.display())))?;
     let fp = Command::new("ssh-keygen")
@@ -129,10 +206,13 @@ pub fn record_host_keys(target: &SshTarget, known_hosts: &Path) -> Result<Vec<St
         .arg(known_hosts)
         .output()
         .map_err(|e| target.err(format!("cannot run ssh-keygen: {e}")))?;
-    Ok(String::from_utf8_lossy(&fp.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect())
+    Ok((
+        String::from_utf8_lossy(&fp.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        types,
+    ))
 }
 
 /// What the post-install check reported.
@@ -205,6 +285,27 @@ pub fn run_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A round that missed a type leaves it missing; a later round fills it without
+    /// duplicating the types already read; a non-standard type is kept, never asked again.
+    #[test]
+    fn keys_from_several_scans_are_merged_by_type() {
+        let line = |algo: &str, key: &str| format!("[127.0.0.1]:2222 {algo} {key}");
+        let mut k = ScannedKeys::default();
+        k.add(vec![
+            line("ssh-rsa", "AAAAB3-r"),
+            line("ecdsa-sha2-nistp256", "AAAAE2-e"),
+        ]);
+        assert_eq!(k.missing(), ["ed25519"]);
+        k.add(vec![
+            line("ssh-rsa", "AAAAB3-r"),
+            line("ssh-ed25519", "AAAAC3-d"),
+            line("sk-ssh-ed25519@openssh.com", "AAAAGn-s"),
+        ]);
+        assert!(k.missing().is_empty());
+        assert_eq!(k.lines.len(), 4, "{:?}", k.lines);
+        assert_eq!(k.lines.iter().filter(|l| l.contains("ssh-rsa")).count(), 1);
+    }
 
     /// A listener that accepts and says nothing (a port forward to a box still booting) is not
     /// ssh; one that sends an identification string after a banner line is.
