@@ -104,6 +104,42 @@ pub fn event(msg: &str) {
     }
 }
 
+/// Writes `line` as it is (no prefix) to stderr, above the live bars when drawing; for
+/// commands that print their own timestamped lines. Printed in every mode but quiet.
+pub fn println(line: &str) {
+    match mode() {
+        Mode::Quiet => {}
+        Mode::Log => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+        Mode::Draw => {
+            let _ = multi().println(line);
+        }
+    }
+}
+
+/// A live status line for a step the caller reports with its own lines ([`println`]): a
+/// spinner with `label`, the elapsed time and the last detail when drawing; nothing at all
+/// otherwise (no start line: the caller said it).
+pub fn status(label: &str) -> Spinner {
+    let bar = (mode() == Mode::Draw).then(|| {
+        let b = multi().add(
+            ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}")
+                    .expect("valid template"),
+            ),
+        );
+        b.set_prefix(label.to_string());
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    Spinner {
+        label: label.to_string(),
+        bar,
+    }
+}
+
 /// Human size: `12.3 MB`.
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -215,28 +251,10 @@ pub struct Spinner {
 
 /// Starts a spinner for `label`.
 pub fn spinner(label: &str) -> Spinner {
-    let bar = match mode() {
-        Mode::Draw => {
-            let b = multi().add(
-                ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}")
-                        .expect("valid template"),
-                ),
-            );
-            b.set_prefix(label.to_string());
-            b.enable_steady_tick(Duration::from_millis(120));
-            Some(b)
-        }
-        Mode::Log => {
-            log_line(label);
-            None
-        }
-        Mode::Quiet => None,
-    };
-    Spinner {
-        label: label.to_string(),
-        bar,
+    if mode() == Mode::Log {
+        log_line(label);
     }
+    status(label)
 }
 
 impl Spinner {
@@ -329,6 +347,10 @@ mod tests {
         s.line("output");
         s.finish("done");
         phase("p").finish(true);
+        let st = status("alice: partitioning");
+        assert!(st.bar.is_none());
+        st.line("partman: creating md0");
         set_mode(Mode::Log);
+        assert!(status("logged by its caller").bar.is_none());
     }
 }

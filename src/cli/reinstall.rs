@@ -157,7 +157,7 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
 /// Prints one progress line with the time since `t0`.
 fn say(t0: Instant, host: &str, msg: &str) {
     let s = t0.elapsed().as_secs();
-    eprintln!("[{:02}:{:02}] {host}: {msg}", s / 60, s % 60);
+    crate::progress::println(&format!("[{:02}:{:02}] {host}: {msg}", s / 60, s % 60));
 }
 
 /// Everything after the confirmation.
@@ -377,8 +377,9 @@ fn run(
             t0,
             host,
             &format!(
-                "note: the box showed no {} host key in 3 scans; recorded the others",
-                not_shown.join(", ")
+                "note: the box showed no {} host key in {} scans; recorded the others",
+                not_shown.join(", "),
+                post_install::KEYSCAN_ROUNDS
             ),
         );
     }
@@ -481,6 +482,8 @@ fn follow(
             mins(PHASES[0].1)
         ),
     );
+    // On a terminal, the running phase's elapsed time and the installer's last log line.
+    let mut live = crate::progress::status(&format!("{host}: {}", PHASES[0].0));
     let fail = |tracker: &Tracker, fetched: &[bool; 3], why: String| -> anyhow::Error {
         let lines = tracker.last_lines();
         let mut msg = format!("{host}: the install failed: {why}");
@@ -521,6 +524,7 @@ fn follow(
         }
         let mut reports: Vec<&'static str> = Vec::new();
         while let Ok(line) = rx.try_recv() {
+            live.line(&line);
             match tracker.line(&line) {
                 Some(Event::Phase(p)) => reports.push(p),
                 Some(Event::Failed(f)) => return Err(fail(&tracker, &fetched, f)),
@@ -546,6 +550,7 @@ fn follow(
                         );
                     }
                     entered = Instant::now();
+                    live = crate::progress::status(&format!("{host}: {}", PHASES[i].0));
                     say(
                         t0,
                         host,

@@ -103,7 +103,7 @@ pub fn wait_for_ssh(target: &SshTarget, limit: Duration) -> Result<Duration, Ops
 pub const HOST_KEY_TYPES: [&str; 3] = ["ed25519", "ecdsa", "rsa"];
 
 /// How many times [`record_host_keys`] asks for key types the box did not show yet.
-const KEYSCAN_ROUNDS: usize = 3;
+pub const KEYSCAN_ROUNDS: usize = 3;
 
 /// The ssh-keyscan type (`ed25519`, `ecdsa`, `rsa`) of a known_hosts line, if standard.
 fn key_type(line: &str) -> Option<&'static str> {
