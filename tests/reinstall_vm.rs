@@ -306,16 +306,28 @@ fn reinstall_alice_installs_first_boots_and_passes_its_post_install_check() {
     ] {
         assert!(said_text.contains(want), "reinstall never said `{want}`");
     }
+    // Every phase before the installer's `done` is entered then ended, in order, and the end
+    // of the install is said after the last of them.
+    let phases = picaboot::ops::reinstall::PHASES;
+    let (last, before_done) = phases.split_last().unwrap();
+    assert_eq!(last.0, "done");
     let mut at = 0;
-    for (phase, _) in picaboot::ops::reinstall::PHASES {
-        let want = format!("alice: {phase} ...");
-        let Some(i) = said_text[at..].find(&want) else {
-            panic!("phase {phase} not reported after the previous ones");
-        };
-        at += i;
+    for (phase, _) in before_done {
+        for want in [
+            format!("alice: {phase} ... ("),
+            format!("alice: {phase} done in "),
+        ] {
+            let Some(i) = said_text[at..].find(&want) else {
+                panic!("`{want}` not said after the previous phases");
+            };
+            at += i;
+        }
     }
+    assert!(
+        said_text[at..].contains("alice: the installer reported the end of the install"),
+        "the end of the install not said after the last phase"
+    );
     for want in [
-        "alice: the installer reported the end of the install",
         "ssh answers on 127.0.0.1:",
         "new host key: ",
         "post-install check: ",
