@@ -63,6 +63,75 @@ pub fn valid_digest(d: &str) -> bool {
     })
 }
 
+/// A tag as the OCI distribution spec allows it: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// One repository path component of the OCI distribution spec:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`. This refuses `.`, `..` and every other component that
+/// a registry URL would resolve as a path step.
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: `.`, `_`, `__` or one or more `-`, always between alphanumerics.
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// A repository name: components joined by `/`, 255 characters at most (distribution spec).
+pub fn valid_repository(r: &str) -> bool {
+    !r.is_empty() && r.len() <= 255 && r.split('/').all(valid_component)
+}
+
+/// A registry host: DNS labels (letters, digits, inner `-`) joined by `.`, or `localhost`, with
+/// an optional decimal `:PORT` (1-65535).
+pub fn valid_registry_host(h: &str) -> bool {
+    let (host, port) = match h.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (h, None),
+    };
+    if let Some(p) = port {
+        let digits = !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit());
+        if !digits || !matches!(p.parse::<u32>(), Ok(1..=65535)) {
+            return false;
+        }
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        })
+}
+
 impl FromStr for Reference {
     type Err = RegistryError;
 
@@ -84,34 +153,30 @@ impl FromStr for Reference {
             }
             _ => ("docker.io".to_string(), rest.to_string()),
         };
-        if registry.is_empty() || registry.contains(|c: char| c.is_whitespace() || c == '@') {
-            return Err(bad(s, "bad registry host"));
+        if !valid_registry_host(&registry) {
+            return Err(bad(
+                s,
+                "bad registry host (DNS labels or an IPv4 address, optional :PORT)",
+            ));
         }
         let (repo, tag) = match path.rsplit_once(':') {
             Some((r, t)) if !t.contains('/') => (r.to_string(), Some(t.to_string())),
             _ => (path.clone(), None),
         };
         if let Some(t) = &tag {
-            let ok = !t.is_empty()
-                && t.len() <= 128
-                && !t.starts_with(['.', '-'])
-                && t.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-            if !ok {
-                return Err(bad(s, "bad tag"));
+            if !valid_tag(t) {
+                return Err(bad(
+                    s,
+                    "bad tag (the distribution spec's [A-Za-z0-9_][A-Za-z0-9._-]{0,127})",
+                ));
             }
         }
-        if repo.is_empty()
-            || repo.split('/').any(|c| {
-                c.is_empty()
-                    || !c.bytes().all(|b| {
-                        b.is_ascii_lowercase()
-                            || b.is_ascii_digit()
-                            || matches!(b, b'.' | b'_' | b'-')
-                    })
-            })
-        {
-            return Err(bad(s, "the repository must be lowercase path components"));
+        if !valid_repository(&repo) {
+            return Err(bad(
+                s,
+                "the repository must be lowercase components [a-z0-9]+ joined by '.', '_', '__' or '-' \
+                 (no '.' or '..' component), 255 characters at most",
+            ));
         }
         let repository = if registry == "docker.io" && !repo.contains('/') {
             format!("library/{repo}")
@@ -133,6 +198,17 @@ mod tests {
 
     fn r(s: &str) -> Reference {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn distribution_grammar_accepts_its_own_examples() {
+        for good in [
+            "127.0.0.1:5000/a__b/c--d/e.f_g:v1.0-rc_1",
+            "localhost:5000/tx-debian:_x",
+            "reg.example/a-----b",
+        ] {
+            assert!(good.parse::<Reference>().is_ok(), "{good}");
+        }
     }
 
     #[test]
@@ -165,6 +241,20 @@ mod tests {
             "reg.example/a@sha256:12",
             "reg.example/a:-x",
             "reg.example/a//b",
+            // Path steps a registry URL would resolve (hostile-input issue 21).
+            "127.0.0.1:5000/../../evil:t",
+            "127.0.0.1:5000/.:t",
+            "127.0.0.1:5000/a/..",
+            "127.0.0.1:5000/a/./b",
+            "127.0.0.1:5000/a..b",
+            "127.0.0.1:5000/a___b",
+            "127.0.0.1:5000/-a",
+            "127.0.0.1:5000/a-",
+            "127.0.0.1:5000/a%2e",
+            "127.0.0.1:99999/a",
+            "127.0.0.1:/a",
+            "reg_example.com:5000/a",
+            "reg.example/a:.t",
         ] {
             assert!(b.parse::<Reference>().is_err(), "{b}");
         }
