@@ -218,27 +218,18 @@ pub(crate) fn verify_install(
     };
     let kernel_params = m.kernel_params.unwrap_or_default();
     for (i, p) in kernel_params.iter().enumerate() {
-        if p.is_empty() || p.contains(char::is_whitespace) || p.contains('"') {
-            err(
-                c,
-                "kernel-params",
-                format!("install.kernel-params[{i}]"),
-                format!("`{p}` is not one kernel parameter (no spaces or quotes)"),
-            );
+        if let Err(e) = super::text::kernel_param(p) {
+            err(c, "kernel-params", format!("install.kernel-params[{i}]"), e);
         }
     }
     let packages = m.packages.unwrap_or_default();
     for (i, p) in packages.iter().enumerate() {
-        if !valid_name(p, 100)
-            && !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
+        if !super::text::debian_package(p) {
             err(
                 c,
                 "packages",
                 format!("install.packages[{i}]"),
-                format!("`{p}` is not a package name"),
+                format!("`{p}` is not a Debian package name (Debian Policy 5.6.1: lower-case letters, digits and `+.-`, at least two, starting with a letter or digit)"),
             );
         }
     }
