@@ -11,6 +11,12 @@ use super::raw::*;
 use super::source::{Diagnostics, SourceFile};
 use super::units::{check_password_hash, check_ssh_key, parse_bytes, parse_mac};
 
+/// The highest corosync node id (knet's limit).
+pub const MAX_NODEID: u32 = 65535;
+
+/// The longest `network.settle-seconds` (rc.local sleeps this long at every boot).
+pub const MAX_SETTLE_SECONDS: u32 = 600;
+
 /// Records problems against one source file.
 pub(crate) struct Checker<'a> {
     pub src: &'a SourceFile,
@@ -30,6 +36,10 @@ impl Checker<'_> {
     }
 
     fn ipv4_net(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
+        if let Some(why) = leading_zero(text) {
+            self.err(field, why);
+            return None;
+        }
         match text.parse::<IpNet>() {
             Ok(IpNet::V4(n)) => Some(n),
             Ok(IpNet::V6(_)) => {
@@ -54,6 +64,49 @@ impl Checker<'_> {
         }
     }
 
+    /// An IPv4 address with prefix that a host holds on an interface: a prefix of at least
+    /// /8, and (up to /30) neither the network nor the broadcast address of its prefix. /31
+    /// (RFC 3021) and /32 have neither.
+    fn ipv4_host(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
+        let n = self.ipv4_net(field, text)?;
+        if n.prefix_len() < 8 {
+            self.err(
+                field,
+                format!("`{text}`: a host address on an interface takes a prefix of /8 to /32"),
+            );
+        } else if n.prefix_len() <= 30 {
+            let what = if n.addr() == n.network() {
+                Some("network")
+            } else if n.addr() == n.broadcast() {
+                Some("broadcast")
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                self.err(
+                    field,
+                    format!(
+                        "`{text}` is the {what} address of {}, not a host address",
+                        n.trunc()
+                    ),
+                );
+            }
+        }
+        Some(n)
+    }
+
+    /// An IPv6 address with prefix that a host holds on an interface (a prefix of /8 or more).
+    fn ipv6_host(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
+        let n = self.ipv6_net(field, text)?;
+        if n.prefix_len() < 8 {
+            self.err(
+                field,
+                format!("`{text}`: a host address on an interface takes a prefix of /8 to /128"),
+            );
+        }
+        Some(n)
+    }
+
     fn ipv6_net(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
         match text.parse::<IpNet>() {
             Ok(IpNet::V6(n)) => Some(n),
@@ -72,6 +125,25 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+}
+
+/// One rule for leading zeros in every IPv4 field (std's address parser, used for gateways,
+/// nameservers and the vPro address, refuses them; ipnet's accepts them): an octet or prefix
+/// length written with a leading zero (`091.224.148.84/32`, `10.0.0.1/08`) is refused, since
+/// other tools read such octets as octal.
+fn leading_zero(text: &str) -> Option<String> {
+    let (addr, len) = text.split_once('/').unwrap_or((text, ""));
+    if !addr.contains('.') || addr.contains(':') {
+        return None;
+    }
+    let zero = |p: &str| p.len() > 1 && p.starts_with('0') && p.chars().all(|c| c.is_ascii_digit());
+    if addr.split('.').any(zero) || zero(len) {
+        Some(format!(
+            "`{text}` has a number with a leading zero (other tools read it as octal): write it without"
+        ))
+    } else {
+        None
     }
 }
 
@@ -495,7 +567,7 @@ pub(crate) fn verify_host(
     let (vpro_port, vpro_tls_sha256) = verify_vpro_access(c, raw.vpro.as_ref());
     let network = verify_network(c, &raw.network, &nics);
     let cluster_link = raw.cluster_link.as_ref().and_then(|l| {
-        let address = c.ipv4_net("cluster-link.address", &l.address)?;
+        let address = c.ipv4_host("cluster-link.address", &l.address)?;
         let known: Vec<&str> = nics
             .iter()
             .map(|n| n.name.as_str())
@@ -682,7 +754,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
             );
         }
     }
-    let ipv4 = c.ipv4_net("network.ipv4", &raw.ipv4);
+    let ipv4 = c.ipv4_host("network.ipv4", &raw.ipv4);
     let gw = match raw.ipv4_gateway.parse::<Ipv4Addr>() {
         Ok(g) => Some(g),
         Err(_) => {
@@ -712,7 +784,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let ipv6 = raw
         .ipv6
         .as_ref()
-        .and_then(|t| c.ipv6_net("network.ipv6", t));
+        .and_then(|t| c.ipv6_host("network.ipv6", t));
     if let Some(n) = ipv6 {
         if is_link_local_v6(&n.addr()) {
             c.err(
@@ -724,7 +796,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let ll = raw
         .ipv6_link_local
         .as_ref()
-        .and_then(|t| c.ipv6_net("network.ipv6-link-local", t));
+        .and_then(|t| c.ipv6_host("network.ipv6-link-local", t));
     if let Some(n) = ll {
         if !is_link_local_v6(&n.addr()) {
             c.err(
@@ -798,7 +870,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         }
     }
     let nat_bridge = raw.nat_bridge.as_ref().and_then(|b| {
-        let address = c.ipv4_net("network.nat-bridge.address", &b.address)?;
+        let address = c.ipv4_host("network.nat-bridge.address", &b.address)?;
         if address.prefix_len() >= 31 || address.addr() == address.network() {
             c.err(
                 "network.nat-bridge.address",
@@ -874,7 +946,16 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         interface: raw.interface.clone(),
         bridge: raw.bridge.clone(),
         device: raw.bridge.clone().unwrap_or_else(|| raw.interface.clone()),
-        settle_seconds: raw.settle_seconds.unwrap_or(3),
+        settle_seconds: match raw.settle_seconds.unwrap_or(3) {
+            s if s > MAX_SETTLE_SECONDS => {
+                c.err(
+                    "network.settle-seconds",
+                    format!("{s} is more than {MAX_SETTLE_SECONDS} seconds (rc.local waits this long at every boot)"),
+                );
+                return None;
+            }
+            s => s,
+        },
         ipv4: ipv4?,
         ipv4_gateway: gw?,
         ipv4_onlink: raw.ipv4_onlink,
@@ -896,12 +977,134 @@ fn parse_size(c: &mut Checker<'_>, field: &str, text: &str) -> Option<Size> {
     }
 }
 
+/// Directories the system itself lives in or the kernel provides: a volume mounted there
+/// hides the running system (`/boot`, `/var`, `/home`, `/srv`, `/opt`, `/tmp` stay allowed).
+const SYSTEM_DIRS: &[&str] = &[
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sys",
+    "/dev", "/run",
+];
+
 fn check_mount(c: &mut Checker<'_>, field: &str, m: &str, mounts: &mut BTreeSet<String>) {
+    let system = SYSTEM_DIRS
+        .iter()
+        .find(|d| m == **d || m.strip_prefix(**d).is_some_and(|r| r.starts_with('/')));
     if !super::text::mount_point(m) {
         c.err(field, format!("`{m}` is not an absolute mount point"));
+    } else if let Some(d) = system {
+        c.err(
+            field,
+            format!("`{m}` is a system directory ({d}): a volume mounted there hides the running system"),
+        );
     } else if !mounts.insert(m.to_string()) {
         c.err(field, format!("`{m}` is mounted twice"));
     }
+}
+
+/// True when mount point `inner` lies beneath `outer`.
+fn beneath(inner: &str, outer: &str) -> bool {
+    inner != outer
+        && (outer == "/"
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|r| r.starts_with('/')))
+}
+
+/// lvm(8) VALID NAMES: a VG may not be `.`, `..` or anything in /dev/ (the kernel's and
+/// udev's names there); an LV may not be `.`, `..`, start with `snapshot` or `pvmove`, or
+/// contain one of lvm's internal suffixes.
+fn lvm_reserved(name: &str, vg: bool) -> Option<String> {
+    const DEV: &[&str] = &[
+        "mapper",
+        "disk",
+        "block",
+        "char",
+        "md",
+        "mqueue",
+        "shm",
+        "pts",
+        "hugepages",
+        "input",
+        "net",
+        "snd",
+        "dri",
+        "bus",
+        "cpu",
+        "fd",
+        "vfio",
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+        "console",
+        "kmsg",
+        "log",
+        "stdin",
+        "stdout",
+        "stderr",
+        "core",
+        "mem",
+        "kvm",
+        "fuse",
+        "loop-control",
+        "ptmx",
+        "rtc",
+        "watchdog",
+        "hpet",
+        "port",
+        "ppp",
+        "uinput",
+        "vhost-net",
+        "btrfs-control",
+        "cuse",
+        "autofs",
+        "usb",
+        "raw",
+        "dm",
+        "lvm",
+    ];
+    const KERNEL_PREFIXES: &[&str] = &[
+        "tty", "md", "loop", "ram", "nbd", "sr", "dm-", "nvme", "sd", "vd", "hd", "xvd", "sg",
+        "vcs", "zram", "mmcblk", "rtc", "watchdog", "hidraw", "i2c-", "dri", "nst", "st",
+    ];
+    const SUFFIXES: &[&str] = &[
+        "_cdata", "_cmeta", "_corig", "_iorig", "_mimage", "_mlog", "_pmspare", "_rimage",
+        "_rmeta", "_tdata", "_tmeta", "_vdata", "_vorigin", "_wcorig",
+    ];
+    if name == "." || name == ".." {
+        return Some(format!("`{name}` is reserved by lvm(8)"));
+    }
+    if vg {
+        // A kernel device name: the prefix, then up to two letters (sdab) and/or a number.
+        let kernel_name = KERNEL_PREFIXES.iter().any(|p| {
+            name.strip_prefix(p).is_some_and(|r| {
+                let letters = r.trim_end_matches(|c: char| c.is_ascii_digit());
+                !r.is_empty()
+                    && letters.len() <= 2
+                    && letters.chars().all(|c| c.is_ascii_lowercase())
+                    && (letters.len() < r.len() || matches!(*p, "sd" | "vd" | "hd" | "xvd"))
+            })
+        });
+        if DEV.contains(&name) || kernel_name {
+            return Some(format!(
+                "`{name}` is a name in /dev/, which lvm(8) refuses for a volume group"
+            ));
+        }
+        return None;
+    }
+    if let Some(p) = ["snapshot", "pvmove"]
+        .iter()
+        .find(|p| name.starts_with(**p))
+    {
+        return Some(format!(
+            "`{name}` starts with `{p}`, which lvm(8) reserves for logical volumes"
+        ));
+    }
+    SUFFIXES
+        .iter()
+        .find(|s| name.contains(**s))
+        .map(|s| format!("`{name}` contains `{s}`, which lvm(8) reserves for its internal volumes"))
 }
 
 fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Option<Storage> {
@@ -917,19 +1120,27 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
     let mut arrays = Vec::new();
     let mut names = BTreeSet::new();
     let mut mounts = BTreeSet::new();
+    // (mount point, when it is mounted, field)
+    let mut placed: Vec<(String, Stage, String)> = Vec::new();
     let mut groups: BTreeMap<String, Stage> = BTreeMap::new();
     for (i, a) in raw.arrays.iter().enumerate() {
         let f = |k: &str| format!("storage.arrays[{i}].{k}");
+        // Canonical `mdN` only (`md01` and `md+1` would be other names for the number N, or
+        // no device at all), N at most 255 (partitionable md minors), unique by N.
         let number = a
             .name
             .strip_prefix("md")
-            .and_then(|n| n.parse::<u32>().ok());
+            .and_then(|n| n.parse::<u32>().ok().filter(|x| x.to_string() == n))
+            .filter(|&x| x <= 255);
         if number.is_none() {
             c.err(
                 f("name"),
-                format!("`{}` is not an md device name (md0, md1, …)", a.name),
+                format!(
+                    "`{}` is not an md device name (md0 to md255, no leading zero)",
+                    a.name
+                ),
             );
-        } else if !names.insert(a.name.clone()) {
+        } else if !names.insert(number) {
             c.err(f("name"), format!("array `{}` is declared twice", a.name));
         }
         if a.level != 1 {
@@ -976,6 +1187,7 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                     );
                 }
                 check_mount(c, &f("mount"), m, &mut mounts);
+                placed.push((m.clone(), stage.unwrap_or(Stage::Install), f("mount")));
                 Some(ArrayContent::Filesystem {
                     fs: fs.clone(),
                     mount: m.clone(),
@@ -987,6 +1199,8 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                         f("volume-group"),
                         format!("`{vg}` is not a volume group name"),
                     );
+                } else if let Some(why) = lvm_reserved(vg, true) {
+                    c.err(f("volume-group"), why);
                 }
                 if groups
                     .insert(vg.clone(), stage.unwrap_or(Stage::Install))
@@ -1037,6 +1251,8 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                 f("name"),
                 format!("`{}` is not a logical volume name", v.name),
             );
+        } else if let Some(why) = lvm_reserved(&v.name, false) {
+            c.err(f("name"), why);
         } else if !lv_names.insert((v.group.clone(), v.name.clone())) {
             c.err(
                 f("name"),
@@ -1054,7 +1270,9 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
             ("swap", None) => {}
             ("swap", Some(_)) => c.err(f("mount"), "swap is not mounted"),
             ("ext2" | "ext3" | "ext4" | "xfs", Some(m)) => {
-                check_mount(c, &f("mount"), m, &mut mounts)
+                check_mount(c, &f("mount"), m, &mut mounts);
+                let stage = groups.get(&v.group).copied().unwrap_or(Stage::Install);
+                placed.push((m.clone(), stage, f("mount")));
             }
             ("ext2" | "ext3" | "ext4" | "xfs", None) => {
                 c.err(f("mount"), "a filesystem needs a mount point")
@@ -1072,6 +1290,21 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                 filesystem: v.filesystem.clone(),
                 mount: v.mount.clone(),
             });
+        }
+    }
+    // A first-boot mount over a directory holding an install-time mount hides it.
+    for (outer, outer_stage, field) in &placed {
+        if *outer_stage != Stage::FirstBoot {
+            continue;
+        }
+        if let Some((inner, ..)) = placed
+            .iter()
+            .find(|(inner, st, _)| *st == Stage::Install && beneath(inner, outer))
+        {
+            c.err(
+                field.clone(),
+                format!("`{outer}` is mounted at first boot over `{inner}`, which the installer mounts: it would hide it"),
+            );
         }
     }
     let root_on_install = arrays.iter().any(|a| {
@@ -1113,11 +1346,18 @@ pub(crate) fn verify_cluster(
     let mut ids = BTreeSet::new();
     let mut hosts = BTreeSet::new();
     for (i, n) in raw.nodes.iter().enumerate() {
-        let id = u32::try_from(n.nodeid).ok().filter(|&x| x > 0);
+        // corosync's knet transport takes node ids below 65536 ("Knet requires nodeid to be
+        // less than 65536").
+        let id = u32::try_from(n.nodeid)
+            .ok()
+            .filter(|&x| (1..=MAX_NODEID).contains(&x));
         match id {
             None => c.err(
                 format!("nodes[{i}].nodeid"),
-                format!("{} is not a positive node id", n.nodeid),
+                format!(
+                    "{} is not a node id from 1 to {MAX_NODEID} (corosync's knet limit)",
+                    n.nodeid
+                ),
             ),
             Some(id) if !ids.insert(id) => c.err(
                 format!("nodes[{i}].nodeid"),
