@@ -33,6 +33,20 @@ pub enum ProfileError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A profile path is not a regular file (a FIFO, a device, a directory).
+    #[error("{path}: not a regular file (profiles are read only from regular files)")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A profile file is larger than picaboot reads.
+    #[error("{path}: larger than {limit} bytes (profiles are a few KiB)")]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// One or more profiles are invalid.
     #[error("{0}")]
     Invalid(Diagnostics),
@@ -58,11 +72,47 @@ pub fn cluster_lock_path(dir: &Path, cluster_profile: &str) -> PathBuf {
         .join(format!("{cluster_profile}.lock.toml"))
 }
 
+/// The largest profile file read (the shipped ones are a few KiB).
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// Reads one profile: only a regular file (opened non-blocking, so that a FIFO or a device
+/// does not hang the open, then checked with fstat), at most [`MAX_PROFILE_BYTES`].
 fn read(path: &Path) -> Result<SourceFile, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| ProfileError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(ProfileError::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_PROFILE_BYTES,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_PROFILE_BYTES,
+        });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     Ok(SourceFile::new(path, text))
 }
 

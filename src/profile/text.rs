@@ -16,6 +16,14 @@ use super::source::{Diagnostic, Diagnostics, SourceFile};
 /// The longest string a profile may hold (an SSH public key of 16384 bits fits).
 pub const MAX_LEN: usize = 4096;
 
+/// The most entries a list of a profile may hold (nameservers, packages, arrays, volumes,
+/// port forwards, …): far beyond any real host, small enough that rendered files stay small.
+pub const MAX_LIST: usize = 64;
+
+fn too_many(n: usize) -> String {
+    format!("holds {n} entries (a list holds at most {MAX_LIST})")
+}
+
 /// The longest description (it lands in comments of rendered files).
 pub const MAX_DESCRIPTION: usize = 200;
 
@@ -110,6 +118,11 @@ fn walk_item(src: &SourceFile, item: &Item, field: &str, diags: &mut Diagnostics
         Item::Value(v) => walk_value(src, v, field, diags),
         Item::Table(t) => walk_table(src, t, field, diags),
         Item::ArrayOfTables(a) => {
+            if a.len() > MAX_LIST {
+                let at = a.span().map_or(0, |s| s.start);
+                report(src, diags, field.to_string(), at, too_many(a.len()));
+                return;
+            }
             for (i, t) in a.iter().enumerate() {
                 walk_table(src, t, &format!("{field}[{i}]"), diags);
             }
@@ -127,6 +140,11 @@ fn walk_value(src: &SourceFile, v: &Value, field: &str, diags: &mut Diagnostics)
             }
         }
         Value::Array(a) => {
+            if a.len() > MAX_LIST {
+                let at = a.span().map_or(0, |s| s.start);
+                report(src, diags, field.to_string(), at, too_many(a.len()));
+                return;
+            }
             for (i, x) in a.iter().enumerate() {
                 walk_value(src, x, &format!("{field}[{i}]"), diags);
             }
