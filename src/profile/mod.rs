@@ -202,6 +202,9 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     let site: Option<raw::RawSite> = parse(&site_src, &mut diags);
 
     let mut hardware = BTreeMap::new();
+    // Hardware profiles that exist but are invalid (their own errors are reported): hosts on
+    // them are not checked against them, nor told the profile does not exist.
+    let mut invalid_hardware = std::collections::BTreeSet::new();
     for (name, path) in toml_files(&dir.join("hardware"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHardware>(&src, &mut diags) {
@@ -209,9 +212,17 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
                 src: &src,
                 diags: &mut diags,
             };
-            if let Some(hw) = validate::verify_hardware(&mut c, &name, &raw) {
-                hardware.insert(name, (hw, raw.install.clone(), src.clone()));
+            let before = c.diags.0.len();
+            match validate::verify_hardware(&mut c, &name, &raw) {
+                Some(hw) if c.diags.0.len() == before => {
+                    hardware.insert(name, (hw, raw.install.clone(), src.clone()));
+                }
+                _ => {
+                    invalid_hardware.insert(name);
+                }
             }
+        } else {
+            invalid_hardware.insert(name);
         }
     }
 
@@ -220,6 +231,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     for (name, path) in toml_files(&dir.join("hosts"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHost>(&src, &mut diags) {
+            if invalid_hardware.contains(&raw.hardware) {
+                host_sources.insert(name, src);
+                continue;
+            }
             let mut c = Checker {
                 src: &src,
                 diags: &mut diags,

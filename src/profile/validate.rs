@@ -374,6 +374,7 @@ pub(crate) fn verify_hardware(
     };
     let mut disks = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut devices = BTreeSet::new();
     for (i, d) in raw.disks.iter().enumerate() {
         let f = |k: &str| format!("disks[{i}].{k}");
         if !valid_name(&d.id, 32) {
@@ -410,6 +411,12 @@ pub(crate) fn verify_hardware(
             }
             None => format!("/dev/sd{}", (b'a' + (i as u8).min(25)) as char),
         };
+        if !devices.insert(device.clone()) {
+            c.err(
+                f("device"),
+                format!("device {device} is named for two disks"),
+            );
+        }
         if let Some(m) = &d.model_match {
             check_match_text(c, &f("model-match"), m);
         }
@@ -727,9 +734,14 @@ fn verify_disk_devices(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec
             ..d.clone()
         })
         .collect();
-    let mut seen = BTreeSet::new();
+    // Two hardware disks on one device are reported in the hardware profile; here only a
+    // clash that this host's `disk-devices` makes.
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for d in &disks {
-        if !seen.insert(d.device.clone()) {
+        let Some(other) = seen.insert(&d.device, &d.id) else {
+            continue;
+        };
+        if raw.disk_devices.contains_key(&d.id) || raw.disk_devices.contains_key(other) {
             c.err(
                 format!("disk-devices.{}", d.id),
                 format!("device {} is named for two disks", d.device),
