@@ -1585,3 +1585,64 @@ pub(crate) fn verify_unique<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{beneath, leading_zero, lvm_reserved};
+
+    #[test]
+    fn lvm_reserved_names_follow_lvm8() {
+        for vg in [
+            "mapper", "disk", "md0", "sda", "sdab", "loop1", "dm-0", "nvme0", ".", "..",
+        ] {
+            assert!(lvm_reserved(vg, true).is_some(), "vg {vg}");
+        }
+        for vg in ["pve", "backup", "vdata", "store", "mdx", "data0"] {
+            assert!(lvm_reserved(vg, true).is_none(), "vg {vg}");
+        }
+        for lv in [
+            "snapshot",
+            "snapshot1",
+            "pvmove",
+            "pvmove0",
+            "x_tmeta",
+            "a_rimage_0",
+            "b_pmspare",
+            ".",
+        ] {
+            assert!(lvm_reserved(lv, false).is_some(), "lv {lv}");
+        }
+        for lv in ["root", "swap", "data", "save", "my_snap", "tmeta"] {
+            assert!(lvm_reserved(lv, false).is_none(), "lv {lv}");
+        }
+    }
+
+    #[test]
+    fn one_leading_zero_rule() {
+        for bad in [
+            "091.224.148.84/32",
+            "10.0.0.01",
+            "10.0.0.1/08",
+            "00.1.2.3/8",
+        ] {
+            assert!(leading_zero(bad).is_some(), "{bad}");
+        }
+        for ok in [
+            "91.224.148.84/32",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "fe80::01/64",
+            "10.0.0.1",
+        ] {
+            assert!(leading_zero(ok).is_none(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn nesting() {
+        assert!(beneath("/srv/data", "/srv"));
+        assert!(beneath("/SAVE", "/"));
+        assert!(!beneath("/srv", "/srv"));
+        assert!(!beneath("/srvx", "/srv"));
+    }
+}
