@@ -40,22 +40,43 @@ pub fn open(dir: &Path) -> Result<Project, ProfileError> {
 pub fn open_with(dir: &Path, overrides: &Overrides) -> Result<Project, ProfileError> {
     let mut loaded = profile::load(dir)?;
     let mut diags = Diagnostics::default();
+    // The same grammar as the profile's `disk-devices` (and the hardware's `device`), and the
+    // same rule that no device is named for two disks.
     for (id, device) in &overrides.disk_devices {
-        let ok_dev = device.starts_with("/dev/")
-            && device.len() > 5
-            && !device.contains(char::is_whitespace);
+        let bad_dev = profile::text::device_path(device).err();
         for (name, host) in loaded.profiles.hosts.iter_mut() {
             let src = &loaded.host_sources[name];
+            let field = format!("disk-devices.{id}");
             match host.disks.iter_mut().find(|d| &d.id == id) {
-                Some(_) if !ok_dev => diags.push(src.diag(
-                    "disk-devices",
-                    format!("--disk {id}={device}: `{device}` is not a device path under /dev/"),
+                Some(_) if bad_dev.is_some() => diags.push(src.diag(
+                    field,
+                    format!(
+                        "--disk {id}={device}: {}",
+                        bad_dev.clone().unwrap_or_default()
+                    ),
                 )),
                 Some(d) => d.device = device.clone(),
                 None => diags.push(src.diag(
-                    "disk-devices",
+                    field,
                     format!("--disk {id}={device}: the hardware has no disk `{id}`"),
                 )),
+            }
+        }
+    }
+    if !overrides.disk_devices.is_empty() {
+        for (name, host) in &loaded.profiles.hosts {
+            let src = &loaded.host_sources[name];
+            let mut seen = std::collections::BTreeSet::new();
+            for d in &host.disks {
+                if !seen.insert(d.device.as_str()) {
+                    diags.push(src.diag(
+                        format!("disk-devices.{}", d.id),
+                        format!(
+                            "--disk: device {} is named for two disks (another --disk or the profile already uses it)",
+                            d.device
+                        ),
+                    ));
+                }
             }
         }
     }

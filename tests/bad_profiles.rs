@@ -120,3 +120,113 @@ fn unknown_host_is_a_user_error() {
     );
     assert!(!scratch.path().join("out").exists());
 }
+
+/// `render --disk` and `--mirror` go through the grammar of the profile field they override
+/// (and `--disk` through its rule that no device is named for two disks): refused with the
+/// field's message, exit 1, nothing written.
+#[test]
+fn render_overrides_are_validated_like_the_profile_fields() {
+    let dev_msg = |dev: &str| {
+        format!("`{dev}` is not a device path under /dev/ (letters, digits and `._+:-` between `/`, no `..`)")
+    };
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--disk", "ssd0=/dev/sda;touch${IFS}/tmp/PWNED"],
+            ["alice", "bob"]
+                .map(|h| {
+                    format!(
+                        "profiles/hosts/{h}.toml:1: disk-devices.ssd0: --disk ssd0=/dev/sda;touch${{IFS}}/tmp/PWNED: {}\n",
+                        dev_msg("/dev/sda;touch${IFS}/tmp/PWNED")
+                    )
+                })
+                .concat()
+                + "picaboot: 2 problems in the profiles; nothing was written\n",
+        ),
+        (
+            vec!["--disk", "ssd0=/dev/../etc/passwd"],
+            ["alice", "bob"]
+                .map(|h| {
+                    format!(
+                        "profiles/hosts/{h}.toml:1: disk-devices.ssd0: --disk ssd0=/dev/../etc/passwd: {}\n",
+                        dev_msg("/dev/../etc/passwd")
+                    )
+                })
+                .concat()
+                + "picaboot: 2 problems in the profiles; nothing was written\n",
+        ),
+        (
+            vec!["--disk", "ssd0=/dev/sdb"],
+            ["alice", "bob"]
+                .map(|h| {
+                    format!("profiles/hosts/{h}.toml:1: disk-devices.ssd1: --disk: device /dev/sdb is named for two disks (another --disk or the profile already uses it)\n")
+                })
+                .concat()
+                + "picaboot: 2 problems in the profiles; nothing was written\n",
+        ),
+        (
+            vec!["--mirror", "http://x/debian;touch${IFS}/tmp/PWNED"],
+            "--mirror:0: install.mirror: `http://x/debian;touch${IFS}/tmp/PWNED`: a mirror URL holds only letters, digits and `._~:/@%+=,-`\n\
+             picaboot: 1 problem in the profiles; nothing was written\n"
+                .to_string(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let scratch = common::scratch_profiles();
+        let mut all = vec!["render", "--all", "-o", "out"];
+        all.extend(&args);
+        let o = common::picaboot(scratch.path(), &all);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), expected, "{args:?}");
+        assert!(!scratch.path().join("out").exists(), "{args:?} wrote out/");
+    }
+}
+
+/// Only regular files are read as profiles: a FIFO (which would block `open` forever) or a
+/// device in place of a host profile or site.toml is refused at once, naming the file, exit 1,
+/// nothing written; so is a profile over 1 MiB.
+#[test]
+fn profiles_are_regular_files_of_bounded_size() {
+    let cases: &[(&str, &str)] = &[
+        ("hosts/carol.toml", "fifo"),
+        ("site.toml", "fifo"),
+        ("hosts/dave.toml", "device"),
+        ("hosts/erin.toml", "large"),
+    ];
+    for (file, kind) in cases {
+        let scratch = common::scratch_profiles();
+        let path = scratch.path().join("profiles").join(file);
+        let _ = std::fs::remove_file(&path);
+        match *kind {
+            "fifo" => assert!(std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()),
+            "device" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+            _ => std::fs::write(
+                &path,
+                format!("hostname = \"erin\"\n# {}\n", "a".repeat(50 << 20)),
+            )
+            .unwrap(),
+        }
+        let expected = if *kind == "large" {
+            format!("picaboot: error: profiles/{file}: larger than 1048576 bytes (profiles are a few KiB)\n")
+        } else {
+            format!("picaboot: error: profiles/{file}: not a regular file (profiles are read only from regular files)\n")
+        };
+        for args in [&["check"][..], &["render", "--all", "-o", "out"][..]] {
+            // Under timeout(1): the old code blocked in open(2) on the FIFO forever.
+            let o = std::process::Command::new("timeout")
+                .arg("30")
+                .arg(env!("CARGO_BIN_EXE_picaboot"))
+                .args(args)
+                .current_dir(scratch.path())
+                .env_remove("PICABOOT_PROFILES")
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(1), "{file} ({kind}): {args:?}");
+            assert_eq!(String::from_utf8_lossy(&o.stderr), expected, "{args:?}");
+        }
+        assert!(!scratch.path().join("out").exists());
+    }
+}

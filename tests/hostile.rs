@@ -5,7 +5,11 @@
 //! namespace (traced with `sh -x`) creates no canary file and runs no `touch`, the storage
 //! script's commands and the preseed's `late_command` are byte-identical to the shipped
 //! profiles' ones (a value that would change them would need the storage script run in a
-//! guest: such values are refused by grammar instead). Every case's outcome is blessed in
+//! guest: such values are refused by grammar instead) unless the value is a plain word (only
+//! characters no shell treats specially), and the grub.d file `update-grub` sources passes
+//! `dash -n` and, sourced under `sh -x`, runs nothing. The same payloads go through
+//! `render --disk` and `--mirror`, refused like the profile field or inert. Every case's
+//! outcome is blessed in
 //! `tests/fixtures/hostile/expected.txt` (`PICABOOT_BLESS=1 cargo test --test hostile`, then
 //! review the diff).
 
@@ -37,6 +41,16 @@ const PAYLOADS: &[(&str, &str)] = &[
     ("paragraph-separator", "x\\u2029touch {C}"),
     ("bidi-override", "x\\u202etouch {C}"),
     ("very-long", "LONG"),
+    // Round two (issue 21): kernel parameters, options, sizes and number grammars.
+    ("backslash", "x\\\\"),
+    ("parameter-expansion", "${PATH}"),
+    ("ifs-substitution", "$(touch${IFS}{C})"),
+    ("option", "--allow-unauthenticated"),
+    ("empty", ""),
+    ("huge-number", "9223372036854775808"),
+    ("leading-zero", "091.224.148.84/32"),
+    ("system-directory", "/etc"),
+    ("lvm-reserved", "x_tmeta"),
 ];
 
 #[derive(serde::Deserialize)]
@@ -74,6 +88,43 @@ fn preseed_commands(preseed: &str) -> Vec<&str> {
             l.contains("late_command") || l.contains("early_command") || l.contains("preseed/run")
         })
         .collect()
+}
+
+/// `update-grub` sources the grub.d file as root: `dash -n` accepts it, and sourcing it (under
+/// `sh -x`) creates no canary and runs no command.
+fn source_grub_defaults(cfg: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_file(CANARY);
+    let n = cmd("dash").arg("-n").arg(cfg).output().unwrap();
+    if !n.status.success() {
+        return Err(format!(
+            "dash -n refused the grub.d file: {}",
+            String::from_utf8_lossy(&n.stderr)
+        ));
+    }
+    let o = cmd("dash")
+        .arg("-xc")
+        .arg(". \"$1\"")
+        .arg("dash")
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&o.stderr);
+    if Path::new(CANARY).exists() {
+        let _ = std::fs::remove_file(CANARY);
+        return Err(format!(
+            "sourcing the grub.d file created the canary:\n{trace}"
+        ));
+    }
+    if let Some(l) = trace
+        .lines()
+        .find(|l| l.starts_with('+') && !l.starts_with("+ .") && !l.starts_with("+ GRUB_"))
+    {
+        return Err(format!("sourcing the grub.d file ran a command: {l}"));
+    }
+    if !o.status.success() {
+        return Err(format!("sourcing the grub.d file failed:\n{trace}"));
+    }
+    Ok(())
 }
 
 struct Oracles {
@@ -120,8 +171,11 @@ impl Oracles {
         }
     }
 
-    /// Every oracle on a rendered tree; `Err` says which one refused it.
-    fn judge(&mut self, out: &Path) -> Result<(), String> {
+    /// Every oracle on a rendered tree; `Err` says which one refused it. With `same_commands`
+    /// false (a `--disk` override names another device by design, or the value is a plain
+    /// word) the storage script's and preseed's commands may differ from the shipped ones:
+    /// they are then judged by shellcheck only.
+    fn judge_with(&mut self, out: &Path, same_commands: bool) -> Result<(), String> {
         for host in ["alice", "bob"] {
             let dir = out.join(host);
             for s in [
@@ -129,6 +183,8 @@ impl Oracles {
                 "rootfs/usr/local/sbin/picaboot-storage-setup",
                 "rootfs/usr/local/sbin/picaboot-proxmox",
                 "late-command.sh",
+                "partman-early.sh",
+                "rootfs/usr/local/sbin/picaboot-find-disks",
             ] {
                 let bytes = std::fs::read(dir.join(s)).unwrap();
                 if self.shellchecked.insert(sha(&bytes)) {
@@ -148,15 +204,19 @@ impl Oracles {
             let storage =
                 std::fs::read_to_string(dir.join("rootfs/usr/local/sbin/picaboot-storage-setup"))
                     .unwrap();
-            if host == "alice" && code_lines(&storage) != self.storage_code {
+            if same_commands && host == "alice" && code_lines(&storage) != self.storage_code {
                 return Err(
                     "the storage script's commands changed: that would need a guest to prove; refuse the value by grammar"
                         .into(),
                 );
             }
             let preseed = std::fs::read_to_string(dir.join("preseed.cfg")).unwrap();
-            if preseed_commands(&preseed) != self.late_command[host] {
+            if same_commands && preseed_commands(&preseed) != self.late_command[host] {
                 return Err(format!("{host}: the preseed's commands changed"));
+            }
+            let grub = dir.join("rootfs/etc/default/grub.d/picaboot.cfg");
+            if grub.exists() && self.executed.insert(sha(&std::fs::read(&grub).unwrap())) {
+                source_grub_defaults(&grub)?;
             }
             let rc = std::fs::read(dir.join("rootfs/etc/rc.local")).unwrap();
             if self.executed.insert(sha(&rc)) {
@@ -217,7 +277,7 @@ fn hostile_values_are_refused_or_inert() {
     let mut oracles = Oracles::new(&baseline);
 
     let mut report = String::new();
-    let (mut refused, mut accepted, mut cases) = (0, 0, 0);
+    let (mut refused, mut accepted, mut cases, mut override_cases) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     for f in &fields.field {
         for (pname, payload) in PAYLOADS {
@@ -264,7 +324,20 @@ fn hostile_values_are_refused_or_inert() {
                 continue;
             }
             accepted += 1;
-            match oracles.judge(&out) {
+            // A payload made only of characters no shell treats specially (shell_quote's plain
+            // set) cannot add a command: the storage script's and preseed's commands may then
+            // carry it (a longer mount point or name), and are judged by shellcheck and the run.
+            let plain = !payload.is_empty()
+                && payload
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+            match oracles.judge_with(&out, !plain) {
+                Ok(()) if plain => {
+                    let _ = writeln!(
+                        report,
+                        "accepted: inert (a plain word: shellcheck, rc.local in a namespace)\n"
+                    );
+                }
                 Ok(()) => {
                     let _ = writeln!(report, "accepted: inert (shellcheck, rc.local in a namespace, storage and preseed commands unchanged)\n");
                 }
@@ -275,8 +348,72 @@ fn hostile_values_are_refused_or_inert() {
             }
         }
     }
+    // Command-line overrides of `render` (the same payloads): refused like the profile field
+    // they override, or inert.
+    const OVERRIDES: &[(&str, &str)] = &[
+        ("--disk", "ssd0=/dev/sda@@"),
+        ("--disk", "ssd0=@@"),
+        ("--mirror", "http://deb.example/debian/@@"),
+    ];
+    for (flag, template) in OVERRIDES {
+        for (pname, payload) in PAYLOADS {
+            cases += 1;
+            override_cases += 1;
+            let payload = if *payload == "LONG" {
+                "a".repeat(5000)
+            } else {
+                payload.replace("{C}", CANARY)
+            };
+            // The payloads are TOML basic-string text: decode them to the bytes a shell passes.
+            let decoded: toml::Value = toml::from_str(&format!("v = \"{payload}\"")).unwrap();
+            let value = template.replace("@@", decoded["v"].as_str().unwrap());
+            let _ = writeln!(report, "## render {flag} {template} / {pname}");
+            if value.contains('\0') {
+                // argv cannot carry a NUL byte: nothing to run.
+                refused += 1;
+                let _ = writeln!(report, "not passable: argv holds no NUL byte\n");
+                continue;
+            }
+            let scratch = common::scratch_profiles();
+            let out = scratch.path().join("out");
+            let o = common::picaboot(
+                scratch.path(),
+                &["render", "--all", "-o", out.to_str().unwrap(), flag, &value],
+            );
+            if !o.status.success() {
+                refused += 1;
+                if o.status.code() != Some(1) {
+                    failures.push(format!(
+                        "render {flag} / {pname}: exited {:?}",
+                        o.status.code()
+                    ));
+                }
+                if out.exists() {
+                    failures.push(format!(
+                        "render {flag} / {pname}: wrote out/ despite the error"
+                    ));
+                }
+                let _ = writeln!(
+                    report,
+                    "refused by render:\n{}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                continue;
+            }
+            accepted += 1;
+            match oracles.judge_with(&out, *flag != "--disk") {
+                Ok(()) => {
+                    let _ = writeln!(report, "accepted: inert\n");
+                }
+                Err(why) => {
+                    failures.push(format!("render {flag} / {pname}: {why}"));
+                    let _ = writeln!(report, "accepted: NOT INERT: {why}\n");
+                }
+            }
+        }
+    }
     eprintln!(
-        "hostile corpus: {cases} cases ({} fields x {} payloads): {refused} refused, {accepted} accepted and inert-checked; {} distinct rc.local executed, {} distinct scripts shellchecked",
+        "hostile corpus: {cases} cases ({} fields x {} payloads, and {override_cases} render overrides): {refused} refused, {accepted} accepted and inert-checked; {} distinct rc.local and grub.d files executed, {} distinct scripts shellchecked",
         fields.field.len(),
         PAYLOADS.len(),
         oracles.executed.len(),

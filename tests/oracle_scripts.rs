@@ -206,3 +206,44 @@ fn preseed_carries_the_storage_plan() {
         assert!(text.contains("d-i partman-auto-lvm/new_vg_name string pve\n"));
     }
 }
+
+/// `rootfs/etc/default/grub.d/picaboot.cfg` is sourced by `update-grub` as root: `dash -n`
+/// accepts it and sourcing it in a subshell sets exactly the parameters and runs nothing (a
+/// canary that any command substitution would create stays absent). The parameters are the
+/// widest the kernel-parameter grammar accepts.
+#[test]
+fn grub_defaults_parse_and_source_to_the_parameters_only() {
+    require("dash", "dash");
+    let scratch = common::scratch_profiles();
+    let profiles = scratch.path().join("profiles");
+    let params = [
+        "i915.modeset=0",
+        "console=ttyS0,115200n8",
+        "x_y-z.w=a:b/c@1%2+3=4,5",
+        "quiet",
+    ];
+    let list: Vec<String> = params.iter().map(|p| format!("\"{p}\"")).collect();
+    common::edit(
+        &profiles.join("hardware/q170m-i5-6500.toml"),
+        "kernel-params = [\"i915.modeset=0\"]",
+        &format!("kernel-params = [{}]", list.join(", ")),
+    );
+    let (_keep, out) = common::render_all(&profiles);
+    let cfg = out.join("alice/rootfs/etc/default/grub.d/picaboot.cfg");
+    run_ok(cmd("dash").arg("-n").arg(&cfg));
+    let canary = scratch.path().join("canary");
+    let o = cmd("dash")
+        .arg("-c")
+        .arg("GRUB_CMDLINE_LINUX_DEFAULT=base; . \"$1\"; printf %s \"$GRUB_CMDLINE_LINUX_DEFAULT\"")
+        .arg("dash")
+        .arg(&cfg)
+        .env("CANARY", &canary)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("base {}", params.join(" "))
+    );
+    assert!(!canary.exists());
+}

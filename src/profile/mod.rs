@@ -33,6 +33,20 @@ pub enum ProfileError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A profile path is not a regular file (a FIFO, a device, a directory).
+    #[error("{path}: not a regular file (profiles are read only from regular files)")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A profile file is larger than picaboot reads.
+    #[error("{path}: larger than {limit} bytes (profiles are a few KiB)")]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// One or more profiles are invalid.
     #[error("{0}")]
     Invalid(Diagnostics),
@@ -58,11 +72,47 @@ pub fn cluster_lock_path(dir: &Path, cluster_profile: &str) -> PathBuf {
         .join(format!("{cluster_profile}.lock.toml"))
 }
 
+/// The largest profile file read (the shipped ones are a few KiB).
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// Reads one profile: only a regular file (opened non-blocking, so that a FIFO or a device
+/// does not hang the open, then checked with fstat), at most [`MAX_PROFILE_BYTES`].
 fn read(path: &Path) -> Result<SourceFile, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| ProfileError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(ProfileError::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_PROFILE_BYTES,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_PROFILE_BYTES,
+        });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     Ok(SourceFile::new(path, text))
 }
 
@@ -152,6 +202,9 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     let site: Option<raw::RawSite> = parse(&site_src, &mut diags);
 
     let mut hardware = BTreeMap::new();
+    // Hardware profiles that exist but are invalid (their own errors are reported): hosts on
+    // them are not checked against them, nor told the profile does not exist.
+    let mut invalid_hardware = std::collections::BTreeSet::new();
     for (name, path) in toml_files(&dir.join("hardware"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHardware>(&src, &mut diags) {
@@ -159,9 +212,17 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
                 src: &src,
                 diags: &mut diags,
             };
-            if let Some(hw) = validate::verify_hardware(&mut c, &name, &raw) {
-                hardware.insert(name, (hw, raw.install.clone(), src.clone()));
+            let before = c.diags.0.len();
+            match validate::verify_hardware(&mut c, &name, &raw) {
+                Some(hw) if c.diags.0.len() == before => {
+                    hardware.insert(name, (hw, raw.install.clone(), src.clone()));
+                }
+                _ => {
+                    invalid_hardware.insert(name);
+                }
             }
+        } else {
+            invalid_hardware.insert(name);
         }
     }
 
@@ -170,6 +231,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     for (name, path) in toml_files(&dir.join("hosts"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHost>(&src, &mut diags) {
+            if invalid_hardware.contains(&raw.hardware) {
+                host_sources.insert(name, src);
+                continue;
+            }
             let mut c = Checker {
                 src: &src,
                 diags: &mut diags,

@@ -16,6 +16,14 @@ use super::source::{Diagnostic, Diagnostics, SourceFile};
 /// The longest string a profile may hold (an SSH public key of 16384 bits fits).
 pub const MAX_LEN: usize = 4096;
 
+/// The most entries a list of a profile may hold (nameservers, packages, arrays, volumes,
+/// port forwards, …): far beyond any real host, small enough that rendered files stay small.
+pub const MAX_LIST: usize = 64;
+
+fn too_many(n: usize) -> String {
+    format!("holds {n} entries (a list holds at most {MAX_LIST})")
+}
+
 /// The longest description (it lands in comments of rendered files).
 pub const MAX_DESCRIPTION: usize = 200;
 
@@ -110,6 +118,11 @@ fn walk_item(src: &SourceFile, item: &Item, field: &str, diags: &mut Diagnostics
         Item::Value(v) => walk_value(src, v, field, diags),
         Item::Table(t) => walk_table(src, t, field, diags),
         Item::ArrayOfTables(a) => {
+            if a.len() > MAX_LIST {
+                let at = a.span().map_or(0, |s| s.start);
+                report(src, diags, field.to_string(), at, too_many(a.len()));
+                return;
+            }
             for (i, t) in a.iter().enumerate() {
                 walk_table(src, t, &format!("{field}[{i}]"), diags);
             }
@@ -127,6 +140,11 @@ fn walk_value(src: &SourceFile, v: &Value, field: &str, diags: &mut Diagnostics)
             }
         }
         Value::Array(a) => {
+            if a.len() > MAX_LIST {
+                let at = a.span().map_or(0, |s| s.start);
+                report(src, diags, field.to_string(), at, too_many(a.len()));
+                return;
+            }
             for (i, x) in a.iter().enumerate() {
                 walk_value(src, x, &format!("{field}[{i}]"), diags);
             }
@@ -236,6 +254,56 @@ pub fn interface_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// The longest kernel parameter accepted (the whole command line is 2048 bytes on x86).
+pub const MAX_KERNEL_PARAM: usize = 256;
+
+/// A kernel command-line parameter: `name` or `name=value`. The name is letters, digits and
+/// `_.-` (dots separate a module from its parameter, as in `i915.modeset`), not starting with
+/// `-` or `.`; the value is letters, digits and `_.,:/+=@%-`. The kernel's parser
+/// (`next_arg` in lib/cmdline.c) gives quotes a meaning and splits at whitespace, and GRUB's
+/// `/etc/default/grub` is sourced by a shell, so quotes, whitespace, `$`, backticks,
+/// backslashes, `;`, `&`, `|`, `<>`, `()`, `{}`, `*?[]`, `~`, `!`, `#` and `'` are refused
+/// rather than quoted.
+pub fn kernel_param(p: &str) -> Result<(), String> {
+    let (name, value) = match p.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (p, None),
+    };
+    let name_ok = !name.is_empty()
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let value_ok = value.is_none_or(|v| {
+        v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.,:/+=@%-".contains(c))
+    });
+    if p.len() > MAX_KERNEL_PARAM {
+        return Err(format!(
+            "is {} characters long (a kernel parameter has at most {MAX_KERNEL_PARAM})",
+            p.len()
+        ));
+    }
+    if name_ok && value_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{p}` is not one kernel parameter: `name` or `name=value`, the name of letters, digits and `_.-`, the value of letters, digits and `_.,:/+=@%-`"
+        ))
+    }
+}
+
+/// A Debian binary package name (Debian Policy 5.6.1): at least two characters of lower-case
+/// letters, digits and `+.-`, starting with a letter or digit (so never an option such as
+/// `--allow-unauthenticated`, nor `""` or `..`).
+pub fn debian_package(p: &str) -> bool {
+    p.len() >= 2
+        && p.len() <= 128
+        && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
+}
+
 /// A description that lands in comments: one line (checked for every string) and short.
 pub fn comment_text(s: &str) -> Result<(), String> {
     one_line(s)?;
@@ -250,6 +318,46 @@ pub fn comment_text(s: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn kernel_parameter_grammar() {
+        for ok in [
+            "quiet",
+            "i915.modeset=0",
+            "console=ttyS0,115200n8",
+            "a-b_c=x:y/z@1%2+3=4",
+        ] {
+            assert!(super::kernel_param(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "=x", "-x", ".x", "$(id)", "`id`", "${PATH}", "x\\", "a b", "x=\"y\"", "x;y",
+            "x'y", "x=a|b",
+        ] {
+            assert!(super::kernel_param(bad).is_err(), "{bad}");
+        }
+        assert!(super::kernel_param(&"a".repeat(super::MAX_KERNEL_PARAM + 1)).is_err());
+    }
+
+    #[test]
+    fn debian_package_grammar() {
+        for ok in ["vim", "g++", "libc6", "0ad", "lib.x-y"] {
+            assert!(super::debian_package(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "..",
+            "--allow-unauthenticated",
+            "Vim",
+            "-x",
+            ".x",
+            "a_b",
+            "a b",
+        ] {
+            assert!(!super::debian_package(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -11,6 +11,12 @@ use super::raw::*;
 use super::source::{Diagnostics, SourceFile};
 use super::units::{check_password_hash, check_ssh_key, parse_bytes, parse_mac};
 
+/// The highest corosync node id (knet's limit).
+pub const MAX_NODEID: u32 = 65535;
+
+/// The longest `network.settle-seconds` (rc.local sleeps this long at every boot).
+pub const MAX_SETTLE_SECONDS: u32 = 600;
+
 /// Records problems against one source file.
 pub(crate) struct Checker<'a> {
     pub src: &'a SourceFile,
@@ -30,6 +36,10 @@ impl Checker<'_> {
     }
 
     fn ipv4_net(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
+        if let Some(why) = leading_zero(text) {
+            self.err(field, why);
+            return None;
+        }
         match text.parse::<IpNet>() {
             Ok(IpNet::V4(n)) => Some(n),
             Ok(IpNet::V6(_)) => {
@@ -54,6 +64,49 @@ impl Checker<'_> {
         }
     }
 
+    /// An IPv4 address with prefix that a host holds on an interface: a prefix of at least
+    /// /8, and (up to /30) neither the network nor the broadcast address of its prefix. /31
+    /// (RFC 3021) and /32 have neither.
+    fn ipv4_host(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
+        let n = self.ipv4_net(field, text)?;
+        if n.prefix_len() < 8 {
+            self.err(
+                field,
+                format!("`{text}`: a host address on an interface takes a prefix of /8 to /32"),
+            );
+        } else if n.prefix_len() <= 30 {
+            let what = if n.addr() == n.network() {
+                Some("network")
+            } else if n.addr() == n.broadcast() {
+                Some("broadcast")
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                self.err(
+                    field,
+                    format!(
+                        "`{text}` is the {what} address of {}, not a host address",
+                        n.trunc()
+                    ),
+                );
+            }
+        }
+        Some(n)
+    }
+
+    /// An IPv6 address with prefix that a host holds on an interface (a prefix of /8 or more).
+    fn ipv6_host(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
+        let n = self.ipv6_net(field, text)?;
+        if n.prefix_len() < 8 {
+            self.err(
+                field,
+                format!("`{text}`: a host address on an interface takes a prefix of /8 to /128"),
+            );
+        }
+        Some(n)
+    }
+
     fn ipv6_net(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
         match text.parse::<IpNet>() {
             Ok(IpNet::V6(n)) => Some(n),
@@ -72,6 +125,25 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+}
+
+/// One rule for leading zeros in every IPv4 field (std's address parser, used for gateways,
+/// nameservers and the vPro address, refuses them; ipnet's accepts them): an octet or prefix
+/// length written with a leading zero (`091.224.148.84/32`, `10.0.0.1/08`) is refused, since
+/// other tools read such octets as octal.
+fn leading_zero(text: &str) -> Option<String> {
+    let (addr, len) = text.split_once('/').unwrap_or((text, ""));
+    if !addr.contains('.') || addr.contains(':') {
+        return None;
+    }
+    let zero = |p: &str| p.len() > 1 && p.starts_with('0') && p.chars().all(|c| c.is_ascii_digit());
+    if addr.split('.').any(zero) || zero(len) {
+        Some(format!(
+            "`{text}` has a number with a leading zero (other tools read it as octal): write it without"
+        ))
+    } else {
+        None
     }
 }
 
@@ -218,27 +290,18 @@ pub(crate) fn verify_install(
     };
     let kernel_params = m.kernel_params.unwrap_or_default();
     for (i, p) in kernel_params.iter().enumerate() {
-        if p.is_empty() || p.contains(char::is_whitespace) || p.contains('"') {
-            err(
-                c,
-                "kernel-params",
-                format!("install.kernel-params[{i}]"),
-                format!("`{p}` is not one kernel parameter (no spaces or quotes)"),
-            );
+        if let Err(e) = super::text::kernel_param(p) {
+            err(c, "kernel-params", format!("install.kernel-params[{i}]"), e);
         }
     }
     let packages = m.packages.unwrap_or_default();
     for (i, p) in packages.iter().enumerate() {
-        if !valid_name(p, 100)
-            && !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
+        if !super::text::debian_package(p) {
             err(
                 c,
                 "packages",
                 format!("install.packages[{i}]"),
-                format!("`{p}` is not a package name"),
+                format!("`{p}` is not a Debian package name (Debian Policy 5.6.1: lower-case letters, digits and `+.-`, at least two, starting with a letter or digit)"),
             );
         }
     }
@@ -311,6 +374,7 @@ pub(crate) fn verify_hardware(
     };
     let mut disks = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut devices = BTreeSet::new();
     for (i, d) in raw.disks.iter().enumerate() {
         let f = |k: &str| format!("disks[{i}].{k}");
         if !valid_name(&d.id, 32) {
@@ -347,6 +411,12 @@ pub(crate) fn verify_hardware(
             }
             None => format!("/dev/sd{}", (b'a' + (i as u8).min(25)) as char),
         };
+        if !devices.insert(device.clone()) {
+            c.err(
+                f("device"),
+                format!("device {device} is named for two disks"),
+            );
+        }
         if let Some(m) = &d.model_match {
             check_match_text(c, &f("model-match"), m);
         }
@@ -504,7 +574,7 @@ pub(crate) fn verify_host(
     let (vpro_port, vpro_tls_sha256) = verify_vpro_access(c, raw.vpro.as_ref());
     let network = verify_network(c, &raw.network, &nics);
     let cluster_link = raw.cluster_link.as_ref().and_then(|l| {
-        let address = c.ipv4_net("cluster-link.address", &l.address)?;
+        let address = c.ipv4_host("cluster-link.address", &l.address)?;
         let known: Vec<&str> = nics
             .iter()
             .map(|n| n.name.as_str())
@@ -664,9 +734,14 @@ fn verify_disk_devices(c: &mut Checker<'_>, raw: &RawHost, hw: &Hardware) -> Vec
             ..d.clone()
         })
         .collect();
-    let mut seen = BTreeSet::new();
+    // Two hardware disks on one device are reported in the hardware profile; here only a
+    // clash that this host's `disk-devices` makes.
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for d in &disks {
-        if !seen.insert(d.device.clone()) {
+        let Some(other) = seen.insert(&d.device, &d.id) else {
+            continue;
+        };
+        if raw.disk_devices.contains_key(&d.id) || raw.disk_devices.contains_key(other) {
             c.err(
                 format!("disk-devices.{}", d.id),
                 format!("device {} is named for two disks", d.device),
@@ -691,7 +766,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
             );
         }
     }
-    let ipv4 = c.ipv4_net("network.ipv4", &raw.ipv4);
+    let ipv4 = c.ipv4_host("network.ipv4", &raw.ipv4);
     let gw = match raw.ipv4_gateway.parse::<Ipv4Addr>() {
         Ok(g) => Some(g),
         Err(_) => {
@@ -721,7 +796,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let ipv6 = raw
         .ipv6
         .as_ref()
-        .and_then(|t| c.ipv6_net("network.ipv6", t));
+        .and_then(|t| c.ipv6_host("network.ipv6", t));
     if let Some(n) = ipv6 {
         if is_link_local_v6(&n.addr()) {
             c.err(
@@ -733,7 +808,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
     let ll = raw
         .ipv6_link_local
         .as_ref()
-        .and_then(|t| c.ipv6_net("network.ipv6-link-local", t));
+        .and_then(|t| c.ipv6_host("network.ipv6-link-local", t));
     if let Some(n) = ll {
         if !is_link_local_v6(&n.addr()) {
             c.err(
@@ -807,7 +882,7 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         }
     }
     let nat_bridge = raw.nat_bridge.as_ref().and_then(|b| {
-        let address = c.ipv4_net("network.nat-bridge.address", &b.address)?;
+        let address = c.ipv4_host("network.nat-bridge.address", &b.address)?;
         if address.prefix_len() >= 31 || address.addr() == address.network() {
             c.err(
                 "network.nat-bridge.address",
@@ -883,7 +958,16 @@ fn verify_network(c: &mut Checker<'_>, raw: &RawNetwork, nics: &[Nic]) -> Option
         interface: raw.interface.clone(),
         bridge: raw.bridge.clone(),
         device: raw.bridge.clone().unwrap_or_else(|| raw.interface.clone()),
-        settle_seconds: raw.settle_seconds.unwrap_or(3),
+        settle_seconds: match raw.settle_seconds.unwrap_or(3) {
+            s if s > MAX_SETTLE_SECONDS => {
+                c.err(
+                    "network.settle-seconds",
+                    format!("{s} is more than {MAX_SETTLE_SECONDS} seconds (rc.local waits this long at every boot)"),
+                );
+                return None;
+            }
+            s => s,
+        },
         ipv4: ipv4?,
         ipv4_gateway: gw?,
         ipv4_onlink: raw.ipv4_onlink,
@@ -905,12 +989,134 @@ fn parse_size(c: &mut Checker<'_>, field: &str, text: &str) -> Option<Size> {
     }
 }
 
+/// Directories the system itself lives in or the kernel provides: a volume mounted there
+/// hides the running system (`/boot`, `/var`, `/home`, `/srv`, `/opt`, `/tmp` stay allowed).
+const SYSTEM_DIRS: &[&str] = &[
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sys",
+    "/dev", "/run",
+];
+
 fn check_mount(c: &mut Checker<'_>, field: &str, m: &str, mounts: &mut BTreeSet<String>) {
+    let system = SYSTEM_DIRS
+        .iter()
+        .find(|d| m == **d || m.strip_prefix(**d).is_some_and(|r| r.starts_with('/')));
     if !super::text::mount_point(m) {
         c.err(field, format!("`{m}` is not an absolute mount point"));
+    } else if let Some(d) = system {
+        c.err(
+            field,
+            format!("`{m}` is a system directory ({d}): a volume mounted there hides the running system"),
+        );
     } else if !mounts.insert(m.to_string()) {
         c.err(field, format!("`{m}` is mounted twice"));
     }
+}
+
+/// True when mount point `inner` lies beneath `outer`.
+fn beneath(inner: &str, outer: &str) -> bool {
+    inner != outer
+        && (outer == "/"
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|r| r.starts_with('/')))
+}
+
+/// lvm(8) VALID NAMES: a VG may not be `.`, `..` or anything in /dev/ (the kernel's and
+/// udev's names there); an LV may not be `.`, `..`, start with `snapshot` or `pvmove`, or
+/// contain one of lvm's internal suffixes.
+fn lvm_reserved(name: &str, vg: bool) -> Option<String> {
+    const DEV: &[&str] = &[
+        "mapper",
+        "disk",
+        "block",
+        "char",
+        "md",
+        "mqueue",
+        "shm",
+        "pts",
+        "hugepages",
+        "input",
+        "net",
+        "snd",
+        "dri",
+        "bus",
+        "cpu",
+        "fd",
+        "vfio",
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+        "console",
+        "kmsg",
+        "log",
+        "stdin",
+        "stdout",
+        "stderr",
+        "core",
+        "mem",
+        "kvm",
+        "fuse",
+        "loop-control",
+        "ptmx",
+        "rtc",
+        "watchdog",
+        "hpet",
+        "port",
+        "ppp",
+        "uinput",
+        "vhost-net",
+        "btrfs-control",
+        "cuse",
+        "autofs",
+        "usb",
+        "raw",
+        "dm",
+        "lvm",
+    ];
+    const KERNEL_PREFIXES: &[&str] = &[
+        "tty", "md", "loop", "ram", "nbd", "sr", "dm-", "nvme", "sd", "vd", "hd", "xvd", "sg",
+        "vcs", "zram", "mmcblk", "rtc", "watchdog", "hidraw", "i2c-", "dri", "nst", "st",
+    ];
+    const SUFFIXES: &[&str] = &[
+        "_cdata", "_cmeta", "_corig", "_iorig", "_mimage", "_mlog", "_pmspare", "_rimage",
+        "_rmeta", "_tdata", "_tmeta", "_vdata", "_vorigin", "_wcorig",
+    ];
+    if name == "." || name == ".." {
+        return Some(format!("`{name}` is reserved by lvm(8)"));
+    }
+    if vg {
+        // A kernel device name: the prefix, then up to two letters (sdab) and/or a number.
+        let kernel_name = KERNEL_PREFIXES.iter().any(|p| {
+            name.strip_prefix(p).is_some_and(|r| {
+                let letters = r.trim_end_matches(|c: char| c.is_ascii_digit());
+                !r.is_empty()
+                    && letters.len() <= 2
+                    && letters.chars().all(|c| c.is_ascii_lowercase())
+                    && (letters.len() < r.len() || matches!(*p, "sd" | "vd" | "hd" | "xvd"))
+            })
+        });
+        if DEV.contains(&name) || kernel_name {
+            return Some(format!(
+                "`{name}` is a name in /dev/, which lvm(8) refuses for a volume group"
+            ));
+        }
+        return None;
+    }
+    if let Some(p) = ["snapshot", "pvmove"]
+        .iter()
+        .find(|p| name.starts_with(**p))
+    {
+        return Some(format!(
+            "`{name}` starts with `{p}`, which lvm(8) reserves for logical volumes"
+        ));
+    }
+    SUFFIXES
+        .iter()
+        .find(|s| name.contains(**s))
+        .map(|s| format!("`{name}` contains `{s}`, which lvm(8) reserves for its internal volumes"))
 }
 
 fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Option<Storage> {
@@ -926,19 +1132,27 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
     let mut arrays = Vec::new();
     let mut names = BTreeSet::new();
     let mut mounts = BTreeSet::new();
+    // (mount point, when it is mounted, field)
+    let mut placed: Vec<(String, Stage, String)> = Vec::new();
     let mut groups: BTreeMap<String, Stage> = BTreeMap::new();
     for (i, a) in raw.arrays.iter().enumerate() {
         let f = |k: &str| format!("storage.arrays[{i}].{k}");
+        // Canonical `mdN` only (`md01` and `md+1` would be other names for the number N, or
+        // no device at all), N at most 255 (partitionable md minors), unique by N.
         let number = a
             .name
             .strip_prefix("md")
-            .and_then(|n| n.parse::<u32>().ok());
+            .and_then(|n| n.parse::<u32>().ok().filter(|x| x.to_string() == n))
+            .filter(|&x| x <= 255);
         if number.is_none() {
             c.err(
                 f("name"),
-                format!("`{}` is not an md device name (md0, md1, …)", a.name),
+                format!(
+                    "`{}` is not an md device name (md0 to md255, no leading zero)",
+                    a.name
+                ),
             );
-        } else if !names.insert(a.name.clone()) {
+        } else if !names.insert(number) {
             c.err(f("name"), format!("array `{}` is declared twice", a.name));
         }
         if a.level != 1 {
@@ -985,6 +1199,7 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                     );
                 }
                 check_mount(c, &f("mount"), m, &mut mounts);
+                placed.push((m.clone(), stage.unwrap_or(Stage::Install), f("mount")));
                 Some(ArrayContent::Filesystem {
                     fs: fs.clone(),
                     mount: m.clone(),
@@ -996,6 +1211,8 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                         f("volume-group"),
                         format!("`{vg}` is not a volume group name"),
                     );
+                } else if let Some(why) = lvm_reserved(vg, true) {
+                    c.err(f("volume-group"), why);
                 }
                 if groups
                     .insert(vg.clone(), stage.unwrap_or(Stage::Install))
@@ -1046,6 +1263,8 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                 f("name"),
                 format!("`{}` is not a logical volume name", v.name),
             );
+        } else if let Some(why) = lvm_reserved(&v.name, false) {
+            c.err(f("name"), why);
         } else if !lv_names.insert((v.group.clone(), v.name.clone())) {
             c.err(
                 f("name"),
@@ -1063,7 +1282,9 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
             ("swap", None) => {}
             ("swap", Some(_)) => c.err(f("mount"), "swap is not mounted"),
             ("ext2" | "ext3" | "ext4" | "xfs", Some(m)) => {
-                check_mount(c, &f("mount"), m, &mut mounts)
+                check_mount(c, &f("mount"), m, &mut mounts);
+                let stage = groups.get(&v.group).copied().unwrap_or(Stage::Install);
+                placed.push((m.clone(), stage, f("mount")));
             }
             ("ext2" | "ext3" | "ext4" | "xfs", None) => {
                 c.err(f("mount"), "a filesystem needs a mount point")
@@ -1081,6 +1302,21 @@ fn verify_storage(c: &mut Checker<'_>, raw: &RawStorage, disks: &[Disk]) -> Opti
                 filesystem: v.filesystem.clone(),
                 mount: v.mount.clone(),
             });
+        }
+    }
+    // A first-boot mount over a directory holding an install-time mount hides it.
+    for (outer, outer_stage, field) in &placed {
+        if *outer_stage != Stage::FirstBoot {
+            continue;
+        }
+        if let Some((inner, ..)) = placed
+            .iter()
+            .find(|(inner, st, _)| *st == Stage::Install && beneath(inner, outer))
+        {
+            c.err(
+                field.clone(),
+                format!("`{outer}` is mounted at first boot over `{inner}`, which the installer mounts: it would hide it"),
+            );
         }
     }
     let root_on_install = arrays.iter().any(|a| {
@@ -1122,11 +1358,18 @@ pub(crate) fn verify_cluster(
     let mut ids = BTreeSet::new();
     let mut hosts = BTreeSet::new();
     for (i, n) in raw.nodes.iter().enumerate() {
-        let id = u32::try_from(n.nodeid).ok().filter(|&x| x > 0);
+        // corosync's knet transport takes node ids below 65536 ("Knet requires nodeid to be
+        // less than 65536").
+        let id = u32::try_from(n.nodeid)
+            .ok()
+            .filter(|&x| (1..=MAX_NODEID).contains(&x));
         match id {
             None => c.err(
                 format!("nodes[{i}].nodeid"),
-                format!("{} is not a positive node id", n.nodeid),
+                format!(
+                    "{} is not a node id from 1 to {MAX_NODEID} (corosync's knet limit)",
+                    n.nodeid
+                ),
             ),
             Some(id) if !ids.insert(id) => c.err(
                 format!("nodes[{i}].nodeid"),
@@ -1340,5 +1583,66 @@ pub(crate) fn verify_unique<'a>(
                 first.insert(value.clone(), claim);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{beneath, leading_zero, lvm_reserved};
+
+    #[test]
+    fn lvm_reserved_names_follow_lvm8() {
+        for vg in [
+            "mapper", "disk", "md0", "sda", "sdab", "loop1", "dm-0", "nvme0", ".", "..",
+        ] {
+            assert!(lvm_reserved(vg, true).is_some(), "vg {vg}");
+        }
+        for vg in ["pve", "backup", "vdata", "store", "mdx", "data0"] {
+            assert!(lvm_reserved(vg, true).is_none(), "vg {vg}");
+        }
+        for lv in [
+            "snapshot",
+            "snapshot1",
+            "pvmove",
+            "pvmove0",
+            "x_tmeta",
+            "a_rimage_0",
+            "b_pmspare",
+            ".",
+        ] {
+            assert!(lvm_reserved(lv, false).is_some(), "lv {lv}");
+        }
+        for lv in ["root", "swap", "data", "save", "my_snap", "tmeta"] {
+            assert!(lvm_reserved(lv, false).is_none(), "lv {lv}");
+        }
+    }
+
+    #[test]
+    fn one_leading_zero_rule() {
+        for bad in [
+            "091.224.148.84/32",
+            "10.0.0.01",
+            "10.0.0.1/08",
+            "00.1.2.3/8",
+        ] {
+            assert!(leading_zero(bad).is_some(), "{bad}");
+        }
+        for ok in [
+            "91.224.148.84/32",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "fe80::01/64",
+            "10.0.0.1",
+        ] {
+            assert!(leading_zero(ok).is_none(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn nesting() {
+        assert!(beneath("/srv/data", "/srv"));
+        assert!(beneath("/SAVE", "/"));
+        assert!(!beneath("/srv", "/srv"));
+        assert!(!beneath("/srvx", "/srv"));
     }
 }

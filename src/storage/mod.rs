@@ -173,6 +173,11 @@ pub fn array_uuid(hostname: &str, array: &str) -> String {
     format!("{}:{}:{}:{}", &h[0..8], &h[8..16], &h[16..24], &h[24..32])
 }
 
+/// `b` rounded up to a whole MiB, in u128 (it cannot overflow).
+fn mib_up(b: u64) -> u128 {
+    u128::from(b.div_ceil(MIB)) * u128::from(MIB)
+}
+
 fn md_overhead(size: u64) -> u64 {
     // mdadm 4.x reserves up to 128 MiB of data offset on large members; smaller members get
     // proportionally less, never under 1 MiB.
@@ -228,10 +233,12 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
             });
             start += MIB;
         }
-        let fixed: u64 = arrays
+        // Summed in u128: any number of u64 sizes rounded up to MiB fits, so a sum past the
+        // disk is reported instead of wrapping (or panicking in a debug build).
+        let fixed: u128 = arrays
             .iter()
             .filter_map(|(_, a)| match a.size {
-                Size::Bytes(b) => Some(b.div_ceil(MIB) * MIB),
+                Size::Bytes(b) => Some(mib_up(b)),
                 Size::Rest => None,
             })
             .sum();
@@ -243,12 +250,13 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
                 reason: format!("two arrays take the rest of disk `{}`", disk.id),
             });
         }
-        if fixed + (rest_count as u64) * MIB > available {
+        let need = fixed + rest_count as u128 * u128::from(MIB);
+        if need > u128::from(available) {
             errors.push(PlanError {
                 field: format!("storage.arrays[{}].size", arrays.last().map_or(0, |a| a.0)),
                 reason: format!(
                     "the partitions need {} MiB but disk `{}` ({}) has {} MiB usable",
-                    (fixed + rest_count as u64 * MIB) / MIB,
+                    need / u128::from(MIB),
                     disk.id,
                     disk.device,
                     available / MIB
@@ -256,6 +264,8 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
             });
             continue;
         }
+        // fixed <= available (checked above), so it is a u64.
+        let fixed = fixed as u64;
         let rest_size = available - fixed;
         for (_, a) in &arrays {
             let (size, rest) = match a.size {
@@ -328,6 +338,15 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
         let ArrayContent::VolumeGroup(vg) = &a.content else {
             continue;
         };
+        let declared = st
+            .arrays
+            .iter()
+            .find(|x| x.name == a.name)
+            .map_or(0, |x| x.disks.len());
+        if a.members.len() < declared {
+            // A member disk did not fit (already reported): its size says nothing.
+            continue;
+        }
         let capacity = round_down_mib(a.size.saturating_sub(LVM_OVERHEAD));
         let decl: Vec<(usize, &crate::profile::Volume)> = st
             .volumes
@@ -335,26 +354,28 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
             .enumerate()
             .filter(|(_, v)| &v.group == vg)
             .collect();
-        let fixed: u64 = decl
+        let fixed: u128 = decl
             .iter()
             .filter_map(|(_, v)| match v.size {
-                Size::Bytes(b) => Some(b.div_ceil(MIB) * MIB),
+                Size::Bytes(b) => Some(mib_up(b)),
                 Size::Rest => None,
             })
             .sum();
         let has_rest = decl.iter().any(|(_, v)| v.size == Size::Rest);
-        if fixed + u64::from(has_rest) * MIB > capacity {
+        if fixed + u128::from(has_rest) * u128::from(MIB) > u128::from(capacity) {
             errors.push(PlanError {
                 field: format!("storage.volumes[{}].size", decl.last().map_or(0, |d| d.0)),
                 reason: format!(
                     "the volumes of `{vg}` need {} MiB but {} holds about {} MiB",
-                    fixed / MIB + u64::from(has_rest),
+                    fixed / u128::from(MIB) + u128::from(has_rest),
                     a.name,
                     capacity / MIB
                 ),
             });
             continue;
         }
+        // fixed <= capacity (checked above), so it is a u64.
+        let fixed = fixed as u64;
         for (_, v) in decl {
             let (size, rest) = match v.size {
                 Size::Bytes(b) => (b.div_ceil(MIB) * MIB, false),

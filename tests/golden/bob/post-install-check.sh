@@ -253,12 +253,12 @@ got=$(sha256sum < /etc/default/grub.d/picaboot.cfg 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/default/grub.d/picaboot.cfg 2>/dev/null)
 if [ ! -e /etc/default/grub.d/picaboot.cfg ]; then
 	check file:/etc/default/grub.d/picaboot.cfg FAIL "missing"
-elif [ "$got" != 10f9ec4927f2a322bc9bd1db7caadac0aca86865b5c5a6941e4639073c6d3d05 ]; then
-	check file:/etc/default/grub.d/picaboot.cfg FAIL "content differs from the rendered file (sha256 $got, rendered 10f9ec4927f2a322bc9bd1db7caadac0aca86865b5c5a6941e4639073c6d3d05)"
+elif [ "$got" != 299a06c28aaf9e3824993f04d95ff987aee289a9042b0557fbd08bfb623063f4 ]; then
+	check file:/etc/default/grub.d/picaboot.cfg FAIL "content differs from the rendered file (sha256 $got, rendered 299a06c28aaf9e3824993f04d95ff987aee289a9042b0557fbd08bfb623063f4)"
 elif [ "$mode" != 644 ]; then
 	check file:/etc/default/grub.d/picaboot.cfg FAIL "mode $mode, rendered 644"
 else
-	check file:/etc/default/grub.d/picaboot.cfg PASS "644 10f9ec4927f2a322bc9bd1db7caadac0aca86865b5c5a6941e4639073c6d3d05"
+	check file:/etc/default/grub.d/picaboot.cfg PASS "644 299a06c28aaf9e3824993f04d95ff987aee289a9042b0557fbd08bfb623063f4"
 fi
 got=$(sha256sum < /etc/hostname 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/hostname 2>/dev/null)
