@@ -61,9 +61,12 @@ pub enum FormError {
 pub fn password_from_env() -> Result<Secret, FormError> {
     if let Some(path) = std::env::var_os(ENV_PASSWORD_FILE) {
         let path = Path::new(&path);
-        return crate::secret::first_line_of(path).map_err(|reason| FormError::PasswordFile {
-            path: path.display().to_string(),
-            reason,
+        let named_by = format!("the password file given by {ENV_PASSWORD_FILE}");
+        return crate::secret::first_line_of_named(path, &named_by).map_err(|reason| {
+            FormError::PasswordFile {
+                path: path.display().to_string(),
+                reason,
+            }
         });
     }
     match std::env::var(ENV_PASSWORD) {
