@@ -233,6 +233,8 @@ fn build(b: BuildConfig) -> anyhow::Result<()> {
 }
 
 fn test(t: TestConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM remove what the run owns (containers, VM disks) before exiting.
+    crate::cleanup::on_signals();
     let mut progress = |m: &str| crate::progress::event(m);
     let mut under_test = Vec::new();
     let mut host_failures = Vec::new();

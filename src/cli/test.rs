@@ -75,6 +75,8 @@ pub fn test(c: TestCmd) -> anyhow::Result<()> {
 }
 
 fn install(c: InstallConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM remove what the run owns (containers, VM disks) before exiting.
+    crate::cleanup::on_signals();
     let (mirror, security) =
         debian::sources::mirror_pair(&c.mirror).context("reading this machine's apt mirrors")?;
     if let Some(t) = &c.tamper {
