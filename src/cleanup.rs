@@ -19,6 +19,9 @@ pub enum Action {
     Container(String),
     /// A directory tree.
     Dir(PathBuf),
+    /// A process group still running (an external program under a deadline): SIGTERM, then
+    /// SIGKILL a second later.
+    ProcessGroup(u32),
 }
 
 impl Action {
@@ -34,6 +37,14 @@ impl Action {
             }
             Action::Dir(p) => {
                 let _ = std::fs::remove_dir_all(p);
+            }
+            Action::ProcessGroup(pgid) => {
+                use rustix::process::{kill_process_group, Pid, Signal};
+                if let Some(pid) = i32::try_from(*pgid).ok().and_then(Pid::from_raw) {
+                    let _ = kill_process_group(pid, Signal::TERM);
+                    std::thread::sleep(Duration::from_secs(1));
+                    let _ = kill_process_group(pid, Signal::KILL);
+                }
             }
         }
     }

@@ -306,6 +306,10 @@ pub fn run_deadline_status(
         .spawn()
         .map_err(|e| spawn_error(task, cmd.get_program(), e))?;
     let pgid = child.id();
+    // While it runs, a SIGINT/SIGTERM that a command handles (see `cleanup::on_signals`) ends
+    // the group too: in a group of its own, the program no longer gets the terminal's Ctrl-C.
+    // Disarmed (not run) once the leader is reaped, so a reused id is never signalled.
+    let group = crate::cleanup::Guard::new(crate::cleanup::Action::ProcessGroup(pgid));
     // Readers that never block the waiter: a grandchild outside the group could hold a pipe
     // open forever, so what they have read is taken, not joined for.
     let collect = |r: Box<dyn io::Read + Send>| {
@@ -348,6 +352,7 @@ pub fn run_deadline_status(
     };
     let Some(status) = status else {
         kill_group(pgid, &mut child);
+        group.disarm();
         let _ = (out_t.join(), err_t.join());
         return Err(ExecError::TimedOut {
             task: task.to_string(),
@@ -356,6 +361,7 @@ pub fn run_deadline_status(
             stderr_tail: tail(&take(&err_buf)),
         });
     };
+    group.disarm();
     // The program ended: its output is complete once the pipes close, unless something it
     // left behind holds them; the rest of the deadline bounds that wait too.
     while !(out_t.is_finished() && err_t.is_finished()) && start.elapsed() < deadline {
