@@ -6,7 +6,10 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Lines of stderr kept in an error.
 const TAIL_LINES: usize = 20;
@@ -33,6 +36,18 @@ pub enum ExecError {
         program: String,
         /// The cause.
         source: io::Error,
+    },
+    /// The program did not end by its deadline: its whole process group was killed.
+    #[error("{task}: `{command}` did not finish within {} and was killed (with every process it started){stderr_tail}", secs(*after))]
+    TimedOut {
+        /// What we were doing (what hung).
+        task: String,
+        /// The command line.
+        command: String,
+        /// The deadline it overran.
+        after: Duration,
+        /// Last lines of stderr, prefixed by a newline when not empty.
+        stderr_tail: String,
     },
     /// The program ran and failed.
     #[error("{task}: `{command}` failed ({status}){tail}")]
@@ -224,6 +239,166 @@ pub fn run_stdout(task: &str, cmd: &mut Command) -> Result<String, ExecError> {
     run(task, cmd).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// A duration for a message: `20s`, `0.7s`.
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// How long a process group gets between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// Like [`run`], with a wall-clock deadline: the program runs in a process group of its own
+/// (`setpgid(0, 0)`), and when `deadline` passes the whole group is sent SIGTERM, then SIGKILL
+/// after a short grace, so that nothing it started (a shell's children, ssh's proxy command)
+/// outlives it. The error is [`ExecError::TimedOut`], naming the task and keeping the tail of
+/// stderr. Modelled on coreos-installer's and bootc's `CommandRunExt` runners. `stdin` is
+/// written to the program and then closed (`None`: no input).
+pub fn run_deadline(
+    task: &str,
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    deadline: Duration,
+) -> Result<Output, ExecError> {
+    let out = run_deadline_status(task, cmd, stdin, deadline)?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(ExecError::Failed {
+            task: task.to_string(),
+            command: command_line(cmd),
+            status: out.status.to_string(),
+            tail: tail(if out.stderr.is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            }),
+        })
+    }
+}
+
+/// As [`run_deadline`], but a program that ends in time is `Ok` whatever its exit status
+/// (for callers that read a status, e.g. the number of failed checks).
+pub fn run_deadline_status(
+    task: &str,
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    deadline: Duration,
+) -> Result<Output, ExecError> {
+    log::debug!(
+        "{task} (deadline {}s): {}",
+        deadline.as_secs(),
+        command_line(cmd)
+    );
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| spawn_error(task, cmd.get_program(), e))?;
+    let pgid = child.id();
+    // While it runs, a SIGINT/SIGTERM that a command handles (see `cleanup::on_signals`) ends
+    // the group too: in a group of its own, the program no longer gets the terminal's Ctrl-C.
+    // Disarmed (not run) once the leader is reaped, so a reused id is never signalled.
+    let group = crate::cleanup::Guard::new(crate::cleanup::Action::ProcessGroup(pgid));
+    // Readers that never block the waiter: a grandchild outside the group could hold a pipe
+    // open forever, so what they have read is taken, not joined for.
+    let collect = |r: Box<dyn io::Read + Send>| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let b = Arc::clone(&buf);
+        let t = std::thread::spawn(move || {
+            let mut r = r;
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                b.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&chunk[..n]);
+            }
+        });
+        (buf, t)
+    };
+    use std::io::Read;
+    let (out_buf, out_t) = collect(Box::new(child.stdout.take().expect("piped")));
+    let (err_buf, err_t) = collect(Box::new(child.stderr.take().expect("piped")));
+    if let (Some(input), Some(mut w)) = (stdin, child.stdin.take()) {
+        let input = input.to_vec();
+        // A writer thread: a program that does not read its input must not block us.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&input);
+        });
+    }
+    let take =
+        |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap_or_else(|p| p.into_inner()));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if start.elapsed() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(spawn_error(task, cmd.get_program(), e)),
+        }
+    };
+    let Some(status) = status else {
+        kill_group(pgid, &mut child);
+        group.disarm();
+        let _ = (out_t.join(), err_t.join());
+        return Err(ExecError::TimedOut {
+            task: task.to_string(),
+            command: command_line(cmd),
+            after: deadline,
+            stderr_tail: tail(&take(&err_buf)),
+        });
+    };
+    group.disarm();
+    // The program ended: its output is complete once the pipes close, unless something it
+    // left behind holds them; the rest of the deadline bounds that wait too.
+    while !(out_t.is_finished() && err_t.is_finished()) && start.elapsed() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (stdout, stderr) = (take(&out_buf), take(&err_buf));
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// SIGTERM to the process group `pgid`, SIGKILL after [`TERM_GRACE`] if any of it is left,
+/// and the leader reaped.
+pub fn kill_group(pgid: u32, child: &mut std::process::Child) {
+    use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
+    let Some(pid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    let _ = kill_process_group(pid, Signal::TERM);
+    let t = Instant::now();
+    while t.elapsed() < TERM_GRACE {
+        // The leader is reaped as soon as it exits, so that the group's liveness is what the
+        // test below sees (a zombie leader still counts as a member).
+        let _ = child.try_wait();
+        if test_kill_process_group(pid).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kill_process_group(pid, Signal::KILL);
+    let _ = child.wait();
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -267,5 +442,70 @@ mod tests {
             msg.contains("boom") && msg.contains("exit status: 3"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_program_that_hangs_ends_at_its_deadline_with_its_whole_group() {
+        use rustix::process::{test_kill_process_group, Pid};
+        // The shell starts a grandchild sleeper in the background, says where it is, then
+        // sleeps itself: both must be gone when the deadline passes.
+        let t = Instant::now();
+        let e = run_deadline(
+            "the post-install check",
+            Command::new("sh").args([
+                "-c",
+                "sleep 1000 & echo \"stuck at step 2 pgid $$\" >&2; sleep 1000",
+            ]),
+            None,
+            Duration::from_millis(700),
+        )
+        .unwrap_err();
+        let took = t.elapsed();
+        let msg = e.to_string();
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        let ExecError::TimedOut {
+            ref stderr_tail, ..
+        } = e
+        else {
+            panic!("{msg}")
+        };
+        assert!(msg.starts_with("the post-install check: `sh -c "), "{msg}");
+        assert!(
+            msg.contains("did not finish within 0.7s and was killed"),
+            "{msg}"
+        );
+        assert!(stderr_tail.contains("stuck at step 2"), "{msg}");
+        let pgid: i32 = stderr_tail
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            test_kill_process_group(Pid::from_raw(pgid).unwrap()).is_err(),
+            "process group {pgid} is still alive"
+        );
+    }
+
+    #[test]
+    fn a_program_that_ends_in_time_is_an_ordinary_run() {
+        let out = run_deadline(
+            "t",
+            Command::new("sh").args(["-c", "cat; echo err >&2"]),
+            Some(b"in\n"),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"in\n");
+        assert_eq!(out.stderr, b"err\n");
+        let e = run_deadline(
+            "t",
+            Command::new("sh").args(["-c", "echo boom >&2; exit 4"]),
+            None,
+            Duration::from_secs(20),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ExecError::Failed { .. }), "{e}");
     }
 }

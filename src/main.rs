@@ -28,6 +28,12 @@ fn main() {
     }));
     match std::panic::catch_unwind(|| picaboot::cli::run(cli)) {
         Ok(Ok(())) => {}
+        Ok(Err(err))
+            if picaboot::cli::exit::classify(&err) == picaboot::cli::exit::Class::Quiet =>
+        {
+            // stdout was closed by its reader (`| head`): nothing to say, and no one to say it to.
+            std::process::exit(0);
+        }
         Ok(Err(err)) => {
             let code = picaboot::cli::exit_code(&err);
             if json {

@@ -218,6 +218,25 @@ fn diff_reports_exactly_the_edited_and_the_deleted_file() {
         stdout.contains(&format!("alice: 2 of {n_rootfs} rendered files drifted")),
         "{stdout}"
     );
+    // A reader that stops at the first line (`diff alice | head -1`) does not hide the
+    // drift: picaboot's own exit status is still 3, with nothing on stderr but the error.
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(r#""$@" | head -1 >/dev/null; echo "status=${PIPESTATUS[0]}""#)
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["diff", "alice", "--ssh", &dest, "--profiles"])
+        .arg(&profiles)
+        .current_dir(dir.path())
+        .env("PICABOOT_SSH_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(stdout.trim(), "status=3", "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
     let o = diff(dir.path(), &profiles, &dest, &cfg, true);
     assert_eq!(o.status.code(), Some(3));
     // With --json a failed run prints its report, then the error object (exit 3) on its own

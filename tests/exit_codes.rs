@@ -61,6 +61,12 @@ fn help_and_version_exit_0_and_usage_errors_exit_1() {
         &["image", "dockerfile"],
         &["image", "test"],
         &["image", "push", "tx"],
+        // A zero deadline is refused by the parser (it was exit 2, "unreachable … cannot
+        // set a 0 duration timeout").
+        &["power", "alice", "status", "--timeout", "0"],
+        &["reinstall", "alice", "--timeout", "0"],
+        &["reinstall", "alice", "--first-boot-timeout-min", "0"],
+        &["test", "install", "alice", "--install-timeout-min", "0"],
     ];
     for args in usage {
         let out = expect(&root, args, 1);
@@ -198,4 +204,23 @@ fn the_environment_exits_2_in_every_command() {
     );
     assert!(o.contains("cannot reach registry"), "{o}");
     // `check` reads nothing but the profiles: it has no environment failure of its own.
+}
+
+/// A credentials value that is not a file (the secret typed where its file was expected) is
+/// refused as bad input without being echoed (it was `reading admin:pw: No such file`).
+#[test]
+fn a_credentials_value_that_is_not_a_file_is_not_echoed() {
+    let root = common::root();
+    let args = [
+        "power",
+        "alice",
+        "status",
+        "--credentials",
+        "admin:Pw-0f-alice",
+    ];
+    let o = common::picaboot(&root, &args);
+    let out = text(&o);
+    assert_eq!(code(&o), Some(1), "{out}");
+    assert!(out.contains("could not be read"), "{out}");
+    assert!(!out.contains("Pw-0f-alice"), "{out}");
 }

@@ -27,7 +27,7 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
         let n = crate::image::load(&c.images.images)?.by_name.len();
         images = n;
         if !c.json {
-            println!("{}: {n} images: ok", c.images.images.display());
+            outln!("{}: {n} images: ok", c.images.images.display())?;
         }
     }
     match project::open(dir) {
@@ -37,7 +37,7 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
             crate::render::render_hosts(&p, &names, Default::default())
                 .context("rendering in memory")?;
             if c.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "images": images,
@@ -45,12 +45,12 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                         "hardware": p.loaded.profiles.hardware.len(),
                         "clusters": p.loaded.profiles.clusters.len(),
                     })
-                );
+                )?;
             } else {
                 for (name, cl) in &p.loaded.profiles.clusters {
                     if cl.quorum == crate::profile::Quorum::TwoNode {
                         let src = &p.loaded.cluster_sources[name];
-                        println!(
+                        outln!(
                             "note: {}:{}: quorum: two-node keeps either node quorate alone once \
                              both have been seen (wait_for_all), but nothing decides a split \
                              brain when the cluster link fails and both nodes live; quorum = \
@@ -58,16 +58,16 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                              recommends for two nodes",
                             src.path().display(),
                             src.line_of("quorum")
-                        );
+                        )?;
                     }
                 }
-                println!(
+                outln!(
                     "{}: {} hosts, {} hardware, {} clusters: ok",
                     dir.display(),
                     p.loaded.profiles.hosts.len(),
                     p.loaded.profiles.hardware.len(),
                     p.loaded.profiles.clusters.len()
-                );
+                )?;
             }
             Ok(())
         }

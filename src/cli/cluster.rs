@@ -134,20 +134,20 @@ fn form_cluster(c: FormConfig) -> anyhow::Result<()> {
 
     if c.dry_run {
         if c.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "cluster": cl.name, "nodes": nodes, "steps": steps,
                 }))?
-            );
+            )?;
         } else {
-            println!("cluster form {} (dry run: nothing is run)", cl.name);
+            outln!("cluster form {} (dry run: nothing is run)", cl.name)?;
             for n in &nodes {
-                println!("  node {}: ssh {}, link0 {}", n.name, n.ssh, n.link0);
+                outln!("  node {}: ssh {}, link0 {}", n.name, n.ssh, n.link0)?;
             }
             for (i, s) in steps.iter().enumerate() {
-                println!("{:2}. [{}] {}", i + 1, s.node, s.command);
-                println!("      {}", s.why);
+                outln!("{:2}. [{}] {}", i + 1, s.node, s.command)?;
+                outln!("      {}", s.why)?;
             }
         }
         return Ok(());
@@ -188,15 +188,15 @@ fn form_cluster(c: FormConfig) -> anyhow::Result<()> {
     )
     .with_context(|| format!("cluster form {}", cl.name))?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        println!(
+        outln!(
             "cluster {}: {} nodes, quorate, flags {} (config_version {})",
             status.name,
             status.nodes,
             status.flags.join(" "),
             status.config_version
-        );
+        )?;
     }
     Ok(())
 }

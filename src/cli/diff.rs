@@ -48,21 +48,42 @@ pub fn diff(c: DiffConfig) -> anyhow::Result<()> {
     )?;
     let expected = diff::expected_from_tree(&rendered.trees[&c.host]);
     let report = diff::run(&dest, &expected).with_context(|| format!("diff {}", c.host))?;
+    let printed = print_report(&c, &dest, &report);
+    match printed {
+        // A reader that stopped early (`diff alice | head`) does not hide the drift: the
+        // exit code still says 3.
+        Err(e) if !super::out::is_closed(&e) => return Err(e),
+        _ => {}
+    }
+    if report.drift.is_empty() {
+        printed
+    } else {
+        Err(TestFailed(format!(
+            "{}: {} rendered file(s) drifted",
+            c.host,
+            report.drift.len()
+        ))
+        .into())
+    }
+}
+
+/// Prints the report (JSON or one line per drifted file, then a summary).
+fn print_report(c: &DiffConfig, dest: &str, report: &diff::Report) -> anyhow::Result<()> {
     if c.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "host": c.host, "report": report,
             }))?
-        );
+        )?;
     } else {
         for d in &report.drift {
             match &d.kind {
-                DriftKind::Missing => println!("missing: {}", d.path),
-                DriftKind::NotAFile => println!("not a regular file: {}", d.path),
-                DriftKind::Unreadable => println!("unreadable: {}", d.path),
+                DriftKind::Missing => outln!("missing: {}", d.path)?,
+                DriftKind::NotAFile => outln!("not a regular file: {}", d.path)?,
+                DriftKind::Unreadable => outln!("unreadable: {}", d.path)?,
                 DriftKind::Mode { expected, actual } => {
-                    println!("mode: {}: rendered {expected}, host {actual}", d.path)
+                    outln!("mode: {}: rendered {expected}, host {actual}", d.path)?
                 }
                 DriftKind::Content { diff, .. } => {
                     let mode = d
@@ -72,33 +93,24 @@ pub fn diff(c: DiffConfig) -> anyhow::Result<()> {
                         .unwrap_or_default();
                     match diff {
                         Some(text) => {
-                            println!("changed: {}{mode}", d.path);
-                            print!("{text}");
+                            outln!("changed: {}{mode}", d.path)?;
+                            out!("{text}")?;
                         }
                         None if d.secret => {
-                            println!("changed: {}{mode} (secret: content not shown)", d.path)
+                            outln!("changed: {}{mode} (secret: content not shown)", d.path)?
                         }
-                        None => println!("changed: {}{mode} (binary content)", d.path),
+                        None => outln!("changed: {}{mode} (binary content)", d.path)?,
                     }
                 }
             }
         }
-        println!(
+        outln!(
             "{}: {} of {} rendered files drifted on {}",
             c.host,
             report.drift.len(),
             report.checked,
             dest
-        );
+        )?;
     }
-    if report.drift.is_empty() {
-        Ok(())
-    } else {
-        Err(TestFailed(format!(
-            "{}: {} rendered file(s) drifted",
-            c.host,
-            report.drift.len()
-        ))
-        .into())
-    }
+    Ok(())
 }

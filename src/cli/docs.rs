@@ -25,9 +25,11 @@ pub struct ManConfig {
 /// Writes the completion script of `c.shell` to stdout.
 pub fn completions(c: CompletionsConfig) -> anyhow::Result<()> {
     let mut cmd = super::Cli::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(c.shell, &mut cmd, "picaboot", &mut out);
-    Ok(())
+    // Generated in memory: clap_complete panics on a failed write, and a closed stdout is
+    // not an error (see `out`).
+    let mut script = Vec::new();
+    clap_complete::generate(c.shell, &mut cmd, "picaboot", &mut script);
+    super::out::write_bytes(&script)
 }
 
 /// Writes one man page per command into `c.dir`, printing each path.
@@ -36,7 +38,7 @@ pub fn man(c: ManConfig) -> anyhow::Result<()> {
     let mut cmd = super::Cli::command();
     cmd.build();
     for p in write_pages(&cmd, "picaboot", &c.dir)? {
-        println!("{}", p.display());
+        outln!("{}", p.display())?;
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ pub enum Class {
     Test,
     /// An internal error: a bug in picaboot.
     Bug,
+    /// Standard output was closed by its reader (`| head`): a quiet exit 0, nothing printed.
+    Quiet,
 }
 
 impl Class {
@@ -50,6 +52,7 @@ impl Class {
             Class::Env => EXIT_ENV,
             Class::Test => EXIT_TEST,
             Class::Bug => EXIT_BUG,
+            Class::Quiet => 0,
         }
     }
 }
@@ -59,138 +62,229 @@ impl Class {
 #[error("{0}")]
 pub struct EnvError(pub String);
 
-/// Classifies an error by the first cause in its chain whose type says what it is.
+/// An error type that says which exit class it is. Every typed error the CLI can meet
+/// implements it here, beside the contract, so that no rule is written that cannot match.
+pub trait ExitClass {
+    /// The exit class of this error.
+    fn exit_class(&self) -> Class;
+}
+
+/// The typed errors, in the order they are tried at each link of an error's chain.
+macro_rules! classified {
+    ($c:expr; $($t:ty),* $(,)?) => {{
+        let c: &(dyn StdError + 'static) = $c;
+        None$(.or_else(|| c.downcast_ref::<$t>().map(ExitClass::exit_class)))*
+    }};
+}
+
+/// Classifies an error. A [`Refusal`] attached as context (reinstall's decision not to
+/// start) decides first: anyhow's `downcast_ref` sees context objects, which `chain()`
+/// hides behind their wrapper. Otherwise the first cause in the chain whose type says what
+/// it is decides; an error no type explains is a bug.
+///
+/// [`Refusal`]: crate::ops::reinstall::Refusal
 pub fn classify(err: &anyhow::Error) -> Class {
+    if let Some(r) = err.downcast_ref::<crate::ops::reinstall::Refusal>() {
+        return r.exit_class();
+    }
     err.chain().find_map(cause).unwrap_or(Class::Bug)
 }
 
 fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
-    if c.is::<TestFailed>() {
-        return Some(Class::Test);
+    use crate::install::harness::HarnessError;
+    use crate::install::scenario::InstallError;
+    use crate::ops::form::FormError;
+    use crate::ops::reinstall::Refusal;
+    classified!(c;
+        super::out::StdoutClosed, TestFailed, UsageError, EnvError, std::io::Error,
+        ArchiveError, ExecError, MirrorError, GuestError, crate::storage::PlanError,
+        crate::profile::Diagnostics, ProfileError, SpecError, RenderError, OutputError,
+        DebianError, NetbootError, HarnessError, ServeError, RegistryError, BuildError,
+        CheckError, crate::amt::AmtError, crate::ops::OpsError, FormError, Refusal,
+        InstallError, ImageVmError,
+    )
+}
+
+/// Implements [`ExitClass`] with one fixed class.
+macro_rules! fixed {
+    ($class:expr; $($t:ty),* $(,)?) => {$(
+        impl ExitClass for $t {
+            fn exit_class(&self) -> Class {
+                $class
+            }
+        }
+    )*};
+}
+
+fixed!(Class::Test; TestFailed);
+fixed!(Class::User; UsageError, crate::storage::PlanError, crate::profile::Diagnostics);
+// Invalid profiles, or an unreadable profiles directory (a wrong `--profiles`).
+fixed!(Class::User; ProfileError);
+fixed!(Class::Env; EnvError, ArchiveError, ExecError, MirrorError, GuestError);
+fixed!(Class::Quiet; super::out::StdoutClosed);
+
+// A bare I/O error, EPIPE included (a child's stdin that closed is the environment's): only
+// a write to stdout that failed with EPIPE is quiet, and `out` types it as `StdoutClosed`.
+fixed!(Class::Env; std::io::Error);
+
+impl ExitClass for SpecError {
+    fn exit_class(&self) -> Class {
+        spec(self)
     }
-    if c.is::<UsageError>() {
-        return Some(Class::User);
+}
+
+impl ExitClass for RenderError {
+    fn exit_class(&self) -> Class {
+        render(self)
     }
-    if c.is::<EnvError>() || c.is::<std::io::Error>() || c.is::<ArchiveError>() {
-        return Some(Class::Env);
+}
+
+impl ExitClass for OutputError {
+    fn exit_class(&self) -> Class {
+        output(self)
     }
-    if c.is::<ExecError>() || c.is::<MirrorError>() || c.is::<GuestError>() {
-        return Some(Class::Env);
+}
+
+impl ExitClass for DebianError {
+    fn exit_class(&self) -> Class {
+        debian(self)
     }
-    if c.is::<crate::storage::PlanError>() || c.is::<crate::profile::Diagnostics>() {
-        return Some(Class::User);
-    }
-    if c.is::<ProfileError>() {
-        // Invalid profiles, or an unreadable profiles directory (a wrong `--profiles`).
-        return Some(Class::User);
-    }
-    if let Some(e) = c.downcast_ref::<SpecError>() {
-        return Some(spec(e));
-    }
-    if let Some(e) = c.downcast_ref::<RenderError>() {
-        return Some(match e {
-            RenderError::UnknownHost { .. } | RenderError::LockedVersion { .. } => Class::User,
-            // Contexts are typed: a template that fails is picaboot's fault.
-            RenderError::Template { .. } => Class::Bug,
-            RenderError::Output(o) => output(o),
-        });
-    }
-    if let Some(e) = c.downcast_ref::<OutputError>() {
-        return Some(output(e));
-    }
-    if let Some(e) = c.downcast_ref::<DebianError>() {
-        return Some(debian(e));
-    }
-    if let Some(e) = c.downcast_ref::<NetbootError>() {
-        return Some(match e {
+}
+
+impl ExitClass for NetbootError {
+    fn exit_class(&self) -> Class {
+        match self {
             NetbootError::Profile { .. } => Class::User,
             NetbootError::Installer(_) => Class::Env,
             NetbootError::Debian(d) => debian(d),
             NetbootError::Exec(_) => Class::Env,
             NetbootError::Output(o) => output(o),
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<crate::install::harness::HarnessError>() {
+}
+
+impl ExitClass for crate::install::harness::HarnessError {
+    fn exit_class(&self) -> Class {
         use crate::install::harness::HarnessError as H;
-        return Some(match e {
+        match self {
             H::Debian(d) => debian(d),
             H::StaleIndex { .. } | H::Exec(_) | H::Other(_) => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<ServeError>() {
-        return Some(match e {
+}
+
+impl ExitClass for ServeError {
+    fn exit_class(&self) -> Class {
+        match self {
             ServeError::Root { .. } => Class::User,
             _ => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<RegistryError>() {
-        return Some(if e.is_user_error() {
+}
+
+impl ExitClass for RegistryError {
+    fn exit_class(&self) -> Class {
+        if self.is_user_error() {
             Class::User
         } else {
             Class::Env
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<BuildError>() {
-        return Some(match e {
+}
+
+impl ExitClass for BuildError {
+    fn exit_class(&self) -> Class {
+        match self {
             BuildError::Spec(s) => spec(s),
             _ => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<CheckError>() {
-        return Some(match e {
+}
+
+impl ExitClass for CheckError {
+    fn exit_class(&self) -> Class {
+        match self {
             CheckError::Failed { .. } => Class::Test,
             _ => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<crate::amt::AmtError>() {
-        return Some(match e {
+}
+
+impl ExitClass for crate::amt::AmtError {
+    fn exit_class(&self) -> Class {
+        match self {
             crate::amt::AmtError::Credentials(_)
             | crate::amt::AmtError::WrongCredentials { .. } => Class::User,
             _ => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<crate::ops::OpsError>() {
-        return Some(match e {
+}
+
+impl ExitClass for crate::ops::OpsError {
+    fn exit_class(&self) -> Class {
+        match self {
             crate::ops::OpsError::NoVpro(_) | crate::ops::OpsError::UnknownHost { .. } => {
                 Class::User
             }
             _ => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<crate::ops::form::FormError>() {
+}
+
+impl ExitClass for crate::ops::form::FormError {
+    fn exit_class(&self) -> Class {
         use crate::ops::form::FormError as F;
-        return Some(match e {
+        match self {
             F::NoPassword | F::PasswordFile { .. } => Class::User,
             F::NotFormed(_) => Class::Test,
             _ => Class::Env,
-        });
+        }
     }
-    if c.is::<crate::ops::reinstall::Refusal>() {
-        return Some(Class::Env);
+}
+
+impl ExitClass for crate::ops::reinstall::Refusal {
+    fn exit_class(&self) -> Class {
+        use crate::ops::reinstall::Refusal as R;
+        match self {
+            // Profiles that do not check, or an operator who did not confirm: bad input.
+            R::Check { .. } | R::NotConfirmed { .. } => Class::User,
+            // The box's AMT does not answer: the environment.
+            R::VproSilent { .. } => Class::Env,
+        }
     }
-    if let Some(e) = c.downcast_ref::<crate::install::scenario::InstallError>() {
+}
+
+impl ExitClass for crate::install::scenario::InstallError {
+    fn exit_class(&self) -> Class {
         use crate::install::harness::HarnessError;
         use crate::install::scenario::InstallError as I;
-        return Some(match e {
+        match self {
             I::Profile(_) | I::Shape(_) | I::Harness(HarnessError::StaleIndex { .. }) => {
                 Class::User
             }
-            I::Render(r) => match r {
-                RenderError::UnknownHost { .. } | RenderError::LockedVersion { .. } => Class::User,
-                RenderError::Template { .. } => Class::Bug,
-                RenderError::Output(o) => output(o),
-            },
+            I::Render(r) => render(r),
             I::Netboot(NetbootError::Profile { .. }) => Class::User,
             _ => Class::Env,
-        });
+        }
     }
-    if let Some(e) = c.downcast_ref::<ImageVmError>() {
-        return Some(match e {
+}
+
+impl ExitClass for ImageVmError {
+    fn exit_class(&self) -> Class {
+        match self {
             ImageVmError::BadName(_) => Class::User,
             _ => Class::Env,
-        });
+        }
     }
-    None
+}
+
+fn render(e: &RenderError) -> Class {
+    match e {
+        RenderError::UnknownHost { .. } | RenderError::LockedVersion { .. } => Class::User,
+        // Contexts are typed: a template that fails is picaboot's fault.
+        RenderError::Template { .. } => Class::Bug,
+        RenderError::Output(o) => output(o),
+    }
 }
 
 fn spec(e: &SpecError) -> Class {
@@ -247,5 +341,39 @@ mod tests {
         }))
         .context("netboot alice");
         assert_eq!(classify(&e), Class::Env);
+    }
+
+    #[test]
+    fn a_refusal_attached_as_context_decides() {
+        use crate::ops::reinstall::Refusal;
+        // As cli/reinstall.rs attaches it: the AMT error (here one that would be the
+        // environment's) with the refusal as context. The refusal is seen through anyhow's
+        // context downcast, though `chain()` never yields it as a `Refusal`.
+        let e = anyhow::Error::new(EnvError("connection refused".into())).context(
+            Refusal::NotConfirmed {
+                host: "alice".into(),
+            },
+        );
+        assert!(!e.chain().any(|c| c.is::<Refusal>()));
+        assert_eq!(classify(&e), Class::User);
+        let e = anyhow::Error::new(UsageError("wrong password".into()))
+            .context(Refusal::VproSilent {
+                host: "alice".into(),
+            })
+            .context("reinstall alice");
+        assert_eq!(classify(&e), Class::Env);
+        let e = anyhow::Error::new(ProfileError::Invalid(crate::profile::Diagnostics(vec![])))
+            .context(Refusal::Check {
+                host: "alice".into(),
+                problems: 0,
+            });
+        assert_eq!(classify(&e).code(), 1);
+    }
+
+    #[test]
+    fn a_closed_stdout_is_a_quiet_zero_not_a_bug() {
+        let e = anyhow::Error::from(super::super::out::StdoutClosed).context("render --all");
+        assert_eq!(classify(&e), Class::Quiet);
+        assert_eq!(classify(&e).code(), 0);
     }
 }

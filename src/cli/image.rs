@@ -159,15 +159,17 @@ pub fn image(c: ImageCmd) -> anyhow::Result<()> {
             let d = image::layer::pack(&p.dir, p.epoch, f)
                 .with_context(|| format!("packing {}", p.dir.display()))?;
             if p.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"diff_id": d.diff_id, "digest": d.digest, "size": d.size})
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "diff_id {}\ndigest {}\nsize {}",
-                    d.diff_id, d.digest, d.size
-                );
+                    d.diff_id,
+                    d.digest,
+                    d.size
+                )?;
             }
             Ok(())
         }
@@ -217,10 +219,10 @@ fn build_one(
         .with_context(|| format!("building {name}"))?;
     if !print {
     } else if b.json {
-        println!("{}", serde_json::to_string_pretty(&built)?);
+        outln!("{}", serde_json::to_string_pretty(&built)?)?;
     } else {
         for i in &built {
-            println!("{} {} {}", i.name, i.manifest.digest, i.archive.display());
+            outln!("{} {} {}", i.name, i.manifest.digest, i.archive.display())?;
         }
     }
     Ok((images, built))
@@ -231,6 +233,8 @@ fn build(b: BuildConfig) -> anyhow::Result<()> {
 }
 
 fn test(t: TestConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM remove what the run owns (containers, VM disks) before exiting.
+    crate::cleanup::on_signals();
     let mut progress = |m: &str| crate::progress::event(m);
     let mut under_test = Vec::new();
     let mut host_failures = Vec::new();
@@ -256,7 +260,7 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
             Ok(_) => {
                 checks.push(serde_json::json!({"name": format!("{}-check", last.name), "passed": true, "detail": ""}));
                 if !json {
-                    println!("{}: check passed", last.name);
+                    outln!("{}: check passed", last.name)?;
                 }
             }
             Err(e @ image::runtest::CheckError::Failed { .. }) => {
@@ -271,10 +275,10 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
     }
     if !t.vm {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"images": all_built, "vm": false, "checks": checks})
-            );
+            )?;
         }
         return if host_failures.is_empty() {
             Ok(())
@@ -308,31 +312,31 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
             .iter()
             .map(|c| serde_json::json!({"name": c.name, "passed": c.passed, "detail": c.detail}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "images": all_built, "vm": true, "runtime": format!("{:?}", t.runtime).to_lowercase(),
                 "checks": checks, "seconds": run.seconds, "accel": run.accel,
                 "console": run.console, "junit": junit,
             })
-        );
+        )?;
     } else {
         for c in &run.report.checks {
-            println!(
+            outln!(
                 "{} {} {}",
                 if c.passed { "PASS" } else { "FAIL" },
                 c.name,
                 c.detail
-            );
+            )?;
         }
-        println!(
+        outln!(
             "image test VM: {} checks in {:.0} s ({}); console {}; JUnit {}",
             run.report.checks.len(),
             run.seconds,
             run.accel,
             run.console.display(),
             junit.display()
-        );
+        )?;
     }
     let failures = run.report.failures();
     if failures.is_empty() {
@@ -357,12 +361,12 @@ fn dockerfile(d: DockerfileConfig) -> anyhow::Result<()> {
     image::dockerfile::write_context(img, &suite, &dir)
         .with_context(|| format!("writing {}", dir.display()))?;
     if d.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"name": d.name, "dockerfile": dir.join("Dockerfile"), "context": dir})
-        );
+        )?;
     } else {
-        println!("{}", dir.join("Dockerfile").display());
+        outln!("{}", dir.join("Dockerfile").display())?;
     }
     Ok(())
 }
@@ -375,15 +379,15 @@ fn list(l: ListConfig) -> anyhow::Result<()> {
             .iter()
             .map(|i| serde_json::json!({"name": i.name, "parent": i.spec.parent, "description": i.spec.description}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         for i in ordered {
-            println!(
+            outln!(
                 "{:<16} {:<12} {}",
                 i.name,
                 i.spec.parent.as_deref().unwrap_or("(debootstrap)"),
                 i.spec.description
-            );
+            )?;
         }
     }
     Ok(())

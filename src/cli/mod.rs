@@ -2,6 +2,9 @@
 //! command. `main` only parses, calls [`run`], and maps errors to exit codes with
 //! [`exit_code`].
 
+#[macro_use]
+pub mod out;
+
 mod check;
 mod cluster;
 mod diff;

@@ -100,18 +100,18 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
         if !c.json {
-            println!(
+            outln!(
                 "{}: netboot.xyz menu of {} hosts",
                 path.display(),
                 names.len()
-            );
+            )?;
         }
     }
     if c.json {
         if c.all {
-            println!("{}", serde_json::to_string_pretty(&summaries)?);
+            outln!("{}", serde_json::to_string_pretty(&summaries)?)?;
         } else {
-            println!("{}", serde_json::to_string_pretty(&summaries[0])?);
+            outln!("{}", serde_json::to_string_pretty(&summaries[0])?)?;
         }
     }
     Ok(())
@@ -222,7 +222,7 @@ pub(super) fn netboot_host(
     output::publish(vec![staged]).with_context(|| format!("publishing {}", target.display()))?;
     super::render::record_locks(&rendered.lock_updates)?;
     if !c.json {
-        println!(
+        outln!(
             "{}: {} ({:?}, kernel {}) + {} in {} ({:.2} s)",
             summary.host,
             summary.installer,
@@ -234,7 +234,7 @@ pub(super) fn netboot_host(
             },
             target.display(),
             start.elapsed().as_secs_f64()
-        );
+        )?;
     }
     Ok(summary)
 }

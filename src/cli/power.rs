@@ -42,7 +42,7 @@ pub struct PowerConfig {
     #[arg(long, value_name = "FILE")]
     credentials: Option<PathBuf>,
     /// Seconds to wait for each connection and reply.
-    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// Print the result as JSON.
     #[arg(long)]
@@ -84,20 +84,20 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         Action::Status => {
             let s = client.status().with_context(ctx)?;
             if c.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "host": c.host, "amt": origin, "status": s,
                     }))?
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "{}: power state {} ({}); AMT offers: {}",
                     c.host,
                     s.power_state,
                     s.power_state_name,
                     power::list_states(&s.available)
-                );
+                )?;
             }
             return Ok(());
         }
@@ -108,27 +108,27 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
     };
     let out = client.power(action, c.pxe_once).with_context(ctx)?;
     if c.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "host": c.host, "amt": origin, "action": action, "outcome": out,
             }))?
-        );
+        )?;
     } else {
         if let Some(src) = &out.pxe_source {
-            println!("{}: next boot only: {src}", c.host);
+            outln!("{}: next boot only: {src}", c.host)?;
         }
         if let Some(note) = &out.note {
-            println!("{}: {note}", c.host);
+            outln!("{}: {note}", c.host)?;
         }
         if let Some(s) = out.requested {
-            println!(
+            outln!(
                 "{}: was {} ({}); requested power state {s} ({}): done",
                 c.host,
                 out.before.power_state,
                 out.before.power_state_name,
                 power::state_name(s)
-            );
+            )?;
         }
     }
     Ok(())

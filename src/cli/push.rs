@@ -1,6 +1,5 @@
 //! `picaboot image push`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use super::UsageError;
@@ -67,7 +66,5 @@ pub fn push(c: PushConfig) -> anyhow::Result<()> {
             report.manifest_digest
         )
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    Ok(())
+    super::out::write_bytes(text.as_bytes())
 }

@@ -36,7 +36,7 @@ pub struct ReinstallConfig {
     #[arg(long, value_name = "FILE")]
     credentials: Option<PathBuf>,
     /// Seconds to wait for AMT.
-    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// This machine's address as the box sees it (IPv4:PORT): `serve` listens there (HTTP, and
     /// UDP for the installer's syslog) and the box's iPXE loads HOST/netboot/boot.ipxe from it.
@@ -61,7 +61,7 @@ pub struct ReinstallConfig {
     #[arg(long, value_name = "PORT", default_value_t = 22)]
     ssh_port: u16,
     /// Minutes to wait for ssh after the install ended (first boot, Proxmox's reboot).
-    #[arg(long, value_name = "MIN", default_value_t = 20)]
+    #[arg(long, value_name = "MIN", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     first_boot_timeout_min: u64,
     /// TEST BOXES ONLY (a VM rehearsal): when the mirror's udeb index does not match Debian's
     /// signed InRelease (a stale mirror), serve the installer a harness udeb suite signed by
@@ -401,12 +401,12 @@ fn run(
         c.first_boot_timeout_min,
     )?;
     for ch in &run.report.checks {
-        println!(
+        outln!(
             "{} {} {}",
             if ch.passed { "PASS" } else { "FAIL" },
             ch.name,
             ch.detail
-        );
+        )?;
     }
     let failed = run.report.checks.iter().filter(|c| !c.passed).count();
     say(

@@ -110,15 +110,15 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
         for (name, tree) in &rendered.trees {
-            println!(
+            outln!(
                 "{}: {} files in {}",
                 name,
                 tree.files().count(),
                 c.output.join(name).display()
-            );
+            )?;
         }
     }
     Ok(())

@@ -54,7 +54,7 @@ pub struct InstallConfig {
     #[arg(long, default_value_t = 3072)]
     memory: u32,
     /// Give up on the install after this many minutes.
-    #[arg(long, default_value_t = 75)]
+    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..))]
     install_timeout_min: u64,
     /// Keep the VM's disk images.
     #[arg(long)]
@@ -75,6 +75,8 @@ pub fn test(c: TestCmd) -> anyhow::Result<()> {
 }
 
 fn install(c: InstallConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM remove what the run owns (containers, VM disks) before exiting.
+    crate::cleanup::on_signals();
     let (mirror, security) =
         debian::sources::mirror_pair(&c.mirror).context("reading this machine's apt mirrors")?;
     if let Some(t) = &c.tamper {
@@ -135,16 +137,16 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     )
     .context("writing report.json")?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
     } else {
-        println!(
+        outln!(
             "test install {}: {}",
             c.host,
             outcome.udeb_source.describe()
-        );
+        )?;
         for s in &outcome.steps {
             if s.name.starts_with("install/") || !s.passed {
-                println!(
+                outln!(
                     "  {:<5} {}{}  {}",
                     if s.passed { "ok" } else { "FAIL" },
                     s.name,
@@ -154,7 +156,7 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
                         String::new()
                     },
                     if s.passed { "" } else { s.detail.as_str() }
-                );
+                )?;
             }
         }
         let checks = outcome
@@ -162,13 +164,13 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
             .iter()
             .filter(|s| s.name.starts_with("boot-"))
             .count();
-        println!(
+        outln!(
             "  {} steps ({checks} from the boots), {} failed, {:.0} s in all; report: {}",
             outcome.steps.len(),
             outcome.failures().len(),
             outcome.seconds,
             dir.join("report.xml").display()
-        );
+        )?;
     }
     let failed: Vec<String> = outcome.failures().iter().map(|s| s.name.clone()).collect();
     if failed.is_empty() {

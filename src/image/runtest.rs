@@ -6,7 +6,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::spec::Image;
+use crate::cleanup::{Action, Guard};
 use crate::exec::{self, ExecError};
+
+/// The deadline of one podman call that is not the check itself (run, rm, logs).
+const PODMAN_DEADLINE: Duration = Duration::from_secs(5 * 60);
 
 /// Why a check did not pass.
 #[derive(Debug, thiserror::Error)]
@@ -63,33 +67,49 @@ pub fn run_check_ref(
 ) -> Result<String, CheckError> {
     let c = &img.spec.check;
     let name = format!("picaboot-check-{}-{}", img.name, std::process::id());
-    let _ = exec::run(
+    let _ = exec::run_deadline(
         "podman rm",
         Command::new("podman").args(["rm", "-f", &name]),
+        None,
+        PODMAN_DEADLINE,
     );
+    // Removed on every exit path: the end of the check, an early return, SIGINT/SIGTERM.
+    let _container = Guard::new(Action::Container(name.clone()));
     progress(&format!("[{}] podman run {image_ref}", img.name));
-    exec::run(
+    exec::run_deadline(
         &format!("starting {} with podman", img.name),
         Command::new("podman")
             .args(["run", "-d", "--name", &name])
             .args(podman_run_args(c.nofile))
             .arg(image_ref),
+        None,
+        PODMAN_DEADLINE,
     )
     .map_err(|e| CheckError::Exec(Box::new(e)))?;
     let start = Instant::now();
+    let timeout = Duration::from_secs(c.timeout);
     let mut last;
     let result = loop {
-        match exec::run(
-            "check",
+        // Each try gets what is left of the check's timeout (at least a second): a check
+        // that hangs is killed at the timeout, not waited for.
+        let left = timeout
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_secs(1));
+        match exec::run_deadline(
+            &format!("check of {}", img.name),
             Command::new("podman").args(["exec", &name, "/bin/sh", "-c", &c.run]),
+            None,
+            left,
         ) {
             Ok(out) => break Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
             Err(e) => last = e.to_string(),
         }
-        if start.elapsed() > Duration::from_secs(c.timeout) {
-            let log = exec::run(
+        if start.elapsed() >= timeout {
+            let log = exec::run_deadline(
                 "podman logs",
                 Command::new("podman").args(["logs", "--tail", "30", &name]),
+                None,
+                PODMAN_DEADLINE,
             )
             .map(|o| {
                 format!(
@@ -109,10 +129,6 @@ pub fn run_check_ref(
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let _ = exec::run(
-        "podman rm",
-        Command::new("podman").args(["rm", "-f", "-t", "1", &name]),
-    );
     if result.is_ok() {
         progress(&format!(
             "[{}] check passed ({:.1} s)",

@@ -375,6 +375,11 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     let need: u64 = vm_disks.iter().map(|d| d.bytes).sum();
     let ddir = disk_dir(&work, &opts.host, need);
     std::fs::create_dir_all(&ddir).map_err(io("create", &ddir))?;
+    // Removed on every exit path (an early `?`, a panic, SIGINT/SIGTERM) unless kept.
+    let disks_guard = crate::cleanup::Guard::new(crate::cleanup::Action::Dir(ddir.clone()));
+    if opts.keep_disks {
+        disks_guard.disarm();
+    }
     let mut images: Vec<Image> = Vec::new();
     let mut ordered = vm_disks.clone();
     ordered.sort_by_key(|d| (d.role == DiskRole::Ssd, d.id.clone()));
@@ -530,7 +535,6 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     if !install_ok {
         let _ = stop_tx.send(());
         let _ = rt.block_on(served);
-        cleanup(&ddir, opts.keep_disks);
         return Ok(outcome(steps));
     }
 
@@ -663,7 +667,6 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     }
     let _ = stop_tx.send(());
     let _ = rt.block_on(served);
-    cleanup(&ddir, opts.keep_disks);
     Ok(outcome(steps))
 }
 
@@ -720,13 +723,6 @@ fn wait_boot(vm: &mut crate::qemu::Vm, limit: Duration, silence: Duration) -> Ou
 /// How long a boot's serial console may stay empty before the boot counts as "nothing
 /// booted" (GRUB writes to it within seconds of the firmware handing over).
 const BOOT_SILENCE: Duration = Duration::from_secs(300);
-
-/// Removes the VM's disk images unless asked to keep them.
-fn cleanup(ddir: &Path, keep: bool) {
-    if !keep {
-        let _ = std::fs::remove_dir_all(ddir);
-    }
-}
 
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -4,8 +4,6 @@
 //! never leaves the host and is never printed.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::Stdio;
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -297,36 +295,14 @@ pub fn run(dest: &str, expected: &[Expected]) -> Result<Report, OpsError> {
         dest: dest.to_string(),
         reason,
     };
-    let mut child = ssh_command(dest)
-        .args(["sh", "-s"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            ssh_err(format!(
-                "cannot run ssh (Debian package openssh-client): {e}"
-            ))
-        })?;
-    {
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| ssh_err(format!("sending the probe: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| ssh_err(e.to_string()))?;
+    let out = crate::exec::run_deadline(
+        &format!("the drift probe on {dest}"),
+        ssh_command(dest).args(["sh", "-s"]),
+        Some(script.as_bytes()),
+        super::SSH_DEADLINE,
+    )
+    .map_err(|e| ssh_err(e.to_string()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
-        return Err(ssh_err(format!(
-            "{}: {}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        )));
-    }
     let remote = parse_probe(&stdout).map_err(|reason| OpsError::Protocol {
         dest: dest.to_string(),
         reason,

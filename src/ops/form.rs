@@ -2,9 +2,7 @@
 //! `ssh`, the admin's own config and agent), one step at a time, stopping at the first step
 //! that fails or answers unexpectedly.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::cluster::proxmox::{self, FormNode, Membership, PvecmStatus, Step, StepKind};
 use crate::secret::Secret;
@@ -61,9 +59,12 @@ pub enum FormError {
 pub fn password_from_env() -> Result<Secret, FormError> {
     if let Some(path) = std::env::var_os(ENV_PASSWORD_FILE) {
         let path = Path::new(&path);
-        return crate::secret::first_line_of(path).map_err(|reason| FormError::PasswordFile {
-            path: path.display().to_string(),
-            reason,
+        let named_by = format!("the password file given by {ENV_PASSWORD_FILE}");
+        return crate::secret::first_line_of_named(path, &named_by).map_err(|reason| {
+            FormError::PasswordFile {
+                path: path.display().to_string(),
+                reason,
+            }
         });
     }
     match std::env::var(ENV_PASSWORD) {
@@ -74,24 +75,13 @@ pub fn password_from_env() -> Result<Secret, FormError> {
 
 /// Runs one remote command; its stdout on success.
 fn remote(dest: &str, command: &str, stdin: Option<&[u8]>) -> Result<String, String> {
-    let mut child = super::ssh_command(dest)
-        .arg(command)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ssh (Debian package openssh-client): {e}"))?;
-    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(bytes)
-            .map_err(|e| format!("writing to ssh: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("waiting for ssh: {e}"))?;
+    let out = crate::exec::run_deadline_status(
+        &format!("`{command}` on {dest}"),
+        super::ssh_command(dest).arg(command),
+        stdin,
+        super::SSH_DEADLINE,
+    )
+    .map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {

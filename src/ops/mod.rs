@@ -58,13 +58,28 @@ pub fn ssh_config() -> Option<PathBuf> {
     std::env::var_os(ENV_SSH_CONFIG).map(PathBuf::from)
 }
 
-/// `ssh [-F CONFIG] -o BatchMode=yes -- DEST` (add the remote command).
+/// ssh options that end a session whose peer went silent (45 s without an answer to a
+/// keepalive) rather than waiting on a dead TCP connection forever.
+pub const SSH_ALIVE: [&str; 4] = [
+    "-o",
+    "ServerAliveInterval=15",
+    "-o",
+    "ServerAliveCountMax=3",
+];
+
+/// The wall-clock deadline of one remote command over ssh (a probe, a check, a `pvecm`
+/// step): it is run with [`crate::exec::run_deadline`], which kills ssh and everything it
+/// started when the deadline passes.
+pub const SSH_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// `ssh [-F CONFIG] -o BatchMode=yes -o ServerAlive… -- DEST` (add the remote command).
 pub fn ssh_command(dest: &str) -> Command {
     let mut c = Command::new("ssh");
     if let Some(cfg) = ssh_config() {
         c.arg("-F").arg(cfg);
     }
-    c.args(["-o", "BatchMode=yes", "--", dest]);
+    c.args(["-o", "BatchMode=yes"]).args(SSH_ALIVE);
+    c.args(["--", dest]);
     c
 }
 

@@ -8,10 +8,9 @@
 //! with that file and `StrictHostKeyChecking=yes`, so it talks to the key just recorded and
 //! nothing else.
 
-use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::OpsError;
@@ -121,17 +120,17 @@ fn key_type(line: &str) -> Option<&'static str> {
 
 /// One `ssh-keyscan` of `types`: the known_hosts lines it printed.
 fn keyscan(target: &SshTarget, types: &[&str]) -> Result<Vec<String>, OpsError> {
-    let out = Command::new("ssh-keyscan")
-        .args(["-T", "10", "-t", &types.join(",")])
-        .args(["-p", &target.port.to_string(), "--"])
-        .arg(target.host())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| {
-            target.err(format!(
-                "cannot run ssh-keyscan (Debian package openssh-client): {e}"
-            ))
-        })?;
+    // -T bounds each read; the deadline bounds the whole scan.
+    let out = crate::exec::run_deadline_status(
+        "ssh-keyscan",
+        Command::new("ssh-keyscan")
+            .args(["-T", "10", "-t", &types.join(",")])
+            .args(["-p", &target.port.to_string(), "--"])
+            .arg(target.host()),
+        None,
+        Duration::from_secs(60),
+    )
+    .map_err(|e| target.err(e.to_string()))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -224,6 +223,9 @@ pub struct CheckRun {
     pub status: i32,
 }
 
+/// The wall-clock deadline of the whole post-install check (ssh and the script).
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
 /// ssh's exit status when the connection itself failed.
 const SSH_FAILED: i32 = 255;
 
@@ -237,8 +239,8 @@ pub fn run_check(
     if let Some(cfg) = super::ssh_config() {
         cmd.arg("-F").arg(cfg);
     }
-    let mut child = cmd
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+    cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args(super::SSH_ALIVE)
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .args([
@@ -248,25 +250,14 @@ pub fn run_check(
             &target.dest,
             "sh",
             "-s",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            target.err(format!(
-                "cannot run ssh (Debian package openssh-client): {e}"
-            ))
-        })?;
-    {
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| target.err(format!("sending the check: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| target.err(e.to_string()))?;
+        ]);
+    let out = crate::exec::run_deadline_status(
+        "the post-install check",
+        &mut cmd,
+        Some(script.as_bytes()),
+        CHECK_DEADLINE,
+    )
+    .map_err(|e| target.err(e.to_string()))?;
     let status = out.status.code().unwrap_or(SSH_FAILED);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = Report::parse(&stdout);

@@ -258,14 +258,15 @@ impl Vm {
         limit: Duration,
         mut progress: impl FnMut(&str),
     ) -> Outcome {
-        let mut seen = 0;
+        // Raw bytes, whole lines only: a line (and so a character) split across two reads is
+        // handed out once, complete, on the read that ends it.
+        let mut consumed = 0;
         loop {
-            let text = self.console();
-            for line in text[seen.min(text.len())..].lines() {
-                progress(line);
+            let raw = std::fs::read(&self.console).unwrap_or_default();
+            for line in take_lines(&raw, &mut consumed) {
+                progress(&line);
             }
-            seen = text.len();
-            if text.contains(marker) {
+            if contains_bytes(&raw, marker.as_bytes()) {
                 return Outcome::Marker;
             }
             if let Some(child) = self.child.as_mut() {
@@ -326,6 +327,31 @@ impl Drop for Vm {
     }
 }
 
+/// The complete lines of `raw` after byte `consumed` (each decoded as a whole, lossily, its
+/// `\r` and `\n` dropped); `consumed` moves past the last newline. A line still being written,
+/// and so any UTF-8 sequence cut by the read, stays for the next call: a newline byte never
+/// occurs inside a multibyte UTF-8 sequence, so a line boundary never splits a character.
+pub fn take_lines(raw: &[u8], consumed: &mut usize) -> Vec<String> {
+    let start = (*consumed).min(raw.len());
+    let new = &raw[start..];
+    let Some(last_nl) = new.iter().rposition(|&b| b == b'\n') else {
+        return Vec::new();
+    };
+    *consumed = start + last_nl + 1;
+    new[..last_nl]
+        .split(|&b| b == b'\n')
+        .map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            String::from_utf8_lossy(l).into_owned()
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in `hay` (bytes; an empty needle always does).
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +374,28 @@ mod tests {
             with_emulator_params("norandmaps console=ttyS0"),
             "norandmaps console=ttyS0"
         );
+    }
+
+    #[test]
+    fn console_lines_never_split_a_character() {
+        // "é" is C3 A9, "→" E2 86 92: the reads end inside each of them.
+        let full = "boot é\r\nstep → 2\ndone\n".as_bytes();
+        let mut consumed = 0;
+        let mut lines = Vec::new();
+        for cut in [6, 7, 14, 15, full.len()] {
+            lines.extend(super::take_lines(&full[..cut], &mut consumed));
+        }
+        assert_eq!(lines, ["boot é", "step → 2", "done"]);
+        assert_eq!(consumed, full.len());
+        // The old way sliced the next read at the length of a lossy decode of this one: for
+        // a read cut inside "é" that length (U+FFFD is 3 bytes) points inside "→", a panic.
+        let text = "aé→\n";
+        let lossy = String::from_utf8_lossy(&text.as_bytes()[..2]).len();
+        assert!(!text.is_char_boundary(lossy));
+        let mut consumed = 0;
+        assert!(super::take_lines(&text.as_bytes()[..2], &mut consumed).is_empty());
+        assert_eq!(super::take_lines(text.as_bytes(), &mut consumed), ["aé→"]);
+        assert!(super::contains_bytes(full, "→ 2".as_bytes()));
+        assert!(!super::contains_bytes(full, b"nope"));
     }
 }
