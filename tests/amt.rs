@@ -417,3 +417,120 @@ fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
 }
+
+/// A raw TCP server that answers every connection with `reply` (then holds it open a while,
+/// streaming filler when `stream` so a missing bound would keep allocating).
+fn hostile(reply: Vec<u8>, stream: bool) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                let _ = s.read(&mut buf);
+                if s.write_all(&reply).is_err() {
+                    return;
+                }
+                if stream {
+                    let filler = vec![b'a'; 64 * 1024];
+                    for _ in 0..(64 * 16) {
+                        if s.write_all(&filler).is_err() {
+                            return;
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            });
+        }
+    });
+    addr
+}
+
+/// Runs `power alice status` against `addr` under GNU time (Debian `time`) and returns the
+/// output and the peak resident set in KiB.
+fn status_with_rss(addr: &str) -> (std::process::Output, u64) {
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, addr, None, None);
+    let rss_file = dir.path().join("rss");
+    let o = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["power", "alice", "status", "--profiles"])
+        .arg(&profiles)
+        .current_dir(dir.path())
+        .env_remove("PICABOOT_PROFILES")
+        .env_remove("PICABOOT_AMT_CREDENTIALS")
+        .env("PICABOOT_AMT_USERNAME", USER)
+        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+        .output()
+        .expect("run /usr/bin/time (Debian package time)");
+    let rss = std::fs::read_to_string(&rss_file).unwrap();
+    let kib: u64 = rss
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS figure in `{rss}`"));
+    (o, kib)
+}
+
+/// Issue 22 case 6: hostile AMT replies (a huge Content-Length, a chunk size that overflows
+/// after a first chunk, a 1 MB header line, an endless body without a length) end with an
+/// error naming the limit, exit 2, and picaboot stays small. Before: `Content-Length:
+/// 99999999999` aborted (exit 134), chunks `1`,`ffffffffffffffff` panicked (exit 70).
+#[test]
+fn hostile_replies_are_refused_within_named_limits() {
+    let long_header = format!(
+        "HTTP/1.1 200 OK\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+        (
+            "huge Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n".to_vec(),
+            false,
+            "4 MiB limit for an AMT reply body",
+        ),
+        (
+            "overflowing chunk size",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n"
+                .to_vec(),
+            false,
+            "4 MiB limit for an AMT reply body",
+        ),
+        (
+            "1 MB header line",
+            long_header.into_bytes(),
+            false,
+            "8 KiB limit for a reply header line",
+        ),
+        (
+            "endless body without a length",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec(),
+            true,
+            "4 MiB limit for an AMT reply body",
+        ),
+    ];
+    for (name, reply, stream, limit) in cases {
+        let addr = hostile(reply, stream);
+        let (o, rss_kib) = status_with_rss(&addr);
+        no_secret(&o);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(limit),
+            "{name}: the error names no limit: {err}"
+        );
+        assert!(err.contains(&addr), "{name}: the error names no AMT: {err}");
+        // A few MB: the 4 MiB body limit plus the program itself.
+        eprintln!("{name}: peak RSS {rss_kib} KiB");
+        assert!(rss_kib < 32 * 1024, "{name}: peak RSS {rss_kib} KiB");
+    }
+}

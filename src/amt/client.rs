@@ -413,7 +413,7 @@ impl Client {
             head.push_str(&format!("Authorization: {a}\r\n"));
         }
         head.push_str("\r\n");
-        let result = (|| -> Result<Response, String> {
+        let result = (|| -> Result<Response, ReadError> {
             let conn = self.conn.as_mut().expect("connected");
             let w = conn.get_mut();
             w.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
@@ -428,7 +428,11 @@ impl Client {
                 }
                 Ok(r)
             }
-            Err(e) => {
+            Err(ReadError::Limit(why)) => {
+                self.conn = None;
+                Err(AmtError::TooLarge { hop, why })
+            }
+            Err(ReadError::Io(e)) => {
                 self.conn = None;
                 if self.target.jump.is_some() {
                     // Give ssh a moment to say why it ended.
@@ -514,29 +518,109 @@ impl Client {
     }
 }
 
-fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
+/// The longest status or header line (or chunk-size line) accepted from AMT.
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+/// The most header lines accepted in one reply.
+pub const MAX_HEADER_LINES: usize = 100;
+/// The largest reply body accepted from AMT (its biggest replies, an enumeration of boot
+/// sources, are a few KiB).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Why a reply could not be read: the connection failed, or the reply broke a limit.
+#[derive(Debug)]
+enum ReadError {
+    Io(String),
+    Limit(String),
+}
+
+impl From<String> for ReadError {
+    fn from(s: String) -> Self {
+        ReadError::Io(s)
+    }
+}
+
+impl From<&str> for ReadError {
+    fn from(s: &str) -> Self {
+        ReadError::Io(s.to_string())
+    }
+}
+
+/// Reads one line (with its `\n`), refusing lines longer than [`MAX_HEADER_LINE`] before
+/// buffering more of them. Returns 0 at end of stream.
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut String,
+    what: &str,
+) -> Result<usize, ReadError> {
+    let mut bytes = Vec::new();
+    loop {
+        let buf = r.fill_buf().map_err(|e| ReadError::Io(e.to_string()))?;
+        if buf.is_empty() {
+            break;
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if bytes.len() + take > MAX_HEADER_LINE {
+            return Err(ReadError::Limit(format!(
+                "{what} longer than the {} KiB limit for a reply header line",
+                MAX_HEADER_LINE / 1024
+            )));
+        }
+        bytes.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            break;
+        }
+    }
+    line.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(bytes.len())
+}
+
+fn body_limit(n: u64) -> Result<(), ReadError> {
+    if n > MAX_BODY as u64 {
+        return Err(ReadError::Limit(format!(
+            "reply body of {n} bytes is over the {} MiB limit for an AMT reply body",
+            MAX_BODY / (1024 * 1024)
+        )));
+    }
+    Ok(())
+}
+
+fn read_response(r: &mut impl BufRead) -> Result<Response, ReadError> {
     let mut line = String::new();
-    if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+    if read_line_bounded(r, &mut line, "status line")? == 0 {
         return Err("the connection closed before a reply".into());
     }
     let mut parts = line.trim_end().splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP reply: `{}`", line.trim_end()));
+        return Err(ReadError::Io(format!(
+            "not an HTTP reply: `{}`",
+            line.trim_end()
+        )));
     }
     let status: u16 = parts
         .next()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line `{}`", line.trim_end()))?;
+        .ok_or_else(|| ReadError::Io(format!("bad status line `{}`", line.trim_end())))?;
     let reason = parts.next().unwrap_or("").to_string();
     let mut close = version == "HTTP/1.0";
-    let mut length = None;
+    let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut authenticate = Vec::new();
+    let mut count = 0;
     loop {
         let mut h = String::new();
-        if r.read_line(&mut h).map_err(|e| e.to_string())? == 0 {
+        if read_line_bounded(r, &mut h, "header line")? == 0 {
             return Err("the connection closed inside the reply headers".into());
+        }
+        count += 1;
+        if count > MAX_HEADER_LINES {
+            return Err(ReadError::Limit(format!(
+                "more than the {MAX_HEADER_LINES} header lines allowed in a reply"
+            )));
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -547,7 +631,13 @@ fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
         };
         let v = v.trim();
         match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = v.parse::<usize>().ok(),
+            "content-length" => {
+                let n = v
+                    .parse::<u64>()
+                    .map_err(|_| ReadError::Io(format!("bad Content-Length `{v}`")))?;
+                body_limit(n)?;
+                length = Some(n);
+            }
             "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
             "connection" => {
                 let v = v.to_ascii_lowercase();
@@ -565,30 +655,38 @@ fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
     if chunked {
         loop {
             let mut size = String::new();
-            r.read_line(&mut size).map_err(|e| e.to_string())?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| format!("bad chunk size `{}`", size.trim()))?;
+            if read_line_bounded(r, &mut size, "chunk size line")? == 0 {
+                return Err("the connection closed inside the chunked reply body".into());
+            }
+            let digits = size.trim().split(';').next().unwrap_or("").trim();
+            let n = u64::from_str_radix(digits, 16)
+                .map_err(|_| ReadError::Io(format!("bad chunk size `{}`", size.trim())))?;
             if n == 0 {
                 loop {
                     let mut t = String::new();
-                    if r.read_line(&mut t).map_err(|e| e.to_string())? == 0 || t.trim().is_empty() {
+                    if read_line_bounded(r, &mut t, "trailer line")? == 0 || t.trim().is_empty() {
                         break;
                     }
                 }
                 break;
             }
+            body_limit((body.len() as u64).saturating_add(n))?;
             let start = body.len();
-            body.resize(start + n, 0);
+            body.resize(start + n as usize, 0);
             r.read_exact(&mut body[start..])
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ReadError::Io(e.to_string()))?;
             let mut crlf = String::new();
-            r.read_line(&mut crlf).map_err(|e| e.to_string())?;
+            read_line_bounded(r, &mut crlf, "chunk end")?;
         }
     } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+        body.resize(n as usize, 0);
+        r.read_exact(&mut body)
+            .map_err(|e| ReadError::Io(e.to_string()))?;
     } else if status != 204 && status != 304 {
-        r.read_to_end(&mut body).map_err(|e| e.to_string())?;
+        r.take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| ReadError::Io(e.to_string()))?;
+        body_limit(body.len() as u64)?;
         close = true;
     }
     Ok(Response {

@@ -98,6 +98,15 @@ pub enum AmtError {
         /// Why.
         reason: String,
     },
+    /// A reply broke a size limit (a header line, the header count, the body); nothing more
+    /// of it was read.
+    #[error("{hop} sent a reply picaboot will not read: {why}")]
+    TooLarge {
+        /// Which hop.
+        hop: String,
+        /// Which limit, and by how much.
+        why: String,
+    },
     /// No boot source for PXE.
     #[error("no PXE boot source among CIM_BootSourceSetting instances: {}", .0.join(", "))]
     NoPxeSource(Vec<String>),
