@@ -96,6 +96,9 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
             "SetBootConfigRole CIM_BootService",
             "RequestPowerStateChange CIM_PowerManagementService",
             "PowerState 10",
+            // The state read back after the change (issue 22).
+            "Enumerate CIM_AssociatedPowerManagementService",
+            "Pull CIM_AssociatedPowerManagementService",
         ]
     );
     for k in ["BIOSPause", "BIOSSetup", "UseIDER", "UseSOL"] {
@@ -533,4 +536,56 @@ fn hostile_replies_are_refused_within_named_limits() {
         eprintln!("{name}: peak RSS {rss_kib} KiB");
         assert!(rss_kib < 32 * 1024, "{name}: peak RSS {rss_kib} KiB");
     }
+}
+
+/// Issue 22 case 2: AMT carries out a reset but its reply is lost (the connection closes).
+/// The request is never resent (a second reset could land after the one-time PXE boot was
+/// used); the state is read back instead and decides the outcome, as MAAS's AMT driver does
+/// after every command (canonical/maas src/provisioningserver/drivers/power/amt.py,
+/// `wsman_power_on`: "Check power state several times"). Before: the client resent the same
+/// envelope on a fresh connection and AMT reset the box twice.
+#[test]
+fn a_lost_power_reply_is_read_back_never_resent() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    sim.drop_next_power_reply();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let log = sim.log();
+    let sent = log
+        .iter()
+        .filter(|l| l.starts_with("RequestPowerStateChange"))
+        .count();
+    assert_eq!(
+        sent, 1,
+        "RequestPowerStateChange reached AMT {sent} times: {log:?}"
+    );
+    assert_eq!(*events.lock().unwrap(), ["reset"]);
+    assert!(
+        out.contains("the reply to RequestPowerStateChange was lost"),
+        "{out}"
+    );
+    // The state it read back after the change, as the sim reports it.
+    let after = log
+        .iter()
+        .position(|l| l.starts_with("RequestPowerStateChange"))
+        .unwrap();
+    assert!(
+        log[after..]
+            .iter()
+            .any(|l| l == "Pull CIM_AssociatedPowerManagementService"),
+        "no state read back: {log:?}"
+    );
+    assert!(out.contains("AMT now reports power state 2 (On)"), "{out}");
 }

@@ -173,6 +173,10 @@ pub struct Client {
     challenge: Option<Challenge>,
     nc: u32,
     counter: u64,
+    /// False while a state-changing request is in flight: no resend after a transport error.
+    may_resend: bool,
+    /// How often, and how far apart, the state is read after a power change.
+    poll: (u32, Duration),
 }
 
 impl std::fmt::Debug for Client {
@@ -215,7 +219,20 @@ impl Client {
             challenge: None,
             nc: 0,
             counter: 0,
+            may_resend: true,
+            poll: (10, Duration::from_secs(1)),
         }
+    }
+
+    /// How many times, and how far apart, the power state is read back after a change
+    /// (default 10 times, 1 s apart, as MAAS's AMT driver does).
+    pub fn set_poll(&mut self, attempts: u32, interval: Duration) {
+        self.poll = (attempts.max(1), interval);
+    }
+
+    /// The read-back bound set by [`Client::set_poll`].
+    pub fn poll(&self) -> (u32, Duration) {
+        self.poll
     }
 
     /// The target.
@@ -389,7 +406,7 @@ impl Client {
         let reused = self.conn.is_some();
         match self.try_round_trip(body, auth.as_deref()) {
             Ok(r) => Ok(r),
-            Err(_) if reused => {
+            Err(_) if reused && self.may_resend => {
                 // The kept-alive connection was closed by the server: one fresh attempt.
                 self.conn = None;
                 self.try_round_trip(body, auth.as_deref())
@@ -443,6 +460,17 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// POSTs a state-changing envelope at most once: on a fresh connection (so no stale
+    /// keep-alive can fail it), and never resent after a transport error (the request may have
+    /// been acted on). A 401 is still answered (AMT did nothing with an unauthenticated request).
+    pub fn call_once(&mut self, envelope: &str) -> Result<String, AmtError> {
+        self.conn = None;
+        self.may_resend = false;
+        let r = self.call(envelope);
+        self.may_resend = true;
+        r
     }
 
     /// POSTs one envelope and returns the reply body (HTTP 200), authenticating as needed.

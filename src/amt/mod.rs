@@ -107,6 +107,18 @@ pub enum AmtError {
         /// Which limit, and by how much.
         why: String,
     },
+    /// A power change was sent but AMT's state did not reach the asked one within the bound.
+    #[error("requested power state {requested} ({}){}, but after {attempts} reads AMT still reports {seen} ({}); the request was not resent", power::state_name(*.requested), lost.as_ref().map(|l| format!(" and its reply was lost ({l})")).unwrap_or_default(), power::state_name(*.seen))]
+    PowerUnconfirmed {
+        /// Requested PowerState.
+        requested: u16,
+        /// Why the reply was lost, if it was.
+        lost: Option<String>,
+        /// Reads of the state.
+        attempts: u32,
+        /// The last PowerState read.
+        seen: u16,
+    },
     /// No boot source for PXE.
     #[error("no PXE boot source among CIM_BootSourceSetting instances: {}", .0.join(", "))]
     NoPxeSource(Vec<String>),

@@ -154,6 +154,20 @@ pub struct PowerOutcome {
     pub requested: Option<u16>,
     /// Why the request differs from the action, if it does.
     pub note: Option<String>,
+    /// The status read back after the change (none when nothing was sent).
+    pub seen: Option<PowerStatus>,
+    /// The reply to RequestPowerStateChange was lost (why); the outcome was decided from
+    /// the state read back, and the request was not resent.
+    pub reply_lost: Option<String>,
+}
+
+/// True when `status` is what a request of PowerState `requested` leads to: on for on,
+/// reset and cycle, anything but on for off.
+pub fn reached(requested: u16, status: &PowerStatus) -> bool {
+    match requested {
+        8 | 6 | 12 | 13 => !status.is_on(),
+        _ => status.is_on(),
+    }
 }
 
 /// `AMT_BootSettingData` properties AMT reports but does not accept in a Put.
@@ -254,10 +268,42 @@ impl Client {
     }
 
     /// `RequestPowerStateChange` to `state`; ReturnValue 0 or an error naming it.
+    /// Sent at most once ([`Client::call_once`]): a resent reset could land after the one-time
+    /// PXE boot was used.
     pub fn request_power_state(&mut self, state: u16) -> Result<(), AmtError> {
         let id = self.message_id();
-        let r = self.call(&wsman::request_power_state_change(&id, state))?;
+        let r = self.call_once(&wsman::request_power_state_change(&id, state))?;
         check_return(&r, "RequestPowerStateChange")
+    }
+
+    /// Reads the power state until it is what `requested` leads to, within the poll bound
+    /// ([`Client::set_poll`]); the last status read, or [`AmtError::PowerUnconfirmed`].
+    pub fn wait_for_state(
+        &mut self,
+        requested: u16,
+        lost: Option<&str>,
+    ) -> Result<PowerStatus, AmtError> {
+        let (attempts, interval) = self.poll();
+        let mut last = None;
+        for i in 0..attempts {
+            if i > 0 {
+                std::thread::sleep(interval);
+            }
+            match self.status() {
+                Ok(s) if reached(requested, &s) => return Ok(s),
+                Ok(s) => last = Some(s),
+                // A box mid-reset may not answer for a moment: read again.
+                Err(e) if i + 1 == attempts && last.is_none() => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let seen = last.map(|s| s.power_state).unwrap_or(0);
+        Err(AmtError::PowerUnconfirmed {
+            requested,
+            lost: lost.map(str::to_string),
+            attempts,
+            seen,
+        })
     }
 
     /// Makes the next boot (only) a PXE boot; returns the boot source's InstanceID.
@@ -293,9 +339,20 @@ impl Client {
         } else {
             None
         };
+        let mut reply_lost = None;
+        let mut seen = None;
         let (requested, note) = match decision {
             Some((state, note)) => {
-                self.request_power_state(state)?;
+                match self.request_power_state(state) {
+                    Ok(()) => {}
+                    // The request went out but its reply did not come back: AMT may or may not
+                    // have acted. Never resend; the state read back decides.
+                    Err(e @ (AmtError::Unreachable { .. } | AmtError::TooLarge { .. })) => {
+                        reply_lost = Some(e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
+                seen = Some(self.wait_for_state(state, reply_lost.as_deref())?);
                 (Some(state), note)
             }
             None => (
@@ -312,6 +369,8 @@ impl Client {
             pxe_source,
             requested,
             note,
+            seen,
+            reply_lost,
         })
     }
 }

@@ -121,6 +121,12 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         if let Some(note) = &out.note {
             println!("{}: {note}", c.host);
         }
+        if let Some(lost) = &out.reply_lost {
+            println!(
+                "{}: the reply to RequestPowerStateChange was lost ({lost}); not resent, the state read back decides",
+                c.host
+            );
+        }
         if let Some(s) = out.requested {
             println!(
                 "{}: was {} ({}); requested power state {s} ({}): done",
@@ -128,6 +134,12 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
                 out.before.power_state,
                 out.before.power_state_name,
                 power::state_name(s)
+            );
+        }
+        if let Some(seen) = &out.seen {
+            println!(
+                "{}: AMT now reports power state {} ({})",
+                c.host, seen.power_state, seen.power_state_name
             );
         }
     }

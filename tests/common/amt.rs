@@ -94,6 +94,8 @@ struct State {
     log: Vec<String>,
     /// Force the ReturnValue of the next call of this method.
     refuse: Option<(String, u32)>,
+    /// Carry out the next power change but close the connection instead of replying.
+    drop_power_reply: bool,
 }
 
 /// A running test AMT.
@@ -180,6 +182,7 @@ impl AmtSim {
             counter: 0,
             log: Vec::new(),
             refuse: None,
+            drop_power_reply: false,
         }));
         let sim = AmtSim { addr, state };
         let s2 = sim.clone();
@@ -233,6 +236,15 @@ impl AmtSim {
         self.state.lock().unwrap().refuse = Some((method.into(), value));
     }
 
+    /// The next RequestPowerStateChange is carried out but its reply never sent: the
+    /// connection is closed instead. Real AMT does this: MAAS's AMT driver
+    /// (canonical/maas src/provisioningserver/drivers/power/amt.py, `wsman_power_on`) reads the
+    /// state back after every command rather than trusting the reply, and MeshCommander
+    /// re-reads the state when a power request goes unanswered (issue 22).
+    pub fn drop_next_power_reply(&self) {
+        self.state.lock().unwrap().drop_power_reply = true;
+    }
+
     fn connection(&self, stream: std::net::TcpStream) {
         let mut w = stream.try_clone().unwrap();
         let mut r = BufReader::new(stream);
@@ -265,6 +277,9 @@ impl AmtSim {
             } else {
                 (404, String::new())
             };
+            if status == 0 {
+                return; // drop the reply: the connection closes here
+            }
             let text = if status == 200 { "OK" } else { "Error" };
             let ok = write!(
                 w,
@@ -578,6 +593,9 @@ impl AmtSim {
                     }
                     if state != Some(8) {
                         st.pxe_next = false; // the one-time boot is used by this boot
+                    }
+                    if std::mem::take(&mut st.drop_power_reply) {
+                        return (0, String::new());
                     }
                 }
                 (
