@@ -589,3 +589,73 @@ fn a_lost_power_reply_is_read_back_never_resent() {
     );
     assert!(out.contains("AMT now reports power state 2 (On)"), "{out}");
 }
+
+/// Issue 22 case 3: a one-time PXE boot cannot linger. It is set only when a power change
+/// follows (not for `on` of a running box), cleared when that change fails, and every plain
+/// power action first clears whatever override another console left (AMT_BootSettingData Put
+/// with every option zeroed, then CIM_BootConfigSetting.ChangeBootOrder with no Source), as
+/// MeshCommander does before its power actions. Before: a failed `reset --pxe-once` left the
+/// PXE boot pending, and a later plain `reset` network-booted the box.
+#[test]
+fn a_boot_override_cannot_linger() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut a = vec!["power", "alice"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--profiles", p]);
+        let o = picaboot_amt(dir.path(), &a, USER, PASSWORD);
+        no_secret(&o);
+        o
+    };
+
+    // `on` of a running box: nothing follows, so no override is set.
+    let o = run(&["on", "--pxe-once"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("no one-time PXE boot set"), "{out}");
+    assert!(!sim.pxe_pending());
+    assert!(
+        !sim.log().iter().any(|l| l.starts_with("SetBootConfigRole")),
+        "{:?}",
+        sim.log()
+    );
+
+    // The reset fails: the one-time PXE boot set for it is cleared again.
+    sim.refuse_next("RequestPowerStateChange", 2);
+    let o = run(&["reset", "--pxe-once"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("RequestPowerStateChange"), "{err}");
+    assert!(
+        !sim.pxe_pending(),
+        "the failed reset left the PXE boot pending"
+    );
+    assert!(events.lock().unwrap().is_empty());
+
+    // A plain reset after it boots the disk.
+    let o = run(&["reset"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset"]);
+
+    // Another console leaves a pending PXE boot and options that would reflash, erase, lock:
+    // a plain reset clears them all and boots the disk.
+    sim.leave_boot_options();
+    assert!(sim.pxe_pending() && !sim.options_set().is_empty());
+    let o = run(&["reset"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset", "reset"]);
+    assert!(!sim.pxe_pending());
+    assert_eq!(sim.options_set(), Vec::<String>::new());
+
+    // And `reset --pxe-once` over the same leftovers sets only the PXE boot.
+    sim.leave_boot_options();
+    let o = run(&["reset", "--pxe-once"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset", "reset", "reset pxe"]);
+    assert_eq!(sim.options_set(), Vec::<String>::new());
+}

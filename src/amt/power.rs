@@ -184,21 +184,38 @@ pub const READ_ONLY_BOOT_SETTINGS: &[&str] = &[
     "ElementName",
 ];
 
-/// The fields put back to `AMT_BootSettingData`: what AMT returned, minus the read-only ones,
-/// with BIOSPause, BIOSSetup, UseSOL and UseIDER off.
-pub fn boot_settings_for_pxe(current: &Instance) -> Vec<(String, String)> {
+/// `AMT_BootSettingData` properties that identify the instance: put back as read.
+pub const IDENTITY_BOOT_SETTINGS: &[&str] = &["InstanceID", "OwningEntity"];
+
+/// The fields put to `AMT_BootSettingData`: every option AMT returned zeroed (`false`, or `0`
+/// for numbers: ConfigurationDataReset, ReflashBIOS, SecureErase, UseSafeMode, Lock*,
+/// BootMediaIndex, IDERBootDevice, FirmwareVerbosity, BIOSPause, BIOSSetup, UseSOL, UseIDER…),
+/// whatever another console left there, as MeshCommander does before every power action;
+/// the read-only ones left out, the identity kept. A PXE boot needs none of them set.
+pub fn boot_settings_zeroed(current: &Instance) -> Vec<(String, String)> {
     current
         .properties
         .iter()
         .filter(|(n, _)| !READ_ONLY_BOOT_SETTINGS.contains(&n.as_str()))
         .map(|(n, v)| {
-            let v = match n.as_str() {
-                "BIOSPause" | "BIOSSetup" | "UseSOL" | "UseIDER" => "false".to_string(),
-                _ => v.clone(),
+            let v = if IDENTITY_BOOT_SETTINGS.contains(&n.as_str()) {
+                v.clone()
+            } else if v == "true" || v == "false" {
+                "false".to_string()
+            } else if v.parse::<i64>().is_ok() {
+                "0".to_string()
+            } else {
+                v.clone()
             };
             (n.clone(), v)
         })
         .collect()
+}
+
+/// The fields put to `AMT_BootSettingData` before a one-time PXE boot
+/// ([`boot_settings_zeroed`]).
+pub fn boot_settings_for_pxe(current: &Instance) -> Vec<(String, String)> {
+    boot_settings_zeroed(current)
 }
 
 /// The PXE source among the enumerated boot sources (`CIM:Network:…` or an InstanceID naming
@@ -330,14 +347,40 @@ impl Client {
         Ok(source)
     }
 
-    /// Status, then (if asked) the one-time PXE, then the power request the status allows.
+    /// Clears any boot override, whoever set it: `AMT_BootSettingData` Put with every option
+    /// zeroed, then `CIM_BootConfigSetting.ChangeBootOrder` with no Source (the boot order
+    /// AMT forces is emptied, so the next boot follows the BIOS order). MeshCommander does
+    /// both before a plain power action.
+    pub fn clear_boot_override(&mut self) -> Result<(), AmtError> {
+        let id = self.message_id();
+        let current = reply::get_instance(
+            &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,
+            BOOT_SETTING_DATA,
+        )?;
+        let id = self.message_id();
+        let r = self.call(&wsman::put_boot_setting_data(
+            &id,
+            &boot_settings_zeroed(&current),
+        ))?;
+        reply::get_instance(&r, BOOT_SETTING_DATA)?;
+        let id = self.message_id();
+        let r = self.call(&wsman::clear_boot_order(&id))?;
+        check_return(&r, "ChangeBootOrder")
+    }
+
+    /// Status; then, only when a power change follows, the boot override: the one-time PXE
+    /// when asked, else any override cleared; then the power request the status allows. A
+    /// power request that fails (other than by a lost reply) clears the PXE override again.
     pub fn power(&mut self, action: PowerAction, pxe_once: bool) -> Result<PowerOutcome, AmtError> {
         let before = self.status()?;
         let decision = decide(action, &before)?;
-        let pxe_source = if pxe_once {
-            Some(self.set_pxe_once()?)
-        } else {
-            None
+        let pxe_source = match (&decision, pxe_once) {
+            (Some(_), true) => Some(self.set_pxe_once()?),
+            (Some(_), false) => {
+                self.clear_boot_override()?;
+                None
+            }
+            (None, _) => None,
         };
         let mut reply_lost = None;
         let mut seen = None;
@@ -350,7 +393,18 @@ impl Client {
                     Err(e @ (AmtError::Unreachable { .. } | AmtError::TooLarge { .. })) => {
                         reply_lost = Some(e.to_string());
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        if pxe_source.is_some() {
+                            // The box was not reset: a pending PXE boot would surprise the next
+                            // boot, whoever causes it.
+                            if let Err(c) = self.clear_boot_override() {
+                                return Err(AmtError::Malformed(format!(
+                                    "{e}; and clearing the one-time PXE boot failed too ({c}): it may still be pending"
+                                )));
+                            }
+                        }
+                        return Err(e);
+                    }
                 }
                 seen = Some(self.wait_for_state(state, reply_lost.as_deref())?);
                 (Some(state), note)
@@ -358,9 +412,14 @@ impl Client {
             None => (
                 None,
                 Some(format!(
-                    "the box is already {} ({}): nothing sent",
+                    "the box is already {} ({}): nothing sent{}",
                     before.power_state,
-                    state_name(before.power_state)
+                    state_name(before.power_state),
+                    if pxe_once {
+                        " (and no one-time PXE boot set: no power change follows it)"
+                    } else {
+                        ""
+                    }
                 )),
             ),
         };

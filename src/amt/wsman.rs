@@ -223,6 +223,20 @@ pub fn change_boot_order(message_id: &str, source_id: &str) -> String {
     )
 }
 
+/// `CIM_BootConfigSetting.ChangeBootOrder()` with no Source: AMT empties the boot order it
+/// forces (the next boot follows the BIOS order). MeshCommander sends this before a plain
+/// power action to clear what an earlier one-time boot left.
+pub fn clear_boot_order(message_id: &str) -> String {
+    let uri = resource_uri(BOOT_CONFIG);
+    envelope(
+        &format!("{uri}/ChangeBootOrder"),
+        BOOT_CONFIG,
+        message_id,
+        &[("InstanceID", BOOT_CONFIG_ID)],
+        &format!("<h:ChangeBootOrder_INPUT xmlns:h=\"{uri}\"></h:ChangeBootOrder_INPUT>"),
+    )
+}
+
 /// `CIM_BootService.SetBootConfigRole(BootConfigSetting, Role)`: role 1 is "is next"
 /// (used for the next boot only).
 pub fn set_boot_config_role(message_id: &str, role: u32) -> String {

@@ -175,6 +175,15 @@ impl AmtSim {
                 ("BIOSSetup".into(), "false".into()),
                 ("UseIDER".into(), "true".into()),
                 ("UseSOL".into(), "true".into()),
+                ("BootMediaIndex".into(), "0".into()),
+                ("ConfigurationDataReset".into(), "false".into()),
+                ("FirmwareVerbosity".into(), "0".into()),
+                ("IDERBootDevice".into(), "0".into()),
+                ("LockKeyboard".into(), "false".into()),
+                ("LockPowerButton".into(), "false".into()),
+                ("ReflashBIOS".into(), "false".into()),
+                ("SecureErase".into(), "false".into()),
+                ("UseSafeMode".into(), "false".into()),
             ],
             boot_source: None,
             pxe_next: false,
@@ -229,6 +238,32 @@ impl AmtSim {
         if st.machine.is_on() {
             st.machine.power_off();
         }
+    }
+
+    /// What "another console" left behind: a pending one-time PXE boot and boot options that
+    /// would reflash, erase or lock the box (the options MeshCommander zeroes on every power
+    /// action, issue 22).
+    pub fn leave_boot_options(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.boot_source = Some("Intel(r) AMT: Force PXE Boot".into());
+        st.pxe_next = true;
+        for (n, v) in st.settings.iter_mut() {
+            *v = match n.as_str() {
+                "BootMediaIndex" | "FirmwareVerbosity" => "2".into(),
+                "IDERBootDevice" => "1".into(),
+                _ => "true".into(),
+            };
+        }
+    }
+
+    /// The AMT_BootSettingData options the sim tracks that are not off / zero.
+    pub fn options_set(&self) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        st.settings
+            .iter()
+            .filter(|(_, v)| v != "false" && v != "0")
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect()
     }
 
     /// The next call of `method` answers this ReturnValue.
@@ -478,7 +513,13 @@ impl AmtSim {
                         .cloned(),
                     _ => None,
                 };
-                let mut rv = if ok.is_some() { 0 } else { 5 };
+                // No Source at all empties the forced boot order (MeshCommander clears a
+                // one-time boot this way before a plain power action).
+                let no_source = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "ChangeBootOrder_INPUT")
+                    .is_some_and(|b| child(b, "Source").is_none());
+                let mut rv = if ok.is_some() || no_source { 0 } else { 5 };
                 let mut st = self.state.lock().unwrap();
                 if let Some((m, v)) = st.refuse.take() {
                     if m == "ChangeBootOrder" {
@@ -489,6 +530,9 @@ impl AmtSim {
                 }
                 if rv == 0 {
                     st.boot_source = ok;
+                    if no_source {
+                        st.pxe_next = false;
+                    }
                 }
                 (
                     200,
@@ -637,6 +681,15 @@ impl AmtSim {
                     ("BIOS_SETUP", &g("BIOSSetup")),
                     ("USE_IDER", &g("UseIDER")),
                     ("USE_SOL", &g("UseSOL")),
+                    ("BOOT_MEDIA_INDEX", &g("BootMediaIndex")),
+                    ("CONFIGURATION_DATA_RESET", &g("ConfigurationDataReset")),
+                    ("FIRMWARE_VERBOSITY", &g("FirmwareVerbosity")),
+                    ("IDER_BOOT_DEVICE", &g("IDERBootDevice")),
+                    ("LOCK_KEYBOARD", &g("LockKeyboard")),
+                    ("LOCK_POWER_BUTTON", &g("LockPowerButton")),
+                    ("REFLASH_BIOS", &g("ReflashBIOS")),
+                    ("SECURE_ERASE", &g("SecureErase")),
+                    ("USE_SAFE_MODE", &g("UseSafeMode")),
                 ],
             ),
         )
