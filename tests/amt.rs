@@ -88,6 +88,7 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
         [
             "Enumerate CIM_AssociatedPowerManagementService",
             "Pull CIM_AssociatedPowerManagementService",
+            "Get AMT_BootCapabilities",
             "Get AMT_BootSettingData",
             "Put AMT_BootSettingData",
             "Enumerate CIM_BootSourceSetting",
@@ -658,4 +659,21 @@ fn a_boot_override_cannot_linger() {
     assert!(o.status.success(), "{}", text(&o).1);
     assert_eq!(*events.lock().unwrap(), ["reset", "reset", "reset pxe"]);
     assert_eq!(sim.options_set(), Vec::<String>::new());
+
+    // Firmware without ForcePXEBoot (AMT_BootCapabilities, read first): refused before
+    // anything is changed or powered.
+    sim.set_force_pxe(false);
+    let before = sim.log().len();
+    let o = run(&["reset", "--pxe-once"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("ForcePXEBoot is false"), "{err}");
+    let after: Vec<String> = sim.log()[before..].to_vec();
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.starts_with("Put") || l.starts_with("RequestPowerStateChange")),
+        "{after:?}"
+    );
+    assert_eq!(*events.lock().unwrap(), ["reset", "reset", "reset pxe"]);
 }

@@ -119,6 +119,9 @@ pub enum AmtError {
         /// The last PowerState read.
         seen: u16,
     },
+    /// AMT_BootCapabilities does not offer ForcePXEBoot.
+    #[error("this AMT cannot force a PXE boot (AMT_BootCapabilities ForcePXEBoot is {0}): nothing was changed")]
+    NoForcePxe(String),
     /// No boot source for PXE.
     #[error("no PXE boot source among CIM_BootSourceSetting instances: {}", .0.join(", "))]
     NoPxeSource(Vec<String>),

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::reply::{self, Instance};
-use super::wsman::{self, ASSOCIATED_POWER, BOOT_SETTING_DATA, BOOT_SOURCE};
+use super::wsman::{self, ASSOCIATED_POWER, BOOT_CAPABILITIES, BOOT_SETTING_DATA, BOOT_SOURCE};
 use super::{AmtError, Client};
 
 /// A requested power change.
@@ -323,8 +323,20 @@ impl Client {
         })
     }
 
-    /// Makes the next boot (only) a PXE boot; returns the boot source's InstanceID.
+    /// Makes the next boot (only) a PXE boot; returns the boot source's InstanceID. Reads
+    /// `AMT_BootCapabilities` first: firmware without ForcePXEBoot is refused before any
+    /// setting is changed.
     pub fn set_pxe_once(&mut self) -> Result<String, AmtError> {
+        let id = self.message_id();
+        let caps = reply::get_instance(
+            &self.call(&wsman::get(BOOT_CAPABILITIES, &id, &[]))?,
+            BOOT_CAPABILITIES,
+        )?;
+        if caps.get("ForcePXEBoot") != Some("true") {
+            return Err(AmtError::NoForcePxe(
+                caps.get("ForcePXEBoot").unwrap_or("absent").to_string(),
+            ));
+        }
         let id = self.message_id();
         let current = reply::get_instance(
             &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,

@@ -40,6 +40,8 @@ pub const BOOT_CONFIG: &str = "CIM_BootConfigSetting";
 pub const BOOT_SOURCE: &str = "CIM_BootSourceSetting";
 /// `CIM_BootService`.
 pub const BOOT_SERVICE: &str = "CIM_BootService";
+/// `AMT_BootCapabilities`: what the firmware can force at boot (ForcePXEBoot…).
+pub const BOOT_CAPABILITIES: &str = "AMT_BootCapabilities";
 /// `AMT_BootSettingData`.
 pub const BOOT_SETTING_DATA: &str = "AMT_BootSettingData";
 

@@ -94,6 +94,8 @@ struct State {
     log: Vec<String>,
     /// Force the ReturnValue of the next call of this method.
     refuse: Option<(String, u32)>,
+    /// AMT_BootCapabilities ForcePXEBoot.
+    force_pxe: bool,
     /// Carry out the next power change but close the connection instead of replying.
     drop_power_reply: bool,
 }
@@ -192,6 +194,7 @@ impl AmtSim {
             log: Vec::new(),
             refuse: None,
             drop_power_reply: false,
+            force_pxe: true,
         }));
         let sim = AmtSim { addr, state };
         let s2 = sim.clone();
@@ -264,6 +267,11 @@ impl AmtSim {
             .filter(|(_, v)| v != "false" && v != "0")
             .map(|(n, v)| format!("{n}={v}"))
             .collect()
+    }
+
+    /// Sets AMT_BootCapabilities ForcePXEBoot (firmware that cannot force a PXE boot).
+    pub fn set_force_pxe(&self, on: bool) {
+        self.state.lock().unwrap().force_pxe = on;
     }
 
     /// The next call of `method` answers this ReturnValue.
@@ -433,6 +441,19 @@ impl AmtSim {
                             ("RELATES_TO", &esc(&req.msg_id)),
                             ("AVAILABLE", &av),
                             ("POWER_STATE", if on { "2" } else { "8" }),
+                        ],
+                    ),
+                )
+            }
+            ("Get", "AMT_BootCapabilities") => {
+                let pxe = self.state.lock().unwrap().force_pxe;
+                (
+                    200,
+                    fill(
+                        fixture!("reply_boot_capabilities.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("FORCE_PXE_BOOT", if pxe { "true" } else { "false" }),
                         ],
                     ),
                 )
