@@ -677,3 +677,175 @@ fn a_boot_override_cannot_linger() {
     );
     assert_eq!(*events.lock().unwrap(), ["reset", "reset", "reset pxe"]);
 }
+
+/// A child process killed (and reaped) on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP listener that records every byte any client sends it.
+fn recorder() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let g = g.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    g.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+/// A TLS endpoint that speaks what AMT 11 speaks and nothing newer: TLS 1.1 only, AES128-SHA
+/// (socat with Debian's OpenSSL at security level 0), forwarding to `backend`. AMT 11 offers
+/// TLS 1.0/1.1 with AES-CBC-SHA suites only (MeshCentral issue #5512 shows an sslyze scan of
+/// one; TLS 1.2 came with AMT 12). Returns the child, `127.0.0.1:PORT` and the certificate's
+/// SHA-256 fingerprint as `openssl x509 -fingerprint` prints it.
+fn amt11_tls(backend: &str, dir: &std::path::Path) -> (KillOnDrop, String, String) {
+    let cert = dir.join("amt11.crt");
+    let key = dir.join("amt11.key");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=Intel(r) AMT 11"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl)");
+    assert!(st.success());
+    let fp = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .trim()
+        .rsplit_once('=')
+        .expect("openssl x509 -fingerprint output")
+        .1
+        .to_string();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let child = std::process::Command::new("socat")
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0,openssl-min-proto-version=TLS1.1,openssl-max-proto-version=TLS1.1,cipher=AES128-SHA:@SECLEVEL=0",
+            cert.display(),
+            key.display()
+        ))
+        .arg(format!("TCP:{backend}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat (Debian package socat)");
+    let child = KillOnDrop(child);
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The endpoint really refuses TLS 1.2 (what rustls needs at least).
+    let o = std::process::Command::new("openssl")
+        .args(["s_client", "-tls1_2", "-connect", &addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the AMT 11 endpoint accepted TLS 1.2");
+    (child, addr, fp)
+}
+
+/// Issue 22 case 1: `power status` and `reset --pxe-once` over TLS 1.1 with AES128-SHA (AMT 11)
+/// with the certificate pinned, Digest behind it by Apache; a wrong pin is refused during the
+/// handshake, before any HTTP request (and so any credential) is written. Before: rustls
+/// failed with ProtocolVersion.
+#[test]
+fn amt11_tls_1_1_with_the_pin_checked_before_credentials() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let (_socat, addr, fp) = amt11_tls(&apache.http, tmp.path());
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &addr, Some(&fp), None);
+    let p = profiles.to_str().unwrap();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("power state 2 (On)"), "{out}");
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
+
+    // A wrong pin, in front of a backend that records every byte: none arrives (the
+    // handshake ends at the certificate, before any HTTP request is written).
+    let (rec_addr, received) = recorder();
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (_socat2, addr2, fp2) = amt11_tls(&rec_addr, tmp2.path());
+    let wrong = fp2.replacen(&fp2[..2], if &fp2[..2] == "00" { "11" } else { "00" }, 1);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    point_alice_at(&profiles2, &addr2, Some(&wrong), None);
+    let o = picaboot_amt(
+        dir2.path(),
+        &[
+            "power",
+            "alice",
+            "reset",
+            "--profiles",
+            profiles2.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "has SHA-256 fingerprint {fp2}, the profile pins {wrong}"
+        )),
+        "{err}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "bytes passed a wrong pin: {}",
+        String::from_utf8_lossy(&received.lock().unwrap())
+    );
+}

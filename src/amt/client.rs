@@ -83,67 +83,88 @@ impl Drop for SshStream {
     }
 }
 
-/// Verifies only that the end-entity certificate has the pinned SHA-256 fingerprint (AMT's
-/// certificates are self-signed), and the handshake signatures as usual.
-#[derive(Debug)]
-struct Pinned {
-    sha256: [u8; 32],
-    seen: Mutex<Option<String>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+/// Why [`pinned_tls`] failed: an answer about AMT, or the byte stream under it ending.
+enum PinnedTlsError {
+    Amt(AmtError),
+    Io(String),
 }
 
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        *self.seen.lock().unwrap() = Some(format_fingerprint(&got));
-        if got == self.sha256 {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "certificate is not the pinned one".into(),
-            ))
+/// TLS to AMT with OpenSSL, not rustls: AMT 11 and older speak only TLS 1.0/1.1 with
+/// AES-CBC-SHA suites (TLS 1.2 came with AMT 12), which rustls does not implement. So this
+/// connection alone accepts TLS 1.0 and up and the AES-SHA suites at OpenSSL security level
+/// 0; every other connection of picaboot keeps rustls. The only trust is the pin: the verify
+/// callback compares the SHA-256 of the end-entity certificate with it during the handshake,
+/// so a wrong certificate ends the handshake before any HTTP (and so any credential) is sent.
+fn pinned_tls(
+    raw: Box<dyn Stream>,
+    address: &str,
+    pin: [u8; 32],
+    origin: &str,
+) -> Result<Box<dyn Stream>, PinnedTlsError> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+    let tls_err = |reason: String| {
+        PinnedTlsError::Amt(AmtError::Tls {
+            origin: origin.to_string(),
+            reason,
+        })
+    };
+    let mut b =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err(e.to_string()))?;
+    b.set_min_proto_version(Some(SslVersion::TLS1))
+        .map_err(|e| tls_err(e.to_string()))?;
+    // Modern suites first; AES128-SHA / AES256-SHA are what AMT 11 offers.
+    b.set_cipher_list("ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:AES128-SHA:AES256-SHA:@SECLEVEL=0")
+        .map_err(|e| tls_err(e.to_string()))?;
+    let seen: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let seen2 = seen.clone();
+    b.set_verify_callback(SslVerifyMode::PEER, move |_preverified, ctx| {
+        if ctx.error_depth() > 0 {
+            // Intermediates and roots are not trusted or distrusted: the leaf's pin decides.
+            return true;
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        let Some(cert) = ctx.current_cert() else {
+            return false;
+        };
+        let Ok(der) = cert.to_der() else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(&der).into();
+        *seen2.lock().unwrap() = Some(format_fingerprint(&got));
+        got == pin
+    });
+    let connector = b.build();
+    let config = connector
+        .configure()
+        .map_err(|e| tls_err(e.to_string()))?
+        .verify_hostname(false)
+        .use_server_name_indication(false);
+    match config.connect(address, raw) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) => {
+            if let Some(got) = seen.lock().unwrap().clone() {
+                if got != format_fingerprint(&pin) {
+                    return Err(PinnedTlsError::Amt(AmtError::TlsPin {
+                        origin: origin.to_string(),
+                        expected: format_fingerprint(&pin),
+                        got,
+                    }));
+                }
+            }
+            match e {
+                openssl::ssl::HandshakeError::Failure(m) => {
+                    let err = m.error();
+                    if err.ssl_error().is_none() && err.io_error().is_some() {
+                        Err(PinnedTlsError::Io(err.to_string()))
+                    } else {
+                        Err(tls_err(err.to_string()))
+                    }
+                }
+                openssl::ssl::HandshakeError::SetupFailure(e) => Err(tls_err(e.to_string())),
+                openssl::ssl::HandshakeError::WouldBlock(_) => {
+                    Err(tls_err("the handshake would block".to_string()))
+                }
+            }
+        }
     }
 }
 
@@ -360,46 +381,14 @@ impl Client {
         let Some(pin) = t.tls_sha256 else {
             return Ok(raw);
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(Pinned {
-            sha256: pin,
-            seen: Mutex::new(None),
-            provider: provider.clone(),
-        });
         let origin = t.origin();
-        let tls_err = |reason: String| AmtError::Tls {
-            origin: origin.clone(),
-            reason,
-        };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_err(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(t.address.clone())
-            .map_err(|e| tls_err(format!("`{}`: {e}", t.address)))?;
-        let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
-            .map_err(|e| tls_err(e.to_string()))?;
-        let mut raw = raw;
-        while conn.is_handshaking() {
-            if let Err(e) = conn.complete_io(&mut raw) {
-                if let Some(got) = verifier.seen.lock().unwrap().clone() {
-                    if got != format_fingerprint(&pin) {
-                        return Err(AmtError::TlsPin {
-                            origin,
-                            expected: format_fingerprint(&pin),
-                            got,
-                        });
-                    }
-                }
-                if t.jump.is_some() && e.kind() != std::io::ErrorKind::InvalidData {
-                    return Err(self.ssh_failure(e.to_string()));
-                }
-                return Err(tls_err(e.to_string()));
-            }
+        let is_jump = t.jump.is_some();
+        match pinned_tls(raw, &t.address, pin, &origin) {
+            Ok(s) => Ok(s),
+            Err(PinnedTlsError::Amt(e)) => Err(e),
+            Err(PinnedTlsError::Io(e)) if is_jump => Err(self.ssh_failure(e)),
+            Err(PinnedTlsError::Io(e)) => Err(AmtError::Tls { origin, reason: e }),
         }
-        Ok(Box::new(rustls::StreamOwned::new(conn, raw)))
     }
 
     fn round_trip(&mut self, body: &str, auth: Option<String>) -> Result<Response, AmtError> {
