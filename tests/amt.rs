@@ -66,7 +66,8 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
         sim.log(),
         [
             "Enumerate CIM_AssociatedPowerManagementService",
-            "Pull CIM_AssociatedPowerManagementService"
+            "Pull CIM_AssociatedPowerManagementService",
+            "Get IPS_OptInService",
         ]
     );
 
@@ -84,10 +85,11 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
         "{out}"
     );
     assert_eq!(
-        sim.log()[2..],
+        sim.log()[3..],
         [
             "Enumerate CIM_AssociatedPowerManagementService",
             "Pull CIM_AssociatedPowerManagementService",
+            "Get IPS_OptInService",
             "Get AMT_BootCapabilities",
             "Get AMT_BootSettingData",
             "Put AMT_BootSettingData",
@@ -848,4 +850,66 @@ fn amt11_tls_1_1_with_the_pin_checked_before_credentials() {
         "bytes passed a wrong pin: {}",
         String::from_utf8_lossy(&received.lock().unwrap())
     );
+}
+
+/// Issue 22 case 4: user consent (Client Control Mode, OptInRequired all). AMT refuses boot
+/// and power changes "access denied" until the 6-digit code it shows on the box's screen is
+/// sent (IPS_OptInService StartOptIn / SendOptInCode, as MeshCommander asks for it). Without a
+/// code: a clear error naming the flag, and nothing changed; a wrong code: refused; with the
+/// shown code: the reset goes through. Before: a bare SOAP fault.
+#[test]
+fn user_consent_is_asked_for_and_sent() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    sim.require_consent(493817);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["power", "alice"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--profiles", p]);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+            .args(&a)
+            .current_dir(dir.path())
+            .env_remove("PICABOOT_PROFILES")
+            .env_remove("PICABOOT_AMT_CREDENTIALS")
+            .env_remove("PICABOOT_AMT_CONSENT_CODE")
+            .env("PICABOOT_AMT_USERNAME", USER)
+            .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        no_secret(&o);
+        o
+    };
+    let o = run(&["status"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("user consent will be needed"), "{out}");
+
+    let o = run(&["reset", "--pxe-once"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--consent-code") && err.contains("PICABOOT_AMT_CONSENT_CODE"),
+        "{err}"
+    );
+    assert!(sim
+        .log()
+        .contains(&"StartOptIn IPS_OptInService".to_string()));
+    assert!(events.lock().unwrap().is_empty());
+    assert!(!sim.pxe_pending());
+
+    let o = run(&["reset", "--pxe-once", "--consent-code", "111111"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused the user-consent code"), "{err}");
+    assert!(events.lock().unwrap().is_empty());
+
+    let o = run(&["reset", "--pxe-once", "--consent-code", "493817"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
 }

@@ -18,6 +18,8 @@ pub use power::{PowerAction, PowerOutcome, PowerStatus};
 pub const ENV_USERNAME: &str = "PICABOOT_AMT_USERNAME";
 /// Environment variable holding the AMT password.
 pub const ENV_PASSWORD: &str = "PICABOOT_AMT_PASSWORD";
+/// Environment variable holding the user-consent code shown on the box's screen.
+pub const ENV_CONSENT_CODE: &str = "PICABOOT_AMT_CONSENT_CODE";
 /// Environment variable naming a file with `USER:PASSWORD` on its first line.
 pub const ENV_CREDENTIALS_FILE: &str = "PICABOOT_AMT_CREDENTIALS";
 
@@ -122,6 +124,15 @@ pub enum AmtError {
     /// AMT_BootCapabilities does not offer ForcePXEBoot.
     #[error("this AMT cannot force a PXE boot (AMT_BootCapabilities ForcePXEBoot is {0}): nothing was changed")]
     NoForcePxe(String),
+    /// AMT requires user consent and no code was given.
+    #[error("user consent required: AMT now shows a 6-digit code on the box's screen; run again with --consent-code CODE (or {ENV_CONSENT_CODE}=CODE) within its timeout")]
+    ConsentNeeded,
+    /// The consent code was refused (wrong or expired).
+    #[error("AMT refused the user-consent code (SendOptInCode ReturnValue {0}): wrong or expired; run without a code to show a new one")]
+    ConsentRefused(u32),
+    /// The consent code is not six digits.
+    #[error("the user-consent code must be the 6 digits shown on the box's screen")]
+    ConsentCodeFormat,
     /// No boot source for PXE.
     #[error("no PXE boot source among CIM_BootSourceSetting instances: {}", .0.join(", "))]
     NoPxeSource(Vec<String>),

@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::reply::{self, Instance};
-use super::wsman::{self, ASSOCIATED_POWER, BOOT_CAPABILITIES, BOOT_SETTING_DATA, BOOT_SOURCE};
+use super::wsman::{
+    self, ASSOCIATED_POWER, BOOT_CAPABILITIES, BOOT_SETTING_DATA, BOOT_SOURCE, OPT_IN_SERVICE,
+};
 use super::{AmtError, Client};
 
 /// A requested power change.
@@ -170,6 +172,22 @@ pub fn reached(requested: u16, status: &PowerStatus) -> bool {
     }
 }
 
+/// User consent as `IPS_OptInService` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    /// OptInRequired: 0 none, 1 KVM only, 4294967295 every redirection and boot change.
+    pub opt_in_required: u32,
+    /// OptInState: 0 not started, 1 requested, 2 displayed, 3 received, 4 in session.
+    pub opt_in_state: u32,
+}
+
+impl Consent {
+    /// True when a boot change needs a code from the box's screen first.
+    pub fn needed(&self) -> bool {
+        self.opt_in_required == u32::MAX && !matches!(self.opt_in_state, 3 | 4)
+    }
+}
+
 /// `AMT_BootSettingData` properties AMT reports but does not accept in a Put.
 pub const READ_ONLY_BOOT_SETTINGS: &[&str] = &[
     "BIOSLastStatus",
@@ -254,6 +272,57 @@ fn check_return(xml: &str, method: &str) -> Result<(), AmtError> {
 }
 
 impl Client {
+    /// Reads `IPS_OptInService` (OptInRequired, OptInState).
+    pub fn consent(&mut self) -> Result<Consent, AmtError> {
+        let id = self.message_id();
+        let i = reply::get_instance(
+            &self.call(&wsman::get(OPT_IN_SERVICE, &id, &[]))?,
+            OPT_IN_SERVICE,
+        )?;
+        let num = |k: &str| -> Result<u32, AmtError> {
+            let v = i.get(k).unwrap_or("0");
+            v.parse().map_err(|_| {
+                AmtError::Malformed(format!("{OPT_IN_SERVICE} {k} `{v}` is not a number"))
+            })
+        };
+        Ok(Consent {
+            opt_in_required: num("OptInRequired")?,
+            opt_in_state: num("OptInState")?,
+        })
+    }
+
+    /// When AMT requires user consent: StartOptIn (the code appears on the box's screen)
+    /// unless a code is already shown, then the code from `code` (a flag, the environment or
+    /// a prompt) sent with SendOptInCode. Without a code: [`AmtError::ConsentNeeded`].
+    pub fn ensure_consent(
+        &mut self,
+        code: &mut dyn FnMut() -> Option<String>,
+    ) -> Result<(), AmtError> {
+        let c = self.consent()?;
+        if !c.needed() {
+            return Ok(());
+        }
+        if !matches!(c.opt_in_state, 1 | 2) {
+            let id = self.message_id();
+            let r = self.call(&wsman::start_opt_in(&id))?;
+            check_return(&r, "StartOptIn")?;
+        }
+        let Some(text) = code() else {
+            return Err(AmtError::ConsentNeeded);
+        };
+        let text = text.trim();
+        if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AmtError::ConsentCodeFormat);
+        }
+        let n: u32 = text.parse().map_err(|_| AmtError::ConsentCodeFormat)?;
+        let id = self.message_id();
+        let r = self.call(&wsman::send_opt_in_code(&id, n))?;
+        match reply::return_value(&r, "SendOptInCode")? {
+            0 => Ok(()),
+            v => Err(AmtError::ConsentRefused(v)),
+        }
+    }
+
     /// Enumerates a class completely.
     pub fn enumerate_all(&mut self, class: &str) -> Result<Vec<Instance>, AmtError> {
         let id = self.message_id();
@@ -384,8 +453,22 @@ impl Client {
     /// when asked, else any override cleared; then the power request the status allows. A
     /// power request that fails (other than by a lost reply) clears the PXE override again.
     pub fn power(&mut self, action: PowerAction, pxe_once: bool) -> Result<PowerOutcome, AmtError> {
+        self.power_with_consent(action, pxe_once, &mut || None)
+    }
+
+    /// [`Client::power`], asking `code` for the user-consent code when AMT requires one
+    /// before the boot settings are touched.
+    pub fn power_with_consent(
+        &mut self,
+        action: PowerAction,
+        pxe_once: bool,
+        code: &mut dyn FnMut() -> Option<String>,
+    ) -> Result<PowerOutcome, AmtError> {
         let before = self.status()?;
         let decision = decide(action, &before)?;
+        if decision.is_some() {
+            self.ensure_consent(code)?;
+        }
         let pxe_source = match (&decision, pxe_once) {
             (Some(_), true) => Some(self.set_pxe_once()?),
             (Some(_), false) => {

@@ -145,7 +145,10 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
     if let Some(e) = c.downcast_ref::<crate::amt::AmtError>() {
         return Some(match e {
             crate::amt::AmtError::Credentials(_)
-            | crate::amt::AmtError::WrongCredentials { .. } => Class::User,
+            | crate::amt::AmtError::WrongCredentials { .. }
+            | crate::amt::AmtError::ConsentNeeded
+            | crate::amt::AmtError::ConsentRefused(_)
+            | crate::amt::AmtError::ConsentCodeFormat => Class::User,
             _ => Class::Env,
         });
     }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 const CIM: &str = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/";
 const AMT: &str = "http://intel.com/wbem/wscim/1/amt-schema/1/";
+const IPS: &str = "http://intel.com/wbem/wscim/1/ips-schema/1/";
 const BOOT_CONFIG_ID: &str = "Intel(r) AMT: Boot Configuration 0";
 const SOURCES: &[&str] = &[
     "Intel(r) AMT: Force Hard-drive Boot",
@@ -96,6 +97,8 @@ struct State {
     refuse: Option<(String, u32)>,
     /// AMT_BootCapabilities ForcePXEBoot.
     force_pxe: bool,
+    /// IPS_OptInService: the code StartOptIn "shows" when consent is required, and OptInState.
+    consent: Option<(u32, u32)>,
     /// Carry out the next power change but close the connection instead of replying.
     drop_power_reply: bool,
 }
@@ -195,6 +198,7 @@ impl AmtSim {
             refuse: None,
             drop_power_reply: false,
             force_pxe: true,
+            consent: None,
         }));
         let sim = AmtSim { addr, state };
         let s2 = sim.clone();
@@ -267,6 +271,12 @@ impl AmtSim {
             .filter(|(_, v)| v != "false" && v != "0")
             .map(|(n, v)| format!("{n}={v}"))
             .collect()
+    }
+
+    /// Client Control Mode: user consent required for every boot and power change; StartOptIn
+    /// "shows" `code`.
+    pub fn require_consent(&self, code: u32) {
+        self.state.lock().unwrap().consent = Some((code, 0));
     }
 
     /// Sets AMT_BootCapabilities ForcePXEBoot (firmware that cannot force a PXE boot).
@@ -381,11 +391,75 @@ impl AmtSim {
             .uri
             .strip_prefix(CIM)
             .or_else(|| req.uri.strip_prefix(AMT))
+            .or_else(|| req.uri.strip_prefix(IPS))
             .unwrap_or("")
             .to_string();
         let op = req.action.rsplit('/').next().unwrap_or("").to_string();
         self.state.lock().unwrap().log.push(format!("{op} {class}"));
+        // Client Control Mode: until the code shown on the screen is sent, AMT answers the
+        // boot-setting and power calls "access denied" (Intel AMT SDK, User Consent;
+        // MeshCommander asks for the code before its power actions).
+        let consent_missing = matches!(self.state.lock().unwrap().consent, Some((_, s)) if s != 3);
+        if consent_missing
+            && matches!(
+                op.as_str(),
+                "Put" | "ChangeBootOrder" | "SetBootConfigRole" | "RequestPowerStateChange"
+            )
+        {
+            return self.fault(&req.msg_id, "b:AccessDenied", "user consent required");
+        }
         match (op.as_str(), class.as_str()) {
+            ("Get", "IPS_OptInService") => {
+                let (req_v, state) = match self.state.lock().unwrap().consent {
+                    Some((_, s)) => (u32::MAX, s),
+                    None => (0, 0),
+                };
+                (
+                    200,
+                    fill(
+                        fixture!("reply_opt_in_service.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("OPT_IN_REQUIRED", &req_v.to_string()),
+                            ("OPT_IN_STATE", &state.to_string()),
+                        ],
+                    ),
+                )
+            }
+            ("StartOptIn" | "SendOptInCode", "IPS_OptInService") => {
+                let mut st = self.state.lock().unwrap();
+                let rv = match (&mut st.consent, op.as_str()) {
+                    (Some((_, s)), "StartOptIn") => {
+                        *s = 2; // displayed
+                        0
+                    }
+                    (Some((code, s)), _) => {
+                        let sent: Option<u32> = req
+                            .body
+                            .and_then(|b| child(b, "OptInCode"))
+                            .and_then(|c| c.text())
+                            .and_then(|t| t.parse().ok());
+                        if *s == 2 && sent == Some(*code) {
+                            *s = 3; // received
+                            0
+                        } else {
+                            2066 // the code is wrong or no code is displayed
+                        }
+                    }
+                    (None, _) => 1,
+                };
+                (
+                    200,
+                    fill(
+                        fixture!("reply_opt_in_method.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("METHOD", &op),
+                            ("RETURN_VALUE", &rv.to_string()),
+                        ],
+                    ),
+                )
+            }
             ("Enumerate", "CIM_AssociatedPowerManagementService" | "CIM_BootSourceSetting") => {
                 let mut st = self.state.lock().unwrap();
                 st.counter += 1;
