@@ -913,3 +913,75 @@ fn user_consent_is_asked_for_and_sent() {
     assert!(o.status.success(), "{err}");
     assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
 }
+
+/// Issue 22 case 6: AMT reached through the SSH jump host accepts the connection, then never
+/// answers. Reads through `ssh -W` keep the same deadline as direct TCP: the command ends at
+/// `--timeout` with a message naming AMT. The jump host here is a stand-in `ssh` first on PATH
+/// that does what `ssh -W ADDR:PORT JUMP` does to the byte stream (socat to ADDR:PORT); the
+/// real ssh path is covered by tests/diff.rs. Before: `power` hung forever.
+#[test]
+fn a_stalled_amt_behind_the_jump_host_ends_at_the_deadline() {
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stall.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in stall.incoming() {
+            held.push(s); // accept, never answer
+        }
+    });
+    let bin = tempfile::tempdir().unwrap();
+    let ssh = bin.path().join("ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\n# stand-in for ssh -W ADDR:PORT JUMP\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = -W ]; then exec socat - \"TCP:$2\"; fi\n  shift\ndone\nexit 255\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &addr, None, Some("root@jump.invalid"));
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t0 = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["power", "alice", "status", "--timeout", "2", "--profiles"])
+        .arg(&profiles)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("PICABOOT_PROFILES")
+        .env_remove("PICABOOT_AMT_CREDENTIALS")
+        .env_remove("PICABOOT_SSH_CONFIG")
+        .env("PICABOOT_AMT_USERNAME", USER)
+        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("power through the jump host to a stalled AMT still ran after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let took = t0.elapsed();
+    let o = child.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("AMT {addr} (through jump host root@jump.invalid)"))
+            && err.contains("no data from AMT through the jump host within 2 s"),
+        "{err}"
+    );
+    // One read deadline (2 s), and at most one reconnect.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    eprintln!("stalled AMT through the jump host: ended after {took:?}");
+}

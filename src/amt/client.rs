@@ -54,16 +54,73 @@ impl Target {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
-/// `ssh -W` as a byte stream.
+/// `ssh -W` as a byte stream. Reads have the same deadline as a direct TCP socket's: a
+/// thread reads ssh's stdout into a channel, and a read that gets nothing within the timeout
+/// fails as a timed-out socket read would.
 struct SshStream {
     child: Child,
     stdin: ChildStdin,
-    stdout: ChildStdout,
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+    timeout: Duration,
+}
+
+/// The message of a read through the jump host that got nothing within the timeout.
+const JUMP_READ_TIMEOUT: &str = "no data from AMT through the jump host within";
+
+impl SshStream {
+    fn new(child: Child, stdin: ChildStdin, mut stdout: ChildStdout, timeout: Duration) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = tx.send(Ok(Vec::new()));
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        SshStream {
+            child,
+            stdin,
+            chunks: rx,
+            pending: Vec::new(),
+            timeout,
+        }
+    }
 }
 
 impl Read for SshStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.stdout.read(buf)
+        if self.pending.is_empty() {
+            match self.chunks.recv_timeout(self.timeout) {
+                Ok(Ok(c)) if c.is_empty() => return Ok(0),
+                Ok(Ok(c)) => self.pending = c,
+                Ok(Err(e)) => return Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("{JUMP_READ_TIMEOUT} {} s", self.timeout.as_secs_f32()),
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
     }
 }
 
@@ -371,11 +428,7 @@ impl Client {
                     }
                 });
                 self.ssh_stderr = Some(buf);
-                Box::new(SshStream {
-                    child,
-                    stdin,
-                    stdout,
-                })
+                Box::new(SshStream::new(child, stdin, stdout, t.timeout))
             }
         };
         let Some(pin) = t.tls_sha256 else {
@@ -440,7 +493,10 @@ impl Client {
             }
             Err(ReadError::Io(e)) => {
                 self.conn = None;
-                if self.target.jump.is_some() {
+                if e.contains(JUMP_READ_TIMEOUT) {
+                    // ssh is fine; AMT behind it accepted and then stalled.
+                    Err(io_err(&hop, e))
+                } else if self.target.jump.is_some() {
                     // Give ssh a moment to say why it ended.
                     std::thread::sleep(Duration::from_millis(200));
                     Err(self.ssh_failure(e))
