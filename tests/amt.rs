@@ -985,3 +985,34 @@ fn a_stalled_amt_behind_the_jump_host_ends_at_the_deadline() {
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
     eprintln!("stalled AMT through the jump host: ended after {took:?}");
 }
+
+/// Issue 22 case 7: the test AMT framing its replies as AMT's own web server does (chunked, a
+/// reply split over several chunks): `status` and `reset --pxe-once` read them whole.
+#[test]
+fn chunked_replies_from_amt_are_read_whole() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    sim.chunked_replies();
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--json", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"]["available"], serde_json::json!([5, 8, 10]));
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
+}

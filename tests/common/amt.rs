@@ -97,6 +97,8 @@ struct State {
     refuse: Option<(String, u32)>,
     /// AMT_BootCapabilities ForcePXEBoot.
     force_pxe: bool,
+    /// Reply as AMT 11's own web server does: chunked, in several chunks.
+    chunked: bool,
     /// IPS_OptInService: the code StartOptIn "shows" when consent is required, and OptInState.
     consent: Option<(u32, u32)>,
     /// Carry out the next power change but close the connection instead of replying.
@@ -199,6 +201,7 @@ impl AmtSim {
             drop_power_reply: false,
             force_pxe: true,
             consent: None,
+            chunked: false,
         }));
         let sim = AmtSim { addr, state };
         let s2 = sim.clone();
@@ -279,6 +282,13 @@ impl AmtSim {
         self.state.lock().unwrap().consent = Some((code, 0));
     }
 
+    /// Replies chunked (Transfer-Encoding: chunked, several chunks), as AMT's firmware web
+    /// server frames its WS-Management replies (MeshCommander's amt-wsman-comm.js and
+    /// go-wsman-messages' client both decode chunked replies from AMT).
+    pub fn chunked_replies(&self) {
+        self.state.lock().unwrap().chunked = true;
+    }
+
     /// Sets AMT_BootCapabilities ForcePXEBoot (firmware that cannot force a PXE boot).
     pub fn set_force_pxe(&self, on: bool) {
         self.state.lock().unwrap().force_pxe = on;
@@ -334,6 +344,22 @@ impl AmtSim {
                 return; // drop the reply: the connection closes here
             }
             let text = if status == 200 { "OK" } else { "Error" };
+            if self.state.lock().unwrap().chunked {
+                let mut out = format!(
+                    "HTTP/1.1 {status} {text}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                let bytes = reply.as_bytes();
+                for part in bytes.chunks(bytes.len().div_ceil(3).max(1)) {
+                    out.push_str(&format!("{:x}\r\n", part.len()));
+                    out.push_str(&String::from_utf8_lossy(part));
+                    out.push_str("\r\n");
+                }
+                out.push_str("0\r\n\r\n");
+                if w.write_all(out.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
             let ok = write!(
                 w,
                 "HTTP/1.1 {status} {text}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{reply}",
