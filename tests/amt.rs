@@ -66,7 +66,8 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
         sim.log(),
         [
             "Enumerate CIM_AssociatedPowerManagementService",
-            "Pull CIM_AssociatedPowerManagementService"
+            "Pull CIM_AssociatedPowerManagementService",
+            "Get IPS_OptInService",
         ]
     );
 
@@ -84,10 +85,12 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
         "{out}"
     );
     assert_eq!(
-        sim.log()[2..],
+        sim.log()[3..],
         [
             "Enumerate CIM_AssociatedPowerManagementService",
             "Pull CIM_AssociatedPowerManagementService",
+            "Get IPS_OptInService",
+            "Get AMT_BootCapabilities",
             "Get AMT_BootSettingData",
             "Put AMT_BootSettingData",
             "Enumerate CIM_BootSourceSetting",
@@ -96,6 +99,9 @@ fn power_status_pxe_once_and_transitions_through_apache_digest() {
             "SetBootConfigRole CIM_BootService",
             "RequestPowerStateChange CIM_PowerManagementService",
             "PowerState 10",
+            // The state read back after the change (issue 22).
+            "Enumerate CIM_AssociatedPowerManagementService",
+            "Pull CIM_AssociatedPowerManagementService",
         ]
     );
     for k in ["BIOSPause", "BIOSSetup", "UseIDER", "UseSOL"] {
@@ -416,4 +422,597 @@ fn reinstall_refuses_a_silent_amt_and_asks_for_the_host_name() {
     let o = run(profiles2.to_str().unwrap(), "alice\n");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
+}
+
+/// A raw TCP server that answers every connection with `reply` (then holds it open a while,
+/// streaming filler when `stream` so a missing bound would keep allocating).
+fn hostile(reply: Vec<u8>, stream: bool) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                let _ = s.read(&mut buf);
+                if s.write_all(&reply).is_err() {
+                    return;
+                }
+                if stream {
+                    let filler = vec![b'a'; 64 * 1024];
+                    for _ in 0..(64 * 16) {
+                        if s.write_all(&filler).is_err() {
+                            return;
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            });
+        }
+    });
+    addr
+}
+
+/// Runs `power alice status` against `addr` under GNU time (Debian `time`) and returns the
+/// output and the peak resident set in KiB.
+fn status_with_rss(addr: &str) -> (std::process::Output, u64) {
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, addr, None, None);
+    let rss_file = dir.path().join("rss");
+    let o = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["power", "alice", "status", "--profiles"])
+        .arg(&profiles)
+        .current_dir(dir.path())
+        .env_remove("PICABOOT_PROFILES")
+        .env_remove("PICABOOT_AMT_CREDENTIALS")
+        .env("PICABOOT_AMT_USERNAME", USER)
+        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+        .output()
+        .expect("run /usr/bin/time (Debian package time)");
+    let rss = std::fs::read_to_string(&rss_file).unwrap();
+    let kib: u64 = rss
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS figure in `{rss}`"));
+    (o, kib)
+}
+
+/// Issue 22 case 6: hostile AMT replies (a huge Content-Length, a chunk size that overflows
+/// after a first chunk, a 1 MB header line, an endless body without a length) end with an
+/// error naming the limit, exit 2, and picaboot stays small. Before: `Content-Length:
+/// 99999999999` aborted (exit 134), chunks `1`,`ffffffffffffffff` panicked (exit 70).
+#[test]
+fn hostile_replies_are_refused_within_named_limits() {
+    let long_header = format!(
+        "HTTP/1.1 200 OK\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+        (
+            "huge Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n".to_vec(),
+            false,
+            "4 MiB limit for an AMT reply body",
+        ),
+        (
+            "overflowing chunk size",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n"
+                .to_vec(),
+            false,
+            "4 MiB limit for an AMT reply body",
+        ),
+        (
+            "1 MB header line",
+            long_header.into_bytes(),
+            false,
+            "8 KiB limit for a reply header line",
+        ),
+        (
+            "endless body without a length",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec(),
+            true,
+            "4 MiB limit for an AMT reply body",
+        ),
+    ];
+    for (name, reply, stream, limit) in cases {
+        let addr = hostile(reply, stream);
+        let (o, rss_kib) = status_with_rss(&addr);
+        no_secret(&o);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(limit),
+            "{name}: the error names no limit: {err}"
+        );
+        assert!(err.contains(&addr), "{name}: the error names no AMT: {err}");
+        // A few MB: the 4 MiB body limit plus the program itself.
+        eprintln!("{name}: peak RSS {rss_kib} KiB");
+        assert!(rss_kib < 32 * 1024, "{name}: peak RSS {rss_kib} KiB");
+    }
+}
+
+/// Issue 22 case 2: AMT carries out a reset but its reply is lost (the connection closes).
+/// The request is never resent (a second reset could land after the one-time PXE boot was
+/// used); the state is read back instead and decides the outcome, as MAAS's AMT driver does
+/// after every command (canonical/maas src/provisioningserver/drivers/power/amt.py,
+/// `wsman_power_on`: "Check power state several times"). Before: the client resent the same
+/// envelope on a fresh connection and AMT reset the box twice.
+#[test]
+fn a_lost_power_reply_is_read_back_never_resent() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    sim.drop_next_power_reply();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let log = sim.log();
+    let sent = log
+        .iter()
+        .filter(|l| l.starts_with("RequestPowerStateChange"))
+        .count();
+    assert_eq!(
+        sent, 1,
+        "RequestPowerStateChange reached AMT {sent} times: {log:?}"
+    );
+    assert_eq!(*events.lock().unwrap(), ["reset"]);
+    assert!(
+        out.contains("the reply to RequestPowerStateChange was lost"),
+        "{out}"
+    );
+    // The state it read back after the change, as the sim reports it.
+    let after = log
+        .iter()
+        .position(|l| l.starts_with("RequestPowerStateChange"))
+        .unwrap();
+    assert!(
+        log[after..]
+            .iter()
+            .any(|l| l == "Pull CIM_AssociatedPowerManagementService"),
+        "no state read back: {log:?}"
+    );
+    assert!(out.contains("AMT now reports power state 2 (On)"), "{out}");
+}
+
+/// Issue 22 case 3: a one-time PXE boot cannot linger. It is set only when a power change
+/// follows (not for `on` of a running box), cleared when that change fails, and every plain
+/// power action first clears whatever override another console left (AMT_BootSettingData Put
+/// with every option zeroed, then CIM_BootConfigSetting.ChangeBootOrder with no Source), as
+/// MeshCommander does before its power actions. Before: a failed `reset --pxe-once` left the
+/// PXE boot pending, and a later plain `reset` network-booted the box.
+#[test]
+fn a_boot_override_cannot_linger() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut a = vec!["power", "alice"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--profiles", p]);
+        let o = picaboot_amt(dir.path(), &a, USER, PASSWORD);
+        no_secret(&o);
+        o
+    };
+
+    // `on` of a running box: nothing follows, so no override is set.
+    let o = run(&["on", "--pxe-once"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("no one-time PXE boot set"), "{out}");
+    assert!(!sim.pxe_pending());
+    assert!(
+        !sim.log().iter().any(|l| l.starts_with("SetBootConfigRole")),
+        "{:?}",
+        sim.log()
+    );
+
+    // The reset fails: the one-time PXE boot set for it is cleared again.
+    sim.refuse_next("RequestPowerStateChange", 2);
+    let o = run(&["reset", "--pxe-once"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("RequestPowerStateChange"), "{err}");
+    assert!(
+        !sim.pxe_pending(),
+        "the failed reset left the PXE boot pending"
+    );
+    assert!(events.lock().unwrap().is_empty());
+
+    // A plain reset after it boots the disk.
+    let o = run(&["reset"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset"]);
+
+    // Another console leaves a pending PXE boot and options that would reflash, erase, lock:
+    // a plain reset clears them all and boots the disk.
+    sim.leave_boot_options();
+    assert!(sim.pxe_pending() && !sim.options_set().is_empty());
+    let o = run(&["reset"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset", "reset"]);
+    assert!(!sim.pxe_pending());
+    assert_eq!(sim.options_set(), Vec::<String>::new());
+
+    // And `reset --pxe-once` over the same leftovers sets only the PXE boot.
+    sim.leave_boot_options();
+    let o = run(&["reset", "--pxe-once"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset", "reset", "reset pxe"]);
+    assert_eq!(sim.options_set(), Vec::<String>::new());
+
+    // Firmware without ForcePXEBoot (AMT_BootCapabilities, read first): refused before
+    // anything is changed or powered.
+    sim.set_force_pxe(false);
+    let before = sim.log().len();
+    let o = run(&["reset", "--pxe-once"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("ForcePXEBoot is false"), "{err}");
+    let after: Vec<String> = sim.log()[before..].to_vec();
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.starts_with("Put") || l.starts_with("RequestPowerStateChange")),
+        "{after:?}"
+    );
+    assert_eq!(*events.lock().unwrap(), ["reset", "reset", "reset pxe"]);
+}
+
+/// A child process killed (and reaped) on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP listener that records every byte any client sends it.
+fn recorder() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let g = g.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    g.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+/// A TLS endpoint that speaks what AMT 11 speaks and nothing newer: TLS 1.1 only, AES128-SHA
+/// (socat with Debian's OpenSSL at security level 0), forwarding to `backend`. AMT 11 offers
+/// TLS 1.0/1.1 with AES-CBC-SHA suites only (MeshCentral issue #5512 shows an sslyze scan of
+/// one; TLS 1.2 came with AMT 12). Returns the child, `127.0.0.1:PORT` and the certificate's
+/// SHA-256 fingerprint as `openssl x509 -fingerprint` prints it.
+fn amt11_tls(backend: &str, dir: &std::path::Path) -> (KillOnDrop, String, String) {
+    let cert = dir.join("amt11.crt");
+    let key = dir.join("amt11.key");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=Intel(r) AMT 11"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl)");
+    assert!(st.success());
+    let fp = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .trim()
+        .rsplit_once('=')
+        .expect("openssl x509 -fingerprint output")
+        .1
+        .to_string();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let child = std::process::Command::new("socat")
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0,openssl-min-proto-version=TLS1.1,openssl-max-proto-version=TLS1.1,cipher=AES128-SHA:@SECLEVEL=0",
+            cert.display(),
+            key.display()
+        ))
+        .arg(format!("TCP:{backend}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat (Debian package socat)");
+    let child = KillOnDrop(child);
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The endpoint really refuses TLS 1.2 (what rustls needs at least).
+    let o = std::process::Command::new("openssl")
+        .args(["s_client", "-tls1_2", "-connect", &addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the AMT 11 endpoint accepted TLS 1.2");
+    (child, addr, fp)
+}
+
+/// Issue 22 case 1: `power status` and `reset --pxe-once` over TLS 1.1 with AES128-SHA (AMT 11)
+/// with the certificate pinned, Digest behind it by Apache; a wrong pin is refused during the
+/// handshake, before any HTTP request (and so any credential) is written. Before: rustls
+/// failed with ProtocolVersion.
+#[test]
+fn amt11_tls_1_1_with_the_pin_checked_before_credentials() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let (_socat, addr, fp) = amt11_tls(&apache.http, tmp.path());
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &addr, Some(&fp), None);
+    let p = profiles.to_str().unwrap();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("power state 2 (On)"), "{out}");
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
+
+    // A wrong pin, in front of a backend that records every byte: none arrives (the
+    // handshake ends at the certificate, before any HTTP request is written).
+    let (rec_addr, received) = recorder();
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (_socat2, addr2, fp2) = amt11_tls(&rec_addr, tmp2.path());
+    let wrong = fp2.replacen(&fp2[..2], if &fp2[..2] == "00" { "11" } else { "00" }, 1);
+    let dir2 = common::scratch_profiles();
+    let profiles2 = dir2.path().join("profiles");
+    point_alice_at(&profiles2, &addr2, Some(&wrong), None);
+    let o = picaboot_amt(
+        dir2.path(),
+        &[
+            "power",
+            "alice",
+            "reset",
+            "--profiles",
+            profiles2.to_str().unwrap(),
+        ],
+        USER,
+        PASSWORD,
+    );
+    no_secret(&o);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "has SHA-256 fingerprint {fp2}, the profile pins {wrong}"
+        )),
+        "{err}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "bytes passed a wrong pin: {}",
+        String::from_utf8_lossy(&received.lock().unwrap())
+    );
+}
+
+/// Issue 22 case 4: user consent (Client Control Mode, OptInRequired all). AMT refuses boot
+/// and power changes "access denied" until the 6-digit code it shows on the box's screen is
+/// sent (IPS_OptInService StartOptIn / SendOptInCode, as MeshCommander asks for it). Without a
+/// code: a clear error naming the flag, and nothing changed; a wrong code: refused; with the
+/// shown code: the reset goes through. Before: a bare SOAP fault.
+#[test]
+fn user_consent_is_asked_for_and_sent() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    sim.require_consent(493817);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["power", "alice"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--profiles", p]);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+            .args(&a)
+            .current_dir(dir.path())
+            .env_remove("PICABOOT_PROFILES")
+            .env_remove("PICABOOT_AMT_CREDENTIALS")
+            .env_remove("PICABOOT_AMT_CONSENT_CODE")
+            .env("PICABOOT_AMT_USERNAME", USER)
+            .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        no_secret(&o);
+        o
+    };
+    let o = run(&["status"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("user consent will be needed"), "{out}");
+
+    let o = run(&["reset", "--pxe-once"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--consent-code") && err.contains("PICABOOT_AMT_CONSENT_CODE"),
+        "{err}"
+    );
+    assert!(sim
+        .log()
+        .contains(&"StartOptIn IPS_OptInService".to_string()));
+    assert!(events.lock().unwrap().is_empty());
+    assert!(!sim.pxe_pending());
+
+    let o = run(&["reset", "--pxe-once", "--consent-code", "111111"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused the user-consent code"), "{err}");
+    assert!(events.lock().unwrap().is_empty());
+
+    let o = run(&["reset", "--pxe-once", "--consent-code", "493817"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
+}
+
+/// Issue 22 case 6: AMT reached through the SSH jump host accepts the connection, then never
+/// answers. Reads through `ssh -W` keep the same deadline as direct TCP: the command ends at
+/// `--timeout` with a message naming AMT. The jump host here is a stand-in `ssh` first on PATH
+/// that does what `ssh -W ADDR:PORT JUMP` does to the byte stream (socat to ADDR:PORT); the
+/// real ssh path is covered by tests/diff.rs. Before: `power` hung forever.
+#[test]
+fn a_stalled_amt_behind_the_jump_host_ends_at_the_deadline() {
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stall.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in stall.incoming() {
+            held.push(s); // accept, never answer
+        }
+    });
+    let bin = tempfile::tempdir().unwrap();
+    let ssh = bin.path().join("ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\n# stand-in for ssh -W ADDR:PORT JUMP\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = -W ]; then exec socat - \"TCP:$2\"; fi\n  shift\ndone\nexit 255\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &addr, None, Some("root@jump.invalid"));
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t0 = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["power", "alice", "status", "--timeout", "2", "--profiles"])
+        .arg(&profiles)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("PICABOOT_PROFILES")
+        .env_remove("PICABOOT_AMT_CREDENTIALS")
+        .env_remove("PICABOOT_SSH_CONFIG")
+        .env("PICABOOT_AMT_USERNAME", USER)
+        .env("PICABOOT_AMT_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("power through the jump host to a stalled AMT still ran after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let took = t0.elapsed();
+    let o = child.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("AMT {addr} (through jump host root@jump.invalid)"))
+            && err.contains("no data from AMT through the jump host within 2 s"),
+        "{err}"
+    );
+    // One read deadline (2 s), and at most one reconnect.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    eprintln!("stalled AMT through the jump host: ended after {took:?}");
+}
+
+/// Issue 22 case 7: the test AMT framing its replies as AMT's own web server does (chunked, a
+/// reply split over several chunks): `status` and `reset --pxe-once` read them whole.
+#[test]
+fn chunked_replies_from_amt_are_read_whole() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    sim.chunked_replies();
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &sim.addr, None, None);
+    let p = profiles.to_str().unwrap();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "status", "--json", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"]["available"], serde_json::json!([5, 8, 10]));
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--pxe-once", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
 }

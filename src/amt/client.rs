@@ -54,16 +54,73 @@ impl Target {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
-/// `ssh -W` as a byte stream.
+/// `ssh -W` as a byte stream. Reads have the same deadline as a direct TCP socket's: a
+/// thread reads ssh's stdout into a channel, and a read that gets nothing within the timeout
+/// fails as a timed-out socket read would.
 struct SshStream {
     child: Child,
     stdin: ChildStdin,
-    stdout: ChildStdout,
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+    timeout: Duration,
+}
+
+/// The message of a read through the jump host that got nothing within the timeout.
+const JUMP_READ_TIMEOUT: &str = "no data from AMT through the jump host within";
+
+impl SshStream {
+    fn new(child: Child, stdin: ChildStdin, mut stdout: ChildStdout, timeout: Duration) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = tx.send(Ok(Vec::new()));
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        SshStream {
+            child,
+            stdin,
+            chunks: rx,
+            pending: Vec::new(),
+            timeout,
+        }
+    }
 }
 
 impl Read for SshStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.stdout.read(buf)
+        if self.pending.is_empty() {
+            match self.chunks.recv_timeout(self.timeout) {
+                Ok(Ok(c)) if c.is_empty() => return Ok(0),
+                Ok(Ok(c)) => self.pending = c,
+                Ok(Err(e)) => return Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("{JUMP_READ_TIMEOUT} {} s", self.timeout.as_secs_f32()),
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
     }
 }
 
@@ -83,67 +140,88 @@ impl Drop for SshStream {
     }
 }
 
-/// Verifies only that the end-entity certificate has the pinned SHA-256 fingerprint (AMT's
-/// certificates are self-signed), and the handshake signatures as usual.
-#[derive(Debug)]
-struct Pinned {
-    sha256: [u8; 32],
-    seen: Mutex<Option<String>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+/// Why [`pinned_tls`] failed: an answer about AMT, or the byte stream under it ending.
+enum PinnedTlsError {
+    Amt(AmtError),
+    Io(String),
 }
 
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        *self.seen.lock().unwrap() = Some(format_fingerprint(&got));
-        if got == self.sha256 {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "certificate is not the pinned one".into(),
-            ))
+/// TLS to AMT with OpenSSL, not rustls: AMT 11 and older speak only TLS 1.0/1.1 with
+/// AES-CBC-SHA suites (TLS 1.2 came with AMT 12), which rustls does not implement. So this
+/// connection alone accepts TLS 1.0 and up and the AES-SHA suites at OpenSSL security level
+/// 0; every other connection of picaboot keeps rustls. The only trust is the pin: the verify
+/// callback compares the SHA-256 of the end-entity certificate with it during the handshake,
+/// so a wrong certificate ends the handshake before any HTTP (and so any credential) is sent.
+fn pinned_tls(
+    raw: Box<dyn Stream>,
+    address: &str,
+    pin: [u8; 32],
+    origin: &str,
+) -> Result<Box<dyn Stream>, PinnedTlsError> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+    let tls_err = |reason: String| {
+        PinnedTlsError::Amt(AmtError::Tls {
+            origin: origin.to_string(),
+            reason,
+        })
+    };
+    let mut b =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err(e.to_string()))?;
+    b.set_min_proto_version(Some(SslVersion::TLS1))
+        .map_err(|e| tls_err(e.to_string()))?;
+    // Modern suites first; AES128-SHA / AES256-SHA are what AMT 11 offers.
+    b.set_cipher_list("ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:AES128-SHA:AES256-SHA:@SECLEVEL=0")
+        .map_err(|e| tls_err(e.to_string()))?;
+    let seen: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let seen2 = seen.clone();
+    b.set_verify_callback(SslVerifyMode::PEER, move |_preverified, ctx| {
+        if ctx.error_depth() > 0 {
+            // Intermediates and roots are not trusted or distrusted: the leaf's pin decides.
+            return true;
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        let Some(cert) = ctx.current_cert() else {
+            return false;
+        };
+        let Ok(der) = cert.to_der() else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(&der).into();
+        *seen2.lock().unwrap() = Some(format_fingerprint(&got));
+        got == pin
+    });
+    let connector = b.build();
+    let config = connector
+        .configure()
+        .map_err(|e| tls_err(e.to_string()))?
+        .verify_hostname(false)
+        .use_server_name_indication(false);
+    match config.connect(address, raw) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) => {
+            if let Some(got) = seen.lock().unwrap().clone() {
+                if got != format_fingerprint(&pin) {
+                    return Err(PinnedTlsError::Amt(AmtError::TlsPin {
+                        origin: origin.to_string(),
+                        expected: format_fingerprint(&pin),
+                        got,
+                    }));
+                }
+            }
+            match e {
+                openssl::ssl::HandshakeError::Failure(m) => {
+                    let err = m.error();
+                    if err.ssl_error().is_none() && err.io_error().is_some() {
+                        Err(PinnedTlsError::Io(err.to_string()))
+                    } else {
+                        Err(tls_err(err.to_string()))
+                    }
+                }
+                openssl::ssl::HandshakeError::SetupFailure(e) => Err(tls_err(e.to_string())),
+                openssl::ssl::HandshakeError::WouldBlock(_) => {
+                    Err(tls_err("the handshake would block".to_string()))
+                }
+            }
+        }
     }
 }
 
@@ -173,6 +251,10 @@ pub struct Client {
     challenge: Option<Challenge>,
     nc: u32,
     counter: u64,
+    /// False while a state-changing request is in flight: no resend after a transport error.
+    may_resend: bool,
+    /// How often, and how far apart, the state is read after a power change.
+    poll: (u32, Duration),
 }
 
 impl std::fmt::Debug for Client {
@@ -215,7 +297,20 @@ impl Client {
             challenge: None,
             nc: 0,
             counter: 0,
+            may_resend: true,
+            poll: (10, Duration::from_secs(1)),
         }
+    }
+
+    /// How many times, and how far apart, the power state is read back after a change
+    /// (default 10 times, 1 s apart, as MAAS's AMT driver does).
+    pub fn set_poll(&mut self, attempts: u32, interval: Duration) {
+        self.poll = (attempts.max(1), interval);
+    }
+
+    /// The read-back bound set by [`Client::set_poll`].
+    pub fn poll(&self) -> (u32, Duration) {
+        self.poll
     }
 
     /// The target.
@@ -333,63 +428,27 @@ impl Client {
                     }
                 });
                 self.ssh_stderr = Some(buf);
-                Box::new(SshStream {
-                    child,
-                    stdin,
-                    stdout,
-                })
+                Box::new(SshStream::new(child, stdin, stdout, t.timeout))
             }
         };
         let Some(pin) = t.tls_sha256 else {
             return Ok(raw);
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(Pinned {
-            sha256: pin,
-            seen: Mutex::new(None),
-            provider: provider.clone(),
-        });
         let origin = t.origin();
-        let tls_err = |reason: String| AmtError::Tls {
-            origin: origin.clone(),
-            reason,
-        };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_err(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(t.address.clone())
-            .map_err(|e| tls_err(format!("`{}`: {e}", t.address)))?;
-        let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
-            .map_err(|e| tls_err(e.to_string()))?;
-        let mut raw = raw;
-        while conn.is_handshaking() {
-            if let Err(e) = conn.complete_io(&mut raw) {
-                if let Some(got) = verifier.seen.lock().unwrap().clone() {
-                    if got != format_fingerprint(&pin) {
-                        return Err(AmtError::TlsPin {
-                            origin,
-                            expected: format_fingerprint(&pin),
-                            got,
-                        });
-                    }
-                }
-                if t.jump.is_some() && e.kind() != std::io::ErrorKind::InvalidData {
-                    return Err(self.ssh_failure(e.to_string()));
-                }
-                return Err(tls_err(e.to_string()));
-            }
+        let is_jump = t.jump.is_some();
+        match pinned_tls(raw, &t.address, pin, &origin) {
+            Ok(s) => Ok(s),
+            Err(PinnedTlsError::Amt(e)) => Err(e),
+            Err(PinnedTlsError::Io(e)) if is_jump => Err(self.ssh_failure(e)),
+            Err(PinnedTlsError::Io(e)) => Err(AmtError::Tls { origin, reason: e }),
         }
-        Ok(Box::new(rustls::StreamOwned::new(conn, raw)))
     }
 
     fn round_trip(&mut self, body: &str, auth: Option<String>) -> Result<Response, AmtError> {
         let reused = self.conn.is_some();
         match self.try_round_trip(body, auth.as_deref()) {
             Ok(r) => Ok(r),
-            Err(_) if reused => {
+            Err(_) if reused && self.may_resend => {
                 // The kept-alive connection was closed by the server: one fresh attempt.
                 self.conn = None;
                 self.try_round_trip(body, auth.as_deref())
@@ -413,7 +472,7 @@ impl Client {
             head.push_str(&format!("Authorization: {a}\r\n"));
         }
         head.push_str("\r\n");
-        let result = (|| -> Result<Response, String> {
+        let result = (|| -> Result<Response, ReadError> {
             let conn = self.conn.as_mut().expect("connected");
             let w = conn.get_mut();
             w.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
@@ -428,9 +487,16 @@ impl Client {
                 }
                 Ok(r)
             }
-            Err(e) => {
+            Err(ReadError::Limit(why)) => {
                 self.conn = None;
-                if self.target.jump.is_some() {
+                Err(AmtError::TooLarge { hop, why })
+            }
+            Err(ReadError::Io(e)) => {
+                self.conn = None;
+                if e.contains(JUMP_READ_TIMEOUT) {
+                    // ssh is fine; AMT behind it accepted and then stalled.
+                    Err(io_err(&hop, e))
+                } else if self.target.jump.is_some() {
                     // Give ssh a moment to say why it ended.
                     std::thread::sleep(Duration::from_millis(200));
                     Err(self.ssh_failure(e))
@@ -439,6 +505,17 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// POSTs a state-changing envelope at most once: on a fresh connection (so no stale
+    /// keep-alive can fail it), and never resent after a transport error (the request may have
+    /// been acted on). A 401 is still answered (AMT did nothing with an unauthenticated request).
+    pub fn call_once(&mut self, envelope: &str) -> Result<String, AmtError> {
+        self.conn = None;
+        self.may_resend = false;
+        let r = self.call(envelope);
+        self.may_resend = true;
+        r
     }
 
     /// POSTs one envelope and returns the reply body (HTTP 200), authenticating as needed.
@@ -514,29 +591,109 @@ impl Client {
     }
 }
 
-fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
+/// The longest status or header line (or chunk-size line) accepted from AMT.
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+/// The most header lines accepted in one reply.
+pub const MAX_HEADER_LINES: usize = 100;
+/// The largest reply body accepted from AMT (its biggest replies, an enumeration of boot
+/// sources, are a few KiB).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Why a reply could not be read: the connection failed, or the reply broke a limit.
+#[derive(Debug)]
+enum ReadError {
+    Io(String),
+    Limit(String),
+}
+
+impl From<String> for ReadError {
+    fn from(s: String) -> Self {
+        ReadError::Io(s)
+    }
+}
+
+impl From<&str> for ReadError {
+    fn from(s: &str) -> Self {
+        ReadError::Io(s.to_string())
+    }
+}
+
+/// Reads one line (with its `\n`), refusing lines longer than [`MAX_HEADER_LINE`] before
+/// buffering more of them. Returns 0 at end of stream.
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut String,
+    what: &str,
+) -> Result<usize, ReadError> {
+    let mut bytes = Vec::new();
+    loop {
+        let buf = r.fill_buf().map_err(|e| ReadError::Io(e.to_string()))?;
+        if buf.is_empty() {
+            break;
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if bytes.len() + take > MAX_HEADER_LINE {
+            return Err(ReadError::Limit(format!(
+                "{what} longer than the {} KiB limit for a reply header line",
+                MAX_HEADER_LINE / 1024
+            )));
+        }
+        bytes.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            break;
+        }
+    }
+    line.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(bytes.len())
+}
+
+fn body_limit(n: u64) -> Result<(), ReadError> {
+    if n > MAX_BODY as u64 {
+        return Err(ReadError::Limit(format!(
+            "reply body of {n} bytes is over the {} MiB limit for an AMT reply body",
+            MAX_BODY / (1024 * 1024)
+        )));
+    }
+    Ok(())
+}
+
+fn read_response(r: &mut impl BufRead) -> Result<Response, ReadError> {
     let mut line = String::new();
-    if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+    if read_line_bounded(r, &mut line, "status line")? == 0 {
         return Err("the connection closed before a reply".into());
     }
     let mut parts = line.trim_end().splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP reply: `{}`", line.trim_end()));
+        return Err(ReadError::Io(format!(
+            "not an HTTP reply: `{}`",
+            line.trim_end()
+        )));
     }
     let status: u16 = parts
         .next()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line `{}`", line.trim_end()))?;
+        .ok_or_else(|| ReadError::Io(format!("bad status line `{}`", line.trim_end())))?;
     let reason = parts.next().unwrap_or("").to_string();
     let mut close = version == "HTTP/1.0";
-    let mut length = None;
+    let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut authenticate = Vec::new();
+    let mut count = 0;
     loop {
         let mut h = String::new();
-        if r.read_line(&mut h).map_err(|e| e.to_string())? == 0 {
+        if read_line_bounded(r, &mut h, "header line")? == 0 {
             return Err("the connection closed inside the reply headers".into());
+        }
+        count += 1;
+        if count > MAX_HEADER_LINES {
+            return Err(ReadError::Limit(format!(
+                "more than the {MAX_HEADER_LINES} header lines allowed in a reply"
+            )));
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -547,7 +704,13 @@ fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
         };
         let v = v.trim();
         match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = v.parse::<usize>().ok(),
+            "content-length" => {
+                let n = v
+                    .parse::<u64>()
+                    .map_err(|_| ReadError::Io(format!("bad Content-Length `{v}`")))?;
+                body_limit(n)?;
+                length = Some(n);
+            }
             "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
             "connection" => {
                 let v = v.to_ascii_lowercase();
@@ -565,30 +728,38 @@ fn read_response(r: &mut impl BufRead) -> Result<Response, String> {
     if chunked {
         loop {
             let mut size = String::new();
-            r.read_line(&mut size).map_err(|e| e.to_string())?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| format!("bad chunk size `{}`", size.trim()))?;
+            if read_line_bounded(r, &mut size, "chunk size line")? == 0 {
+                return Err("the connection closed inside the chunked reply body".into());
+            }
+            let digits = size.trim().split(';').next().unwrap_or("").trim();
+            let n = u64::from_str_radix(digits, 16)
+                .map_err(|_| ReadError::Io(format!("bad chunk size `{}`", size.trim())))?;
             if n == 0 {
                 loop {
                     let mut t = String::new();
-                    if r.read_line(&mut t).map_err(|e| e.to_string())? == 0 || t.trim().is_empty() {
+                    if read_line_bounded(r, &mut t, "trailer line")? == 0 || t.trim().is_empty() {
                         break;
                     }
                 }
                 break;
             }
+            body_limit((body.len() as u64).saturating_add(n))?;
             let start = body.len();
-            body.resize(start + n, 0);
+            body.resize(start + n as usize, 0);
             r.read_exact(&mut body[start..])
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ReadError::Io(e.to_string()))?;
             let mut crlf = String::new();
-            r.read_line(&mut crlf).map_err(|e| e.to_string())?;
+            read_line_bounded(r, &mut crlf, "chunk end")?;
         }
     } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+        body.resize(n as usize, 0);
+        r.read_exact(&mut body)
+            .map_err(|e| ReadError::Io(e.to_string()))?;
     } else if status != 204 && status != 304 {
-        r.read_to_end(&mut body).map_err(|e| e.to_string())?;
+        r.take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| ReadError::Io(e.to_string()))?;
+        body_limit(body.len() as u64)?;
         close = true;
     }
     Ok(Response {

@@ -18,6 +18,8 @@ pub use power::{PowerAction, PowerOutcome, PowerStatus};
 pub const ENV_USERNAME: &str = "PICABOOT_AMT_USERNAME";
 /// Environment variable holding the AMT password.
 pub const ENV_PASSWORD: &str = "PICABOOT_AMT_PASSWORD";
+/// Environment variable holding the user-consent code shown on the box's screen.
+pub const ENV_CONSENT_CODE: &str = "PICABOOT_AMT_CONSENT_CODE";
 /// Environment variable naming a file with `USER:PASSWORD` on its first line.
 pub const ENV_CREDENTIALS_FILE: &str = "PICABOOT_AMT_CREDENTIALS";
 
@@ -98,6 +100,39 @@ pub enum AmtError {
         /// Why.
         reason: String,
     },
+    /// A reply broke a size limit (a header line, the header count, the body); nothing more
+    /// of it was read.
+    #[error("{hop} sent a reply picaboot will not read: {why}")]
+    TooLarge {
+        /// Which hop.
+        hop: String,
+        /// Which limit, and by how much.
+        why: String,
+    },
+    /// A power change was sent but AMT's state did not reach the asked one within the bound.
+    #[error("requested power state {requested} ({}){}, but after {attempts} reads AMT still reports {seen} ({}); the request was not resent", power::state_name(*.requested), lost.as_ref().map(|l| format!(" and its reply was lost ({l})")).unwrap_or_default(), power::state_name(*.seen))]
+    PowerUnconfirmed {
+        /// Requested PowerState.
+        requested: u16,
+        /// Why the reply was lost, if it was.
+        lost: Option<String>,
+        /// Reads of the state.
+        attempts: u32,
+        /// The last PowerState read.
+        seen: u16,
+    },
+    /// AMT_BootCapabilities does not offer ForcePXEBoot.
+    #[error("this AMT cannot force a PXE boot (AMT_BootCapabilities ForcePXEBoot is {0}): nothing was changed")]
+    NoForcePxe(String),
+    /// AMT requires user consent and no code was given.
+    #[error("user consent required: AMT now shows a 6-digit code on the box's screen; run again with --consent-code CODE (or {ENV_CONSENT_CODE}=CODE) within its timeout")]
+    ConsentNeeded,
+    /// The consent code was refused (wrong or expired).
+    #[error("AMT refused the user-consent code (SendOptInCode ReturnValue {0}): wrong or expired; run without a code to show a new one")]
+    ConsentRefused(u32),
+    /// The consent code is not six digits.
+    #[error("the user-consent code must be the 6 digits shown on the box's screen")]
+    ConsentCodeFormat,
     /// No boot source for PXE.
     #[error("no PXE boot source among CIM_BootSourceSetting instances: {}", .0.join(", "))]
     NoPxeSource(Vec<String>),

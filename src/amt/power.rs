@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::reply::{self, Instance};
-use super::wsman::{self, ASSOCIATED_POWER, BOOT_SETTING_DATA, BOOT_SOURCE};
+use super::wsman::{
+    self, ASSOCIATED_POWER, BOOT_CAPABILITIES, BOOT_SETTING_DATA, BOOT_SOURCE, OPT_IN_SERVICE,
+};
 use super::{AmtError, Client};
 
 /// A requested power change.
@@ -154,6 +156,36 @@ pub struct PowerOutcome {
     pub requested: Option<u16>,
     /// Why the request differs from the action, if it does.
     pub note: Option<String>,
+    /// The status read back after the change (none when nothing was sent).
+    pub seen: Option<PowerStatus>,
+    /// The reply to RequestPowerStateChange was lost (why); the outcome was decided from
+    /// the state read back, and the request was not resent.
+    pub reply_lost: Option<String>,
+}
+
+/// True when `status` is what a request of PowerState `requested` leads to: on for on,
+/// reset and cycle, anything but on for off.
+pub fn reached(requested: u16, status: &PowerStatus) -> bool {
+    match requested {
+        8 | 6 | 12 | 13 => !status.is_on(),
+        _ => status.is_on(),
+    }
+}
+
+/// User consent as `IPS_OptInService` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    /// OptInRequired: 0 none, 1 KVM only, 4294967295 every redirection and boot change.
+    pub opt_in_required: u32,
+    /// OptInState: 0 not started, 1 requested, 2 displayed, 3 received, 4 in session.
+    pub opt_in_state: u32,
+}
+
+impl Consent {
+    /// True when a boot change needs a code from the box's screen first.
+    pub fn needed(&self) -> bool {
+        self.opt_in_required == u32::MAX && !matches!(self.opt_in_state, 3 | 4)
+    }
 }
 
 /// `AMT_BootSettingData` properties AMT reports but does not accept in a Put.
@@ -170,21 +202,38 @@ pub const READ_ONLY_BOOT_SETTINGS: &[&str] = &[
     "ElementName",
 ];
 
-/// The fields put back to `AMT_BootSettingData`: what AMT returned, minus the read-only ones,
-/// with BIOSPause, BIOSSetup, UseSOL and UseIDER off.
-pub fn boot_settings_for_pxe(current: &Instance) -> Vec<(String, String)> {
+/// `AMT_BootSettingData` properties that identify the instance: put back as read.
+pub const IDENTITY_BOOT_SETTINGS: &[&str] = &["InstanceID", "OwningEntity"];
+
+/// The fields put to `AMT_BootSettingData`: every option AMT returned zeroed (`false`, or `0`
+/// for numbers: ConfigurationDataReset, ReflashBIOS, SecureErase, UseSafeMode, Lock*,
+/// BootMediaIndex, IDERBootDevice, FirmwareVerbosity, BIOSPause, BIOSSetup, UseSOL, UseIDER…),
+/// whatever another console left there, as MeshCommander does before every power action;
+/// the read-only ones left out, the identity kept. A PXE boot needs none of them set.
+pub fn boot_settings_zeroed(current: &Instance) -> Vec<(String, String)> {
     current
         .properties
         .iter()
         .filter(|(n, _)| !READ_ONLY_BOOT_SETTINGS.contains(&n.as_str()))
         .map(|(n, v)| {
-            let v = match n.as_str() {
-                "BIOSPause" | "BIOSSetup" | "UseSOL" | "UseIDER" => "false".to_string(),
-                _ => v.clone(),
+            let v = if IDENTITY_BOOT_SETTINGS.contains(&n.as_str()) {
+                v.clone()
+            } else if v == "true" || v == "false" {
+                "false".to_string()
+            } else if v.parse::<i64>().is_ok() {
+                "0".to_string()
+            } else {
+                v.clone()
             };
             (n.clone(), v)
         })
         .collect()
+}
+
+/// The fields put to `AMT_BootSettingData` before a one-time PXE boot
+/// ([`boot_settings_zeroed`]).
+pub fn boot_settings_for_pxe(current: &Instance) -> Vec<(String, String)> {
+    boot_settings_zeroed(current)
 }
 
 /// The PXE source among the enumerated boot sources (`CIM:Network:…` or an InstanceID naming
@@ -223,6 +272,57 @@ fn check_return(xml: &str, method: &str) -> Result<(), AmtError> {
 }
 
 impl Client {
+    /// Reads `IPS_OptInService` (OptInRequired, OptInState).
+    pub fn consent(&mut self) -> Result<Consent, AmtError> {
+        let id = self.message_id();
+        let i = reply::get_instance(
+            &self.call(&wsman::get(OPT_IN_SERVICE, &id, &[]))?,
+            OPT_IN_SERVICE,
+        )?;
+        let num = |k: &str| -> Result<u32, AmtError> {
+            let v = i.get(k).unwrap_or("0");
+            v.parse().map_err(|_| {
+                AmtError::Malformed(format!("{OPT_IN_SERVICE} {k} `{v}` is not a number"))
+            })
+        };
+        Ok(Consent {
+            opt_in_required: num("OptInRequired")?,
+            opt_in_state: num("OptInState")?,
+        })
+    }
+
+    /// When AMT requires user consent: StartOptIn (the code appears on the box's screen)
+    /// unless a code is already shown, then the code from `code` (a flag, the environment or
+    /// a prompt) sent with SendOptInCode. Without a code: [`AmtError::ConsentNeeded`].
+    pub fn ensure_consent(
+        &mut self,
+        code: &mut dyn FnMut() -> Option<String>,
+    ) -> Result<(), AmtError> {
+        let c = self.consent()?;
+        if !c.needed() {
+            return Ok(());
+        }
+        if !matches!(c.opt_in_state, 1 | 2) {
+            let id = self.message_id();
+            let r = self.call(&wsman::start_opt_in(&id))?;
+            check_return(&r, "StartOptIn")?;
+        }
+        let Some(text) = code() else {
+            return Err(AmtError::ConsentNeeded);
+        };
+        let text = text.trim();
+        if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AmtError::ConsentCodeFormat);
+        }
+        let n: u32 = text.parse().map_err(|_| AmtError::ConsentCodeFormat)?;
+        let id = self.message_id();
+        let r = self.call(&wsman::send_opt_in_code(&id, n))?;
+        match reply::return_value(&r, "SendOptInCode")? {
+            0 => Ok(()),
+            v => Err(AmtError::ConsentRefused(v)),
+        }
+    }
+
     /// Enumerates a class completely.
     pub fn enumerate_all(&mut self, class: &str) -> Result<Vec<Instance>, AmtError> {
         let id = self.message_id();
@@ -254,14 +354,58 @@ impl Client {
     }
 
     /// `RequestPowerStateChange` to `state`; ReturnValue 0 or an error naming it.
+    /// Sent at most once ([`Client::call_once`]): a resent reset could land after the one-time
+    /// PXE boot was used.
     pub fn request_power_state(&mut self, state: u16) -> Result<(), AmtError> {
         let id = self.message_id();
-        let r = self.call(&wsman::request_power_state_change(&id, state))?;
+        let r = self.call_once(&wsman::request_power_state_change(&id, state))?;
         check_return(&r, "RequestPowerStateChange")
     }
 
-    /// Makes the next boot (only) a PXE boot; returns the boot source's InstanceID.
+    /// Reads the power state until it is what `requested` leads to, within the poll bound
+    /// ([`Client::set_poll`]); the last status read, or [`AmtError::PowerUnconfirmed`].
+    pub fn wait_for_state(
+        &mut self,
+        requested: u16,
+        lost: Option<&str>,
+    ) -> Result<PowerStatus, AmtError> {
+        let (attempts, interval) = self.poll();
+        let mut last = None;
+        for i in 0..attempts {
+            if i > 0 {
+                std::thread::sleep(interval);
+            }
+            match self.status() {
+                Ok(s) if reached(requested, &s) => return Ok(s),
+                Ok(s) => last = Some(s),
+                // A box mid-reset may not answer for a moment: read again.
+                Err(e) if i + 1 == attempts && last.is_none() => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let seen = last.map(|s| s.power_state).unwrap_or(0);
+        Err(AmtError::PowerUnconfirmed {
+            requested,
+            lost: lost.map(str::to_string),
+            attempts,
+            seen,
+        })
+    }
+
+    /// Makes the next boot (only) a PXE boot; returns the boot source's InstanceID. Reads
+    /// `AMT_BootCapabilities` first: firmware without ForcePXEBoot is refused before any
+    /// setting is changed.
     pub fn set_pxe_once(&mut self) -> Result<String, AmtError> {
+        let id = self.message_id();
+        let caps = reply::get_instance(
+            &self.call(&wsman::get(BOOT_CAPABILITIES, &id, &[]))?,
+            BOOT_CAPABILITIES,
+        )?;
+        if caps.get("ForcePXEBoot") != Some("true") {
+            return Err(AmtError::NoForcePxe(
+                caps.get("ForcePXEBoot").unwrap_or("absent").to_string(),
+            ));
+        }
         let id = self.message_id();
         let current = reply::get_instance(
             &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,
@@ -284,26 +428,93 @@ impl Client {
         Ok(source)
     }
 
-    /// Status, then (if asked) the one-time PXE, then the power request the status allows.
+    /// Clears any boot override, whoever set it: `AMT_BootSettingData` Put with every option
+    /// zeroed, then `CIM_BootConfigSetting.ChangeBootOrder` with no Source (the boot order
+    /// AMT forces is emptied, so the next boot follows the BIOS order). MeshCommander does
+    /// both before a plain power action.
+    pub fn clear_boot_override(&mut self) -> Result<(), AmtError> {
+        let id = self.message_id();
+        let current = reply::get_instance(
+            &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,
+            BOOT_SETTING_DATA,
+        )?;
+        let id = self.message_id();
+        let r = self.call(&wsman::put_boot_setting_data(
+            &id,
+            &boot_settings_zeroed(&current),
+        ))?;
+        reply::get_instance(&r, BOOT_SETTING_DATA)?;
+        let id = self.message_id();
+        let r = self.call(&wsman::clear_boot_order(&id))?;
+        check_return(&r, "ChangeBootOrder")
+    }
+
+    /// Status; then, only when a power change follows, the boot override: the one-time PXE
+    /// when asked, else any override cleared; then the power request the status allows. A
+    /// power request that fails (other than by a lost reply) clears the PXE override again.
     pub fn power(&mut self, action: PowerAction, pxe_once: bool) -> Result<PowerOutcome, AmtError> {
+        self.power_with_consent(action, pxe_once, &mut || None)
+    }
+
+    /// [`Client::power`], asking `code` for the user-consent code when AMT requires one
+    /// before the boot settings are touched.
+    pub fn power_with_consent(
+        &mut self,
+        action: PowerAction,
+        pxe_once: bool,
+        code: &mut dyn FnMut() -> Option<String>,
+    ) -> Result<PowerOutcome, AmtError> {
         let before = self.status()?;
         let decision = decide(action, &before)?;
-        let pxe_source = if pxe_once {
-            Some(self.set_pxe_once()?)
-        } else {
-            None
+        if decision.is_some() {
+            self.ensure_consent(code)?;
+        }
+        let pxe_source = match (&decision, pxe_once) {
+            (Some(_), true) => Some(self.set_pxe_once()?),
+            (Some(_), false) => {
+                self.clear_boot_override()?;
+                None
+            }
+            (None, _) => None,
         };
+        let mut reply_lost = None;
+        let mut seen = None;
         let (requested, note) = match decision {
             Some((state, note)) => {
-                self.request_power_state(state)?;
+                match self.request_power_state(state) {
+                    Ok(()) => {}
+                    // The request went out but its reply did not come back: AMT may or may not
+                    // have acted. Never resend; the state read back decides.
+                    Err(e @ (AmtError::Unreachable { .. } | AmtError::TooLarge { .. })) => {
+                        reply_lost = Some(e.to_string());
+                    }
+                    Err(e) => {
+                        if pxe_source.is_some() {
+                            // The box was not reset: a pending PXE boot would surprise the next
+                            // boot, whoever causes it.
+                            if let Err(c) = self.clear_boot_override() {
+                                return Err(AmtError::Malformed(format!(
+                                    "{e}; and clearing the one-time PXE boot failed too ({c}): it may still be pending"
+                                )));
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+                seen = Some(self.wait_for_state(state, reply_lost.as_deref())?);
                 (Some(state), note)
             }
             None => (
                 None,
                 Some(format!(
-                    "the box is already {} ({}): nothing sent",
+                    "the box is already {} ({}): nothing sent{}",
                     before.power_state,
-                    state_name(before.power_state)
+                    state_name(before.power_state),
+                    if pxe_once {
+                        " (and no one-time PXE boot set: no power change follows it)"
+                    } else {
+                        ""
+                    }
                 )),
             ),
         };
@@ -312,6 +523,8 @@ impl Client {
             pxe_source,
             requested,
             note,
+            seen,
+            reply_lost,
         })
     }
 }

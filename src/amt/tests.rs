@@ -237,14 +237,39 @@ fn boot_settings_put_back_with_pauses_off() {
             ("BIOS_SETUP", "true"),
             ("USE_IDER", "true"),
             ("USE_SOL", "true"),
+            // What another console left (issue 22): every one must be zeroed.
+            ("BOOT_MEDIA_INDEX", "2"),
+            ("CONFIGURATION_DATA_RESET", "true"),
+            ("FIRMWARE_VERBOSITY", "3"),
+            ("IDER_BOOT_DEVICE", "1"),
+            ("LOCK_KEYBOARD", "true"),
+            ("LOCK_POWER_BUTTON", "true"),
+            ("REFLASH_BIOS", "true"),
+            ("SECURE_ERASE", "true"),
+            ("USE_SAFE_MODE", "true"),
         ],
     );
     let current = reply::get_instance(&xml, wsman::BOOT_SETTING_DATA).unwrap();
     let put = boot_settings_for_pxe(&current);
     let get = |k: &str| put.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    for k in ["BIOSPause", "BIOSSetup", "UseSOL", "UseIDER"] {
+    for k in [
+        "BIOSPause",
+        "BIOSSetup",
+        "UseSOL",
+        "UseIDER",
+        "ConfigurationDataReset",
+        "LockKeyboard",
+        "LockPowerButton",
+        "ReflashBIOS",
+        "SecureErase",
+        "UseSafeMode",
+    ] {
         assert_eq!(get(k), Some("false"), "{k}");
     }
+    for k in ["BootMediaIndex", "FirmwareVerbosity", "IDERBootDevice"] {
+        assert_eq!(get(k), Some("0"), "{k}");
+    }
+    assert_eq!(get("OwningEntity"), Some("Intel(r) AMT"));
     assert_eq!(get("InstanceID"), Some("Intel(r) AMT:BootSettingData 0"));
     for k in [
         "OptionsCleared",

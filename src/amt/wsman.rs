@@ -40,6 +40,8 @@ pub const BOOT_CONFIG: &str = "CIM_BootConfigSetting";
 pub const BOOT_SOURCE: &str = "CIM_BootSourceSetting";
 /// `CIM_BootService`.
 pub const BOOT_SERVICE: &str = "CIM_BootService";
+/// `AMT_BootCapabilities`: what the firmware can force at boot (ForcePXEBoot…).
+pub const BOOT_CAPABILITIES: &str = "AMT_BootCapabilities";
 /// `AMT_BootSettingData`.
 pub const BOOT_SETTING_DATA: &str = "AMT_BootSettingData";
 
@@ -50,9 +52,16 @@ pub const POWER_SERVICE_NAME: &str = "Intel(r) AMT Power Management Service";
 /// The boot service's name.
 pub const BOOT_SERVICE_NAME: &str = "Intel(r) AMT Boot Service";
 
-/// The resource URI of a class (CIM classes under the DMTF base, AMT ones under Intel's).
+/// Intel's IPS schema base URI.
+pub const IPS: &str = "http://intel.com/wbem/wscim/1/ips-schema/1/";
+/// `IPS_OptInService`: user consent.
+pub const OPT_IN_SERVICE: &str = "IPS_OptInService";
+
+/// The resource URI of a class (CIM classes under the DMTF base, AMT and IPS ones under Intel's).
 pub fn resource_uri(class: &str) -> String {
-    if class.starts_with("AMT_") {
+    if class.starts_with("IPS_") {
+        format!("{IPS}{class}")
+    } else if class.starts_with("AMT_") {
         format!("{AMT}{class}")
     } else {
         format!("{CIM}{class}")
@@ -220,6 +229,44 @@ pub fn change_boot_order(message_id: &str, source_id: &str) -> String {
             "<h:ChangeBootOrder_INPUT xmlns:h=\"{uri}\"><h:Source>{}</h:Source></h:ChangeBootOrder_INPUT>",
             reference(BOOT_SOURCE, &[("InstanceID", source_id)])
         ),
+    )
+}
+
+/// `CIM_BootConfigSetting.ChangeBootOrder()` with no Source: AMT empties the boot order it
+/// forces (the next boot follows the BIOS order). MeshCommander sends this before a plain
+/// power action to clear what an earlier one-time boot left.
+pub fn clear_boot_order(message_id: &str) -> String {
+    let uri = resource_uri(BOOT_CONFIG);
+    envelope(
+        &format!("{uri}/ChangeBootOrder"),
+        BOOT_CONFIG,
+        message_id,
+        &[("InstanceID", BOOT_CONFIG_ID)],
+        &format!("<h:ChangeBootOrder_INPUT xmlns:h=\"{uri}\"></h:ChangeBootOrder_INPUT>"),
+    )
+}
+
+/// `IPS_OptInService.StartOptIn()`: AMT shows a 6-digit code on the box's screen.
+pub fn start_opt_in(message_id: &str) -> String {
+    let uri = resource_uri(OPT_IN_SERVICE);
+    envelope(
+        &format!("{uri}/StartOptIn"),
+        OPT_IN_SERVICE,
+        message_id,
+        &[],
+        &format!("<h:StartOptIn_INPUT xmlns:h=\"{uri}\"></h:StartOptIn_INPUT>"),
+    )
+}
+
+/// `IPS_OptInService.SendOptInCode(OptInCode)`.
+pub fn send_opt_in_code(message_id: &str, code: u32) -> String {
+    let uri = resource_uri(OPT_IN_SERVICE);
+    envelope(
+        &format!("{uri}/SendOptInCode"),
+        OPT_IN_SERVICE,
+        message_id,
+        &[],
+        &format!("<h:SendOptInCode_INPUT xmlns:h=\"{uri}\"><h:OptInCode>{code}</h:OptInCode></h:SendOptInCode_INPUT>"),
     )
 }
 

@@ -214,7 +214,10 @@ impl ExitClass for crate::amt::AmtError {
     fn exit_class(&self) -> Class {
         match self {
             crate::amt::AmtError::Credentials(_)
-            | crate::amt::AmtError::WrongCredentials { .. } => Class::User,
+            | crate::amt::AmtError::WrongCredentials { .. }
+            | crate::amt::AmtError::ConsentNeeded
+            | crate::amt::AmtError::ConsentRefused(_)
+            | crate::amt::AmtError::ConsentCodeFormat => Class::User,
             _ => Class::Env,
         }
     }

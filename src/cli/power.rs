@@ -44,9 +44,35 @@ pub struct PowerConfig {
     /// Seconds to wait for each connection and reply.
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// The 6-digit user-consent code AMT shows on the box's screen, when AMT requires consent
+    /// (else PICABOOT_AMT_CONSENT_CODE, else a prompt when on a terminal).
+    #[arg(long, value_name = "CODE")]
+    consent_code: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The consent code: the flag, the environment, or a prompt on a terminal.
+pub(crate) fn consent_code(flag: Option<&str>, host: &str) -> Option<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Some(c) = flag {
+        return Some(c.to_string());
+    }
+    if let Ok(c) = std::env::var(crate::amt::ENV_CONSENT_CODE) {
+        if !c.is_empty() {
+            return Some(c);
+        }
+    }
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!("{host}: AMT asks for user consent: the 6-digit code on the box's screen: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    let line = line.trim().to_string();
+    (!line.is_empty()).then_some(line)
 }
 
 /// An AMT client for a host of the profiles.
@@ -83,11 +109,13 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
     let action = match c.action {
         Action::Status => {
             let s = client.status().with_context(ctx)?;
+            let consent = client.consent().with_context(ctx)?;
             if c.json {
                 outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "host": c.host, "amt": origin, "status": s,
+                        "consent": consent, "consent_needed": consent.needed(),
                     }))?
                 )?;
             } else {
@@ -98,6 +126,15 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
                     s.power_state_name,
                     power::list_states(&s.available)
                 )?;
+                outln!(
+                    "{}: user consent {}",
+                    c.host,
+                    if consent.needed() {
+                        "will be needed for a power change: a 6-digit code shown on the box's screen (--consent-code)"
+                    } else {
+                        "not needed"
+                    }
+                )?;
             }
             return Ok(());
         }
@@ -106,7 +143,13 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         Action::Reset => PowerAction::Reset,
         Action::Cycle => PowerAction::Cycle,
     };
-    let out = client.power(action, c.pxe_once).with_context(ctx)?;
+    let flag = c.consent_code.clone();
+    let host = c.host.clone();
+    let out = client
+        .power_with_consent(action, c.pxe_once, &mut || {
+            consent_code(flag.as_deref(), &host)
+        })
+        .with_context(ctx)?;
     if c.json {
         outln!(
             "{}",
@@ -121,6 +164,12 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         if let Some(note) = &out.note {
             outln!("{}: {note}", c.host)?;
         }
+        if let Some(lost) = &out.reply_lost {
+            outln!(
+                "{}: the reply to RequestPowerStateChange was lost ({lost}); not resent, the state read back decides",
+                c.host
+            )?;
+        }
         if let Some(s) = out.requested {
             outln!(
                 "{}: was {} ({}); requested power state {s} ({}): done",
@@ -128,6 +177,12 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
                 out.before.power_state,
                 out.before.power_state_name,
                 power::state_name(s)
+            )?;
+        }
+        if let Some(seen) = &out.seen {
+            outln!(
+                "{}: AMT now reports power state {} ({})",
+                c.host, seen.power_state, seen.power_state_name
             )?;
         }
     }

@@ -38,6 +38,10 @@ pub struct ReinstallConfig {
     /// Seconds to wait for AMT.
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// The 6-digit user-consent code AMT shows on the box's screen, when AMT requires consent
+    /// (else PICABOOT_AMT_CONSENT_CODE, else a prompt when on a terminal; see `power`).
+    #[arg(long, value_name = "CODE")]
+    consent_code: Option<String>,
     /// This machine's address as the box sees it (IPv4:PORT): `serve` listens there (HTTP, and
     /// UDP for the installer's syslog) and the box's iPXE loads HOST/netboot/boot.ipxe from it.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -338,8 +342,11 @@ fn run(
     };
 
     // 4. One network boot, then the installer, phase by phase.
+    let consent_flag = c.consent_code.clone();
     let out = amt
-        .power(PowerAction::Reset, true)
+        .power_with_consent(PowerAction::Reset, true, &mut || {
+            super::power::consent_code(consent_flag.as_deref(), host)
+        })
         .with_context(|| format!("power {host} --pxe-once reset"))?;
     say(
         t0,

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 const CIM: &str = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/";
 const AMT: &str = "http://intel.com/wbem/wscim/1/amt-schema/1/";
+const IPS: &str = "http://intel.com/wbem/wscim/1/ips-schema/1/";
 const BOOT_CONFIG_ID: &str = "Intel(r) AMT: Boot Configuration 0";
 const SOURCES: &[&str] = &[
     "Intel(r) AMT: Force Hard-drive Boot",
@@ -94,6 +95,14 @@ struct State {
     log: Vec<String>,
     /// Force the ReturnValue of the next call of this method.
     refuse: Option<(String, u32)>,
+    /// AMT_BootCapabilities ForcePXEBoot.
+    force_pxe: bool,
+    /// Reply as AMT 11's own web server does: chunked, in several chunks.
+    chunked: bool,
+    /// IPS_OptInService: the code StartOptIn "shows" when consent is required, and OptInState.
+    consent: Option<(u32, u32)>,
+    /// Carry out the next power change but close the connection instead of replying.
+    drop_power_reply: bool,
 }
 
 /// A running test AMT.
@@ -173,6 +182,15 @@ impl AmtSim {
                 ("BIOSSetup".into(), "false".into()),
                 ("UseIDER".into(), "true".into()),
                 ("UseSOL".into(), "true".into()),
+                ("BootMediaIndex".into(), "0".into()),
+                ("ConfigurationDataReset".into(), "false".into()),
+                ("FirmwareVerbosity".into(), "0".into()),
+                ("IDERBootDevice".into(), "0".into()),
+                ("LockKeyboard".into(), "false".into()),
+                ("LockPowerButton".into(), "false".into()),
+                ("ReflashBIOS".into(), "false".into()),
+                ("SecureErase".into(), "false".into()),
+                ("UseSafeMode".into(), "false".into()),
             ],
             boot_source: None,
             pxe_next: false,
@@ -180,6 +198,10 @@ impl AmtSim {
             counter: 0,
             log: Vec::new(),
             refuse: None,
+            drop_power_reply: false,
+            force_pxe: true,
+            consent: None,
+            chunked: false,
         }));
         let sim = AmtSim { addr, state };
         let s2 = sim.clone();
@@ -228,9 +250,62 @@ impl AmtSim {
         }
     }
 
+    /// What "another console" left behind: a pending one-time PXE boot and boot options that
+    /// would reflash, erase or lock the box (the options MeshCommander zeroes on every power
+    /// action, issue 22).
+    pub fn leave_boot_options(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.boot_source = Some("Intel(r) AMT: Force PXE Boot".into());
+        st.pxe_next = true;
+        for (n, v) in st.settings.iter_mut() {
+            *v = match n.as_str() {
+                "BootMediaIndex" | "FirmwareVerbosity" => "2".into(),
+                "IDERBootDevice" => "1".into(),
+                _ => "true".into(),
+            };
+        }
+    }
+
+    /// The AMT_BootSettingData options the sim tracks that are not off / zero.
+    pub fn options_set(&self) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        st.settings
+            .iter()
+            .filter(|(_, v)| v != "false" && v != "0")
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect()
+    }
+
+    /// Client Control Mode: user consent required for every boot and power change; StartOptIn
+    /// "shows" `code`.
+    pub fn require_consent(&self, code: u32) {
+        self.state.lock().unwrap().consent = Some((code, 0));
+    }
+
+    /// Replies chunked (Transfer-Encoding: chunked, several chunks), as AMT's firmware web
+    /// server frames its WS-Management replies (MeshCommander's amt-wsman-comm.js and
+    /// go-wsman-messages' client both decode chunked replies from AMT).
+    pub fn chunked_replies(&self) {
+        self.state.lock().unwrap().chunked = true;
+    }
+
+    /// Sets AMT_BootCapabilities ForcePXEBoot (firmware that cannot force a PXE boot).
+    pub fn set_force_pxe(&self, on: bool) {
+        self.state.lock().unwrap().force_pxe = on;
+    }
+
     /// The next call of `method` answers this ReturnValue.
     pub fn refuse_next(&self, method: &str, value: u32) {
         self.state.lock().unwrap().refuse = Some((method.into(), value));
+    }
+
+    /// The next RequestPowerStateChange is carried out but its reply never sent: the
+    /// connection is closed instead. Real AMT does this: MAAS's AMT driver
+    /// (canonical/maas src/provisioningserver/drivers/power/amt.py, `wsman_power_on`) reads the
+    /// state back after every command rather than trusting the reply, and MeshCommander
+    /// re-reads the state when a power request goes unanswered (issue 22).
+    pub fn drop_next_power_reply(&self) {
+        self.state.lock().unwrap().drop_power_reply = true;
     }
 
     fn connection(&self, stream: std::net::TcpStream) {
@@ -265,7 +340,26 @@ impl AmtSim {
             } else {
                 (404, String::new())
             };
+            if status == 0 {
+                return; // drop the reply: the connection closes here
+            }
             let text = if status == 200 { "OK" } else { "Error" };
+            if self.state.lock().unwrap().chunked {
+                let mut out = format!(
+                    "HTTP/1.1 {status} {text}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                let bytes = reply.as_bytes();
+                for part in bytes.chunks(bytes.len().div_ceil(3).max(1)) {
+                    out.push_str(&format!("{:x}\r\n", part.len()));
+                    out.push_str(&String::from_utf8_lossy(part));
+                    out.push_str("\r\n");
+                }
+                out.push_str("0\r\n\r\n");
+                if w.write_all(out.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
             let ok = write!(
                 w,
                 "HTTP/1.1 {status} {text}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{reply}",
@@ -323,11 +417,75 @@ impl AmtSim {
             .uri
             .strip_prefix(CIM)
             .or_else(|| req.uri.strip_prefix(AMT))
+            .or_else(|| req.uri.strip_prefix(IPS))
             .unwrap_or("")
             .to_string();
         let op = req.action.rsplit('/').next().unwrap_or("").to_string();
         self.state.lock().unwrap().log.push(format!("{op} {class}"));
+        // Client Control Mode: until the code shown on the screen is sent, AMT answers the
+        // boot-setting and power calls "access denied" (Intel AMT SDK, User Consent;
+        // MeshCommander asks for the code before its power actions).
+        let consent_missing = matches!(self.state.lock().unwrap().consent, Some((_, s)) if s != 3);
+        if consent_missing
+            && matches!(
+                op.as_str(),
+                "Put" | "ChangeBootOrder" | "SetBootConfigRole" | "RequestPowerStateChange"
+            )
+        {
+            return self.fault(&req.msg_id, "b:AccessDenied", "user consent required");
+        }
         match (op.as_str(), class.as_str()) {
+            ("Get", "IPS_OptInService") => {
+                let (req_v, state) = match self.state.lock().unwrap().consent {
+                    Some((_, s)) => (u32::MAX, s),
+                    None => (0, 0),
+                };
+                (
+                    200,
+                    fill(
+                        fixture!("reply_opt_in_service.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("OPT_IN_REQUIRED", &req_v.to_string()),
+                            ("OPT_IN_STATE", &state.to_string()),
+                        ],
+                    ),
+                )
+            }
+            ("StartOptIn" | "SendOptInCode", "IPS_OptInService") => {
+                let mut st = self.state.lock().unwrap();
+                let rv = match (&mut st.consent, op.as_str()) {
+                    (Some((_, s)), "StartOptIn") => {
+                        *s = 2; // displayed
+                        0
+                    }
+                    (Some((code, s)), _) => {
+                        let sent: Option<u32> = req
+                            .body
+                            .and_then(|b| child(b, "OptInCode"))
+                            .and_then(|c| c.text())
+                            .and_then(|t| t.parse().ok());
+                        if *s == 2 && sent == Some(*code) {
+                            *s = 3; // received
+                            0
+                        } else {
+                            2066 // the code is wrong or no code is displayed
+                        }
+                    }
+                    (None, _) => 1,
+                };
+                (
+                    200,
+                    fill(
+                        fixture!("reply_opt_in_method.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("METHOD", &op),
+                            ("RETURN_VALUE", &rv.to_string()),
+                        ],
+                    ),
+                )
+            }
             ("Enumerate", "CIM_AssociatedPowerManagementService" | "CIM_BootSourceSetting") => {
                 let mut st = self.state.lock().unwrap();
                 st.counter += 1;
@@ -383,6 +541,19 @@ impl AmtSim {
                             ("RELATES_TO", &esc(&req.msg_id)),
                             ("AVAILABLE", &av),
                             ("POWER_STATE", if on { "2" } else { "8" }),
+                        ],
+                    ),
+                )
+            }
+            ("Get", "AMT_BootCapabilities") => {
+                let pxe = self.state.lock().unwrap().force_pxe;
+                (
+                    200,
+                    fill(
+                        fixture!("reply_boot_capabilities.xml"),
+                        &[
+                            ("RELATES_TO", &esc(&req.msg_id)),
+                            ("FORCE_PXE_BOOT", if pxe { "true" } else { "false" }),
                         ],
                     ),
                 )
@@ -463,7 +634,13 @@ impl AmtSim {
                         .cloned(),
                     _ => None,
                 };
-                let mut rv = if ok.is_some() { 0 } else { 5 };
+                // No Source at all empties the forced boot order (MeshCommander clears a
+                // one-time boot this way before a plain power action).
+                let no_source = req
+                    .body
+                    .filter(|b| b.tag_name().name() == "ChangeBootOrder_INPUT")
+                    .is_some_and(|b| child(b, "Source").is_none());
+                let mut rv = if ok.is_some() || no_source { 0 } else { 5 };
                 let mut st = self.state.lock().unwrap();
                 if let Some((m, v)) = st.refuse.take() {
                     if m == "ChangeBootOrder" {
@@ -474,6 +651,9 @@ impl AmtSim {
                 }
                 if rv == 0 {
                     st.boot_source = ok;
+                    if no_source {
+                        st.pxe_next = false;
+                    }
                 }
                 (
                     200,
@@ -579,6 +759,9 @@ impl AmtSim {
                     if state != Some(8) {
                         st.pxe_next = false; // the one-time boot is used by this boot
                     }
+                    if std::mem::take(&mut st.drop_power_reply) {
+                        return (0, String::new());
+                    }
                 }
                 (
                     200,
@@ -619,6 +802,15 @@ impl AmtSim {
                     ("BIOS_SETUP", &g("BIOSSetup")),
                     ("USE_IDER", &g("UseIDER")),
                     ("USE_SOL", &g("UseSOL")),
+                    ("BOOT_MEDIA_INDEX", &g("BootMediaIndex")),
+                    ("CONFIGURATION_DATA_RESET", &g("ConfigurationDataReset")),
+                    ("FIRMWARE_VERBOSITY", &g("FirmwareVerbosity")),
+                    ("IDER_BOOT_DEVICE", &g("IDERBootDevice")),
+                    ("LOCK_KEYBOARD", &g("LockKeyboard")),
+                    ("LOCK_POWER_BUTTON", &g("LockPowerButton")),
+                    ("REFLASH_BIOS", &g("ReflashBIOS")),
+                    ("SECURE_ERASE", &g("SecureErase")),
+                    ("USE_SAFE_MODE", &g("UseSafeMode")),
                 ],
             ),
         )
