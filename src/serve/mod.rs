@@ -518,6 +518,14 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
                     StatusCode::NOT_FOUND,
                     "not found\n",
                 ),
+                Err(mirror::MirrorError::BadPath(_)) => small(
+                    state,
+                    client,
+                    &method,
+                    &shown,
+                    StatusCode::FORBIDDEN,
+                    "forbidden\n",
+                ),
                 Err(e) => {
                     (state.sink)(&format!("{client} {method} {shown}: {e}"));
                     small(
