@@ -190,9 +190,16 @@ impl Staged {
 }
 
 /// Entries of `OUT/HOST/` that `render` does not own and carries over when it replaces the
-/// rest: `netboot/` (written by `netboot`), `known_hosts` (recorded by `reinstall`), `state/`
-/// (reserved for what later commands record).
-pub const FOREIGN: &[&str] = &["netboot", "known_hosts", "state"];
+/// rest: `netboot/` (written by `netboot`), what `reinstall` records (`known_hosts`, its
+/// `install-syslog.log` and `reinstall-serve.log`), `state/` (reserved for what later commands
+/// record).
+pub const FOREIGN: &[&str] = &[
+    "netboot",
+    "known_hosts",
+    "install-syslog.log",
+    "reinstall-serve.log",
+    "state",
+];
 
 /// What a path is, for [`OutputError::NotReplaceable`]; `None` when it does not exist or is a
 /// real directory (not a symlink to one).
