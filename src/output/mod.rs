@@ -389,6 +389,83 @@ mod tests {
     }
 
     #[test]
+    fn carried_entries_survive_and_a_collision_is_refused_before_anything_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("alice");
+        let mut t = Tree::new();
+        t.add("preseed.cfg", "1", 0o644).unwrap();
+        publish(vec![stage(&t, &target).unwrap().carry_over(FOREIGN)]).unwrap();
+        fs::create_dir_all(target.join("netboot")).unwrap();
+        fs::write(target.join("netboot/boot.ipxe"), "#!ipxe\n").unwrap();
+        fs::write(target.join("known_hosts"), "k\n").unwrap();
+        let mut t2 = Tree::new();
+        t2.add("preseed.cfg", "2", 0o644).unwrap();
+        publish(vec![stage(&t2, &target).unwrap().carry_over(FOREIGN)]).unwrap();
+        assert_eq!(fs::read_to_string(target.join("preseed.cfg")).unwrap(), "2");
+        assert_eq!(
+            fs::read_to_string(target.join("known_hosts")).unwrap(),
+            "k\n"
+        );
+        assert!(target.join("netboot/boot.ipxe").is_file());
+        // A new tree that brings its own `known_hosts`: refused, the old tree untouched.
+        let mut t3 = Tree::new();
+        t3.add("known_hosts", "other", 0o644).unwrap();
+        let e = publish(vec![stage(&t3, &target).unwrap().carry_over(FOREIGN)]).unwrap_err();
+        assert!(matches!(e, OutputError::Collision { .. }), "{e}");
+        assert_eq!(fs::read_to_string(target.join("preseed.cfg")).unwrap(), "2");
+        assert_eq!(
+            fs::read_to_string(target.join("known_hosts")).unwrap(),
+            "k\n"
+        );
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the refused staged tree was removed");
+    }
+
+    #[test]
+    fn a_target_that_is_not_a_directory_is_refused_before_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tree::new();
+        let file = dir.path().join("alice");
+        fs::write(&file, "mine").unwrap();
+        let e = stage(&t, &file).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OutputError::NotReplaceable {
+                    kind: "regular file",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let link = dir.path().join("bob");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        let e = stage(&t, &link).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OutputError::NotReplaceable {
+                    kind: "symbolic link",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Also when the target turns into a file between stage and publish.
+        let carol = dir.path().join("carol");
+        let staged = stage(&t, &carol).unwrap();
+        fs::write(&carol, "appeared").unwrap();
+        assert!(publish(vec![staged]).is_err());
+        assert_eq!(fs::read_to_string(&carol).unwrap(), "appeared");
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["alice", "bob", "carol"]);
+    }
+
+    #[test]
     fn a_dead_runs_leftovers_are_removed_by_the_next_stage() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("alice");
