@@ -207,6 +207,66 @@ fn render_killed_at_random_points_publishes_whole_trees_only() {
     );
 }
 
+/// What netboot and reinstall wrote in `OUT/HOST/` survives renders killed at any point:
+/// after each kill it is in the tree or in the swapped-out tree beside it, and after the next
+/// whole render it is back in the tree, unchanged, with nothing left beside.
+#[test]
+fn render_killed_at_random_points_never_loses_netboot_or_known_hosts() {
+    let scratch = common::scratch_profiles();
+    let cwd = scratch.path();
+    let out = cwd.join("out");
+    let out_s = out.to_str().unwrap().to_string();
+    let took = run_ok(cwd, &["render", "alice", "-o", &out_s], &[]);
+    let host = out.join("alice");
+    // netboot's tree as `netboot` publishes it (its own staged swap), reinstall's records.
+    let mut nb = picaboot::output::Tree::new();
+    nb.add("boot.ipxe", "#!ipxe\nexit\n", 0o644).unwrap();
+    nb.add("initrd.gz", vec![3u8; 65536], 0o644).unwrap();
+    let nb_dir = picaboot::netboot::target_dir(&out, "alice");
+    picaboot::output::publish(vec![picaboot::output::stage(&nb, &nb_dir).unwrap()]).unwrap();
+    std::fs::write(host.join("known_hosts"), "alice ssh-ed25519 AAAA\n").unwrap();
+    std::fs::write(host.join("install-syslog.log"), "phase done\n").unwrap();
+    let theirs = |dir: &Path| {
+        (
+            snapshot(&dir.join("netboot")),
+            std::fs::read(dir.join("known_hosts")).ok(),
+            std::fs::read(dir.join("install-syslog.log")).ok(),
+        )
+    };
+    let want = theirs(&host);
+    assert!(want.0.is_some() && want.1.is_some() && want.2.is_some());
+    let seed = seed();
+    let mut rng = Lcg(seed);
+    let window = (took.as_millis() as u64 * 3 / 2).max(20);
+    let mut kills = 0;
+    for round in 0..40 {
+        let delay = Duration::from_millis(rng.below(window));
+        if run_killed(cwd, &["render", "alice", "-o", &out_s], &[], delay) {
+            kills += 1;
+        }
+        // Each entry whole in the tree or in one tree beside it (a kill can fall between
+        // two carries).
+        let dirs: Vec<_> = std::iter::once(host.clone())
+            .chain(leftovers(&out).iter().map(|n| out.join(n)))
+            .map(|d| theirs(&d))
+            .collect();
+        let somewhere = dirs.iter().any(|t| t.0 == want.0)
+            && dirs.iter().any(|t| t.1 == want.1)
+            && dirs.iter().any(|t| t.2 == want.2);
+        assert!(
+            somewhere,
+            "round {round} (seed {seed}, delay {delay:?}): netboot/known_hosts lost"
+        );
+        run_ok(cwd, &["render", "alice", "-o", &out_s], &[]);
+        assert!(theirs(&host) == want, "round {round} (seed {seed})");
+        assert_eq!(leftovers(&out), Vec::<String>::new(), "round {round}");
+    }
+    eprintln!(
+        "render with netboot/known_hosts: 40 runs ({kills} killed, seed {seed}): nothing lost"
+    );
+    assert!(kills >= 10, "too few runs were killed ({kills})");
+}
+
 #[test]
 fn netboot_killed_at_random_points_never_poisons_the_cache() {
     common::sbin_path();

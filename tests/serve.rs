@@ -25,6 +25,7 @@ fn tree() -> (tempfile::TempDir, tempfile::TempDir, Vec<u8>) {
         })
         .collect();
     std::fs::write(nb.join("initrd.gz"), &big).unwrap();
+    std::fs::write(nb.join("linux"), "kernel\n").unwrap();
     std::fs::write(nb.join("boot.ipxe"), "#!ipxe\nkernel linux\n").unwrap();
     std::fs::write(nb.join("empty"), "").unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("alice/leak")).unwrap();
@@ -182,8 +183,18 @@ fn serve_refuses_escapes() {
 #[test]
 fn serve_progress_endpoint_logs() {
     let (t, _o, _) = tree();
+    let nb = t.path().join("bob/netboot");
+    std::fs::create_dir_all(&nb).unwrap();
+    std::fs::write(nb.join("linux"), "kernel\n").unwrap();
+    std::fs::write(nb.join("initrd.gz"), "initrd\n").unwrap();
     let mut srv = Running::start(t.path());
     let a = srv.addr;
+    // Reports are accepted from the box that fetched the host's kernel and initrd.
+    for h in ["alice", "bob"] {
+        for f in ["linux", "initrd.gz"] {
+            assert_eq!(raw(a, "GET", &format!("/{h}/netboot/{f}"), "").0, 200);
+        }
+    }
     let (st, _, body) = raw(
         a,
         "GET",
@@ -293,6 +304,12 @@ fn serve_binary_with_curl_and_sigterm() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&esc.stdout), "403");
 
+    let kernel = curl()
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{url}alice/netboot/linux"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&kernel.stdout), "200");
     let prog = curl()
         .arg(format!(
             "{url}progress/alice?stage=late_command&status=done"

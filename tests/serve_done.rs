@@ -20,6 +20,8 @@ fn boot_ipxe_boots_from_disk_after_done() {
         let d = dir.path().join(h).join("netboot");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("boot.ipxe"), format!("#!ipxe\nkernel linux {h}\n")).unwrap();
+        std::fs::write(d.join("linux"), "kernel\n").unwrap();
+        std::fs::write(d.join("initrd.gz"), "initrd\n").unwrap();
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -46,6 +48,9 @@ fn boot_ipxe_boots_from_disk_after_done() {
     let base = format!("http://127.0.0.1:{port}");
     let boot = |h: &str| get(&format!("{base}/{h}/netboot/boot.ipxe"));
     assert_eq!(boot("alice"), "#!ipxe\nkernel linux alice\n");
+    // The box: this client fetches alice's kernel and initrd, as iPXE does.
+    get(&format!("{base}/alice/netboot/linux"));
+    get(&format!("{base}/alice/netboot/initrd.gz"));
     get(&format!(
         "{base}/progress/alice?stage=late_command&status=ok"
     ));

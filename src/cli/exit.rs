@@ -300,6 +300,7 @@ fn output(e: &OutputError) -> Class {
     match e {
         // Output paths come from picaboot's own trees, never from the user.
         OutputError::BadPath(_) => Class::Bug,
+        OutputError::NotReplaceable { .. } | OutputError::Collision { .. } => Class::User,
         OutputError::Io { .. } => Class::Env,
     }
 }

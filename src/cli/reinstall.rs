@@ -538,11 +538,7 @@ fn follow(
                 None => {}
             }
         }
-        if progress
-            .events()
-            .iter()
-            .any(|e| e.host == host && e.stage == "done")
-        {
+        if progress.done(host) {
             reports.push("done");
         }
         for p in reports {

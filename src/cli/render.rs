@@ -93,7 +93,8 @@ pub fn render(c: RenderConfig) -> anyhow::Result<()> {
         let target = c.output.join(name);
         staged.push(
             output::stage(tree, &target)
-                .with_context(|| format!("writing {}", target.display()))?,
+                .with_context(|| format!("writing {}", target.display()))?
+                .carry_over(output::FOREIGN),
         );
     }
     output::publish(staged).context("publishing the rendered trees")?;

@@ -43,7 +43,11 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
     rt.block_on(async move {
         // A closed stdout or stderr (`picaboot serve | head -1`) must not stop the server.
         let sink: serve::LogSink = Arc::new(|line: &str| {
-            let _ = writeln!(std::io::stderr().lock(), "serve: {line}");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "serve: {}",
+                serve::terminal_safe(line)
+            );
         });
         let proxy = match &c.mirror_proxy {
             None => None,
@@ -70,15 +74,13 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             let receiver = serve::syslog::SyslogReceiver::bind(addr)
                 .await
                 .with_context(|| format!("the installers' syslog on udp {addr}"))?;
-            let trackers = std::sync::Mutex::new(std::collections::HashMap::<
-                std::net::SocketAddr,
+            // One phase tracker per installer address, at most serve::syslog::MAX_SOURCES.
+            let trackers = std::sync::Mutex::new(serve::syslog::SourceTable::<
                 crate::install::phases::Tracker,
-            >::new());
+            >::new(serve::syslog::MAX_SOURCES));
             tokio::spawn(receiver.run(move |from, line| {
                 let Ok(mut t) = trackers.lock() else { return };
-                let tracker = t
-                    .entry(from)
-                    .or_insert_with(|| crate::install::phases::Tracker::new(0));
+                let tracker = t.entry(from.ip(), || crate::install::phases::Tracker::new(0));
                 let msg = match tracker.line(line) {
                     Some(crate::install::phases::Event::Phase(p)) => format!("phase {p}"),
                     Some(crate::install::phases::Event::Failed(f)) => format!("FAILED: {f}"),
@@ -86,8 +88,9 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
                 };
                 let _ = writeln!(
                     std::io::stderr().lock(),
-                    "serve: install {}: {msg}",
-                    from.ip()
+                    "serve: install {}: {}",
+                    from.ip(),
+                    serve::terminal_safe(&msg)
                 );
             }));
         }
@@ -96,9 +99,10 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
                 "listening on {addr}, which is not a loopback address"
             ));
         }
+        // Directory names are anyone's: escaped (bidi overrides, line separators, controls).
         let mut banner = format!(
             "picaboot serve: serving {} at http://{addr}/\n",
-            server.root().display()
+            serve::terminal_safe(&server.root().display().to_string())
         );
         let mut hosts: Vec<String> = std::fs::read_dir(server.root())
             .map(|rd| {
@@ -110,6 +114,7 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             .unwrap_or_default();
         hosts.sort();
         for h in &hosts {
+            let h = serve::terminal_safe(h);
             banner += &format!("  {h}: http://{addr}/{h}/netboot/boot.ipxe\n");
         }
         banner += &format!("  progress: http://{addr}/progress/HOST?stage=STAGE&status=STATUS\n");
@@ -143,5 +148,9 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
 }
 
 fn sink_warn(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "serve: warning: {msg}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "serve: warning: {}",
+        serve::terminal_safe(msg)
+    );
 }

@@ -92,6 +92,19 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
             .into());
         }
     }
+    // test install starts by clearing OUT/HOST; a render's (manifest.json), netboot's or
+    // reinstall's (known_hosts) output there is not its to delete.
+    let work = c.output.join(&c.host);
+    for theirs in ["manifest.json", "known_hosts", "state"] {
+        if std::fs::symlink_metadata(work.join(theirs)).is_ok() {
+            return Err(UsageError(format!(
+                "{} holds {theirs}, written by render/reinstall: test install clears its directory \
+                 and will not delete their output there; choose another -o (default out/test)",
+                work.display()
+            ))
+            .into());
+        }
+    }
     let opts = Options {
         profiles: c.profiles.profiles.clone(),
         host: c.host.clone(),

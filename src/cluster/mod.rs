@@ -126,8 +126,17 @@ pub fn lock_text(cluster: &str, lock: &ClusterLock) -> String {
 /// Writes a lock file atomically (temporary file + rename).
 pub fn write_lock(path: &Path, cluster: &str, lock: &ClusterLock) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // The rewritten file keeps the mode of the one it replaces (0644 for a new one), not the
+    // temporary file's 0600 (which would lock other users of the profiles out of `check`).
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
+        Err(e) => return Err(e),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, lock_text(cluster, lock).as_bytes())?;
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -147,5 +156,22 @@ mod tests {
         let changed = resolve_version(Some(&lock), "bbb");
         assert_eq!(changed.version, 2);
         assert_eq!(changed.new_lock.unwrap().config_version, 2);
+    }
+
+    #[test]
+    fn a_rewritten_lock_keeps_its_mode_and_a_new_one_is_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let lock = resolve_version(None, "aaa").new_lock.unwrap();
+        let new = dir.path().join("new.lock");
+        write_lock(&new, "c", &lock).unwrap();
+        assert_eq!(mode(&new), 0o644);
+        for m in [0o644, 0o640, 0o664] {
+            std::fs::set_permissions(&new, std::fs::Permissions::from_mode(m)).unwrap();
+            let raised = resolve_version(Some(&lock), "bbb").new_lock.unwrap();
+            write_lock(&new, "c", &raised).unwrap();
+            assert_eq!(mode(&new), m, "mode {m:o} kept across a rewrite");
+        }
     }
 }

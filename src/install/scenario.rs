@@ -284,6 +284,9 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         ))
         .map_err(|e| InstallError::Serve(e.to_string()))?;
     let port = server.local_addr().port();
+    // The VM boots its kernel and initrd from files, not from serve; its reports reach serve
+    // through QEMU's user network, from the loopback address.
+    server.trust_progress(&opts.host, std::net::Ipv4Addr::LOCALHOST.into());
     let progress = server.progress();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let served = rt.spawn(server.run(async move {

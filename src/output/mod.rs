@@ -20,6 +20,25 @@ pub enum OutputError {
     /// A path would leave the tree.
     #[error("refusing path `{0}`: output paths are relative and stay inside the tree")]
     BadPath(String),
+    /// The target exists but is not a directory picaboot can replace (a regular file, a
+    /// symlink, dangling or not, a device...); nothing was moved.
+    #[error("{path} exists and is a {kind}, not an output directory: refusing to replace it (move it away or choose another -o)")]
+    NotReplaceable {
+        /// The target.
+        path: PathBuf,
+        /// What is there.
+        kind: &'static str,
+    },
+    /// A tree would bring an entry that the target keeps for another command.
+    #[error(
+        "the new tree of {path} has `{name}`, which belongs to another command's output there"
+    )]
+    Collision {
+        /// The target.
+        path: PathBuf,
+        /// The entry.
+        name: String,
+    },
     /// A filesystem operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -153,12 +172,68 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), OutputErro
 pub struct Staged {
     temp: tempfile::TempDir,
     target: PathBuf,
+    carry: Vec<String>,
 }
 
 impl Staged {
     /// The temporary directory (for adding large files written by streaming).
     pub fn path(&self) -> &Path {
         self.temp.path()
+    }
+
+    /// Names of top-level entries of the existing target that belong to other commands and are
+    /// moved into the new tree when it is published (e.g. [`FOREIGN`] for a rendered host).
+    pub fn carry_over(mut self, names: &[&str]) -> Self {
+        self.carry = names.iter().map(|n| n.to_string()).collect();
+        self
+    }
+}
+
+/// Entries of `OUT/HOST/` that `render` does not own and carries over when it replaces the
+/// rest: `netboot/` (written by `netboot`), what `reinstall` records (`known_hosts`, its
+/// `install-syslog.log` and `reinstall-serve.log`), `state/` (reserved for what later commands
+/// record).
+pub const FOREIGN: &[&str] = &[
+    "netboot",
+    "known_hosts",
+    "install-syslog.log",
+    "reinstall-serve.log",
+    "state",
+];
+
+/// What a path is, for [`OutputError::NotReplaceable`]; `None` when it does not exist or is a
+/// real directory (not a symlink to one).
+fn not_a_dir(target: &Path) -> Result<Option<&'static str>, OutputError> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OutputError::Io {
+            what: "inspect",
+            path: target.to_path_buf(),
+            source: e,
+        }),
+        Ok(m) => {
+            let t = m.file_type();
+            Ok(if t.is_dir() {
+                None
+            } else if t.is_symlink() {
+                Some("symbolic link")
+            } else if t.is_file() {
+                Some("regular file")
+            } else {
+                Some("special file")
+            })
+        }
+    }
+}
+
+/// Refuses a target that exists and is not a directory, before anything is written.
+fn check_replaceable(target: &Path) -> Result<(), OutputError> {
+    match not_a_dir(target)? {
+        Some(kind) => Err(OutputError::NotReplaceable {
+            path: target.to_path_buf(),
+            kind,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -168,6 +243,7 @@ pub fn stage(tree: &Tree, target: &Path) -> Result<Staged, OutputError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    check_replaceable(target)?;
     fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     let name = target
         .file_name()
@@ -186,6 +262,7 @@ pub fn stage(tree: &Tree, target: &Path) -> Result<Staged, OutputError> {
     Ok(Staged {
         temp,
         target: target.to_path_buf(),
+        carry: Vec::new(),
     })
 }
 
@@ -206,20 +283,50 @@ fn remove_stale(parent: &Path, name: &str) {
         let alive = pid
             .is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
         if !alive && e.file_type().is_ok_and(|t| t.is_dir()) {
+            // A run killed between its swap and its carry-over left another command's entries
+            // in the swapped-out tree: put them back before deleting it.
+            let target = parent.join(name);
+            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                for keep in FOREIGN {
+                    let from = e.path().join(keep);
+                    let to = target.join(keep);
+                    if fs::symlink_metadata(&from).is_ok() && fs::symlink_metadata(&to).is_err() {
+                        let _ = fs::rename(&from, &to);
+                    }
+                }
+            }
             let _ = fs::remove_dir_all(e.path());
         }
     }
 }
 
 /// Puts staged trees into place: a missing target is renamed into place, an existing one is
-/// atomically exchanged with the new tree and the old content removed.
+/// atomically exchanged with the new tree, the entries named by [`Staged::carry_over`] moved
+/// from the old tree into the new one, and the old content removed.
+///
+/// Every target is checked before anything moves: one that is not a directory (a file, a
+/// symlink) or whose new tree would clobber a carried entry is refused and nothing is
+/// published; the staged trees are then removed.
 pub fn publish(staged: Vec<Staged>) -> Result<(), OutputError> {
+    for s in &staged {
+        check_replaceable(&s.target)?;
+        for name in &s.carry {
+            if fs::symlink_metadata(s.temp.path().join(name)).is_ok()
+                && fs::symlink_metadata(s.target.join(name)).is_ok()
+            {
+                return Err(OutputError::Collision {
+                    path: s.target.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
+    }
     for s in staged {
-        let temp = s.temp.keep();
-        if s.target.exists() {
+        let exists = fs::symlink_metadata(&s.target).is_ok();
+        if exists {
             rustix::fs::renameat_with(
                 rustix::fs::CWD,
-                &temp,
+                s.temp.path(),
                 rustix::fs::CWD,
                 &s.target,
                 rustix::fs::RenameFlags::EXCHANGE,
@@ -229,10 +336,21 @@ pub fn publish(staged: Vec<Staged>) -> Result<(), OutputError> {
                 path: s.target.clone(),
                 source: e.into(),
             })?;
-            // `temp` now holds the previous output.
-            fs::remove_dir_all(&temp).map_err(io_err("remove old output", &temp))?;
+            // `old` now holds the previous output. If a carry-over fails it stays there, and
+            // the next stage of this target puts the carried entries back (remove_stale).
+            let old = s.temp.keep();
+            for name in &s.carry {
+                let from = old.join(name);
+                if fs::symlink_metadata(&from).is_ok() {
+                    let to = s.target.join(name);
+                    fs::rename(&from, &to).map_err(io_err("carry over", &to))?;
+                }
+            }
+            fs::remove_dir_all(&old).map_err(io_err("remove old output", &old))?;
         } else {
-            fs::rename(&temp, &s.target).map_err(io_err("rename into place", &s.target))?;
+            fs::rename(s.temp.path(), &s.target).map_err(io_err("rename into place", &s.target))?;
+            // Renamed away: nothing left for the TempDir to remove.
+            let _ = s.temp.keep();
         }
     }
     Ok(())
@@ -268,6 +386,83 @@ mod tests {
         assert_eq!(mode & 0o777, 0o755);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "only the published tree remains");
+    }
+
+    #[test]
+    fn carried_entries_survive_and_a_collision_is_refused_before_anything_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("alice");
+        let mut t = Tree::new();
+        t.add("preseed.cfg", "1", 0o644).unwrap();
+        publish(vec![stage(&t, &target).unwrap().carry_over(FOREIGN)]).unwrap();
+        fs::create_dir_all(target.join("netboot")).unwrap();
+        fs::write(target.join("netboot/boot.ipxe"), "#!ipxe\n").unwrap();
+        fs::write(target.join("known_hosts"), "k\n").unwrap();
+        let mut t2 = Tree::new();
+        t2.add("preseed.cfg", "2", 0o644).unwrap();
+        publish(vec![stage(&t2, &target).unwrap().carry_over(FOREIGN)]).unwrap();
+        assert_eq!(fs::read_to_string(target.join("preseed.cfg")).unwrap(), "2");
+        assert_eq!(
+            fs::read_to_string(target.join("known_hosts")).unwrap(),
+            "k\n"
+        );
+        assert!(target.join("netboot/boot.ipxe").is_file());
+        // A new tree that brings its own `known_hosts`: refused, the old tree untouched.
+        let mut t3 = Tree::new();
+        t3.add("known_hosts", "other", 0o644).unwrap();
+        let e = publish(vec![stage(&t3, &target).unwrap().carry_over(FOREIGN)]).unwrap_err();
+        assert!(matches!(e, OutputError::Collision { .. }), "{e}");
+        assert_eq!(fs::read_to_string(target.join("preseed.cfg")).unwrap(), "2");
+        assert_eq!(
+            fs::read_to_string(target.join("known_hosts")).unwrap(),
+            "k\n"
+        );
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the refused staged tree was removed");
+    }
+
+    #[test]
+    fn a_target_that_is_not_a_directory_is_refused_before_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tree::new();
+        let file = dir.path().join("alice");
+        fs::write(&file, "mine").unwrap();
+        let e = stage(&t, &file).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OutputError::NotReplaceable {
+                    kind: "regular file",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let link = dir.path().join("bob");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        let e = stage(&t, &link).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OutputError::NotReplaceable {
+                    kind: "symbolic link",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Also when the target turns into a file between stage and publish.
+        let carol = dir.path().join("carol");
+        let staged = stage(&t, &carol).unwrap();
+        fs::write(&carol, "appeared").unwrap();
+        assert!(publish(vec![staged]).is_err());
+        assert_eq!(fs::read_to_string(&carol).unwrap(), "appeared");
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["alice", "bob", "carol"]);
     }
 
     #[test]

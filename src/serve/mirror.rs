@@ -23,6 +23,10 @@ pub enum MirrorError {
         /// What happened.
         reason: String,
     },
+    /// The request path is not a clean relative path under the mirror (after
+    /// percent-decoding): refused, nothing fetched or cached.
+    #[error("refusing mirror path `{0}`: not a clean relative path under the mirror")]
+    BadPath(String),
     /// Writing the cache failed.
     #[error("cache {path}: {source}")]
     Cache {
@@ -47,12 +51,16 @@ pub struct MirrorProxy {
 }
 
 impl MirrorProxy {
-    /// A proxy of `upstream` (`http://host/debian`) caching pool files under `pool_cache`.
+    /// A proxy of `upstream` (`http://host/debian`) caching pool files under `pool_cache`,
+    /// in a directory of its own per upstream ([`upstream_key`]): two upstreams never share
+    /// cached files.
     pub fn new(upstream: &str, pool_cache: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(pool_cache)?;
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let pool_cache = pool_cache.join(upstream_key(&upstream));
+        std::fs::create_dir_all(&pool_cache)?;
         Ok(MirrorProxy {
-            upstream: upstream.trim_end_matches('/').to_string(),
-            pool_cache: pool_cache.to_path_buf(),
+            upstream,
+            pool_cache,
             scratch: tempfile::tempdir()?,
             client: crate::http::async_builder()
                 .connect_timeout(std::time::Duration::from_secs(20))
@@ -75,19 +83,13 @@ impl MirrorProxy {
         &self.upstream
     }
 
-    /// A local file holding `rel` (a path below the mirror root), fetched if needed;
-    /// `None` when upstream has no such file or the path is not one a mirror serves.
+    /// A local file holding `rel` (a path below the mirror root, as it came in the request:
+    /// percent-encoded), fetched if needed; `None` when upstream has no such file.
+    /// [`MirrorError::BadPath`] when `rel`, decoded, is not a clean relative path of the
+    /// characters Debian archive paths use.
     pub async fn file_for(&self, rel: &str) -> Result<Option<PathBuf>, MirrorError> {
-        let safe = !rel.is_empty()
-            && rel
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != "..")
-            && rel
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"/._-+~%".contains(&c));
-        if !safe {
-            return Ok(None);
-        }
+        let rel = clean_rel(rel).ok_or_else(|| MirrorError::BadPath(rel.to_string()))?;
+        let rel = rel.as_str();
         if let Some(o) = &self.overlay {
             let p = o.join(rel);
             if p.is_file() {
@@ -97,11 +99,42 @@ impl MirrorProxy {
                 return Ok(None);
             }
         }
+        // Release and Release.gpg of a suite are written together: one lock for the pair.
+        let release_pair = rel
+            .strip_suffix("/Release")
+            .or_else(|| rel.strip_suffix("/Release.gpg"))
+            .filter(|d| d.starts_with("dists/") && d.matches('/').count() == 1);
+        let key = match release_pair {
+            Some(d) => format!("{d}/Release*"),
+            None => rel.to_string(),
+        };
         let lock = {
             let mut locks = self.locks.lock().await;
-            locks.entry(rel.to_string()).or_default().clone()
+            locks.entry(key.clone()).or_default().clone()
         };
-        let _guard = lock.lock().await;
+        let result = {
+            let _guard = lock.lock().await;
+            self.fetch_locked(rel, release_pair).await
+        };
+        // Only paths being fetched right now keep a lock: the map stays bounded by the
+        // requests in flight.
+        let mut locks = self.locks.lock().await;
+        if std::sync::Arc::strong_count(&lock) == 2 {
+            locks.remove(&key);
+        }
+        result
+    }
+
+    /// Number of per-path locks held (requests in flight); for tests of the bound.
+    pub async fn locks_held(&self) -> usize {
+        self.locks.lock().await.len()
+    }
+
+    async fn fetch_locked(
+        &self,
+        rel: &str,
+        release_pair: Option<&str>,
+    ) -> Result<Option<PathBuf>, MirrorError> {
         let local = if rel.starts_with("pool/") {
             self.pool_cache.join(rel)
         } else {
@@ -110,13 +143,8 @@ impl MirrorProxy {
         if local.is_file() {
             return Ok(Some(local));
         }
-        if let Some(suite_dir) = rel
-            .strip_suffix("/Release")
-            .or_else(|| rel.strip_suffix("/Release.gpg"))
-        {
-            if suite_dir.starts_with("dists/") && suite_dir.matches('/').count() == 1 {
-                return self.release_pair(suite_dir, rel).await;
-            }
+        if let Some(suite_dir) = release_pair {
+            return self.release_pair(suite_dir, rel).await;
         }
         let url = format!("{}/{rel}", self.upstream);
         match self.download(&url, &local).await? {
@@ -171,14 +199,7 @@ impl MirrorProxy {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| cache(dir, e))?;
-        let tmp = dir.join(format!(
-            ".{}.part-{}",
-            local
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
+        let tmp = temp_name(local);
         let mut f = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| cache(&tmp, e))?;
@@ -215,11 +236,119 @@ async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MirrorError> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| cache(dir, e))?;
-    let tmp = path.with_extension("part");
+    let tmp = temp_name(path);
     tokio::fs::write(&tmp, bytes)
         .await
         .map_err(|e| cache(&tmp, e))?;
     tokio::fs::rename(&tmp, path)
         .await
         .map_err(|e| cache(path, e))
+}
+
+/// A temporary name beside `path` that no other write uses: the file's own name, this
+/// process and a per-process counter (`Release` and `Release.gpg` never share one).
+fn temp_name(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.part-{}-{n}", std::process::id()))
+}
+
+/// The cache directory name of an upstream: its URL with every byte outside `[A-Za-z0-9.-]`
+/// as `_`, plus 12 hex digits of its sha256 (so that two URLs that map to the same text differ).
+pub fn upstream_key(upstream: &str) -> String {
+    use sha2::Digest;
+    let text: String = upstream
+        .chars()
+        .take(80)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let h = hex::encode(sha2::Sha256::digest(upstream.as_bytes()));
+    format!("{text}-{}", &h[..12])
+}
+
+/// `rel` percent-decoded, if it is a clean relative path a Debian mirror serves: non-empty
+/// segments, none `.` or `..`, only `[A-Za-z0-9._+~-]` (no `%` left, no NUL, no `/` smuggled
+/// inside a segment), at most 1024 bytes.
+pub fn clean_rel(rel: &str) -> Option<String> {
+    if rel.len() > 3 * 1024 {
+        return None;
+    }
+    let mut segments = Vec::new();
+    for raw in rel.split('/') {
+        let s = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        if s.contains('/') {
+            return None;
+        }
+        segments.push(s);
+    }
+    let decoded = segments.join("/");
+    let ok = !decoded.is_empty()
+        && decoded.len() <= 1024
+        && decoded
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+        && decoded
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/._-+~".contains(&c));
+    ok.then_some(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_checked_after_decoding() {
+        for bad in [
+            "pool/%2e%2e/%2e%2e/secret.txt",
+            "pool/%2E%2E/x",
+            "pool/a%2fb",
+            "pool/%00",
+            "pool/%",
+            "../x",
+            "pool//x",
+            "pool/./x",
+            "",
+            "pool/%252e%252e/x",
+        ] {
+            assert_eq!(clean_rel(bad), None, "{bad}");
+        }
+        assert_eq!(
+            clean_rel("pool/main/g/gcc/libgcc-s1_14.2.0-19%2Bdeb13u1_amd64.deb").as_deref(),
+            Some("pool/main/g/gcc/libgcc-s1_14.2.0-19+deb13u1_amd64.deb")
+        );
+    }
+
+    #[test]
+    fn release_and_its_signature_never_share_a_temporary_name() {
+        let a = temp_name(Path::new("/c/dists/trixie/Release"));
+        let b = temp_name(Path::new("/c/dists/trixie/Release.gpg"));
+        let c = temp_name(Path::new("/c/dists/trixie/Release"));
+        assert_ne!(a, b);
+        assert_ne!(a, c, "two writes of the same file");
+        assert_eq!(a.parent(), Some(Path::new("/c/dists/trixie")));
+    }
+
+    #[test]
+    fn each_upstream_has_its_own_cache_directory() {
+        let a = upstream_key("http://a.example/debian");
+        let b = upstream_key("http://b.example/debian");
+        let c = upstream_key("http://a.example/debian/");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert!(!a.contains('/'));
+    }
 }

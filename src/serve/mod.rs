@@ -17,6 +17,13 @@
 //! the local disk instead (`sanboot` of drive 0x80, else `exit` to the firmware's next boot
 //! device), so a box that PXE-boots again does not loop into the installer.
 //!
+//! Progress reports are trusted only from the box: a report for HOST is accepted only from the
+//! IP address that fetched both `HOST/netboot/linux` and `HOST/netboot/initrd.gz` in this serve
+//! session (up to [`MAX_FETCHERS_PER_HOST`] addresses per host) (or one given with [`Server::trust_progress`], for a VM booted from files); any
+//! other client gets 403 and changes nothing. What serve keeps in memory is bounded: the last
+//! [`MAX_PROGRESS_EVENTS`] reports, and per host (only hosts with a netboot tree) who fetched
+//! its kernel and initrd and whether it reported done.
+//!
 //! [`Server::run`] stops accepting when its shutdown future completes, lets open
 //! connections finish (at most [`DRAIN_TIMEOUT`]) and returns.
 
@@ -27,10 +34,11 @@ pub mod path;
 pub mod range;
 pub mod syslog;
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -48,6 +56,12 @@ use tokio::net::TcpListener;
 use tokio_util::io::ReaderStream;
 
 use range::{parse_range, RangeRequest};
+
+/// Progress reports kept in memory (the oldest are dropped beyond it).
+pub const MAX_PROGRESS_EVENTS: usize = 4096;
+
+/// Hosts whose boot files' fetchers (and done state) serve remembers.
+pub const MAX_TRACKED_HOSTS: usize = 4096;
 
 /// How long open connections may take to finish after shutdown was asked.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,9 +120,46 @@ struct State {
     /// The root, opened once: every file is opened beneath this descriptor.
     root_fd: std::os::fd::OwnedFd,
     sink: LogSink,
-    progress: Mutex<Vec<ProgressEvent>>,
+    progress: Mutex<VecDeque<ProgressEvent>>,
+    boxes: Mutex<Boxes>,
     mirror: Option<mirror::MirrorProxy>,
     security: Option<mirror::MirrorProxy>,
+}
+
+/// Who may report progress for which host, and who reported done.
+#[derive(Default)]
+struct Boxes {
+    /// Per host: the clients that fetched its kernel (bit 1) and its initrd (bit 2).
+    fetched: HashMap<String, HashMap<IpAddr, u8>>,
+    /// Addresses trusted explicitly ([`Server::trust_progress`]).
+    trusted: HashMap<String, IpAddr>,
+    /// Hosts that reported `stage=done` from their box.
+    done: HashSet<String>,
+}
+
+/// Clients remembered per host (a LAN client fetching one file cannot make the box forget).
+pub const MAX_FETCHERS_PER_HOST: usize = 64;
+
+impl Boxes {
+    fn may_report(&self, host: &str, ip: IpAddr) -> bool {
+        self.trusted.get(host) == Some(&ip)
+            || self
+                .fetched
+                .get(host)
+                .and_then(|m| m.get(&ip))
+                .is_some_and(|bits| *bits == 3)
+    }
+
+    fn saw_fetch(&mut self, host: &str, kernel: bool, ip: IpAddr) {
+        if !self.fetched.contains_key(host) && self.fetched.len() >= MAX_TRACKED_HOSTS {
+            return;
+        }
+        let m = self.fetched.entry(host.to_string()).or_default();
+        if !m.contains_key(&ip) && m.len() >= MAX_FETCHERS_PER_HOST {
+            return;
+        }
+        *m.entry(ip).or_default() |= if kernel { 1 } else { 2 };
+    }
 }
 
 /// A bound, not yet running, server.
@@ -131,13 +182,29 @@ impl std::fmt::Debug for Server {
 pub struct ProgressLog(Arc<State>);
 
 impl ProgressLog {
-    /// A copy of every event received, in order.
+    /// A copy of the accepted events kept (the last [`MAX_PROGRESS_EVENTS`]), in order.
     pub fn events(&self) -> Vec<ProgressEvent> {
         self.0
             .progress
             .lock()
-            .map(|v| v.clone())
+            .map(|v| v.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// True once `host`'s box reported `stage=done` (kept however many reports follow).
+    pub fn done(&self, host: &str) -> bool {
+        reported_done(&self.0, host)
+    }
+
+    /// Number of hosts serve tracks (fetchers, trusted addresses, done); for tests of the bound.
+    pub fn tracked_hosts(&self) -> usize {
+        self.0
+            .boxes
+            .lock()
+            .map(|b| {
+                b.fetched.values().map(|m| m.len()).sum::<usize>() + b.trusted.len() + b.done.len()
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -199,7 +266,8 @@ impl Server {
                 root: canon,
                 root_fd,
                 sink,
-                progress: Mutex::new(Vec::new()),
+                progress: Mutex::new(VecDeque::new()),
+                boxes: Mutex::new(Boxes::default()),
                 mirror,
                 security,
             }),
@@ -216,6 +284,15 @@ impl Server {
     /// The canonical root being served.
     pub fn root(&self) -> &Path {
         &self.state.root
+    }
+
+    /// Accepts `host`'s progress reports from `ip` as well: for a box that did not fetch its
+    /// kernel and initrd from this server (a VM booted from files, whose reports reach serve
+    /// from QEMU's address).
+    pub fn trust_progress(&self, host: &str, ip: IpAddr) {
+        if let Ok(mut b) = self.state.boxes.lock() {
+            b.trusted.insert(host.to_string(), ip);
+        }
     }
 
     /// Handle on the progress reports (usable while and after the server runs).
@@ -388,9 +465,46 @@ fn log_entry(
 
 /// Keeps log lines single and readable whatever a client sends.
 fn printable(s: &str, max: usize) -> String {
-    s.chars()
+    let cut: String = s
+        .chars()
         .take(max)
         .map(|c| if c.is_control() || c == ' ' { '?' } else { c })
+        .collect();
+    terminal_safe(&cut)
+}
+
+/// True for characters that must not reach a terminal or a log raw: controls, the bidi
+/// overrides, embeddings and isolates (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C), the
+/// line and paragraph separators (U+2028/9) and the BOM.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{FEFF}'
+        )
+}
+
+/// `s` with every character of [`unsafe_char`] written as `\u{XXXX}`: what serve prints (log,
+/// banner) is one line per line and reads in the order it is stored.
+pub fn terminal_safe(s: &str) -> String {
+    if !s.chars().any(unsafe_char) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                format!("\\u{{{:04x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -518,6 +632,14 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
                     StatusCode::NOT_FOUND,
                     "not found\n",
                 ),
+                Err(mirror::MirrorError::BadPath(_)) => small(
+                    state,
+                    client,
+                    &method,
+                    &shown,
+                    StatusCode::FORBIDDEN,
+                    "forbidden\n",
+                ),
                 Err(e) => {
                     (state.sink)(&format!("{client} {method} {shown}: {e}"));
                     small(
@@ -543,7 +665,12 @@ async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Respon
         );
     }
     let file = match open::open_beneath(&state.root_fd, &raw_path) {
-        Ok(f) => f,
+        Ok(f) => {
+            if method == Method::GET {
+                note_boot_fetch(state, &raw_path, client.ip());
+            }
+            f
+        }
         Err(path::Refusal::Forbidden) => {
             return small(
                 state,
@@ -682,13 +809,33 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// True once `host` reported `stage=done`.
+/// True once `host`'s box reported `stage=done`.
 fn reported_done(state: &State, host: &str) -> bool {
     state
-        .progress
+        .boxes
         .lock()
-        .map(|v| v.iter().any(|e| e.host == host && e.stage == "done"))
+        .map(|b| b.done.contains(host))
         .unwrap_or(false)
+}
+
+/// Remembers who fetched `/HOST/netboot/linux` or `/HOST/netboot/initrd.gz`.
+fn note_boot_fetch(state: &State, raw_path: &str, ip: IpAddr) {
+    let Some(rest) = raw_path.strip_prefix('/') else {
+        return;
+    };
+    let (host, kernel) = match (
+        rest.strip_suffix("/netboot/linux"),
+        rest.strip_suffix("/netboot/initrd.gz"),
+    ) {
+        (Some(h), _) => (h, true),
+        (_, Some(h)) => (h, false),
+        _ => return,
+    };
+    if valid_host(host) {
+        if let Ok(mut b) = state.boxes.lock() {
+            b.saw_fetch(host, kernel, ip);
+        }
+    }
 }
 
 /// The iPXE script for a host whose install is done: boot from the local disk.
@@ -733,9 +880,36 @@ fn progress(
         stage: get("stage"),
         status: get("status"),
     };
+    let trusted = state
+        .boxes
+        .lock()
+        .map(|b| b.may_report(host, client.ip()))
+        .unwrap_or(false);
+    if !trusted {
+        (state.sink)(&format!(
+            "progress {host} from {}: refused (not the address that fetched {host}'s kernel and initrd)",
+            client.ip()
+        ));
+        return small(
+            state,
+            client,
+            method,
+            shown,
+            StatusCode::FORBIDDEN,
+            "progress accepted only from the box that fetched this host's kernel and initrd\n",
+        );
+    }
     (state.sink)(format!("progress {}: {} {}", ev.host, ev.stage, ev.status).trim_end());
+    if ev.stage == "done" {
+        if let Ok(mut b) = state.boxes.lock() {
+            b.done.insert(ev.host.clone());
+        }
+    }
     if let Ok(mut v) = state.progress.lock() {
-        v.push(ev);
+        if v.len() >= MAX_PROGRESS_EVENTS {
+            v.pop_front();
+        }
+        v.push_back(ev);
     }
     small(state, client, method, shown, StatusCode::OK, "ok\n")
 }
@@ -755,6 +929,12 @@ mod tests {
             ]
         );
         assert_eq!(printable("a\nb c", 10), "a?b?c");
+        assert_eq!(printable("x\u{202e}y", 10), "x\\u{202e}y");
+        assert_eq!(
+            terminal_safe("al\u{202e}ice b\u{2028}ob\u{2066}\n"),
+            "al\\u{202e}ice b\\u{2028}ob\\u{2066}\\u{000a}"
+        );
+        assert_eq!(terminal_safe("plain/été"), "plain/été");
         assert!(valid_host("alice"));
         assert!(!valid_host("../x"));
     }

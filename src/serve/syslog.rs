@@ -76,9 +76,76 @@ impl SyslogReceiver {
     }
 }
 
+/// Senders whose state serve keeps at once (e.g. one install phase tracker per installer);
+/// beyond it the least recently heard one is forgotten.
+pub const MAX_SOURCES: usize = 256;
+
+/// Per-sender state with a bound: at most `cap` senders, the least recently used evicted.
+#[derive(Debug)]
+pub struct SourceTable<T> {
+    map: std::collections::HashMap<std::net::IpAddr, (u64, T)>,
+    tick: u64,
+    cap: usize,
+}
+
+impl<T> SourceTable<T> {
+    /// An empty table of at most `cap` senders (at least 1).
+    pub fn new(cap: usize) -> Self {
+        SourceTable {
+            map: std::collections::HashMap::new(),
+            tick: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// The state of `from`, made by `make` when it is new.
+    pub fn entry(&mut self, from: std::net::IpAddr, make: impl FnOnce() -> T) -> &mut T {
+        self.tick += 1;
+        if !self.map.contains_key(&from) && self.map.len() >= self.cap {
+            if let Some(oldest) = self.map.iter().min_by_key(|(_, v)| v.0).map(|(k, _)| *k) {
+                self.map.remove(&oldest);
+            }
+        }
+        let e = self.map.entry(from).or_insert_with(|| (0, make()));
+        e.0 = self.tick;
+        &mut e.1
+    }
+
+    /// Senders held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no sender is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_source_table_stays_bounded_and_keeps_the_active_sender() {
+        let mut t = SourceTable::new(MAX_SOURCES);
+        let active: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        *t.entry(active, || 0u32) += 1;
+        for i in 0..100_000u32 {
+            let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            t.entry(ip, || 0);
+            if i % 100 == 0 {
+                *t.entry(active, || 0) += 1;
+            }
+            assert!(t.len() <= MAX_SOURCES);
+        }
+        assert_eq!(t.len(), MAX_SOURCES);
+        assert_eq!(
+            *t.entry(active, || 0),
+            1001,
+            "the active sender was never evicted"
+        );
+    }
 
     #[test]
     fn priority_is_stripped_and_control_characters_replaced() {

@@ -26,6 +26,14 @@ pub struct Running {
 impl Running {
     /// Serves `root` on 127.0.0.1, a free port.
     pub fn start(root: &Path) -> Running {
+        Self::start_with_mirror(root, None)
+    }
+
+    /// Serves `root` on 127.0.0.1, a free port, proxying `mirror` under `/debian/`.
+    pub fn start_with_mirror(
+        root: &Path,
+        mirror: Option<picaboot::serve::mirror::MirrorProxy>,
+    ) -> Running {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let l2 = lines.clone();
         let sink: LogSink = Arc::new(move |s: &str| l2.lock().unwrap().push(s.to_string()));
@@ -39,9 +47,10 @@ impl Running {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let server = Server::bind(&root, "127.0.0.1:0".parse().unwrap(), sink)
-                    .await
-                    .unwrap();
+                let server =
+                    Server::bind_with_mirror(&root, "127.0.0.1:0".parse().unwrap(), sink, mirror)
+                        .await
+                        .unwrap();
                 ready_tx
                     .send((server.local_addr(), server.progress()))
                     .unwrap();
