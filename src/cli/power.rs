@@ -182,7 +182,9 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         if let Some(seen) = &out.seen {
             outln!(
                 "{}: AMT now reports power state {} ({})",
-                c.host, seen.power_state, seen.power_state_name
+                c.host,
+                seen.power_state,
+                seen.power_state_name
             )?;
         }
     }
