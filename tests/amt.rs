@@ -1016,3 +1016,86 @@ fn chunked_replies_from_amt_are_read_whole() {
     assert!(o.status.success(), "{}", text(&o).1);
     assert_eq!(*events.lock().unwrap(), ["reset pxe"]);
 }
+
+/// Checks Apache's access log (`STATUS PORT CONN KEEPALIVES`) after a run: there were 401s,
+/// every 401 ended its connection (`-`), and no later request came on a connection that got
+/// a 401 (the client's port of each 401 is never seen again).
+fn every_401_closed_its_connection(apache: &Apache) {
+    let log = apache.access_log();
+    eprintln!("apache access log: {log:?}");
+    let lines: Vec<Vec<&str>> = log.iter().map(|l| l.split(' ').collect()).collect();
+    assert!(lines.iter().all(|f| f.len() == 4), "{log:?}");
+    let challenged: Vec<&str> = lines
+        .iter()
+        .filter(|f| f[0] == "401")
+        .map(|f| f[1])
+        .collect();
+    // The start-up probe's 401, and at least one from picaboot.
+    assert!(challenged.len() >= 2, "no 401 from picaboot: {log:?}");
+    assert!(
+        lines.iter().filter(|f| f[0] == "401").all(|f| f[2] == "-"),
+        "a 401 kept its connection open: {log:?}"
+    );
+    for (i, f) in lines.iter().enumerate() {
+        if f[0] == "401" {
+            assert!(
+                lines[i + 1..].iter().all(|g| g[1] != f[1]),
+                "a request came on the connection closed by the 401: {log:?}"
+            );
+        }
+    }
+    assert!(
+        lines.iter().any(|f| f[0] == "200"),
+        "nothing authenticated: {log:?}"
+    );
+}
+
+/// Issue 22: AMT answers the unauthenticated first request of a Digest exchange 401 with
+/// `Connection: close` and closes the socket (the test AMT's Apache does the same: see
+/// `Apache::start_on`, which cites MeshCentral's amt-wsman-comm.js). `status` and
+/// `reset --pxe-once` go through over plain HTTP and over the TLS-1.1-only endpoint, each
+/// authenticated request on a new connection, and the power change reaches AMT exactly once.
+#[test]
+fn a_401_with_connection_close_is_followed_on_a_new_connection() {
+    let (m, events) = machine(true);
+    let sim = AmtSim::start(m);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let (_socat, tls_addr, fp) = amt11_tls(&apache.http, tmp.path());
+    let mut expected_events = Vec::new();
+    for (addr, pin) in [
+        (apache.http.as_str(), None),
+        (tls_addr.as_str(), Some(fp.as_str())),
+    ] {
+        let dir = common::scratch_profiles();
+        let profiles = dir.path().join("profiles");
+        point_alice_at(&profiles, addr, pin, None);
+        let p = profiles.to_str().unwrap();
+        let before = sim.power_states().len();
+        for args in [
+            ["status", "--profiles"].as_slice(),
+            &["reset", "--pxe-once", "--profiles"],
+        ] {
+            let mut a = vec!["power", "alice"];
+            a.extend_from_slice(args);
+            a.push(p);
+            let o = picaboot_amt(dir.path(), &a, USER, PASSWORD);
+            no_secret(&o);
+            let (out, err) = text(&o);
+            assert!(
+                o.status.success(),
+                "{a:?} via {addr}: {out}{err}\n{}",
+                apache.error_log()
+            );
+        }
+        assert_eq!(
+            sim.power_states().len() - before,
+            1,
+            "via {addr}: {:?}",
+            sim.log()
+        );
+        expected_events.push("reset pxe");
+        assert_eq!(*events.lock().unwrap(), expected_events);
+        every_401_closed_its_connection(&apache);
+    }
+}

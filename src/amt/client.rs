@@ -1,8 +1,8 @@
 //! The HTTP/1.1 client AMT needs: POST `/wsman` over plain TCP, TLS with the certificate
 //! pinned by SHA-256 fingerprint, or either through `ssh -W ADDR:PORT JUMP` (the system ssh,
 //! so the user's ssh config and agent apply). Digest authentication: the first request is
-//! answered 401, the challenge is parsed, the request resent; the nonce is then reused with an
-//! increasing nonce count. Credentials only ever go to the target's origin (no redirects).
+//! answered 401 (AMT closes the connection after it), the challenge is parsed, the request
+//! resent on a new connection; the nonce is then reused with an increasing nonce count. Credentials only ever go to the target's origin (no redirects).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -544,6 +544,12 @@ impl Client {
             match r.status {
                 200 => return Ok(r.body),
                 401 => {
+                    // AMT ends the connection after a 401 (`Connection: close`); the
+                    // authenticated request always goes on a new one, header or not, as
+                    // MeshCentral's amt-wsman-comm.js does (it ends the socket on every 401 and
+                    // resends on a new one). Sending it down a socket AMT is closing would fail
+                    // a state-changing request that is never resent (call_once).
+                    self.conn = None;
                     let c = Challenge::best(r.authenticate.iter().map(String::as_str)).ok_or_else(
                         || {
                             AmtError::Malformed(format!(

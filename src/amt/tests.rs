@@ -350,3 +350,93 @@ fn secrets_do_not_show_in_debug() {
     };
     assert!(!format!("{c:?}").contains("hunter2"));
 }
+
+/// What the raw test server below saw: one entry per connection, the requests on it (`auth` or
+/// `none` for the Authorization header).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<Vec<&'static str>>>>;
+
+/// An HTTP server that answers an unauthenticated request 401 and then closes the socket
+/// without saying `Connection: close`, and an authenticated one 200 with `body`.
+fn close_after_401_server(body: &'static str) -> (String, Seen) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let seen: Seen = Default::default();
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let conn = {
+                let mut v = s2.lock().unwrap();
+                v.push(Vec::new());
+                v.len() - 1
+            };
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let (mut len, mut auth) = (0usize, false);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    let lower = h.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    auth |= lower.starts_with("authorization: digest ");
+                }
+                let mut b = vec![0u8; len];
+                if r.read_exact(&mut b).is_err() {
+                    break;
+                }
+                s2.lock().unwrap()[conn].push(if auth { "auth" } else { "none" });
+                if !auth {
+                    let _ = w.write_all(
+                        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"Digest:0A5E0000000000000000000000000000\", nonce=\"abc\", stale=\"false\", qop=\"auth\"\r\nContent-Length: 0\r\n\r\n",
+                    );
+                    let _ = w.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// Issue 22: AMT answers the first request of a Digest exchange 401 and closes the socket.
+/// A state-changing request (sent at most once) still goes through: its authenticated form is
+/// sent on a new connection, never down the closing one. Here the server closes without even
+/// saying `Connection: close`. Before: the authenticated request went down the dead socket and
+/// `call_once`, which may not resend, failed.
+#[test]
+fn a_401_ends_the_connection_and_the_request_goes_on_a_new_one() {
+    let (addr, seen) = close_after_401_server("<reply/>");
+    let (ip, port) = addr.rsplit_once(':').unwrap();
+    let mut c = super::Client::new(
+        super::Target {
+            address: ip.to_string(),
+            port: port.parse().unwrap(),
+            tls_sha256: None,
+            jump: None,
+            ssh_config: None,
+            timeout: std::time::Duration::from_secs(5),
+        },
+        super::Credentials {
+            username: "admin".into(),
+            password: super::Secret::new("not-a-real-password"),
+        },
+    );
+    let r = c.call_once("<request/>").expect("the request went through");
+    assert_eq!(r, "<reply/>");
+    assert_eq!(*seen.lock().unwrap(), [vec!["none"], vec!["auth"]]);
+}

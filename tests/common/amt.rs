@@ -251,8 +251,10 @@ impl AmtSim {
     }
 
     /// What "another console" left behind: a pending one-time PXE boot and boot options that
-    /// would reflash, erase or lock the box (the options MeshCommander zeroes on every power
-    /// action, issue 22).
+    /// would reflash, erase or lock the box (the options MeshCommander zeroes on every plain
+    /// power action: index.html `powerActionResponse1` sets BIOSPause, BootMediaIndex,
+    /// FirmwareVerbosity, Lock*, ReflashBIOS, UseSafeMode, ConfigurationDataReset, and
+    /// SecureErase / IDERBootDevice / UseIDER unless the action asks for them, to off / 0).
     pub fn leave_boot_options(&self) {
         let mut st = self.state.lock().unwrap();
         st.boot_source = Some("Intel(r) AMT: Force PXE Boot".into());
@@ -283,8 +285,11 @@ impl AmtSim {
     }
 
     /// Replies chunked (Transfer-Encoding: chunked, several chunks), as AMT's firmware web
-    /// server frames its WS-Management replies (MeshCommander's amt-wsman-comm.js and
-    /// go-wsman-messages' client both decode chunked replies from AMT).
+    /// server frames its WS-Management replies: MeshCentral's amt/amt-wsman-comm.js and
+    /// MeshCommander's amt-wsman-node-0.2.0.js (`xxOnSocketData`) decode a reply with neither
+    /// `Connection: close` nor `Content-Length` chunk by chunk ("The body is chunked").
+    /// (go-wsman-messages' pkg/wsman/client leaves framing to Go's net/http, so it shows
+    /// nothing either way; an earlier note here cited it.)
     pub fn chunked_replies(&self) {
         self.state.lock().unwrap().chunked = true;
     }
@@ -300,10 +305,15 @@ impl AmtSim {
     }
 
     /// The next RequestPowerStateChange is carried out but its reply never sent: the
-    /// connection is closed instead. Real AMT does this: MAAS's AMT driver
-    /// (canonical/maas src/provisioningserver/drivers/power/amt.py, `wsman_power_on`) reads the
-    /// state back after every command rather than trusting the reply, and MeshCommander
-    /// re-reads the state when a power request goes unanswered (issue 22).
+    /// connection is closed instead. Real AMT does this: MeshCommander's index.html,
+    /// `powerActionResponse4`, after every RequestPowerStateChange: "Sometimes Intel AMT with
+    /// not respond and this will timeout. Try to pull the power state" (it then Gets
+    /// CIM_AssociatedPowerManagementService). MAAS's AMT driver (canonical/maas
+    /// src/provisioningserver/drivers/power/amt.py, `wsman_power_on` / `wsman_power_off`)
+    /// polls the power state up to 10 times, 1 s apart, after the command rather than trusting
+    /// its reply. (MeshCommander's transport, amt-wsman-node-0.2.0.js `xxOnSocketClosed`,
+    /// resends a pending request up to 5 times when the socket closes: it is not a model of
+    /// exactly-once, only of the lost reply.)
     pub fn drop_next_power_reply(&self) {
         self.state.lock().unwrap().drop_power_reply = true;
     }
@@ -423,8 +433,10 @@ impl AmtSim {
         let op = req.action.rsplit('/').next().unwrap_or("").to_string();
         self.state.lock().unwrap().log.push(format!("{op} {class}"));
         // Client Control Mode: until the code shown on the screen is sent, AMT answers the
-        // boot-setting and power calls "access denied" (Intel AMT SDK, User Consent;
-        // MeshCommander asks for the code before its power actions).
+        // boot-setting and power calls "access denied" (Intel AMT SDK, User Consent, not
+        // checked against a peer here; MeshCommander's index.html `powerActionResponse0` Gets
+        // IPS_OptInService before a power action and, when OptInRequired is 0xFFFFFFFF and
+        // OptInState is not 3/4, calls StartOptIn and asks for the code, SendOptInCode).
         let consent_missing = matches!(self.state.lock().unwrap().consent, Some((_, s)) if s != 3);
         if consent_missing
             && matches!(
@@ -635,7 +647,10 @@ impl AmtSim {
                     _ => None,
                 };
                 // No Source at all empties the forced boot order (MeshCommander clears a
-                // one-time boot this way before a plain power action).
+                // one-time boot this way: index.html `powerActionResponse1` calls
+                // CIM_BootConfigSetting_ChangeBootOrder(null) before every power action, "needed
+                // for some AMT versions that don't clear this automatically"; a null Source is
+                // left out of the envelope by amt-wsman-0.2.0.js `ExecMethod`).
                 let no_source = req
                     .body
                     .filter(|b| b.tag_name().name() == "ChangeBootOrder_INPUT")
@@ -941,6 +956,18 @@ impl Apache {
                 );
                 https = Some(format!("{ip}:{port}"));
             }
+            // AMT answers the unauthenticated first request of a Digest exchange with 401 and
+            // `Connection: close`, and closes the socket; clients of real AMT reconnect to send
+            // the authenticated request. MeshCentral's amt/amt-wsman-comm.js (and MeshCommander's
+            // amt-wsman-node-0.2.0.js), `xxProcessHttpResponse`: on a 401 it keeps the challenge
+            // ("after this, the socket will close and we will auto-retry") and ends the socket;
+            // `xxOnSocketClosed` sends the pending request again on a new socket. Their reply
+            // parser also special-cases `Connection: close` without chunking ("The body ends
+            // with a close, in this case, we will only process the header"), the 401's framing.
+            // So every 401 here says `Connection: close` and Apache closes after it (the access
+            // log's `%X` shows `-` for a closed connection).
+            let close_401 =
+                "Header always set Connection close \"expr=%{REQUEST_STATUS} == 401\"\n";
             let conf = format!(
                 "ServerRoot {d}\nServerName amt-test\nPidFile {d}/httpd.pid\nDefaultRuntimeDir {d}\n\
                  Mutex file:{d} default\nErrorLog {d}/error.log\nLogLevel warn\n\
@@ -952,11 +979,14 @@ impl Apache {
                  LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so\n\
                  LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
                  LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n\
+                 LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so\n\
                  {tls_conf}\
+                 LogFormat \"%s %{{remote}}p %X %k\" amt\nCustomLog {d}/access.log amt\n\
                  User nobody\nGroup nogroup\nListen {ip}:{http_port}\nKeepAlive On\n\
                  <Location /wsman>\n\
                  AuthType Digest\nAuthName \"{realm}\"\nAuthDigestDomain /wsman\n\
                  AuthDigestProvider file\nAuthUserFile {d}/htdigest\nRequire valid-user\n\
+                 {close_401}\
                  ProxyPass http://{backend}/wsman\n\
                  </Location>\n",
                 d = d.display()
@@ -1005,6 +1035,16 @@ impl Apache {
             );
         }
         panic!("apache did not start in 5 attempts: {last_logs}");
+    }
+
+    /// Apache's access log, one line per request: `STATUS CLIENT_PORT CONN KEEPALIVES`, where
+    /// CONN is `-` when Apache closed the connection after the reply and `+` when kept alive.
+    pub fn access_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Apache's error log.
