@@ -5,7 +5,8 @@
 //! iPXE from `picaboot serve`, past the network step without a question. After the host
 //! reported `done` to serve, a second `--pxe-once reset` boots it from disk (serve's boot.ipxe
 //! now says so), and so does a plain `reset` (the PXE boot was for one boot only).
-//! A few minutes under TCG.
+//! A few minutes under TCG. A second, short VM (about 10 s) proves that a `--pxe-once reset`
+//! AMT refuses leaves no override: a plain `reset` after it boots a disk that prints a marker.
 
 #[path = "common/amt.rs"]
 mod amt_sim;
@@ -300,4 +301,183 @@ fn reinstall_resets_a_vm_into_the_installer_and_follows_its_own_reports() {
     let (pxe, _, _) = starts.lock().unwrap()[1].clone();
     assert!(pxe, "reinstall's reset restarted the VM for a network boot");
     assert_eq!(sim.power_states(), ["PowerState 10"]);
+}
+
+/// What the boot sector of [`marker_disk`] writes to the first serial port.
+const DISK_MARKER: &str = "PICABOOT-TEST-DISK-BOOTED";
+
+/// A 16 MiB raw disk whose MBR boot sector (x86 real mode, written out here byte by byte)
+/// writes [`DISK_MARKER`] to COM1 (port 0x3f8) and halts: SeaBIOS loads and runs it only when
+/// it boots this disk, so the marker on the VM's serial console says the disk was booted.
+fn marker_disk(dir: &Path) -> std::path::PathBuf {
+    let msg_at: u16 = 0x7c00 + 23;
+    let [lo, hi] = msg_at.to_le_bytes();
+    let mut mbr: Vec<u8> = vec![
+        0xfa, // cli
+        0xfc, // cld
+        0x31, 0xc0, // xor ax, ax
+        0x8e, 0xd8, // mov ds, ax
+        0xbe, lo, hi, // mov si, msg
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xac, // next: lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz halt
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp next
+        0xf4, // halt: hlt
+        0xeb, 0xfd, // jmp halt
+    ];
+    assert_eq!(mbr.len(), 23, "the message must follow the code");
+    mbr.extend_from_slice(DISK_MARKER.as_bytes());
+    mbr.extend_from_slice(b"\r\n\0");
+    mbr.resize(510, 0);
+    mbr.extend_from_slice(&[0x55, 0xaa]);
+    let disk = dir.join("marker-disk.raw");
+    std::fs::write(&disk, &mbr).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    disk
+}
+
+/// Issue 22 case 3 in a VM: `reset --pxe-once` whose power change AMT refuses leaves no
+/// pending boot override, and a later plain `reset` boots the disk. The VM behind the test
+/// AMT boots a disk whose boot sector prints a marker on the serial console; its NIC's
+/// network boot would chain to an HTTP recorder on the host. The test AMT refuses the
+/// RequestPowerStateChange (ReturnValue 2): picaboot exits 2 and AMT_BootSettingData is
+/// zeroed, no boot source forced, no one-time PXE pending. The plain `reset` then restarts the
+/// VM in place: the disk's marker is printed again, and nothing asked the recorder.
+/// Before (issue 22): the one-time PXE boot stayed pending and the plain reset network-booted.
+#[test]
+fn a_failed_pxe_once_reset_leaves_no_override_and_a_plain_reset_boots_the_disk() {
+    amt_vm::require_qemu();
+    let out = tempfile::tempdir().unwrap();
+    // What a network boot would fetch: chain.ipxe over QEMU's TFTP, then this recorder.
+    let net = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = net.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let a2 = asked.clone();
+    std::thread::spawn(move || {
+        for s in net.incoming() {
+            drop(s);
+            *a2.lock().unwrap() += 1;
+        }
+    });
+    let tftp = chain_to_serve(out.path(), port);
+    let disk = marker_disk(out.path());
+    let bx = vm_behind_amt(
+        out.path(),
+        vec![
+            "-m".into(),
+            "128".into(),
+            "-drive".into(),
+            format!(
+                "file={},format=raw,if=none,id=d0,cache=unsafe",
+                disk.display()
+            ),
+            "-device".into(),
+            "ide-hd,drive=d0,bus=ide.0".into(),
+            "-netdev".into(),
+            format!("user,id=n0,tftp={},bootfile=chain.ipxe", tftp.display()),
+            "-device".into(),
+            "e1000e,netdev=n0,mac=52:54:00:22:03:01".into(),
+        ],
+    );
+    let (sim, starts) = (bx.sim.clone(), bx.starts.clone());
+    let (_, console, bios) = starts.lock().unwrap()[0].clone();
+    let markers = || {
+        installer::screen_text(&std::fs::read(&console).unwrap_or_default())
+            .matches(DISK_MARKER)
+            .count()
+    };
+    wait_for(
+        &console,
+        "the disk's boot sector on the first boot",
+        Duration::from_secs(60),
+        |t| t.contains(DISK_MARKER).then_some(Ok(())),
+    );
+    assert_eq!(markers(), 1);
+    let apache = Apache::start(&sim.addr, USER, PASSWORD, false);
+    let dir = common::scratch_profiles();
+    let profiles = dir.path().join("profiles");
+    point_alice_at(&profiles, &apache.http, None, None);
+    let p = profiles.to_str().unwrap();
+
+    // AMT refuses the power change of `--pxe-once reset`.
+    sim.refuse_next("RequestPowerStateChange", 2);
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "--pxe-once", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    eprintln!("failed --pxe-once reset: {err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("RequestPowerStateChange"), "{err}");
+    // No override is left: the one-time PXE boot was set for the reset (SetBootConfigRole
+    // after a PXE ChangeBootOrder), then cleared when the reset failed.
+    let log = sim.log();
+    let refused = log
+        .iter()
+        .position(|l| l == "RequestPowerStateChange CIM_PowerManagementService")
+        .expect("the reset reached AMT");
+    assert!(
+        log[..refused]
+            .iter()
+            .any(|l| l == "SetBootConfigRole CIM_BootService"),
+        "no PXE boot was set before the reset: {log:?}"
+    );
+    assert!(
+        log[refused..]
+            .iter()
+            .any(|l| l == "ChangeBootOrder CIM_BootConfigSetting"),
+        "nothing cleared the boot order after the refused reset: {log:?}"
+    );
+    assert!(
+        !sim.pxe_pending(),
+        "a one-time PXE boot is pending: {log:?}"
+    );
+    assert_eq!(sim.forced_boot_source(), None);
+    assert_eq!(sim.options_set(), Vec::<String>::new());
+    assert!(sim.power_states().is_empty(), "{:?}", sim.power_states());
+    assert_eq!(starts.lock().unwrap().len(), 1, "the VM was restarted");
+
+    // A plain reset boots the disk: its marker again, in the same QEMU process (no restart
+    // for a network boot), and no request reached the network boot's HTTP server.
+    let bios_boots = || {
+        installer::screen_text(&std::fs::read(&bios).unwrap_or_default())
+            .matches("Booting from Hard Disk")
+            .count()
+    };
+    let disk_boots = bios_boots();
+    let o = picaboot_amt(
+        dir.path(),
+        &["power", "alice", "reset", "--profiles", p],
+        USER,
+        PASSWORD,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = starts.lock().unwrap().clone();
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert!(
+        !s[1].0,
+        "the plain reset restarted the VM for a network boot: {s:?}"
+    );
+    wait_for(
+        &console,
+        "plain reset boots the disk",
+        Duration::from_secs(90),
+        |t| (t.matches(DISK_MARKER).count() > 1).then_some(Ok(())),
+    );
+    assert_eq!(markers(), 2);
+    assert_eq!(bios_boots(), disk_boots + 1);
+    assert_eq!(sim.power_states(), ["PowerState 10"]);
+    // Give a network boot, had one started, time to reach the recorder.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(*asked.lock().unwrap(), 0, "the VM booted from the network");
+    sim.shutdown();
 }

@@ -299,7 +299,15 @@ impl AmtSim {
         self.state.lock().unwrap().force_pxe = on;
     }
 
-    /// The next call of `method` answers this ReturnValue.
+    /// The boot source AMT forces on the next boot (`CIM_BootConfigSetting`'s order), if any.
+    pub fn forced_boot_source(&self) -> Option<String> {
+        self.state.lock().unwrap().boot_source.clone()
+    }
+
+    /// The next call of `method` answers this ReturnValue and does nothing. Tests refuse a
+    /// power change with 2: "Unknown or Unspecified Error" in CIM_PowerManagementService's
+    /// RequestPowerStateChange table, and `NOT_READY` (0x0002) in the firmware status codes
+    /// MeshCommander decodes every ReturnValue with (amt-0.2.0.js, `AmtStatusToStr`).
     pub fn refuse_next(&self, method: &str, value: u32) {
         self.state.lock().unwrap().refuse = Some((method.into(), value));
     }
