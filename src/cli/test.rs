@@ -133,13 +133,11 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     };
     let outcome = match scenario::run(&opts, &log) {
         Ok(o) => o,
-        Err(e @ scenario::InstallError::Profile(_)) => return Err(e.into()),
-        Err(e @ scenario::InstallError::Shape(_)) => return Err(UsageError(e.to_string()).into()),
-        Err(
-            e @ scenario::InstallError::Harness(crate::install::harness::HarnessError::StaleIndex {
-                ..
-            }),
-        ) => return Err(UsageError(e.to_string()).into()),
+        // Bad input is shown as it is (file:line diagnostics, the flag to pass); the
+        // environment's failures say which run they stopped.
+        Err(e) if crate::exit_class::ExitClass::exit_class(&e) == super::exit::Class::User => {
+            return Err(e.into())
+        }
         Err(e) => return Err(e).context(format!("test install {}", c.host)),
     };
     let dir = c.output.join(&c.host);

@@ -840,6 +840,21 @@ fn follow_install(
     }
 }
 
+impl crate::exit_class::ExitClass for InstallError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            InstallError::Profile(e) => e.exit_class(),
+            InstallError::Shape(_) => Class::User,
+            InstallError::Harness(e) => e.exit_class(),
+            InstallError::Render(e) => e.exit_class(),
+            InstallError::Netboot(e) => e.exit_class(),
+            InstallError::Exec(e) => e.exit_class(),
+            InstallError::Serve(_) | InstallError::Io { .. } => Class::Env,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,3 +282,15 @@ pub fn stage(
 pub fn target_dir(out: &Path, host: &str) -> PathBuf {
     out.join(host).join("netboot")
 }
+
+impl crate::exit_class::ExitClass for NetbootError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            NetbootError::Profile { .. } => Class::User,
+            NetbootError::Installer(_) | NetbootError::Exec(_) => Class::Env,
+            NetbootError::Debian(d) => d.exit_class(),
+            NetbootError::Output(o) => o.exit_class(),
+        }
+    }
+}

@@ -209,3 +209,14 @@ pub fn run(
     }
     status.ok_or_else(|| FormError::NotFormed("the plan has no status step".into()))
 }
+
+impl crate::exit_class::ExitClass for FormError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            FormError::NoPassword | FormError::PasswordFile { .. } => Class::User,
+            FormError::NotFormed(_) => Class::Test,
+            _ => Class::Env,
+        }
+    }
+}

@@ -109,3 +109,13 @@ pub fn amt_target(profiles: &Profiles, host: &str, timeout: Duration) -> Result<
         timeout,
     })
 }
+
+impl crate::exit_class::ExitClass for OpsError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            OpsError::NoVpro(_) | OpsError::UnknownHost { .. } => Class::User,
+            _ => Class::Env,
+        }
+    }
+}

@@ -191,6 +191,18 @@ impl Follower {
     }
 }
 
+impl crate::exit_class::ExitClass for Refusal {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            // Profiles that do not check, or an operator who did not confirm: bad input.
+            Refusal::Check { .. } | Refusal::NotConfirmed { .. } => Class::User,
+            // The box's AMT does not answer: the environment.
+            Refusal::VproSilent { .. } => Class::Env,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

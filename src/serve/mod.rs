@@ -914,6 +914,16 @@ fn progress(
     small(state, client, method, shown, StatusCode::OK, "ok\n")
 }
 
+impl crate::exit_class::ExitClass for ServeError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            ServeError::Root { .. } => Class::User,
+            _ => Class::Env,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
