@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -278,56 +278,31 @@ fn run(
     );
 
     // 3. serve: HTTP (boot.ipxe, kernel, initrd, progress; the mirror proxies of a test box)
-    //    and the installer's syslog (UDP).
-    let log_path = c.output.join(host).join("reinstall-serve.log");
-    let log_file = std::sync::Mutex::new(
-        std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?,
-    );
-    let (fetch_tx, fetch_rx) = mpsc::channel::<String>();
-    let fetch_tx = std::sync::Mutex::new(fetch_tx);
-    let sink: serve::LogSink = Arc::new(move |line: &str| {
-        if let Ok(mut f) = log_file.lock() {
-            let _ = writeln!(f, "{line}");
-        }
-        if let Ok(tx) = fetch_tx.lock() {
-            let _ = tx.send(line.to_string());
-        }
-    });
-    let addr = SocketAddr::V4(listen);
+    //    and the installer's syslog (UDP); stopped when `session` is dropped, on every path.
     let (mirror_proxy, security_proxy, _harness) = match sources {
         Some(s) => (Some(s.mirror), Some(s.security), s.harness),
         None => (None, None, None),
     };
-    let server = rt
-        .block_on(serve::Server::bind_with_mirrors(
-            &c.output,
-            addr,
-            sink,
-            mirror_proxy,
-            security_proxy,
-        ))
-        .with_context(|| format!("serve on {addr}"))?;
-    let progress = server.progress();
-    let receiver = rt
-        .block_on(serve::syslog::SyslogReceiver::bind(addr))
-        .with_context(|| format!("the installer's syslog on udp {addr}"))?;
     let (tx, rx) = mpsc::channel::<String>();
-    let syslog_path = c.output.join(host).join("install-syslog.log");
-    let syslog_file = std::sync::Mutex::new(
-        std::fs::File::create(&syslog_path)
-            .with_context(|| format!("creating {}", syslog_path.display()))?,
-    );
-    let received = rt.spawn(receiver.run(move |_, line| {
-        if let Ok(mut f) = syslog_file.lock() {
-            let _ = writeln!(f, "{line}");
-        }
-        let _ = tx.send(line.to_string());
-    }));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.spawn(server.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let tx = std::sync::Mutex::new(tx);
+    let mut session = serve::session::ServeSession::start(
+        &rt,
+        serve::session::SessionConfig {
+            root: &c.output,
+            listen: SocketAddr::V4(listen),
+            serve_log: c.output.join(host).join("reinstall-serve.log"),
+            syslog_log: c.output.join(host).join("install-syslog.log"),
+            mirror: mirror_proxy,
+            security: security_proxy,
+            trust_progress: None,
+        },
+        move |line| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(line.to_string());
+            }
+        },
+    )
+    .with_context(|| format!("serve on {listen}"))?;
     say(
         t0,
         host,
@@ -335,11 +310,6 @@ fn run(
             "serve on http://{listen}/ (the box: http://{seen}/{host}/netboot/boot.ipxe), installer syslog on udp {listen}"
         ),
     );
-    let stop = || {
-        received.abort();
-        let _ = stop_tx.send(());
-        let _ = rt.block_on(served);
-    };
 
     // 4. One network boot, then the installer, phase by phase.
     let consent_flag = c.consent_code.clone();
@@ -357,8 +327,9 @@ fn run(
             out.note.as_deref().unwrap_or("reset sent")
         ),
     );
-    let followed = follow(t0, host, &rx, &fetch_rx, &progress, seen);
-    stop();
+    let followed = follow(t0, host, &rx, session.served(), session.progress(), seen);
+    session.close_syslog();
+    drop(session);
     followed?;
 
     // 5. First boot: ssh, the new host key, the post-install check.
@@ -466,7 +437,7 @@ fn follow(
     t0: Instant,
     host: &str,
     rx: &mpsc::Receiver<String>,
-    served: &mpsc::Receiver<String>,
+    served: &mpsc::Receiver<serve::Served>,
     progress: &serve::ProgressLog,
     seen: SocketAddrV4,
 ) -> anyhow::Result<()> {
@@ -513,19 +484,19 @@ fn follow(
         TestFailed(msg).into()
     };
     loop {
-        // serve's log: `CLIENT METHOD PATH STATUS BYTES`; the box's boot files, once each.
-        while let Ok(line) = served.try_recv() {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            if let [client, "GET", path, "200", bytes] = w.as_slice() {
-                if let Some(i) = boot_files.iter().position(|f| f == path) {
-                    if !fetched[i] {
-                        fetched[i] = true;
-                        say(
-                            t0,
-                            host,
-                            &format!("{client} fetched {path} ({bytes} bytes)"),
-                        );
-                    }
+        // The box's boot files, once each, as serve answered them.
+        while let Ok(r) = served.try_recv() {
+            if r.method != "GET" || r.status != 200 {
+                continue;
+            }
+            if let Some(i) = boot_files.iter().position(|f| *f == r.path) {
+                if !fetched[i] {
+                    fetched[i] = true;
+                    say(
+                        t0,
+                        host,
+                        &format!("{} fetched {} ({} bytes)", r.client, r.path, r.bytes),
+                    );
                 }
             }
         }
