@@ -76,7 +76,31 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         ops::OpsError,
         ops::form::FormError,
         ops::reinstall::Refusal,
+        ops::reinstall::run::ReinstallError,
+        serve::session::SessionError,
         install::scenario::InstallError,
         qemu::podman::ImageVmError,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wrapper that forwards its inner error transparently (`#[error(transparent)]` hides
+    /// the inner error from `source()`) is classified by its own impl, which asks the inner.
+    #[test]
+    fn wrappers_are_classified_through_their_own_impl() {
+        use crate::netboot::NetbootError;
+        use crate::ops::reinstall::run::ReinstallError;
+        let e = ReinstallError::from(NetbootError::Mirror("--mirror ftp://x".into()));
+        assert_eq!(of(&e), Some(Class::User));
+        let e = ReinstallError::Failed("alice: the install failed".into());
+        assert_eq!(of(&e), Some(Class::Test));
+        let e = crate::serve::session::SessionError::Syslog {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: std::io::Error::other("in use"),
+        };
+        assert_eq!(of(&e), Some(Class::Env));
+    }
 }

@@ -19,7 +19,7 @@ pub enum SessionError {
     #[error(transparent)]
     Serve(#[from] ServeError),
     /// The syslog socket could not be bound.
-    #[error("the installer's syslog on udp {addr}: {source}")]
+    #[error("the installer's syslog on udp {addr}")]
     Syslog {
         /// The address.
         addr: SocketAddr,
@@ -27,7 +27,7 @@ pub enum SessionError {
         source: std::io::Error,
     },
     /// A log file could not be created.
-    #[error("creating {path}: {source}")]
+    #[error("creating {path}")]
     Log {
         /// The file.
         path: PathBuf,

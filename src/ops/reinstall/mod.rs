@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+pub mod follow;
+pub mod run;
+
 use serde::Serialize;
 
 use crate::profile::Host;
