@@ -26,16 +26,8 @@ pub struct ReinstallConfig {
     yes: bool,
     #[command(flatten)]
     profiles: ProfilesArg,
-    /// File with `USER:PASSWORD` for AMT (see `power`).
-    #[arg(long, value_name = "FILE")]
-    credentials: Option<PathBuf>,
-    /// Seconds to wait for AMT.
-    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: u64,
-    /// The 6-digit user-consent code AMT shows on the box's screen, when AMT requires consent
-    /// (else PICABOOT_AMT_CONSENT_CODE, else a prompt when on a terminal; see `power`).
-    #[arg(long, value_name = "CODE")]
-    consent_code: Option<String>,
+    #[command(flatten)]
+    amt: super::power::AmtArgs,
     /// This machine's address as the box sees it (IPv4:PORT): `serve` listens there (HTTP, and
     /// UDP for the installer's syslog) and the box's iPXE loads HOST/netboot/boot.ipxe from it.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -116,12 +108,7 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         port: c.ssh_port,
     };
     ssh.validate().map_err(|e| UsageError(e.to_string()))?;
-    let mut client = super::power::client(
-        profiles,
-        &c.host,
-        c.credentials.as_deref(),
-        Duration::from_secs(c.timeout),
-    )?;
+    let mut client = c.amt.client(profiles, &c.host)?;
     let target = client.target().clone();
     let vpro = match &target.jump {
         Some(j) => format!("{} (through jump host {j})", target.origin()),
@@ -161,13 +148,11 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         allow_unverified_udebs: c.allow_unverified_udebs,
     };
     let clock = Clock::start(&c.host);
-    let flag = c.consent_code.clone();
-    let host = c.host.clone();
     let run = match reinstall::run::run(
         &job,
         &project,
         &mut client,
-        &mut || super::power::consent_code(flag.as_deref(), &host),
+        &mut c.amt.consent(&c.host),
         &clock,
     ) {
         Ok(r) => r,
