@@ -263,7 +263,8 @@ fn test(t: TestConfig) -> anyhow::Result<()> {
                     outln!("{}: check passed", last.name)?;
                 }
             }
-            Err(e @ image::runtest::CheckError::Failed { .. }) => {
+            // A check that ran and failed is a result; anything else stops the run.
+            Err(e) if crate::exit_class::ExitClass::exit_class(&e) == super::exit::Class::Test => {
                 checks.push(serde_json::json!({"name": format!("{}-check", last.name), "passed": false, "detail": e.to_string()}));
                 if !json {
                     eprintln!("picaboot: {e}");

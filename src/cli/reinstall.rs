@@ -8,11 +8,9 @@ use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::{ProfilesArg, TestFailed, UsageError};
 use crate::ops::post_install::SshTarget;
-use crate::ops::reinstall::run::{Clock, Job, ReinstallError};
+use crate::ops::reinstall::run::{Clock, Job};
 use crate::ops::reinstall::{self, Plan, Refusal};
 use crate::project;
 
@@ -148,18 +146,15 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         allow_unverified_udebs: c.allow_unverified_udebs,
     };
     let clock = Clock::start(&c.host);
-    let run = match reinstall::run::run(
+    // Its errors name the host and the step (an install that failed or overran: exit 3,
+    // with the installer's last lines).
+    let run = reinstall::run::run(
         &job,
         &project,
         &mut client,
         &mut c.amt.consent(&c.host),
         &clock,
-    ) {
-        Ok(r) => r,
-        // An install that failed or overran says so itself (exit 3), with its last lines.
-        Err(e @ ReinstallError::Failed(_)) => return Err(TestFailed(e.to_string()).into()),
-        Err(e) => return Err(e).with_context(|| format!("reinstall {}", c.host)),
-    };
+    )?;
     for ch in &run.report.checks {
         outln!(
             "{} {} {}",
