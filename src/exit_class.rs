@@ -75,6 +75,7 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         amt::AmtError,
         ops::OpsError,
         ops::form::FormError,
+        ops::form_plan::PlanError,
         ops::reinstall::Refusal,
         ops::reinstall::run::ReinstallError,
         serve::session::SessionError,

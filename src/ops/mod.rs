@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod form;
+pub mod form_plan;
 pub mod post_install;
 pub mod reinstall;
 
