@@ -399,6 +399,8 @@ pub fn kill_group(pgid: u32, child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+crate::exit_class::fixed_class!(crate::exit_class::Class::Env; ExecError);
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod date;
 pub mod debian;
 pub mod exec;
+pub mod exit_class;
 pub mod http;
 pub mod image;
 pub mod install;

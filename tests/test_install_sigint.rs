@@ -80,8 +80,10 @@ fn sigint_removes_the_vm_disks_from_dev_shm() {
         disks.display(),
         log()
     );
-    // QEMU dies with picaboot (parent-death signal): give the kernel a moment.
-    let needle = disks.to_string_lossy().into_owned();
+    // QEMU dies with picaboot (parent-death signal), the installer VM as well as the KVM
+    // probe that boots the run's kernel (found under the run's directory): give the kernel
+    // a moment.
+    let needle = dir.path().to_string_lossy().into_owned();
     let t = Instant::now();
     while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));

@@ -228,5 +228,19 @@ pub fn format_fingerprint(b: &[u8]) -> String {
         .join(":")
 }
 
+impl crate::exit_class::ExitClass for AmtError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            AmtError::Credentials(_)
+            | AmtError::WrongCredentials { .. }
+            | AmtError::ConsentNeeded
+            | AmtError::ConsentRefused(_)
+            | AmtError::ConsentCodeFormat => Class::User,
+            _ => Class::Env,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -116,6 +116,8 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
+crate::exit_class::fixed_class!(crate::exit_class::Class::Env; ArchiveError);
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

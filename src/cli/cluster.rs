@@ -2,12 +2,11 @@
 
 use anyhow::Context;
 
-use super::{ProfilesArg, UsageError};
-use crate::cluster::proxmox::{self, FormNode, JoinVia};
+use super::ProfilesArg;
+use crate::cluster::proxmox::JoinVia;
 use crate::ops::form;
-use crate::profile::Quorum;
+use crate::ops::form_plan::FormPlan;
 use crate::project;
-use crate::render::{render_hosts, RenderOptions, PROXMOX_COROSYNC};
 
 /// `cluster` subcommands.
 #[derive(Debug, clap::Args)]
@@ -64,129 +63,36 @@ pub fn cluster(c: ClusterCmd) -> anyhow::Result<()> {
 
 fn form_cluster(c: FormConfig) -> anyhow::Result<()> {
     let project = project::open(&c.profiles.profiles)?;
-    let profiles = &project.loaded.profiles;
-    let cl = profiles.clusters.get(&c.cluster).ok_or_else(|| {
-        UsageError(format!(
-            "no cluster profile `{}` (clusters/{}.toml); known: {}",
-            c.cluster,
-            c.cluster,
-            profiles
-                .clusters
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
-    if cl.manager.proxmox().is_none() {
-        return Err(UsageError(format!(
-            "cluster `{}` has manager = \"standalone\": the install put its corosync.conf in /etc/corosync; `cluster form` is for manager = \"proxmox\"",
-            c.cluster
-        ))
-        .into());
-    }
-    let mut overrides = std::collections::BTreeMap::new();
-    for o in &c.ssh {
-        let (node, dest) = o
-            .split_once('=')
-            .filter(|(n, d)| !n.is_empty() && !d.is_empty())
-            .ok_or_else(|| UsageError(format!("--ssh `{o}`: use NODE=DEST")))?;
-        if dest.starts_with('-') || dest.contains(char::is_whitespace) {
-            return Err(
-                UsageError(format!("--ssh `{o}`: `{dest}` is not an ssh destination")).into(),
-            );
-        }
-        overrides.insert(node.to_string(), dest.to_string());
-    }
-    let mut nodes = Vec::new();
-    for n in &cl.nodes {
-        let h = &profiles.hosts[&n.host];
-        let link = h
-            .cluster_link
-            .as_ref()
-            .ok_or_else(|| UsageError(format!("host `{}` has no cluster address", n.host)))?;
-        nodes.push(FormNode {
-            name: h.hostname.clone(),
-            ssh: overrides
-                .remove(&h.hostname)
-                .unwrap_or_else(|| format!("root@{}", h.network.ipv4.addr())),
-            link0: link.address.addr().to_string(),
-        });
-    }
-    if let Some(unknown) = overrides.keys().next() {
-        return Err(UsageError(format!(
-            "--ssh: `{unknown}` is not a node of `{}`",
-            c.cluster
-        ))
-        .into());
-    }
-    let qnetd = match &cl.quorum {
-        Quorum::Qdevice { qnetd } => Some(qnetd.as_str()),
-        Quorum::TwoNode => None,
-    };
-    let flags = proxmox::expected_flags(qnetd.is_some());
     let join = if c.use_ssh {
         JoinVia::Ssh
     } else {
         JoinVia::Api
     };
-    let steps = proxmox::plan(&cl.name, &nodes, join, qnetd, flags);
-
+    let plan = FormPlan::new(&project, &c.cluster, &c.ssh, join)?;
     if c.dry_run {
-        if c.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "cluster": cl.name, "nodes": nodes, "steps": steps,
-                }))?
-            )?;
-        } else {
-            outln!("cluster form {} (dry run: nothing is run)", cl.name)?;
-            for n in &nodes {
-                outln!("  node {}: ssh {}, link0 {}", n.name, n.ssh, n.link0)?;
-            }
-            for (i, s) in steps.iter().enumerate() {
-                outln!("{:2}. [{}] {}", i + 1, s.node, s.command)?;
-                outln!("      {}", s.why)?;
-            }
-        }
-        return Ok(());
+        return print_plan(&plan, c.json);
     }
-
     let password = match join {
         JoinVia::Api => Some(form::password_from_env()?),
         JoinVia::Ssh => None,
     };
-    // The corosync.conf the nodes were installed with, as `render` would write it now.
-    let first = &cl
-        .nodes
-        .first()
-        .ok_or_else(|| UsageError(format!("cluster `{}` lists no nodes", c.cluster)))?
-        .host;
-    let rendered = render_hosts(
-        &project,
-        std::slice::from_ref(first),
-        RenderOptions::default(),
-    )?;
-    let conf = rendered.trees[first]
-        .get(&format!("rootfs/{PROXMOX_COROSYNC}"))
-        .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-        .context("the render has no corosync.conf for the cluster")?;
+    let conf = plan.rendered_conf(&project)?;
     let quiet = c.json;
+    let steps = &plan.steps;
     let status = form::run(
-        &cl.name,
-        &nodes,
-        &steps,
+        &plan.cluster,
+        &plan.nodes,
+        steps,
         &conf,
         password.as_ref(),
-        flags,
+        plan.flags,
         &mut |i, s| {
             if !quiet {
                 eprintln!("[{i}/{}] {}: {}", steps.len(), s.node, s.why);
             }
         },
     )
-    .with_context(|| format!("cluster form {}", cl.name))?;
+    .with_context(|| format!("cluster form {}", plan.cluster))?;
     if c.json {
         outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
@@ -197,6 +103,31 @@ fn form_cluster(c: FormConfig) -> anyhow::Result<()> {
             status.flags.join(" "),
             status.config_version
         )?;
+    }
+    Ok(())
+}
+
+/// `--dry-run`: the nodes and every step, nothing run.
+fn print_plan(plan: &FormPlan, json: bool) -> anyhow::Result<()> {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "cluster": plan.cluster, "nodes": plan.nodes, "steps": plan.steps,
+            }))?
+        )?;
+        return Ok(());
+    }
+    outln!("cluster form {} (dry run: nothing is run)", plan.cluster)?;
+    for n in &plan.nodes {
+        outln!("  node {}: ssh {}, link0 {}", n.name, n.ssh, n.link0)?;
+    }
+    for (i, s) in plan.steps.iter().enumerate() {
+        outln!("{:2}. [{}] {}", i + 1, s.node, s.command)?;
+        if let Some(input) = s.stdin() {
+            outln!("      stdin: {input}")?;
+        }
+        outln!("      {}", s.why)?;
     }
     Ok(())
 }

@@ -147,7 +147,7 @@ pub struct UsageError(pub String);
 
 /// Maps an error to the exit code of the command contract (see [`exit`]).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    exit::classify(err).code()
+    exit::code(exit::classify(err))
 }
 
 /// Maps a command-line parse error: `--help` and `--version` are not errors (0), every usage

@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{ProfilesArg, UsageError};
-use crate::debian::{self, Cache, Client, ClientOptions};
-use crate::netboot::{self, NetbootError, NetbootOptions};
+use crate::debian::{self, Cache, ClientOptions};
+use crate::exit_class::ExitClass as _;
+use crate::netboot::{self, NetbootOptions};
 use crate::profile::Frontend;
-use crate::render::{render_hosts, RenderOptions};
+use crate::render::RenderOptions;
 use crate::{output, project};
 
 /// Installer frontend choice on the command line.
@@ -79,7 +80,7 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
     };
     let mut summaries = Vec::new();
     for name in &names {
-        summaries.push(netboot_host(&c, &project, name, &HostExtras::default())?);
+        summaries.push(netboot_host(&c, &project, name)?);
     }
     if c.all {
         let mut entries = Vec::new();
@@ -124,72 +125,45 @@ fn frontend_of(f: FrontendArg) -> Frontend {
     }
 }
 
-/// What a caller other than `netboot` changes in one host's build (`reinstall` of a test box:
-/// the harness sources in the render, the harness key in the initrd's keyring).
-#[derive(Debug, Default)]
-pub(super) struct HostExtras {
-    /// Render options.
-    pub render: RenderOptions,
-    /// Key appended to the initrd's archive keyring.
-    pub keyring_append: Option<Vec<u8>>,
-}
-
-/// The mirror a `--mirror` argument names: `apt` (this machine's), a URL, or by default the
-/// host's install mirror.
-pub(super) fn mirror_url(arg: Option<&str>, host: &crate::profile::Host) -> anyhow::Result<String> {
-    let mirror = match arg {
-        Some("apt") => {
-            debian::sources::system_mirror().context("reading this machine's apt mirror")?
-        }
-        Some(m) => m.to_string(),
-        None => host.install.mirror.url(),
-    };
-    if !(mirror.starts_with("http://")
-        || mirror.starts_with("https://")
-        || mirror.starts_with("file://"))
-    {
-        return Err(UsageError(format!(
-            "--mirror {mirror}: expected http://, https:// or file:// (or `apt`)"
-        ))
-        .into());
-    }
-    Ok(mirror)
-}
-
-/// The Debian archive client for a host's installer: `opts`, through the host's
-/// `install.proxy` when it has one.
-pub(super) fn archive_client(
-    opts: ClientOptions,
-    host: &crate::profile::Host,
-) -> anyhow::Result<Client> {
-    let client = Client::new(opts);
-    match host.install.proxy.as_deref() {
-        Some(proxy) => Ok(client
-            .with_proxy(proxy)
-            .map_err(|e| UsageError(format!("install.proxy of {}: {e}", host.name)))?),
-        None => Ok(client),
+/// Tells the user about the lock files a build raised.
+pub(super) fn say_locks(locks: &[netboot::host::LockRecorded]) {
+    for l in locks {
+        eprintln!(
+            "picaboot: corosync.conf of cluster {} changed: config_version is now {} (recorded in {}; commit it)",
+            l.cluster,
+            l.config_version,
+            l.path.display()
+        );
     }
 }
 
 /// Builds and publishes one host's netboot artifacts; prints its line unless `--json`.
-pub(super) fn netboot_host(
+fn netboot_host(
     c: &NetbootConfig,
     project: &project::Project,
     name: &str,
-    extras: &HostExtras,
 ) -> anyhow::Result<netboot::Summary> {
     let start = Instant::now();
-    let name = name.to_string();
-    let rendered = render_hosts(project, std::slice::from_ref(&name), extras.render.clone())?;
-    let host = &project.loaded.profiles.hosts[&name];
-    let tree = &rendered.trees[&name];
-    let mirror = mirror_url(c.mirror.as_deref(), host)?;
+    let host = project.loaded.profiles.hosts.get(name).ok_or_else(|| {
+        crate::render::RenderError::UnknownHost {
+            name: name.to_string(),
+            known: project
+                .loaded
+                .profiles
+                .hosts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    })?;
+    let mirror = netboot::host::mirror_url(c.mirror.as_deref(), host)?;
     if c.insecure {
         eprintln!(
             "picaboot: WARNING: --insecure: the Debian archive signature will NOT be checked"
         );
     }
-    let client = archive_client(
+    let client = netboot::host::archive_client(
         ClientOptions {
             mirror,
             keyring: c.keyring.clone(),
@@ -202,25 +176,31 @@ pub(super) fn netboot_host(
         frontend: c.frontend.map(frontend_of),
         supplement: !c.no_supplement,
         base_url: c.base_url.clone(),
-        keyring_append: extras.keyring_append.clone(),
+        keyring_append: None,
         report_to: c.report_to,
     };
-    let target = netboot::target_dir(&c.output, &name);
-    let (staged, summary) = match netboot::stage(&client, host, tree, &target, &opts) {
-        Ok(x) => x,
-        Err(e @ NetbootError::Profile { .. }) => return Err(UsageError(e.to_string()).into()),
+    let built = match netboot::host::build_host(
+        project,
+        name,
+        &client,
+        &opts,
+        RenderOptions::default(),
+        &c.output,
+    ) {
+        Ok(b) => b,
+        // Bad input is shown as it is; the environment's failures say which build.
+        Err(e) if e.exit_class() == crate::exit_class::Class::User => return Err(e.into()),
         Err(e) => {
             return Err(e).with_context(|| {
                 format!(
-                    "building the netboot artifacts of {} from {}",
-                    name,
+                    "building the netboot artifacts of {name} from {}",
                     client.mirror()
                 )
             })
         }
     };
-    output::publish(vec![staged]).with_context(|| format!("publishing {}", target.display()))?;
-    super::render::record_locks(&rendered.lock_updates)?;
+    say_locks(&built.locks);
+    let summary = built.summary;
     if !c.json {
         outln!(
             "{}: {} ({:?}, kernel {}) + {} in {} ({:.2} s)",
@@ -232,7 +212,7 @@ pub(super) fn netboot_host(
                 Some(s) => format!("supplement ({} modules from {})", s.modules.len(), s.source),
                 None => "no supplement".into(),
             },
-            target.display(),
+            built.dir.display(),
             start.elapsed().as_secs_f64()
         )?;
     }

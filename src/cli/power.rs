@@ -37,24 +37,50 @@ pub struct PowerConfig {
     pxe_once: bool,
     #[command(flatten)]
     profiles: ProfilesArg,
+    #[command(flatten)]
+    amt: AmtArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to reach a host's AMT: the options `power` and `reinstall` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AmtArgs {
     /// File with `USER:PASSWORD` on its first line (else PICABOOT_AMT_CREDENTIALS, or
     /// PICABOOT_AMT_USERNAME and PICABOOT_AMT_PASSWORD).
     #[arg(long, value_name = "FILE")]
     credentials: Option<PathBuf>,
-    /// Seconds to wait for each connection and reply.
+    /// Seconds to wait for each AMT connection and reply.
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// The 6-digit user-consent code AMT shows on the box's screen, when AMT requires consent
     /// (else PICABOOT_AMT_CONSENT_CODE, else a prompt when on a terminal).
     #[arg(long, value_name = "CODE")]
     consent_code: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl AmtArgs {
+    /// An AMT client for `host` of the profiles.
+    pub(crate) fn client(
+        &self,
+        profiles: &crate::profile::Profiles,
+        host: &str,
+    ) -> anyhow::Result<Client> {
+        let target = ops::amt_target(profiles, host, Duration::from_secs(self.timeout))
+            .map_err(|e| UsageError(e.to_string()))?;
+        let creds = Credentials::from_env(self.credentials.as_deref())?;
+        Ok(Client::new(target, creds))
+    }
+
+    /// Where the user-consent code comes from, when AMT asks for one.
+    pub(crate) fn consent<'a>(&'a self, host: &'a str) -> impl FnMut() -> Option<String> + 'a {
+        move || consent_code(self.consent_code.as_deref(), host)
+    }
 }
 
 /// The consent code: the flag, the environment, or a prompt on a terminal.
-pub(crate) fn consent_code(flag: Option<&str>, host: &str) -> Option<String> {
+fn consent_code(flag: Option<&str>, host: &str) -> Option<String> {
     use std::io::{BufRead, IsTerminal, Write};
     if let Some(c) = flag {
         return Some(c.to_string());
@@ -75,18 +101,6 @@ pub(crate) fn consent_code(flag: Option<&str>, host: &str) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
-/// An AMT client for a host of the profiles.
-pub(crate) fn client(
-    profiles: &crate::profile::Profiles,
-    host: &str,
-    credentials: Option<&std::path::Path>,
-    timeout: Duration,
-) -> anyhow::Result<Client> {
-    let target = ops::amt_target(profiles, host, timeout).map_err(|e| UsageError(e.to_string()))?;
-    let creds = Credentials::from_env(credentials)?;
-    Ok(Client::new(target, creds))
-}
-
 /// Runs `power`.
 pub fn power(c: PowerConfig) -> anyhow::Result<()> {
     if c.action == Action::Status && c.pxe_once {
@@ -98,12 +112,7 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         return Err(UsageError("--pxe-once goes with on, reset or cycle, not off".into()).into());
     }
     let project = project::open(&c.profiles.profiles)?;
-    let mut client = client(
-        &project.loaded.profiles,
-        &c.host,
-        c.credentials.as_deref(),
-        Duration::from_secs(c.timeout),
-    )?;
+    let mut client = c.amt.client(&project.loaded.profiles, &c.host)?;
     let origin = client.target().origin();
     let ctx = || format!("power {} via AMT {origin}", c.host);
     let action = match c.action {
@@ -143,12 +152,8 @@ pub fn power(c: PowerConfig) -> anyhow::Result<()> {
         Action::Reset => PowerAction::Reset,
         Action::Cycle => PowerAction::Cycle,
     };
-    let flag = c.consent_code.clone();
-    let host = c.host.clone();
     let out = client
-        .power_with_consent(action, c.pxe_once, &mut || {
-            consent_code(flag.as_deref(), &host)
-        })
+        .power_with_consent(action, c.pxe_once, &mut c.amt.consent(&c.host))
         .with_context(ctx)?;
     if c.json {
         outln!(

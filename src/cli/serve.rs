@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::UsageError;
-use crate::serve::{self, ServeError, Server};
+use crate::serve::{self, Server};
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
@@ -64,11 +63,9 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
                 Some(serve::mirror::MirrorProxy::new(&url, &cache).context("mirror proxy cache")?)
             }
         };
-        let server = match Server::bind_with_mirror(&c.out, c.listen, sink, proxy).await {
-            Ok(s) => s,
-            Err(e @ ServeError::Root { .. }) => return Err(UsageError(e.to_string()).into()),
-            Err(e) => return Err(e.into()),
-        };
+        // A root that cannot be served is bad input (1), a port that cannot be bound the
+        // environment's (2): the error says which.
+        let server = Server::bind_with_mirror(&c.out, c.listen, sink, proxy).await?;
         let addr = server.local_addr();
         if c.syslog {
             let receiver = serve::syslog::SyslogReceiver::bind(addr)

@@ -79,32 +79,7 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     crate::cleanup::on_signals();
     let (mirror, security) =
         debian::sources::mirror_pair(&c.mirror).context("reading this machine's apt mirrors")?;
-    if let Some(t) = &c.tamper {
-        let ok = t.starts_with('/')
-            && t.len() > 1
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
-            && !t.contains("..");
-        if !ok {
-            return Err(UsageError(format!(
-                "--tamper {t}: give an absolute path of a rendered file"
-            ))
-            .into());
-        }
-    }
-    // test install starts by clearing OUT/HOST; a render's (manifest.json), netboot's or
-    // reinstall's (known_hosts) output there is not its to delete.
-    let work = c.output.join(&c.host);
-    for theirs in ["manifest.json", "known_hosts", "state"] {
-        if std::fs::symlink_metadata(work.join(theirs)).is_ok() {
-            return Err(UsageError(format!(
-                "{} holds {theirs}, written by render/reinstall: test install clears its directory \
-                 and will not delete their output there; choose another -o (default out/test)",
-                work.display()
-            ))
-            .into());
-        }
-    }
+    refuse_bad_arguments(&c)?;
     let opts = Options {
         profiles: c.profiles.profiles.clone(),
         host: c.host.clone(),
@@ -133,13 +108,11 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     };
     let outcome = match scenario::run(&opts, &log) {
         Ok(o) => o,
-        Err(e @ scenario::InstallError::Profile(_)) => return Err(e.into()),
-        Err(e @ scenario::InstallError::Shape(_)) => return Err(UsageError(e.to_string()).into()),
-        Err(
-            e @ scenario::InstallError::Harness(crate::install::harness::HarnessError::StaleIndex {
-                ..
-            }),
-        ) => return Err(UsageError(e.to_string()).into()),
+        // Bad input is shown as it is (file:line diagnostics, the flag to pass); the
+        // environment's failures say which run they stopped.
+        Err(e) if crate::exit_class::ExitClass::exit_class(&e) == super::exit::Class::User => {
+            return Err(e.into())
+        }
         Err(e) => return Err(e).context(format!("test install {}", c.host)),
     };
     let dir = c.output.join(&c.host);
@@ -149,8 +122,59 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&outcome)? + "\n",
     )
     .context("writing report.json")?;
+    print_outcome(&c, &outcome, &dir)?;
+    let failed: Vec<String> = outcome.failures().iter().map(|s| s.name.clone()).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(TestFailed(format!(
+            "test install {}: failed: {}",
+            c.host,
+            failed.join(", ")
+        ))
+        .into())
+    }
+}
+
+/// `--tamper` names a rendered file; OUT/HOST holds nothing of render's or reinstall's.
+fn refuse_bad_arguments(c: &InstallConfig) -> anyhow::Result<()> {
+    if let Some(t) = &c.tamper {
+        let ok = t.starts_with('/')
+            && t.len() > 1
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+            && !t.contains("..");
+        if !ok {
+            return Err(UsageError(format!(
+                "--tamper {t}: give an absolute path of a rendered file"
+            ))
+            .into());
+        }
+    }
+    // test install starts by clearing OUT/HOST; a render's (manifest.json), netboot's or
+    // reinstall's (known_hosts) output there is not its to delete.
+    let work = c.output.join(&c.host);
+    for theirs in ["manifest.json", "known_hosts", "state"] {
+        if std::fs::symlink_metadata(work.join(theirs)).is_ok() {
+            return Err(UsageError(format!(
+                "{} holds {theirs}, written by render/reinstall: test install clears its directory \
+                 and will not delete their output there; choose another -o (default out/test)",
+                work.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The steps (install phases and failures), a summary line, or the JSON outcome.
+fn print_outcome(
+    c: &InstallConfig,
+    outcome: &scenario::RunOutcome,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
     if c.json {
-        outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
+        outln!("{}", serde_json::to_string_pretty(outcome)?)?;
     } else {
         outln!(
             "test install {}: {}",
@@ -185,15 +209,5 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
             dir.join("report.xml").display()
         )?;
     }
-    let failed: Vec<String> = outcome.failures().iter().map(|s| s.name.clone()).collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(TestFailed(format!(
-            "test install {}: failed: {}",
-            c.host,
-            failed.join(", ")
-        ))
-        .into())
-    }
+    Ok(())
 }

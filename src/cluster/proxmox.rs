@@ -45,7 +45,10 @@ pub enum StepKind {
     Join,
     /// `pvecm qdevice setup`.
     Qdevice,
-    /// The rendered corosync.conf goes into /etc/pve.
+    /// Proxmox's corosync.conf is read (its config_version, and whether the rendered settings
+    /// are already in).
+    ReadConf,
+    /// The rendered corosync.conf goes into /etc/pve (skipped when already in).
     WriteConf,
     /// `pvecm status`, judged.
     Status,
@@ -63,6 +66,28 @@ pub struct Step {
     /// What it is for.
     pub why: String,
 }
+
+impl Step {
+    /// What the step's command reads on its stdin, when it reads anything.
+    pub fn stdin(&self) -> Option<String> {
+        match self.kind {
+            StepKind::WriteConf => Some(format!(
+                "{RENDERED} with config_version <Proxmox's + 1>, unless Proxmox's already holds the same settings"
+            )),
+            StepKind::Join if !self.command.contains("--use_ssh") => {
+                Some("the first node's root password (never on the command line)".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The command that writes corosync.conf into /etc/pve (pmxcfs propagates it).
+pub const WRITE_CONF: &str =
+    "cat > /etc/pve/corosync.conf.new && mv /etc/pve/corosync.conf.new /etc/pve/corosync.conf";
+
+/// The command that reads Proxmox's corosync.conf.
+pub const READ_CONF: &str = "cat /etc/pve/corosync.conf";
 
 /// The preflight command: `PVE` and the node's /etc/pve/corosync.conf (if any), or `NOT-PVE`.
 pub const PREFLIGHT: &str = "if test -e /etc/pve/local/pve-ssl.pem; then echo PVE; cat /etc/pve/corosync.conf 2>/dev/null || true; else echo NOT-PVE; fi";
@@ -142,11 +167,15 @@ pub fn plan(
         });
     }
     steps.push(Step {
+        kind: StepKind::ReadConf,
+        node: first.name.clone(),
+        command: READ_CONF.into(),
+        why: "Proxmox's corosync.conf: its config_version, and whether the rendered settings are in already".into(),
+    });
+    steps.push(Step {
         kind: StepKind::WriteConf,
         node: first.name.clone(),
-        command: format!(
-            "cat > /etc/pve/corosync.conf.new && mv /etc/pve/corosync.conf.new /etc/pve/corosync.conf   # stdin: {RENDERED} with config_version <Proxmox's + 1>"
-        ),
+        command: WRITE_CONF.into(),
         why: "the rendered settings (quorum included) replace Proxmox's, config_version raised above Proxmox's, never lowered".into(),
     });
     steps.push(Step {

@@ -500,6 +500,15 @@ pub fn strip_clearsign(bytes: &[u8]) -> Option<String> {
     Some(out)
 }
 
+impl crate::exit_class::ExitClass for DebianError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        // Network, a mirror that serves bad or stale data, no mirror or keyring on this
+        // machine, a missing tool, the cache: all the environment.
+        Class::Env
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

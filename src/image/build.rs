@@ -814,3 +814,13 @@ fn publish(
         cached,
     })
 }
+
+impl crate::exit_class::ExitClass for BuildError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            BuildError::Spec(s) => s.exit_class(),
+            _ => Class::Env,
+        }
+    }
+}

@@ -138,3 +138,13 @@ pub fn run_check_ref(
     }
     result
 }
+
+impl crate::exit_class::ExitClass for CheckError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            CheckError::Failed { .. } => Class::Test,
+            _ => Class::Env,
+        }
+    }
+}

@@ -430,6 +430,15 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
     }
 }
 
+impl crate::exit_class::ExitClass for SpecError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            SpecError::Invalid(_) | SpecError::Unknown(_) | SpecError::Io { .. } => Class::User,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -441,6 +441,19 @@ impl TestSources {
     }
 }
 
+impl crate::exit_class::ExitClass for HarnessError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            // The remedy is the operator's choice: another mirror, or (a test box only) the
+            // flag the message names.
+            HarnessError::StaleIndex { .. } => Class::User,
+            HarnessError::Debian(d) => d.exit_class(),
+            HarnessError::Exec(_) | HarnessError::Other(_) => Class::Env,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

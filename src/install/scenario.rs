@@ -4,7 +4,6 @@
 //! host, then the VM boots from disk whole and with each SSD removed, and the self-test the
 //! install put in place reports every check on the serial console.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -265,62 +264,40 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     } = sources;
     log(&format!("udebs: {}", udeb_source.describe()));
 
-    // 3. serve: the mirror proxy (+ harness overlay), the security proxy, progress.
-    let serve_log = work.join("serve.log");
-    let serve_file =
-        std::sync::Mutex::new(std::fs::File::create(&serve_log).map_err(io("create", &serve_log))?);
-    let sink: crate::serve::LogSink = std::sync::Arc::new(move |line: &str| {
-        if let Ok(mut f) = serve_file.lock() {
-            let _ = writeln!(f, "{line}");
-        }
-    });
-    let server = rt
-        .block_on(crate::serve::Server::bind_with_mirrors(
-            &work,
-            "127.0.0.1:0".parse().expect("address"),
-            sink,
-            Some(mirror_proxy),
-            Some(security_proxy),
-        ))
-        .map_err(|e| InstallError::Serve(e.to_string()))?;
-    let port = server.local_addr().port();
-    // The VM boots its kernel and initrd from files, not from serve; its reports reach serve
-    // through QEMU's user network, from the loopback address.
-    server.trust_progress(&opts.host, std::net::Ipv4Addr::LOCALHOST.into());
-    let progress = server.progress();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.spawn(server.run(async move {
-        let _ = stop_rx.await;
-    }));
-    log(&format!(
-        "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port})"
-    ));
-    // The installer's remote syslog (`netboot --report-to`, what `reinstall` follows on the
-    // real box), received on the same port number over UDP, beside the serial copy.
-    let receiver = rt
-        .block_on(crate::serve::syslog::SyslogReceiver::bind(
-            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        ))
-        .map_err(|e| InstallError::Serve(format!("syslog on udp 127.0.0.1:{port}: {e}")))?;
-    let remote_log = work.join("install-remote-syslog.log");
-    let remote_file = std::sync::Mutex::new(
-        std::fs::File::create(&remote_log).map_err(io("create", &remote_log))?,
-    );
+    // 3. serve: the mirror proxy (+ harness overlay), the security proxy, progress, and the
+    //    installer's remote syslog (`netboot --report-to`, what `reinstall` follows on the
+    //    real box), received on the same port number over UDP, beside the serial copy.
     let tracker = std::sync::Mutex::new(phases::Tracker::new(0));
     let remote_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
     let seen_by_udp = remote_seen.clone();
-    let received = rt.spawn(receiver.run(move |_, line| {
-        if let Ok(mut f) = remote_file.lock() {
-            let _ = writeln!(f, "{line}");
-        }
-        if let Ok(mut t) = tracker.lock() {
-            if let Some(phases::Event::Phase(p)) = t.line(line) {
-                if let Ok(mut v) = seen_by_udp.lock() {
-                    v.push(p);
+    let mut session = crate::serve::session::ServeSession::start(
+        &rt,
+        crate::serve::session::SessionConfig {
+            root: &work,
+            listen: "127.0.0.1:0".parse().expect("address"),
+            serve_log: work.join("serve.log"),
+            syslog_log: work.join("install-remote-syslog.log"),
+            mirror: Some(mirror_proxy),
+            security: Some(security_proxy),
+            // The VM boots its kernel and initrd from files, not from serve; its reports
+            // reach serve through QEMU's user network, from the loopback address.
+            trust_progress: Some((opts.host.clone(), std::net::Ipv4Addr::LOCALHOST.into())),
+        },
+        move |line| {
+            if let Ok(mut t) = tracker.lock() {
+                if let Some(phases::Event::Phase(p)) = t.line(line) {
+                    if let Ok(mut v) = seen_by_udp.lock() {
+                        v.push(p);
+                    }
                 }
             }
-        }
-    }));
+        },
+    )
+    .map_err(|e| InstallError::Serve(e.to_string()))?;
+    let port = session.addr().port();
+    log(&format!(
+        "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port}), installer syslog on udp"
+    ));
     let report_to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 2, 2), port);
 
     // 4. The test variant of the host's files, then its netboot artifacts.
@@ -496,7 +473,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         opts.memory_mib, cpus
     ));
     let install_ok = follow_install(&spec, &syslog, opts.install_timeout, log, &mut steps)?;
-    received.abort();
+    session.close_syslog();
     if install_ok {
         let serial: Vec<String> = steps
             .iter()
@@ -517,7 +494,8 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             detail: r.unwrap_or_else(|e| e),
             seconds: 0.0,
         });
-        let done = progress
+        let done = session
+            .progress()
             .events()
             .iter()
             .any(|e| e.host == opts.host && e.stage == "done" && e.status == "ok");
@@ -536,8 +514,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         });
     }
     if !install_ok {
-        let _ = stop_tx.send(());
-        let _ = rt.block_on(served);
+        session.stop();
         return Ok(outcome(steps));
     }
 
@@ -668,8 +645,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             if failed == 1 { "" } else { "s" }
         ));
     }
-    let _ = stop_tx.send(());
-    let _ = rt.block_on(served);
+    session.stop();
     Ok(outcome(steps))
 }
 
@@ -837,6 +813,21 @@ fn follow_install(
             return Ok(false);
         }
         std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+impl crate::exit_class::ExitClass for InstallError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            InstallError::Profile(e) => e.exit_class(),
+            InstallError::Shape(_) => Class::User,
+            InstallError::Harness(e) => e.exit_class(),
+            InstallError::Render(e) => e.exit_class(),
+            InstallError::Netboot(e) => e.exit_class(),
+            InstallError::Exec(e) => e.exit_class(),
+            InstallError::Serve(_) | InstallError::Io { .. } => Class::Env,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! finds them.
 
 pub mod boot;
+pub mod host;
 pub mod installer;
 pub mod supplement;
 
@@ -50,6 +51,20 @@ pub enum NetbootError {
     /// Writing the output failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// Rendering the host's files failed.
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// A `--mirror` that is not one.
+    #[error("{0}")]
+    Mirror(String),
+    /// A cluster lock file could not be written.
+    #[error("recording config_version in {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// Choices for one build.
@@ -281,4 +296,19 @@ pub fn stage(
 /// Where `netboot` writes a host's artifacts: `OUT/HOST/netboot`.
 pub fn target_dir(out: &Path, host: &str) -> PathBuf {
     out.join(host).join("netboot")
+}
+
+impl crate::exit_class::ExitClass for NetbootError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            NetbootError::Profile { .. } | NetbootError::Mirror(_) => Class::User,
+            NetbootError::Installer(_) | NetbootError::Exec(_) | NetbootError::Lock { .. } => {
+                Class::Env
+            }
+            NetbootError::Render(r) => r.exit_class(),
+            NetbootError::Debian(d) => d.exit_class(),
+            NetbootError::Output(o) => o.exit_class(),
+        }
+    }
 }

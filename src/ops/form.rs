@@ -116,6 +116,7 @@ pub fn run(
     let mut members = Vec::new();
     let mut fingerprint = None;
     let mut status = None;
+    let mut current: Option<String> = None;
     for (i, step) in steps.iter().enumerate() {
         let fail = |reason: String| FormError::Step {
             step: i + 1,
@@ -170,18 +171,18 @@ pub fn run(
                 let stdin = password.map(|pw| format!("{}\n", pw.expose()).into_bytes());
                 remote(&d, &command, stdin.as_deref()).map_err(fail)?;
             }
+            StepKind::ReadConf => {
+                current = Some(remote(&d, &step.command, None).map_err(fail)?);
+            }
             StepKind::WriteConf => {
-                let current = remote(&d, "cat /etc/pve/corosync.conf", None).map_err(fail)?;
-                if proxmox::same_settings(rendered, &current) {
+                let current = current
+                    .as_deref()
+                    .ok_or_else(|| fail("no corosync.conf read by an earlier step".into()))?;
+                if proxmox::same_settings(rendered, current) {
                     continue;
                 }
-                let (text, _version) = proxmox::for_proxmox(rendered, &current)?;
-                remote(
-                    &d,
-                    "cat > /etc/pve/corosync.conf.new && mv /etc/pve/corosync.conf.new /etc/pve/corosync.conf",
-                    Some(text.as_bytes()),
-                )
-                .map_err(fail)?;
+                let (text, _version) = proxmox::for_proxmox(rendered, current)?;
+                remote(&d, &step.command, Some(text.as_bytes())).map_err(fail)?;
             }
             StepKind::Status => {
                 let out = remote(&d, &step.command, None).map_err(fail)?;
@@ -208,4 +209,15 @@ pub fn run(
         }
     }
     status.ok_or_else(|| FormError::NotFormed("the plan has no status step".into()))
+}
+
+impl crate::exit_class::ExitClass for FormError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            FormError::NoPassword | FormError::PasswordFile { .. } => Class::User,
+            FormError::NotFormed(_) => Class::Test,
+            _ => Class::Env,
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod form;
+pub mod form_plan;
 pub mod post_install;
 pub mod reinstall;
 
@@ -108,4 +109,14 @@ pub fn amt_target(profiles: &Profiles, host: &str, timeout: Duration) -> Result<
         ssh_config: ssh_config(),
         timeout,
     })
+}
+
+impl crate::exit_class::ExitClass for OpsError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            OpsError::NoVpro(_) | OpsError::UnknownHost { .. } => Class::User,
+            _ => Class::Env,
+        }
+    }
 }

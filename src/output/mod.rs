@@ -356,6 +356,18 @@ pub fn publish(staged: Vec<Staged>) -> Result<(), OutputError> {
     Ok(())
 }
 
+impl crate::exit_class::ExitClass for OutputError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            // Output paths come from picaboot's own trees, never from the user.
+            OutputError::BadPath(_) => Class::Bug,
+            OutputError::NotReplaceable { .. } | OutputError::Collision { .. } => Class::User,
+            OutputError::Io { .. } => Class::Env,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -443,3 +443,5 @@ fn verify_unique_values(
     validate::verify_unique(diags, "MAC", macs);
     validate::verify_unique(diags, "address", addrs);
 }
+
+crate::exit_class::fixed_class!(crate::exit_class::Class::User; ProfileError);

@@ -321,6 +321,8 @@ fn child_contains(node: Node<'_>, offset: usize) -> bool {
     })
 }
 
+crate::exit_class::fixed_class!(crate::exit_class::Class::User; Diagnostics);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,7 +53,10 @@ impl Accel {
 fn probe_kvm(kernel: &Path) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let log = dir.path().join("probe.log");
-    let mut child = Command::new("qemu-system-x86_64")
+    // Under setpriv's parent-death signal, as every VM (qemu::vm): a picaboot stopped during
+    // the probe (Ctrl-C in the first seconds of `test install`) takes the probe guest with it.
+    let mut child = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"])
         .args([
             "-accel",
             "kvm",
@@ -74,7 +77,7 @@ fn probe_kvm(kernel: &Path) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+        .map_err(|e| format!("cannot start setpriv + qemu-system-x86_64: {e}"))?;
     let start = Instant::now();
     loop {
         let banner = std::fs::read_to_string(&log)

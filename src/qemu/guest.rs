@@ -242,3 +242,5 @@ pub fn sparse_disk(path: &Path, bytes: u64) -> Result<(), GuestError> {
     let f = std::fs::File::create(path).map_err(io("create", path))?;
     f.set_len(bytes).map_err(io("size", path))
 }
+
+crate::exit_class::fixed_class!(crate::exit_class::Class::Env; GuestError);

@@ -279,3 +279,13 @@ pub fn run(
         accel: why,
     })
 }
+
+impl crate::exit_class::ExitClass for ImageVmError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            ImageVmError::BadName(_) => Class::User,
+            _ => Class::Env,
+        }
+    }
+}

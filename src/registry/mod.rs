@@ -698,6 +698,17 @@ pub fn resolve_location(request_url: &Url, location: &str) -> Option<Url> {
     matches!(u.scheme(), "http" | "https").then_some(u)
 }
 
+impl crate::exit_class::ExitClass for RegistryError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        if self.is_user_error() {
+            Class::User
+        } else {
+            Class::Env
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -355,3 +355,15 @@ fn host_tree(
     }
     Ok(tree)
 }
+
+impl crate::exit_class::ExitClass for RenderError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            RenderError::UnknownHost { .. } | RenderError::LockedVersion { .. } => Class::User,
+            // Contexts are typed: a template that fails is picaboot's fault.
+            RenderError::Template { .. } => Class::Bug,
+            RenderError::Output(o) => o.exit_class(),
+        }
+    }
+}

@@ -306,6 +306,8 @@ pub fn clean_rel(rel: &str) -> Option<String> {
     ok.then_some(decoded)
 }
 
+crate::exit_class::fixed_class!(crate::exit_class::Class::Env; MirrorError);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,7 @@ pub mod mirror;
 pub mod open;
 pub mod path;
 pub mod range;
+pub mod session;
 pub mod syslog;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -115,6 +116,32 @@ pub struct ProgressEvent {
     pub status: String,
 }
 
+/// One answered request, as serve's log line says it (`CLIENT METHOD PATH STATUS BYTES`),
+/// typed for whoever follows a box's boot ([`Server::served_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// Who asked.
+    pub client: SocketAddr,
+    /// The method (`GET`, `HEAD`).
+    pub method: String,
+    /// The path asked for (printable, cut as in the log).
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// The body bytes sent.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {}",
+            self.client, self.method, self.path, self.status, self.bytes
+        )
+    }
+}
+
 struct State {
     root: PathBuf,
     /// The root, opened once: every file is opened beneath this descriptor.
@@ -124,7 +151,13 @@ struct State {
     boxes: Mutex<Boxes>,
     mirror: Option<mirror::MirrorProxy>,
     security: Option<mirror::MirrorProxy>,
+    /// Where answered requests go as typed events, when someone follows them.
+    served: Mutex<Option<std::sync::mpsc::SyncSender<Served>>>,
 }
+
+/// Answered requests queued for a follower that has not read them yet; beyond it the newest
+/// are dropped (they stay in the log), so a flood of requests cannot grow memory.
+pub const MAX_QUEUED_SERVED: usize = 4096;
 
 /// Who may report progress for which host, and who reported done.
 #[derive(Default)]
@@ -270,8 +303,36 @@ impl Server {
                 boxes: Mutex::new(Boxes::default()),
                 mirror,
                 security,
+                served: Mutex::new(None),
             }),
         })
+    }
+
+    /// Sets the mirror proxies of a server bound without them; false (nothing set) once the
+    /// server's state is shared (a [`ProgressLog`] handed out).
+    pub fn set_mirrors(
+        &mut self,
+        mirror: Option<mirror::MirrorProxy>,
+        security: Option<mirror::MirrorProxy>,
+    ) -> bool {
+        match Arc::get_mut(&mut self.state) {
+            Some(st) => {
+                st.mirror = mirror;
+                st.security = security;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Answered requests from now on, typed (at most [`MAX_QUEUED_SERVED`] waiting; the log
+    /// keeps every one). A second call replaces the first receiver.
+    pub fn served_events(&self) -> std::sync::mpsc::Receiver<Served> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(MAX_QUEUED_SERVED);
+        if let Ok(mut s) = self.state.served.lock() {
+            *s = Some(tx);
+        }
+        rx
     }
 
     /// The address actually bound.
@@ -387,6 +448,7 @@ enum Inner {
 
 struct LogEntry {
     sink: LogSink,
+    events: Option<std::sync::mpsc::SyncSender<Served>>,
     client: SocketAddr,
     method: Method,
     path: String,
@@ -397,14 +459,17 @@ struct LogEntry {
 impl Drop for ServeBody {
     fn drop(&mut self) {
         if let Some(l) = self.log.take() {
-            (l.sink)(&format!(
-                "{} {} {} {} {}",
-                l.client,
-                l.method,
-                l.path,
-                l.status.as_u16(),
-                l.sent
-            ));
+            let served = Served {
+                client: l.client,
+                method: l.method.to_string(),
+                path: l.path,
+                status: l.status.as_u16(),
+                bytes: l.sent,
+            };
+            (l.sink)(&served.to_string());
+            if let Some(tx) = l.events {
+                let _ = tx.try_send(served);
+            }
         }
     }
 }
@@ -455,6 +520,7 @@ fn log_entry(
 ) -> LogEntry {
     LogEntry {
         sink: state.sink.clone(),
+        events: state.served.lock().ok().and_then(|s| s.clone()),
         client,
         method: method.clone(),
         path: printable(path, 512),
@@ -912,6 +978,16 @@ fn progress(
         v.push_back(ev);
     }
     small(state, client, method, shown, StatusCode::OK, "ok\n")
+}
+
+impl crate::exit_class::ExitClass for ServeError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            ServeError::Root { .. } => Class::User,
+            _ => Class::Env,
+        }
+    }
 }
 
 #[cfg(test)]

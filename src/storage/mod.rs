@@ -424,3 +424,5 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
         Err(errors)
     }
 }
+
+crate::exit_class::fixed_class!(crate::exit_class::Class::User; PlanError);

@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+pub mod follow;
+pub mod run;
+
 use serde::Serialize;
 
 use crate::profile::Host;
@@ -187,6 +190,18 @@ impl Follower {
             Step::TimedOut { phase, limit }
         } else {
             Step::Same
+        }
+    }
+}
+
+impl crate::exit_class::ExitClass for Refusal {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            // Profiles that do not check, or an operator who did not confirm: bad input.
+            Refusal::Check { .. } | Refusal::NotConfirmed { .. } => Class::User,
+            // The box's AMT does not answer: the environment.
+            Refusal::VproSilent { .. } => Class::Env,
         }
     }
 }
