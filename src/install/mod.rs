@@ -10,6 +10,7 @@
 
 pub mod gpt_check;
 pub mod harness;
+pub mod machine;
 pub mod phases;
 pub mod scenario;
 pub mod shape;

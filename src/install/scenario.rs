@@ -4,18 +4,23 @@
 //! host, then the VM boots from disk whole and with each SSD removed, and the self-test the
 //! install put in place reports every check on the serial console.
 
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::harness::{self, UdebSource};
+use super::machine::Machine;
 use super::phases;
 use super::shape::{self, Shape, VmDisk};
 use crate::debian::{Client, ClientOptions};
 use crate::netboot::{self, NetbootOptions};
-use crate::profile::{DiskRole, Frontend, NicRole};
-use crate::qemu::vm::{Bus, Disk, Outcome, VmSpec};
+use crate::profile::{Frontend, Host};
+use crate::qemu::vm::{Outcome, VmSpec};
 use crate::qemu::{Accel, Report};
-use crate::render::{render_hosts, RenderOptions, TestVariant, HARNESS_UID};
+use crate::render::{render_hosts, RenderError, RenderOptions, TestVariant, HARNESS_UID};
+use crate::serve::mirror::MirrorProxy;
+use crate::serve::session::{ServeSession, SessionConfig};
 use crate::{output, project};
 
 /// Why the scenario could not run (as opposed to a check that failed).
@@ -171,117 +176,76 @@ impl RunOutcome {
     }
 }
 
-/// The directory for the VM's disk images: tmpfs when it has room (fast, sparse), else `work`.
-fn disk_dir(work: &Path, host: &str, need: u64) -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    // Images of a run that was killed (its process is gone) are removed first.
-    let prefix = format!("picaboot-install-{host}-");
-    if let Ok(rd) = std::fs::read_dir(shm) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name
-                .strip_prefix(&prefix)
-                .and_then(|p| p.parse::<u32>().ok())
-            {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-    }
-    let room = rustix::fs::statvfs(shm)
-        .map(|s| s.f_bavail * s.f_frsize)
-        .unwrap_or(0);
-    if room > need + (2 << 30) {
-        shm.join(format!("picaboot-install-{host}-{}", std::process::id()))
-    } else {
-        work.join("disks")
-    }
-}
-
-/// A VM disk image file.
-struct Image {
-    disk: VmDisk,
-    path: PathBuf,
-}
-
-/// Runs the scenario; `log` receives one line per event.
-pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallError> {
-    let start = Instant::now();
+/// The run's directory, emptied.
+fn fresh_work_dir(opts: &Options) -> Result<PathBuf, InstallError> {
     let work = opts.out.join(&opts.host);
     if work.exists() {
         std::fs::remove_dir_all(&work).map_err(io("clean", &work))?;
     }
     std::fs::create_dir_all(&work).map_err(io("create", &work))?;
+    Ok(work)
+}
 
-    // 1. The host as it is, then the VM shaped like it.
+/// The host as the profiles describe it, the VM's disks shaped like its disks, and the
+/// overrides that point its profile at them.
+fn shape_host(opts: &Options) -> Result<(Host, Vec<VmDisk>, project::Overrides), InstallError> {
     let plain = project::open(&opts.profiles)?;
-    let host0 = plain
-        .loaded
-        .profiles
-        .hosts
+    let hosts = &plain.loaded.profiles.hosts;
+    let host = hosts
         .get(&opts.host)
         .ok_or_else(|| crate::render::RenderError::UnknownHost {
             name: opts.host.clone(),
-            known: plain
-                .loaded
-                .profiles
-                .hosts
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: hosts.keys().cloned().collect::<Vec<_>>().join(", "),
         })?
         .clone();
-    let (vm_disks, mut overrides) = shape::shape(&host0, &opts.shape)?;
-    let suite = host0.install.suite.clone();
+    let (vm_disks, overrides) = shape::shape(&host, &opts.shape)?;
+    Ok((host, vm_disks, overrides))
+}
 
-    // 2. Which udebs: the signed index, or (flag) the harness suite.
-    let client = Client::new(ClientOptions {
-        mirror: opts.mirror.clone(),
-        keyring: opts.keyring.clone(),
-        insecure: false,
-        cache_dir: opts.cache_dir.clone(),
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(io("start the async runtime", Path::new("-")))?;
-    let sources = harness::test_sources(
-        &client,
-        &rt,
-        &opts.mirror,
-        &opts.security,
-        &suite,
-        opts.allow_unverified_udebs,
-    )?;
-    let harness::TestSources {
-        udeb_source,
-        harness,
-        mirror: mirror_proxy,
-        security: security_proxy,
-    } = sources;
-    log(&format!("udebs: {}", udeb_source.describe()));
+/// The serve session of the run (the mirror proxies, progress reports, the installer's remote
+/// syslog) and the phases its syslog showed.
+struct Served {
+    session: ServeSession,
+    remote_phases: Arc<Mutex<Vec<&'static str>>>,
+}
 
-    // 3. serve: the mirror proxy (+ harness overlay), the security proxy, progress, and the
-    //    installer's remote syslog (`netboot --report-to`, what `reinstall` follows on the
-    //    real box), received on the same port number over UDP, beside the serial copy.
-    let tracker = std::sync::Mutex::new(phases::Tracker::new(0));
-    let remote_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
-    let seen_by_udp = remote_seen.clone();
-    let mut session = crate::serve::session::ServeSession::start(
-        &rt,
-        crate::serve::session::SessionConfig {
-            root: &work,
+impl Served {
+    /// serve's port, as the VM reaches it through QEMU's user network.
+    fn seen(&self) -> String {
+        format!("10.0.2.2:{}", self.session.addr().port())
+    }
+
+    /// The remote syslog address on the installer's boot line.
+    fn report_to(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), self.session.addr().port())
+    }
+}
+
+/// serve: the mirror proxy (+ harness overlay), the security proxy, progress, and the
+/// installer's remote syslog (`netboot --report-to`, what `reinstall` follows on the real
+/// box), received on the same port number over UDP, beside the serial copy.
+fn start_serve(
+    opts: &Options,
+    rt: &tokio::runtime::Runtime,
+    work: &Path,
+    mirror: MirrorProxy,
+    security: MirrorProxy,
+) -> Result<Served, InstallError> {
+    let tracker = Mutex::new(phases::Tracker::new(0));
+    let remote_phases = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let seen_by_udp = remote_phases.clone();
+    let session = ServeSession::start(
+        rt,
+        SessionConfig {
+            root: work,
             listen: "127.0.0.1:0".parse().expect("address"),
             serve_log: work.join("serve.log"),
             syslog_log: work.join("install-remote-syslog.log"),
-            mirror: Some(mirror_proxy),
-            security: Some(security_proxy),
+            mirror: Some(mirror),
+            security: Some(security),
             // The VM boots its kernel and initrd from files, not from serve; its reports
             // reach serve through QEMU's user network, from the loopback address.
-            trust_progress: Some((opts.host.clone(), std::net::Ipv4Addr::LOCALHOST.into())),
+            trust_progress: Some((opts.host.clone(), Ipv4Addr::LOCALHOST.into())),
         },
         move |line| {
             if let Ok(mut t) = tracker.lock() {
@@ -294,23 +258,42 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         },
     )
     .map_err(|e| InstallError::Serve(e.to_string()))?;
-    let port = session.addr().port();
-    log(&format!(
-        "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port}), installer syslog on udp"
-    ));
-    let report_to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 2, 2), port);
+    Ok(Served {
+        session,
+        remote_phases,
+    })
+}
 
-    // 4. The test variant of the host's files, then its netboot artifacts.
-    let seen = format!("10.0.2.2:{port}");
+/// What the test variant's build produced.
+struct Built {
+    /// The project as the VM sees it (proxied mirror, VM disks).
+    project: project::Project,
+    /// The host of that project.
+    host: Host,
+    /// `OUT/HOST/netboot`.
+    netboot: PathBuf,
+    /// The install NIC's MAC.
+    mac: String,
+}
+
+/// The test variant of the host's files (published in `OUT/HOST/render`), then its netboot
+/// artifacts (text frontend, the harness key when the harness suite is served).
+fn build_test_variant(
+    opts: &Options,
+    client: &Client,
+    sources: (&UdebSource, Option<&harness::Harness>),
+    mut overrides: project::Overrides,
+    served: &Served,
+    work: &Path,
+) -> Result<(Built, netboot::Summary), InstallError> {
+    let (udeb_source, harness) = sources;
+    let seen = served.seen();
     overrides.mirror = Some(harness::TestSources::mirror_url(&seen));
     let project = project::open_with(&opts.profiles, &overrides)?;
     let host = project.loaded.profiles.hosts[&opts.host].clone();
     let variant = TestVariant {
         console_params: vec!["console=ttyS0,115200".into()],
-        progress_url: Some(format!(
-            "http://10.0.2.2:{port}/progress/{}?run=test",
-            opts.host
-        )),
+        progress_url: Some(format!("http://{seen}/progress/{}?run=test", opts.host)),
         resync_limit_kib: Some(10),
         mark_arrays_in_sync: true,
         syslog_tty: Some("/dev/ttyS1".into()),
@@ -327,251 +310,169 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         },
     )?;
     let tree = &rendered.trees[&opts.host];
-    let render_dir = work.join("render");
-    let staged = output::stage(tree, &render_dir).map_err(crate::render::RenderError::from)?;
-    output::publish(vec![staged]).map_err(crate::render::RenderError::from)?;
+    let staged = output::stage(tree, &work.join("render")).map_err(RenderError::from)?;
+    output::publish(vec![staged]).map_err(RenderError::from)?;
     let nb_dir = work.join("netboot");
     let mac = netboot::install_mac(&host)?.to_string();
     let (staged, summary) = netboot::stage(
-        &client,
+        client,
         &host,
         tree,
         &nb_dir,
         &NetbootOptions {
             frontend: Some(Frontend::Text),
             supplement: true,
-            base_url: format!("http://10.0.2.2:{port}"),
-            keyring_append: harness.as_ref().map(|h| h.public_key.clone()),
-            report_to: Some(report_to),
+            base_url: format!("http://{seen}"),
+            keyring_append: harness.map(|h| h.public_key.clone()),
+            report_to: Some(served.report_to()),
         },
     )?;
     output::publish(vec![staged]).map_err(netboot::NetbootError::from)?;
-    log(&format!(
-        "netboot: {} (kernel {}), test variant with the self-test",
-        summary.installer, summary.kernel_version
-    ));
-
-    // 5. Disks: HDDs on the lower SATA ports, so that sdX order differs from the profile's.
-    let need: u64 = vm_disks.iter().map(|d| d.bytes).sum();
-    let ddir = disk_dir(&work, &opts.host, need);
-    std::fs::create_dir_all(&ddir).map_err(io("create", &ddir))?;
-    // Removed on every exit path (an early `?`, a panic, SIGINT/SIGTERM) unless kept.
-    let disks_guard = crate::cleanup::Guard::new(crate::cleanup::Action::Dir(ddir.clone()));
-    if opts.keep_disks {
-        disks_guard.disarm();
-    }
-    let mut images: Vec<Image> = Vec::new();
-    let mut ordered = vm_disks.clone();
-    ordered.sort_by_key(|d| (d.role == DiskRole::Ssd, d.id.clone()));
-    for d in ordered {
-        let path = ddir.join(format!("{}.raw", d.id));
-        crate::qemu::guest::sparse_disk(&path, d.bytes)
-            .map_err(|e| InstallError::Serve(e.to_string()))?;
-        images.push(Image { disk: d, path });
-    }
-    // The firmware boot order holds every disk of the installer's arrays (the SSDs), as on the
-    // real box: whether each can start the machine is what the degraded boots find out.
-    let boot_order: Vec<String> = host
-        .storage
-        .arrays
-        .iter()
-        .filter(|a| a.stage == crate::profile::Stage::Install)
-        .flat_map(|a| a.disks.iter().cloned())
-        .fold(Vec::new(), |mut v, d| {
-            if !v.contains(&d) {
-                v.push(d);
-            }
-            v
-        });
-    let disks_for = |leave_out: Option<&str>, snapshot: bool| -> Vec<Disk> {
-        images
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| Some(i.disk.id.as_str()) != leave_out)
-            .map(|(port, i)| Disk {
-                path: i.path.clone(),
-                bus: Bus::Sata {
-                    port: port as u8,
-                    ssd: i.disk.role == DiskRole::Ssd,
-                },
-                serial: Some(i.disk.serial.clone()),
-                read_only: false,
-                snapshot,
-                model: i.disk.model.clone(),
-                bootindex: boot_order
-                    .iter()
-                    .position(|b| b == &i.disk.id)
-                    .map(|p| p as u32 + 1),
-            })
-            .collect()
+    let built = Built {
+        project,
+        host,
+        netboot: nb_dir,
+        mac,
     };
-    let sata: Vec<String> = images
-        .iter()
-        .enumerate()
-        .map(|(p, i)| {
-            format!(
-                "port {p}: {} ({}, serial {})",
-                i.disk.id,
-                if i.disk.role == DiskRole::Ssd {
-                    "SSD"
-                } else {
-                    "HDD"
-                },
-                i.disk.serial
-            )
-        })
-        .collect();
-    log(&format!("VM disks: {}", sata.join("; ")));
-    let mut nic_args = Vec::new();
-    for (i, n) in host.nics.iter().enumerate() {
-        if n.role == NicRole::Install {
-            nic_args.extend(["-netdev".to_string(), format!("user,id=n{i}")]);
-        } else {
-            // Isolated: a hub with no other port.
-            nic_args.extend(["-netdev".to_string(), format!("hubport,id=n{i},hubid={i}")]);
-        }
-        nic_args.extend([
-            "-device".to_string(),
-            format!("e1000e,netdev=n{i},mac={}", n.mac),
-        ]);
-    }
+    Ok((built, summary))
+}
 
-    let (accel, why) = Accel::detect(&nb_dir.join("linux"));
-    let cpus = if accel == Accel::Kvm { opts.cpus } else { 1 };
-    log(&format!("accelerator: {why}"));
-    let mut steps: Vec<Step> = Vec::new();
-    let outcome = |steps: Vec<Step>| RunOutcome {
-        host: opts.host.clone(),
-        accel: why.clone(),
-        udeb_source: udeb_source.clone(),
-        steps,
-        seconds: start.elapsed().as_secs_f64(),
-    };
+/// What every VM of the run shares, and the steps so far.
+struct Runner<'a> {
+    opts: &'a Options,
+    log: &'a dyn Fn(&str),
+    work: PathBuf,
+    machine: Machine,
+    accel: Accel,
+    cpus: u32,
+    steps: Vec<Step>,
+}
 
-    // 6. The install, followed phase by phase on the installer's syslog (ttyS1).
-    let syslog = work.join("install-syslog.log");
-    let mut extra = nic_args.clone();
-    extra.extend(["-serial".to_string(), format!("file:{}", syslog.display())]);
-    let spec = VmSpec {
-        name: format!("install-{}", opts.host),
-        accel,
-        cpus,
-        memory_mib: opts.memory_mib,
-        kernel: Some(nb_dir.join("linux")),
-        initrd: Some(nb_dir.join("initrd.gz")),
-        append: netboot::boot::with_reporting(
-            &netboot::boot::kernel_args(&host, Frontend::Text, &mac),
-            report_to,
-            &host,
-        ),
-        disks: disks_for(None, false),
-        console: work.join("install-console.log"),
-        extra_args: extra,
-    };
-    log(&format!(
-        "install: starting ({} MiB, {} vCPUs)",
-        opts.memory_mib, cpus
-    ));
-    let install_ok = follow_install(&spec, &syslog, opts.install_timeout, log, &mut steps)?;
-    session.close_syslog();
-    if install_ok {
-        let serial: Vec<String> = steps
-            .iter()
-            .filter_map(|s| s.name.strip_prefix("install/").map(str::to_string))
-            .collect();
-        let udp = remote_seen.lock().map(|v| v.clone()).unwrap_or_default();
-        let r = remote_report_check(&serial, &udp);
-        log(&format!(
-            "remote syslog: {}",
+impl Runner<'_> {
+    /// A step whose verdict is `r`, logged as `label: …`.
+    fn verdict(&mut self, name: String, label: &str, r: Result<String, String>) {
+        (self.log)(&format!(
+            "{label}: {}",
             match &r {
                 Ok(s) => s.clone(),
                 Err(e) => format!("FAIL {e}"),
             }
         ));
-        steps.push(Step {
-            name: "report/remote-syslog-phases".into(),
+        self.steps.push(Step {
+            name,
             passed: r.is_ok(),
             detail: r.unwrap_or_else(|e| e),
             seconds: 0.0,
         });
-        let done = session
-            .progress()
-            .events()
+    }
+
+    /// The install, followed phase by phase on the installer's syslog (ttyS1).
+    fn install(&mut self, built: &Built, report_to: SocketAddrV4) -> Result<bool, InstallError> {
+        let opts = self.opts;
+        let syslog = self.work.join("install-syslog.log");
+        let mut extra = self.machine.nic_args.clone();
+        extra.extend(["-serial".to_string(), format!("file:{}", syslog.display())]);
+        let spec = VmSpec {
+            name: format!("install-{}", opts.host),
+            accel: self.accel,
+            cpus: self.cpus,
+            memory_mib: opts.memory_mib,
+            kernel: Some(built.netboot.join("linux")),
+            initrd: Some(built.netboot.join("initrd.gz")),
+            append: netboot::boot::with_reporting(
+                &netboot::boot::kernel_args(&built.host, Frontend::Text, &built.mac),
+                report_to,
+                &built.host,
+            ),
+            disks: self.machine.disks(None, false),
+            console: self.work.join("install-console.log"),
+            extra_args: extra,
+        };
+        (self.log)(&format!(
+            "install: starting ({} MiB, {} vCPUs)",
+            opts.memory_mib, self.cpus
+        ));
+        follow_install(
+            &spec,
+            &syslog,
+            opts.install_timeout,
+            self.log,
+            &mut self.steps,
+        )
+    }
+
+    /// What reached serve: every phase over the remote syslog, and the late command's
+    /// `stage=done`.
+    fn reports(&mut self, served: &Served) {
+        let serial: Vec<String> = self
+            .steps
             .iter()
-            .any(|e| e.host == opts.host && e.stage == "done" && e.status == "ok");
-        steps.push(Step {
+            .filter_map(|s| s.name.strip_prefix("install/").map(str::to_string))
+            .collect();
+        let udp = served
+            .remote_phases
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let r = remote_report_check(&serial, &udp);
+        self.verdict("report/remote-syslog-phases".into(), "remote syslog", r);
+        let host = &self.opts.host;
+        let done =
+            served.session.progress().events().iter().any(|e| {
+                e.host == *host && e.stage == crate::serve::STAGE_DONE && e.status == "ok"
+            });
+        self.steps.push(Step {
             name: "report/install-done".into(),
             passed: done,
             detail: if done {
-                format!("serve received stage=done from {}'s late command", opts.host)
+                format!("serve received stage=done from {host}'s late command")
             } else {
                 format!(
-                    "serve received no stage=done from {}'s late command (picaboot.progress= on the boot line)",
-                    opts.host
+                    "serve received no stage=done from {host}'s late command (picaboot.progress= on the boot line)"
                 )
             },
             seconds: 0.0,
         });
     }
-    if !install_ok {
-        session.stop();
-        return Ok(outcome(steps));
-    }
 
-    // 7. The SSDs' partition tables, read from the host, against the plan.
-    let plan = &project.plans[&opts.host];
-    for dp in plan.disks.iter().filter(|d| d.at_install) {
-        let Some(img) = images.iter().find(|i| i.disk.id == dp.id) else {
-            continue;
-        };
-        let r = super::gpt_check::check(&img.path, dp);
-        log(&format!(
-            "gpt {}: {}",
-            dp.id,
-            match &r {
-                Ok(s) => s.clone(),
-                Err(e) => format!("FAIL {e}"),
-            }
-        ));
-        steps.push(Step {
-            name: format!("gpt/{}", dp.id),
-            passed: r.is_ok(),
-            detail: r.unwrap_or_else(|e| e),
-            seconds: 0.0,
-        });
-    }
-
-    // 8. Boots from disk: whole, then (degraded) with each boot SSD removed.
-    let mut boots = vec![("whole".to_string(), None)];
-    if opts.degraded {
-        for b in &boot_order {
-            boots.push((format!("degraded-{b}"), Some(b.clone())));
+    /// The SSDs' partition tables, read from the host, against the plan.
+    fn partition_tables(&mut self, built: &Built) {
+        let plan = &built.project.plans[&self.opts.host];
+        for dp in plan.disks.iter().filter(|d| d.at_install) {
+            let Some(img) = self.machine.image(&dp.id) else {
+                continue;
+            };
+            let r = super::gpt_check::check(&img.path, dp);
+            self.verdict(format!("gpt/{}", dp.id), &format!("gpt {}", dp.id), r);
         }
     }
-    for (label, leave_out) in boots {
-        let mode = match &leave_out {
+
+    /// One boot from disk (`leave_out`: the SSD removed), to the self-test's verdict.
+    fn boot(&mut self, label: &str, leave_out: Option<&str>) -> Result<(), InstallError> {
+        let opts = self.opts;
+        let mode = match leave_out {
             None => "whole".to_string(),
             Some(d) => format!("degraded:{d}"),
         };
-        let mut extra = nic_args.clone();
+        let mut extra = self.machine.nic_args.clone();
         extra.extend([
             "-fw_cfg".to_string(),
             format!("name=opt/picaboot/mode,string={mode}"),
         ]);
         let spec = VmSpec {
             name: format!("boot-{label}-{}", opts.host),
-            accel,
-            cpus,
+            accel: self.accel,
+            cpus: self.cpus,
             memory_mib: opts.memory_mib,
             kernel: None,
             initrd: None,
             append: String::new(),
             // Degraded boots start from the first boot's disks each time (snapshot).
-            disks: disks_for(leave_out.as_deref(), leave_out.is_some()),
-            console: work.join(format!("boot-{label}-console.log")),
+            disks: self.machine.disks(leave_out, leave_out.is_some()),
+            console: self.work.join(format!("boot-{label}-console.log")),
             extra_args: extra,
         };
-        log(&format!("boot {label}: starting from disk"));
+        (self.log)(&format!("boot {label}: starting from disk"));
         let t = Instant::now();
         let mut vm = spec.start()?;
         let ended = wait_boot(&mut vm, opts.boot_timeout, BOOT_SILENCE);
@@ -581,52 +482,42 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         drop(vm);
         let console =
             String::from_utf8_lossy(&std::fs::read(&spec.console).unwrap_or_default()).into_owned();
-        let report = Report::parse(&console);
         let secs = t.elapsed().as_secs_f64();
-        let reached = match &ended {
-            Outcome::Marker => Ok(format!("self-test finished after {secs:.0} s")),
-            Outcome::Exited(why) => Err(format!(
-                "QEMU exited before the self-test finished: {why}; last console lines: {}",
-                tail(&console, 5)
-            )),
-            Outcome::TimedOut if console.trim().is_empty() => Err(format!(
-                "nothing booted: the serial console stayed empty for {} s (no boot loader \
-                 on the disks present: GRUB, which writes to the serial console, never started)",
-                BOOT_SILENCE.as_secs()
-            )),
-            Outcome::TimedOut => Err(format!(
-                "no PICABOOT-DONE within {} s; last console lines: {}",
-                opts.boot_timeout.as_secs(),
-                tail(&console, 5)
-            )),
-        };
-        log(&format!(
+        let reached = boot_reached(&ended, &console, secs, opts.boot_timeout);
+        (self.log)(&format!(
             "boot {label}: {}",
             match &reached {
                 Ok(s) | Err(s) => s,
             }
         ));
-        steps.push(Step {
+        self.steps.push(Step {
             name: format!("boot-{label}/reached-self-test"),
             passed: reached.is_ok(),
             detail: reached.unwrap_or_else(|e| e),
             seconds: secs,
         });
+        self.self_test_steps(label, &Report::parse(&console), ended == Outcome::Marker);
+        Ok(())
+    }
+
+    /// The self-test's checks of one boot as steps (and its failures not among its checks,
+    /// when it finished).
+    fn self_test_steps(&mut self, label: &str, report: &Report, finished: bool) {
         for c in &report.checks {
-            steps.push(Step {
+            self.steps.push(Step {
                 name: format!("boot-{label}/{}", c.name),
                 passed: c.passed,
                 detail: c.detail.clone(),
                 seconds: 0.0,
             });
         }
-        if ended == Outcome::Marker {
+        if finished {
             for f in report
                 .failures()
                 .into_iter()
                 .filter(|f| !report.checks.contains(f))
             {
-                steps.push(Step {
+                self.steps.push(Step {
                     name: format!("boot-{label}/{}", f.name),
                     passed: false,
                     detail: f.detail,
@@ -635,18 +526,132 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
             }
         }
         let prefix = format!("boot-{label}/");
-        let failed = steps
+        let failed = self
+            .steps
             .iter()
             .filter(|s| s.name.starts_with(&prefix) && !s.passed)
             .count();
-        log(&format!(
+        (self.log)(&format!(
             "boot {label}: {} checks reported, {failed} failed step{}",
             report.checks.len(),
             if failed == 1 { "" } else { "s" }
         ));
     }
-    session.stop();
-    Ok(outcome(steps))
+}
+
+/// Whether a boot reached the end of the self-test, and what was seen.
+fn boot_reached(
+    ended: &Outcome,
+    console: &str,
+    secs: f64,
+    limit: Duration,
+) -> Result<String, String> {
+    match ended {
+        Outcome::Marker => Ok(format!("self-test finished after {secs:.0} s")),
+        Outcome::Exited(why) => Err(format!(
+            "QEMU exited before the self-test finished: {why}; last console lines: {}",
+            tail(console, 5)
+        )),
+        Outcome::TimedOut if console.trim().is_empty() => Err(format!(
+            "nothing booted: the serial console stayed empty for {} s (no boot loader \
+             on the disks present: GRUB, which writes to the serial console, never started)",
+            BOOT_SILENCE.as_secs()
+        )),
+        Outcome::TimedOut => Err(format!(
+            "no PICABOOT-DONE within {} s; last console lines: {}",
+            limit.as_secs(),
+            tail(console, 5)
+        )),
+    }
+}
+
+/// Runs the scenario; `log` receives one line per event. Its phases, in order: the work
+/// directory, the host shaped as a VM, the udebs, serve, the test variant's render and
+/// netboot artifacts, the VM's disks and NICs, the install, what reached serve, the
+/// partition tables, the boots from disk.
+pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallError> {
+    let start = Instant::now();
+    let work = fresh_work_dir(opts)?;
+    let (host0, vm_disks, overrides) = shape_host(opts)?;
+
+    // Which udebs: the signed index, or (flag) the harness suite.
+    let client = Client::new(ClientOptions {
+        mirror: opts.mirror.clone(),
+        keyring: opts.keyring.clone(),
+        insecure: false,
+        cache_dir: opts.cache_dir.clone(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("start the async runtime", Path::new("-")))?;
+    let harness::TestSources {
+        udeb_source,
+        harness,
+        mirror,
+        security,
+    } = harness::test_sources(
+        &client,
+        &rt,
+        &opts.mirror,
+        &opts.security,
+        &host0.install.suite,
+        opts.allow_unverified_udebs,
+    )?;
+    log(&format!("udebs: {}", udeb_source.describe()));
+
+    let mut served = start_serve(opts, &rt, &work, mirror, security)?;
+    let port = served.session.addr().port();
+    log(&format!(
+        "serve: mirror proxy on 127.0.0.1:{port} (the VM sees 10.0.2.2:{port}), installer syslog on udp"
+    ));
+    let (built, summary) = build_test_variant(
+        opts,
+        &client,
+        (&udeb_source, harness.as_ref()),
+        overrides,
+        &served,
+        &work,
+    )?;
+    log(&format!(
+        "netboot: {} (kernel {}), test variant with the self-test",
+        summary.installer, summary.kernel_version
+    ));
+
+    let machine = Machine::new(&work, &built.host, &vm_disks, opts.keep_disks)?;
+    log(&format!("VM disks: {}", machine.describe()));
+    let (accel, why) = Accel::detect(&built.netboot.join("linux"));
+    log(&format!("accelerator: {why}"));
+    let mut runner = Runner {
+        opts,
+        log,
+        work,
+        machine,
+        accel,
+        cpus: if accel == Accel::Kvm { opts.cpus } else { 1 },
+        steps: Vec::new(),
+    };
+    let installed = runner.install(&built, served.report_to())?;
+    served.session.close_syslog();
+    if installed {
+        runner.reports(&served);
+        runner.partition_tables(&built);
+        runner.boot("whole", None)?;
+        if opts.degraded {
+            for b in runner.machine.boot_order.clone() {
+                runner.boot(&format!("degraded-{b}"), Some(&b))?;
+            }
+        }
+    }
+    served.session.stop();
+    Ok(RunOutcome {
+        host: opts.host.clone(),
+        accel: why,
+        udeb_source,
+        steps: runner.steps,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// The phases the installer's remote syslog showed against those of its serial copy: every

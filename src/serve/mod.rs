@@ -103,6 +103,10 @@ pub enum ServeError {
     },
 }
 
+/// The progress stage a box's late command reports at the end of its install: serve then
+/// answers its boot script with a boot from disk.
+pub const STAGE_DONE: &str = "done";
+
 /// One progress report from an installer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgressEvent {
@@ -966,7 +970,7 @@ fn progress(
         );
     }
     (state.sink)(format!("progress {}: {} {}", ev.host, ev.stage, ev.status).trim_end());
-    if ev.stage == "done" {
+    if ev.stage == STAGE_DONE {
         if let Ok(mut b) = state.boxes.lock() {
             b.done.insert(ev.host.clone());
         }

@@ -113,7 +113,7 @@ pub fn follow(
             }
         }
         if progress.done(&seen.host) {
-            reports.push("done");
+            reports.push(crate::serve::STAGE_DONE);
         }
         for p in reports {
             let before = follower.phase();
