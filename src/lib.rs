@@ -16,6 +16,7 @@ pub mod exec;
 pub mod http;
 pub mod image;
 pub mod install;
+pub mod limits;
 pub mod mirror;
 pub mod netboot;
 pub mod ops;

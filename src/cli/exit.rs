@@ -101,7 +101,7 @@ fn cause(c: &(dyn StdError + 'static)) -> Option<Class> {
         crate::profile::Diagnostics, ProfileError, SpecError, RenderError, OutputError,
         DebianError, NetbootError, HarnessError, ServeError, RegistryError, BuildError,
         CheckError, crate::amt::AmtError, crate::ops::OpsError, FormError, Refusal,
-        InstallError, ImageVmError,
+        InstallError, ImageVmError, crate::limits::TooLarge,
     )
 }
 
@@ -121,6 +121,8 @@ fixed!(Class::User; UsageError, crate::storage::PlanError, crate::profile::Diagn
 // Invalid profiles, or an unreadable profiles directory (a wrong `--profiles`).
 fixed!(Class::User; ProfileError);
 fixed!(Class::Env; EnvError, ArchiveError, ExecError, MirrorError, GuestError);
+// A reply larger than the limit of its kind: the server's fault.
+fixed!(Class::Env; crate::limits::TooLarge);
 fixed!(Class::Quiet; super::out::StdoutClosed);
 
 // A bare I/O error, EPIPE included (a child's stdin that closed is the environment's): only

@@ -27,6 +27,9 @@ pub enum MirrorError {
     /// percent-decoding): refused, nothing fetched or cached.
     #[error("refusing mirror path `{0}`: not a clean relative path under the mirror")]
     BadPath(String),
+    /// An upstream reply is larger than the limit of its kind (nothing of it is kept).
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
     /// Writing the cache failed.
     #[error("cache {path}: {source}")]
     Cache {
@@ -170,7 +173,13 @@ impl MirrorProxy {
             return Ok(None);
         }
         let resp = resp.error_for_status().map_err(|e| upstream(&url, e))?;
-        let text = resp.text().await.map_err(|e| upstream(&url, e))?;
+        let bytes = crate::limits::reply_bounded(resp, crate::limits::INRELEASE)
+            .await
+            .map_err(|e| match e {
+                crate::limits::ReplyError::TooLarge(t) => MirrorError::TooLarge(t),
+                crate::limits::ReplyError::Transfer(e) => upstream(&url, e),
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
         let (release, signature) =
             crate::mirror::split_inrelease(&text).map_err(|e| MirrorError::Upstream {
                 url: url.clone(),
@@ -183,8 +192,16 @@ impl MirrorProxy {
         Ok(Some(self.scratch.path().join(rel)))
     }
 
-    /// Streams `url` into `local` (temporary file + rename); false on 404.
+    /// Streams `url` into `local` (temporary file + rename); false on 404. At most
+    /// [`MIRROR_POOL_FILE`](crate::limits::MIRROR_POOL_FILE) bytes for a `pool/` file and
+    /// [`MIRROR_INDEX`](crate::limits::MIRROR_INDEX) for any other: a larger reply is refused
+    /// and its partial file removed.
     async fn download(&self, url: &str, local: &Path) -> Result<bool, MirrorError> {
+        let limit = if url[self.upstream.len()..].starts_with("/pool/") {
+            crate::limits::MIRROR_POOL_FILE
+        } else {
+            crate::limits::MIRROR_INDEX
+        };
         let resp = self
             .client
             .get(url)
@@ -195,6 +212,7 @@ impl MirrorProxy {
             return Ok(false);
         }
         let resp = resp.error_for_status().map_err(|e| upstream(url, e))?;
+        limit.check_announced(url, resp.content_length())?;
         let dir = local.parent().unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(dir)
             .await
@@ -203,18 +221,38 @@ impl MirrorProxy {
         let mut f = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| cache(&tmp, e))?;
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| upstream(url, e))?;
-            f.write_all(&chunk).await.map_err(|e| cache(&tmp, e))?;
-        }
-        f.flush().await.map_err(|e| cache(&tmp, e))?;
+        let written = copy_bounded(resp, &mut f, &tmp, url, limit).await;
         drop(f);
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         tokio::fs::rename(&tmp, local)
             .await
             .map_err(|e| cache(local, e))?;
         Ok(true)
     }
+}
+
+/// Copies the body of `resp` into `f` (the file `tmp`), at most `limit.bytes`.
+async fn copy_bounded(
+    resp: reqwest::Response,
+    f: &mut tokio::fs::File,
+    tmp: &Path,
+    url: &str,
+    limit: crate::limits::Limit,
+) -> Result<(), MirrorError> {
+    let mut done = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| upstream(url, e))?;
+        done += chunk.len() as u64;
+        if done > limit.bytes {
+            return Err(limit.exceeded(url).into());
+        }
+        f.write_all(&chunk).await.map_err(|e| cache(tmp, e))?;
+    }
+    f.flush().await.map_err(|e| cache(tmp, e))
 }
 
 fn upstream(url: &str, e: reqwest::Error) -> MirrorError {
