@@ -67,6 +67,10 @@ pub struct ReinstallConfig {
     /// Minutes to wait for ssh after the install ended (first boot, Proxmox's reboot).
     #[arg(long, value_name = "MIN", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     first_boot_timeout_min: u64,
+    /// Seconds the post-install check (ssh and the script) may take; when they pass, ssh and
+    /// everything it started are killed and reinstall fails naming the check.
+    #[arg(long, value_name = "SECS", default_value_t = post_install::CHECK_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    check_timeout: u64,
     /// TEST BOXES ONLY (a VM rehearsal): when the mirror's udeb index does not match Debian's
     /// signed InRelease (a stale mirror), serve the installer a harness udeb suite signed by
     /// a key made for this run and added to the installer's keyring only; serve then also
@@ -406,6 +410,7 @@ fn run(
         &known,
         &check_script,
         c.first_boot_timeout_min,
+        Duration::from_secs(c.check_timeout),
     )?;
     for ch in &run.report.checks {
         outln!(
@@ -436,7 +441,8 @@ fn run(
 }
 
 /// The post-install check; once more if the connection dropped (the Proxmox first-boot unit
-/// reboots the box once), after ssh answers again.
+/// reboots the box once), after ssh answers again. A check that hung past `deadline` is not
+/// run again.
 fn run_check_with_retry(
     t0: Instant,
     host: &str,
@@ -444,9 +450,11 @@ fn run_check_with_retry(
     known: &Path,
     script: &str,
     timeout_min: u64,
+    deadline: Duration,
 ) -> anyhow::Result<post_install::CheckRun> {
-    match post_install::run_check(ssh, known, script) {
+    match post_install::run_check(ssh, known, script, deadline) {
         Ok(r) => Ok(r),
+        Err(e @ crate::ops::OpsError::Hung { .. }) => Err(e.into()),
         Err(e) => {
             say(
                 t0,
@@ -455,7 +463,7 @@ fn run_check_with_retry(
             );
             std::thread::sleep(Duration::from_secs(10));
             post_install::wait_for_ssh(ssh, Duration::from_secs(timeout_min * 60))?;
-            Ok(post_install::run_check(ssh, known, script)?)
+            Ok(post_install::run_check(ssh, known, script, deadline)?)
         }
     }
 }
