@@ -350,6 +350,9 @@ pub fn run_deadline_status(
             Err(e) => return Err(spawn_error(task, cmd.get_program(), e)),
         }
     };
+    // A program that ended because a signal's cleanup killed it has no result to act on:
+    // this thread waits for the handler to exit the process.
+    crate::cleanup::hold_if_interrupted();
     let Some(status) = status else {
         kill_group(pgid, &mut child);
         group.disarm();
