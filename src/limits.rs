@@ -80,6 +80,13 @@ pub const IMAGE_DOWNLOAD: Limit = Limit {
     bytes: 4 * GIB,
 };
 
+/// What an external program run under a deadline writes on stdout or on stderr (ssh with a
+/// remote command, `podman exec`): the answers picaboot reads are a few KB to a few MB.
+pub const PROGRAM_OUTPUT: Limit = Limit {
+    kind: "program output",
+    bytes: 64 * MIB,
+};
+
 impl Limit {
     /// The same limit with another size (a signed size, when one is known).
     pub fn with_bytes(self, bytes: u64) -> Limit {
