@@ -23,8 +23,8 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// A Debian `InRelease` (signed before it is checked, so unbounded until then). Debian's own
-/// are about 150 KB (bookworm, trixie) and sid's about 200 KB: 16 MiB is a hundred times that.
+/// A Debian `InRelease` (unsigned until it is checked, so unbounded until then). bookworm's
+/// is 151 KB (`/var/lib/apt/lists` of this kind of machine): 16 MiB is a hundred times that.
 pub const INRELEASE: Limit = Limit {
     kind: "InRelease",
     bytes: 16 * MIB,
