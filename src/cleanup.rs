@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -27,14 +27,7 @@ pub enum Action {
 impl Action {
     fn run(&self) {
         match self {
-            Action::Container(name) => {
-                let _ = crate::exec::run_deadline(
-                    "removing the container",
-                    Command::new("podman").args(["rm", "-f", "-t", "1", name]),
-                    None,
-                    Duration::from_secs(60),
-                );
-            }
+            Action::Container(name) => remove_container(name),
             Action::Dir(p) => {
                 let _ = std::fs::remove_dir_all(p);
             }
@@ -42,11 +35,68 @@ impl Action {
                 use rustix::process::{kill_process_group, Pid, Signal};
                 if let Some(pid) = i32::try_from(*pgid).ok().and_then(Pid::from_raw) {
                     let _ = kill_process_group(pid, Signal::TERM);
-                    std::thread::sleep(Duration::from_secs(1));
-                    let _ = kill_process_group(pid, Signal::KILL);
+                    if !group_gone_within(pid, Duration::from_secs(1)) {
+                        let _ = kill_process_group(pid, Signal::KILL);
+                        group_gone_within(pid, Duration::from_secs(1));
+                    }
                 }
             }
         }
+    }
+}
+
+/// Removes a container (`podman rm -f`), and again while podman still knows it: a
+/// `podman run` interrupted while it started the container can leave it to appear, or to be
+/// locked, a moment after the first removal. At most [`RM_TRIES`] tries.
+fn remove_container(name: &str) {
+    for _ in 0..RM_TRIES {
+        let _ = crate::exec::run_deadline(
+            "removing the container",
+            Command::new("podman").args(["rm", "-f", "-t", "1", name]),
+            None,
+            Duration::from_secs(60),
+        );
+        // `podman container exists`: 0 when it exists, 1 when not.
+        let exists = crate::exec::run_deadline_status(
+            "looking for the container",
+            Command::new("podman").args(["container", "exists", name]),
+            None,
+            Duration::from_secs(60),
+        );
+        match exists {
+            Ok(o) if o.status.code() == Some(1) => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(500)),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Tries of [`remove_container`].
+const RM_TRIES: u32 = 10;
+
+/// Whether the process group `pid` has no member left within `limit` (polled). A member
+/// that is a zombie of a parent that does not reap it counts as left.
+fn group_gone_within(pid: rustix::process::Pid, limit: Duration) -> bool {
+    let t = std::time::Instant::now();
+    loop {
+        if rustix::process::test_kill_process_group(pid).is_err() {
+            return true;
+        }
+        if t.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The order in which the signal path runs actions: first the programs still running (a
+/// `podman run` that is creating the container would otherwise create it after its removal),
+/// then the containers, then the directories.
+fn rank(a: &Action) -> u8 {
+    match a {
+        Action::ProcessGroup(_) => 0,
+        Action::Container(_) => 1,
+        Action::Dir(_) => 2,
     }
 }
 
@@ -65,8 +115,14 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Registers `action`, to run on drop or on SIGINT/SIGTERM.
+    /// Registers `action`, to run on drop or on SIGINT/SIGTERM. Once a signal's cleanup has
+    /// begun, nothing new is owned: the action runs at once (a program just started is
+    /// killed) and the calling thread waits for the process to exit.
     pub fn new(action: Action) -> Self {
+        if INTERRUPTED.load(Ordering::SeqCst) && !CLEANER.with(|c| c.get()) {
+            action.run();
+            hold_if_interrupted();
+        }
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         pending().insert(id, action);
         Guard { id }
@@ -87,11 +143,33 @@ impl Drop for Guard {
     }
 }
 
-/// Runs every registered action now (the signal path).
+/// Runs every registered action now (the signal path), in the order of [`rank`].
 fn run_all() {
-    let all: Vec<Action> = std::mem::take(&mut *pending()).into_values().collect();
+    let mut all: Vec<Action> = std::mem::take(&mut *pending()).into_values().collect();
+    all.sort_by_key(rank);
     for a in all {
         a.run();
+    }
+}
+
+/// Set when SIGINT or SIGTERM arrived and the cleanup began.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread runs the signal's cleanup (its own programs, `podman rm`, are
+    /// owned as usual).
+    static CLEANER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// When a signal's cleanup has begun, never returns: the handler exits the process (130 or
+/// 143) once every action ran. Called before the process exits by another path (`main`'s
+/// error exit, after the interrupted program failed), which would otherwise end the cleanup
+/// half-way (a container being removed survives).
+pub fn hold_if_interrupted() {
+    if INTERRUPTED.load(Ordering::SeqCst) && !CLEANER.with(|c| c.get()) {
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -124,6 +202,8 @@ pub fn on_signals() {
                     _ = int.recv() => ("SIGINT", 130),
                     _ = term.recv() => ("SIGTERM", 143),
                 };
+                CLEANER.with(|c| c.set(true));
+                INTERRUPTED.store(true, Ordering::SeqCst);
                 eprintln!("picaboot: {name}: cleaning up");
                 run_all();
                 std::process::exit(code);

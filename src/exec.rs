@@ -49,6 +49,19 @@ pub enum ExecError {
         /// Last lines of stderr, prefixed by a newline when not empty.
         stderr_tail: String,
     },
+    /// The program wrote more than [`PROGRAM_OUTPUT`](crate::limits::PROGRAM_OUTPUT) on
+    /// stdout or stderr: its whole process group was killed.
+    #[error("{task}: `{command}` wrote more than the {kind} limit of {} on one stream and was killed (with every process it started)", crate::limits::human(*limit))]
+    TooMuchOutput {
+        /// What we were doing.
+        task: String,
+        /// The command line.
+        command: String,
+        /// The kind of limit ([`crate::limits::Limit::kind`]).
+        kind: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The program ran and failed.
     #[error("{task}: `{command}` failed ({status}){tail}")]
     Failed {
@@ -312,9 +325,14 @@ pub fn run_deadline_status(
     let group = crate::cleanup::Guard::new(crate::cleanup::Action::ProcessGroup(pgid));
     // Readers that never block the waiter: a grandchild outside the group could hold a pipe
     // open forever, so what they have read is taken, not joined for.
+    // At most PROGRAM_OUTPUT bytes are kept per stream; past it, the rest is read and dropped
+    // (so that the program never blocks on a full pipe) until the group is killed below.
+    let limit = crate::limits::PROGRAM_OUTPUT;
+    let overflow = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let collect = |r: Box<dyn io::Read + Send>| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let b = Arc::clone(&buf);
+        let over = Arc::clone(&overflow);
         let t = std::thread::spawn(move || {
             let mut r = r;
             let mut chunk = [0u8; 8192];
@@ -322,9 +340,12 @@ pub fn run_deadline_status(
                 if n == 0 {
                     break;
                 }
-                b.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend_from_slice(&chunk[..n]);
+                let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
+                if (b.len() + n) as u64 > limit.bytes {
+                    over.store(true, std::sync::atomic::Ordering::SeqCst);
+                    continue;
+                }
+                b.extend_from_slice(&chunk[..n]);
             }
         });
         (buf, t)
@@ -343,6 +364,16 @@ pub fn run_deadline_status(
     let take =
         |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap_or_else(|p| p.into_inner()));
     let status = loop {
+        if overflow.load(std::sync::atomic::Ordering::SeqCst) {
+            kill_group(pgid, &mut child);
+            group.disarm();
+            return Err(ExecError::TooMuchOutput {
+                task: task.to_string(),
+                command: command_line(cmd),
+                kind: limit.kind,
+                limit: limit.bytes,
+            });
+        }
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if start.elapsed() >= deadline => break None,
@@ -350,6 +381,9 @@ pub fn run_deadline_status(
             Err(e) => return Err(spawn_error(task, cmd.get_program(), e)),
         }
     };
+    // A program that ended because a signal's cleanup killed it has no result to act on:
+    // this thread waits for the handler to exit the process.
+    crate::cleanup::hold_if_interrupted();
     let Some(status) = status else {
         kill_group(pgid, &mut child);
         group.disarm();
@@ -488,6 +522,44 @@ mod tests {
             test_kill_process_group(Pid::from_raw(pgid).unwrap()).is_err(),
             "process group {pgid} is still alive"
         );
+    }
+
+    #[test]
+    fn endless_output_is_bounded_and_the_program_killed() {
+        let t = std::time::Instant::now();
+        let e = super::run_deadline_status(
+            "an endless writer",
+            // A shell and its child in the group: both end.
+            std::process::Command::new("sh").args(["-c", "yes picaboot-endless-output"]),
+            None,
+            std::time::Duration::from_secs(120),
+        )
+        .unwrap_err();
+        let limit = crate::limits::PROGRAM_OUTPUT;
+        assert!(
+            matches!(e, super::ExecError::TooMuchOutput { limit: l, .. } if l == limit.bytes),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains(&format!(
+                "wrote more than the program output limit of {}",
+                crate::limits::human(limit.bytes)
+            )),
+            "{e}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            t.elapsed()
+        );
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("yes picaboot-endless-output"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 
     #[test]

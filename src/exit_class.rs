@@ -81,6 +81,7 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         serve::session::SessionError,
         install::scenario::InstallError,
         qemu::podman::ImageVmError,
+        limits::TooLarge,
     )
 }
 

@@ -42,6 +42,15 @@ pub enum HttpError {
         /// The HTTP status, when there was an answer.
         status: Option<u16>,
     },
+    /// The body is larger than the limit of its kind.
+    #[error(transparent)]
+    TooLarge(crate::limits::TooLarge),
+}
+
+impl From<crate::limits::TooLarge> for HttpError {
+    fn from(t: crate::limits::TooLarge) -> Self {
+        HttpError::TooLarge(t)
+    }
 }
 
 /// A blocking client with the policy; `proxy` (`http://host:port`) replaces the environment's.
@@ -134,12 +143,14 @@ pub fn get(
 
 /// Streams `url` into the file `path` (created or truncated), hashing while streaming and
 /// showing a transfer labelled `label`; returns the hex SHA-256 and the size. Nothing is held
-/// in memory beyond one buffer.
+/// in memory beyond one buffer, and at most `limit.bytes` are written (a larger
+/// `Content-Length` is refused before the file is created).
 pub fn download_to_file(
     client: &reqwest::blocking::Client,
     url: &str,
     path: &std::path::Path,
     label: &str,
+    limit: crate::limits::Limit,
 ) -> Result<(String, u64), HttpError> {
     use std::io::{Read, Write};
     let err = |reason: String| HttpError::Get {
@@ -148,6 +159,7 @@ pub fn download_to_file(
         status: None,
     };
     let mut resp = get(client, url)?;
+    limit.check_announced(url, resp.content_length())?;
     let t = crate::progress::transfer(label, resp.content_length());
     let f = std::fs::File::create(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
     let mut w = crate::archive::HashingWriter::new(std::io::BufWriter::new(f));
@@ -156,6 +168,9 @@ pub fn download_to_file(
         let n = resp.read(&mut buf).map_err(|e| err(describe(&e)))?;
         if n == 0 {
             break;
+        }
+        if w.bytes() + n as u64 > limit.bytes {
+            return Err(limit.exceeded(url).into());
         }
         w.write_all(&buf[..n])
             .map_err(|e| err(format!("{}: {e}", path.display())))?;

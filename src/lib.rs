@@ -17,6 +17,7 @@ pub mod exit_class;
 pub mod http;
 pub mod image;
 pub mod install;
+pub mod limits;
 pub mod mirror;
 pub mod netboot;
 pub mod ops;

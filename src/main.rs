@@ -26,7 +26,10 @@ fn main() {
         eprintln!("picaboot: internal error (a bug in picaboot, please report it):");
         default_hook(info);
     }));
-    match std::panic::catch_unwind(|| picaboot::cli::run(cli)) {
+    let result = std::panic::catch_unwind(|| picaboot::cli::run(cli));
+    // After a SIGINT/SIGTERM, the signal handler's cleanup decides the exit (130/143).
+    picaboot::cleanup::hold_if_interrupted();
+    match result {
         Ok(Ok(())) => {}
         Ok(Err(err))
             if picaboot::cli::exit::classify(&err) == picaboot::cli::exit::Class::Quiet =>

@@ -51,6 +51,10 @@ pub struct ReinstallConfig {
     /// Minutes to wait for ssh after the install ended (first boot, Proxmox's reboot).
     #[arg(long, value_name = "MIN", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     first_boot_timeout_min: u64,
+    /// Seconds the post-install check (ssh and the script) may take; when they pass, ssh and
+    /// everything it started are killed and reinstall fails naming the check.
+    #[arg(long, value_name = "SECS", default_value_t = crate::ops::post_install::CHECK_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    check_timeout: u64,
     /// TEST BOXES ONLY (a VM rehearsal): when the mirror's udeb index does not match Debian's
     /// signed InRelease (a stale mirror), serve the installer a harness udeb suite signed by
     /// a key made for this run and added to the installer's keyring only; serve then also
@@ -143,6 +147,7 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         mirror: c.mirror.clone(),
         ssh,
         first_boot_timeout: Duration::from_secs(c.first_boot_timeout_min * 60),
+        check_timeout: Duration::from_secs(c.check_timeout),
         allow_unverified_udebs: c.allow_unverified_udebs,
     };
     let clock = Clock::start(&c.host);

@@ -95,6 +95,9 @@ pub enum DebianError {
         /// The Valid-Until field.
         valid_until: String,
     },
+    /// A reply with no signed size is larger than the limit of its kind.
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
     /// A local file operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -135,6 +138,15 @@ pub struct Client {
     cache: Cache,
     http: reqwest::blocking::Client,
 }
+
+/// The limit passed with a signed size: unused, the signed size bounds the read.
+const NO_LIMIT: crate::limits::Limit = crate::limits::Limit {
+    kind: "signed file",
+    bytes: u64::MAX,
+};
+
+/// Most bytes reserved ahead for an index (the rest grows as it arrives).
+const PREALLOCATE_MAX: u64 = 64 << 20;
 
 /// Bytes between progress lines for large downloads.
 const PROGRESS_EVERY: u64 = 16 << 20;
@@ -205,22 +217,38 @@ impl Client {
 
     /// The bytes of `rel` with **no** check: only for comparing what a mirror serves with what
     /// the signed chain lists (the install harness does this to detect a stale udeb index).
-    /// Never use the result as trusted content.
+    /// Never use the result as trusted content. At most
+    /// [`UNVERIFIED_INDEX`](crate::limits::UNVERIFIED_INDEX) bytes are read.
     pub fn unverified_bytes(&self, rel: &str) -> Result<Vec<u8>, DebianError> {
         let mut v = Vec::new();
-        self.download(rel, None, &mut v)?;
+        self.download(rel, None, crate::limits::UNVERIFIED_INDEX, &mut v)?;
         Ok(v)
     }
 
     /// Downloads `rel` into `out`, hashing while streaming; checks size and digest when given.
+    /// Reads at most the listed size when `expect` is given, else at most `limit` (a
+    /// `Content-Length` above either is refused before reading).
     fn download(
         &self,
         rel: &str,
         expect: Option<&Listed>,
+        limit: crate::limits::Limit,
         out: &mut dyn Write,
     ) -> Result<Listed, DebianError> {
         let url = self.url(rel);
         let (mut r, len) = self.open(rel)?;
+        if let (Some(e), Some(n)) = (expect, len) {
+            if n > e.size {
+                return Err(DebianError::SizeMismatch {
+                    file: url,
+                    expected: e.size,
+                    actual: n,
+                });
+            }
+        }
+        if expect.is_none() {
+            limit.check_announced(&url, len)?;
+        }
         let total = expect.map(|e| e.size).or(len);
         let mut h = Sha256::new();
         let mut buf = vec![0u8; cache::CHUNK];
@@ -237,14 +265,16 @@ impl Client {
                 break;
             }
             done += n as u64;
-            if let Some(e) = expect {
-                if done > e.size {
+            match expect {
+                Some(e) if done > e.size => {
                     return Err(DebianError::SizeMismatch {
                         file: url,
                         expected: e.size,
                         actual: done,
                     });
                 }
+                None if done > limit.bytes => return Err(limit.exceeded(&url).into()),
+                _ => {}
             }
             h.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(|e| DebianError::Io {
@@ -299,7 +329,7 @@ impl Client {
     pub fn release(&self, suite: &str) -> Result<Release, DebianError> {
         let rel = format!("dists/{suite}/InRelease");
         let mut bytes = Vec::new();
-        self.download(&rel, None, &mut bytes)?;
+        self.download(&rel, None, crate::limits::INRELEASE, &mut bytes)?;
         let text = if self.insecure {
             log::warn!(
                 "INSECURE: the signature of {} is NOT checked (--insecure); only hashes are",
@@ -412,14 +442,20 @@ impl Client {
                         what: format!("lists no SHA256 for {index}.xz or {index}.gz"),
                     })?;
                 let rel = format!("{origin}{ext}");
-                let mut compressed = Vec::with_capacity(listed.size as usize);
-                self.download(&rel, Some(listed), &mut compressed)?;
-                let mut text = Vec::with_capacity(plain.size as usize);
+                // Sizes from an unsigned InRelease (`--insecure`) are not trusted for allocation.
+                let mut compressed = Vec::with_capacity(listed.size.min(PREALLOCATE_MAX) as usize);
+                self.download(&rel, Some(listed), NO_LIMIT, &mut compressed)?;
+                let mut text = Vec::with_capacity(plain.size.min(PREALLOCATE_MAX) as usize);
+                // Decompressed, at most one byte more than the signed size of the plain index.
+                let bound = plain.size.saturating_add(1);
                 let r: io::Result<usize> = if ext == ".xz" {
                     liblzma::read::XzDecoder::new_multi_decoder(&compressed[..])
+                        .take(bound)
                         .read_to_end(&mut text)
                 } else {
-                    flate2::read::MultiGzDecoder::new(&compressed[..]).read_to_end(&mut text)
+                    flate2::read::MultiGzDecoder::new(&compressed[..])
+                        .take(bound)
+                        .read_to_end(&mut text)
                 };
                 r.map_err(|e| {
                     DebianError::Archive(ArchiveError::Io {
@@ -463,6 +499,7 @@ impl Client {
                     sha256: pkg.sha256.clone(),
                     size: pkg.size,
                 }),
+                NO_LIMIT,
                 &mut w,
             )?;
             w.flush().map_err(|e| DebianError::Io {

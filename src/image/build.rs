@@ -488,7 +488,14 @@ fn fetch(
         img.name,
         dl.url.rsplit('/').next().unwrap_or(&dl.url)
     );
-    let (got, _) = crate::http::download_to_file(&client, &dl.url, &tmp, &label).map_err(|e| {
+    let (got, _) = crate::http::download_to_file(
+        &client,
+        &dl.url,
+        &tmp,
+        &label,
+        crate::limits::IMAGE_DOWNLOAD,
+    )
+    .map_err(|e| {
         let _ = fs::remove_file(&tmp);
         unreachable(match e {
             crate::http::HttpError::Get { reason, .. } => reason,

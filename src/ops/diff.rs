@@ -288,8 +288,19 @@ pub fn compare(dest: &str, expected: &[Expected], remote: &BTreeMap<String, Remo
     }
 }
 
-/// Runs the probe on `dest` in one ssh session and compares.
+/// Runs the probe on `dest` in one ssh session and compares, within
+/// [`SSH_DEADLINE`](super::SSH_DEADLINE).
 pub fn run(dest: &str, expected: &[Expected]) -> Result<Report, OpsError> {
+    run_within(dest, expected, super::SSH_DEADLINE)
+}
+
+/// [`run`] with another deadline: when ssh (its connection, or the probe) has not ended by
+/// then, ssh and every process it started are killed and the error is [`OpsError::Hung`].
+pub fn run_within(
+    dest: &str,
+    expected: &[Expected],
+    deadline: std::time::Duration,
+) -> Result<Report, OpsError> {
     let script = probe_script(expected)?;
     let ssh_err = |reason: String| OpsError::Ssh {
         dest: dest.to_string(),
@@ -299,9 +310,15 @@ pub fn run(dest: &str, expected: &[Expected]) -> Result<Report, OpsError> {
         &format!("the drift probe on {dest}"),
         ssh_command(dest).args(["sh", "-s"]),
         Some(script.as_bytes()),
-        super::SSH_DEADLINE,
+        deadline,
     )
-    .map_err(|e| ssh_err(e.to_string()))?;
+    .map_err(|e| match e {
+        crate::exec::ExecError::TimedOut { .. } => OpsError::Hung {
+            dest: dest.to_string(),
+            reason: e.to_string(),
+        },
+        e => ssh_err(e.to_string()),
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let remote = parse_probe(&stdout).map_err(|reason| OpsError::Protocol {
         dest: dest.to_string(),

@@ -41,6 +41,15 @@ pub enum OpsError {
         /// Why.
         reason: String,
     },
+    /// A remote command over ssh (or ssh itself) did not end by its deadline: ssh and every
+    /// process it started were killed.
+    #[error("ssh {dest}: {reason}")]
+    Hung {
+        /// Destination.
+        dest: String,
+        /// What hung, the deadline, the tail of ssh's stderr.
+        reason: String,
+    },
     /// The remote answered something this side does not understand.
     #[error("the drift probe on {dest} answered unexpectedly: {reason}")]
     Protocol {
@@ -68,6 +77,11 @@ pub const SSH_ALIVE: [&str; 4] = [
     "ServerAliveCountMax=3",
 ];
 
+/// ssh's own bound on connecting and on the server's first words (the banner and key
+/// exchange): a server that accepts and never speaks ends ssh here, well before
+/// [`SSH_DEADLINE`].
+pub const SSH_CONNECT: [&str; 2] = ["-o", "ConnectTimeout=30"];
+
 /// The wall-clock deadline of one remote command over ssh (a probe, a check, a `pvecm`
 /// step): it is run with [`crate::exec::run_deadline`], which kills ssh and everything it
 /// started when the deadline passes.
@@ -79,7 +93,9 @@ pub fn ssh_command(dest: &str) -> Command {
     if let Some(cfg) = ssh_config() {
         c.arg("-F").arg(cfg);
     }
-    c.args(["-o", "BatchMode=yes"]).args(SSH_ALIVE);
+    c.args(["-o", "BatchMode=yes"])
+        .args(SSH_CONNECT)
+        .args(SSH_ALIVE);
     c.args(["--", dest]);
     c
 }
@@ -109,6 +125,13 @@ pub fn amt_target(profiles: &Profiles, host: &str, timeout: Duration) -> Result<
         ssh_config: ssh_config(),
         timeout,
     })
+}
+
+impl OpsError {
+    /// Whether a remote command overran its deadline and was killed.
+    pub fn hung(&self) -> bool {
+        matches!(self, OpsError::Hung { .. })
+    }
 }
 
 impl crate::exit_class::ExitClass for OpsError {

@@ -223,23 +223,28 @@ pub struct CheckRun {
     pub status: i32,
 }
 
-/// The wall-clock deadline of the whole post-install check (ssh and the script).
+/// The default wall-clock deadline of the whole post-install check (ssh and the script);
+/// `reinstall --check-timeout` sets another.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// ssh's exit status when the connection itself failed.
 const SSH_FAILED: i32 = 255;
 
-/// Runs `script` on the target with `sh -s`, trusting only the keys in `known_hosts`.
+/// Runs `script` on the target with `sh -s`, trusting only the keys in `known_hosts`. When
+/// ssh and the script have not ended by `deadline`, ssh and every process it started are
+/// killed and the error is [`OpsError::Hung`], naming the post-install check.
 pub fn run_check(
     target: &SshTarget,
     known_hosts: &Path,
     script: &str,
+    deadline: Duration,
 ) -> Result<CheckRun, OpsError> {
     let mut cmd = Command::new("ssh");
     if let Some(cfg) = super::ssh_config() {
         cmd.arg("-F").arg(cfg);
     }
     cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args(super::SSH_CONNECT)
         .args(super::SSH_ALIVE)
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
@@ -255,9 +260,15 @@ pub fn run_check(
         "the post-install check",
         &mut cmd,
         Some(script.as_bytes()),
-        CHECK_DEADLINE,
+        deadline,
     )
-    .map_err(|e| target.err(e.to_string()))?;
+    .map_err(|e| match e {
+        crate::exec::ExecError::TimedOut { .. } => OpsError::Hung {
+            dest: format!("{}:{}", target.dest, target.port),
+            reason: e.to_string(),
+        },
+        e => target.err(e.to_string()),
+    })?;
     let status = out.status.code().unwrap_or(SSH_FAILED);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = Report::parse(&stdout);

@@ -213,11 +213,16 @@ impl Session {
                 detail: String::new(),
             });
         }
-        let body = resp.bytes().await.map_err(|e| RegistryError::Transfer {
-            registry: self.registry.clone(),
-            op: "token service".into(),
-            reason: describe(&e),
-        })?;
+        let body = crate::limits::reply_bounded(resp, crate::limits::TOKEN_REPLY)
+            .await
+            .map_err(|e| match e {
+                crate::limits::ReplyError::TooLarge(t) => RegistryError::TooLarge(t),
+                crate::limits::ReplyError::Transfer(e) => RegistryError::Transfer {
+                    registry: self.registry.clone(),
+                    op: "token service".into(),
+                    reason: describe(&e),
+                },
+            })?;
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| RegistryError::Transfer {
                 registry: self.registry.clone(),
@@ -346,11 +351,11 @@ impl Session {
         Ok(resp)
     }
 
-    /// Turns an unexpected answer into an error carrying the registry's error text.
+    /// Turns an unexpected answer into an error carrying the start of the registry's error
+    /// text (at most [`ERROR_BODY`](crate::limits::ERROR_BODY) of it is read).
     pub async fn unexpected(&self, op: &str, resp: Response) -> RegistryError {
         let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        let detail: String = body.trim().chars().take(300).collect();
+        let detail = crate::limits::error_detail(resp).await;
         RegistryError::Http {
             registry: self.registry.clone(),
             op: op.to_string(),

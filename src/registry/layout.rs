@@ -48,6 +48,8 @@ pub struct Layout {
     index: Manifest,
 }
 
+use crate::limits::OCI_MANIFEST as MANIFEST_LIMIT;
+
 fn err(root: &Path, reason: impl Into<String>) -> RegistryError {
     RegistryError::Layout {
         path: root.to_path_buf(),
@@ -55,17 +57,24 @@ fn err(root: &Path, reason: impl Into<String>) -> RegistryError {
     }
 }
 
+/// A layout file (`oci-layout`, `index.json`) read whole, at most
+/// [`crate::limits::OCI_MANIFEST`] bytes.
+fn read_small(path: &Path) -> Result<Vec<u8>, crate::limits::ReadError> {
+    let f = std::fs::File::open(path)?;
+    crate::limits::read_bounded(f, MANIFEST_LIMIT, &path.display().to_string())
+}
+
 impl Layout {
     /// Opens the layout at `root` (checks `oci-layout` and reads `index.json`).
     pub fn open(root: &Path) -> Result<Layout, RegistryError> {
-        let marker = std::fs::read_to_string(root.join("oci-layout"))
+        let marker = read_small(&root.join("oci-layout"))
             .map_err(|e| err(root, format!("not an OCI image layout (oci-layout: {e})")))?;
         let v: serde_json::Value =
-            serde_json::from_str(&marker).map_err(|e| err(root, format!("oci-layout: {e}")))?;
+            serde_json::from_slice(&marker).map_err(|e| err(root, format!("oci-layout: {e}")))?;
         if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
             return Err(err(root, "oci-layout: imageLayoutVersion is not 1.0.0"));
         }
-        let text = std::fs::read(root.join("index.json"))
+        let text = read_small(&root.join("index.json"))
             .map_err(|e| err(root, format!("index.json: {e}")))?;
         let index: Manifest =
             serde_json::from_slice(&text).map_err(|e| err(root, format!("index.json: {e}")))?;
@@ -128,8 +137,22 @@ impl Layout {
     /// Reads a small blob (a manifest) whole, checking its size and digest.
     pub fn read_verified(&self, d: &Descriptor) -> Result<Vec<u8>, RegistryError> {
         let p = self.blob_path(&d.digest)?;
-        let bytes =
-            std::fs::read(&p).map_err(|e| err(&self.root, format!("{}: {e}", p.display())))?;
+        if d.size > MANIFEST_LIMIT.bytes {
+            return Err(err(
+                &self.root,
+                MANIFEST_LIMIT
+                    .exceeded(&p.display().to_string())
+                    .to_string(),
+            ));
+        }
+        // One byte more than the descriptor's size tells a longer file from the right one.
+        let bytes = std::fs::File::open(&p)
+            .and_then(|f| {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, d.size + 1), &mut v)?;
+                Ok(v)
+            })
+            .map_err(|e| err(&self.root, format!("{}: {e}", p.display())))?;
         if bytes.len() as u64 != d.size {
             return Err(err(
                 &self.root,

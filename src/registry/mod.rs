@@ -130,6 +130,9 @@ pub enum RegistryError {
         /// Cause.
         reason: String,
     },
+    /// A reply is larger than the limit of its kind.
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
     /// The registry computed another manifest digest than ours.
     #[error("{registry}: the registry stored the manifest as {got}, expected {expected}")]
     DigestMismatch {

@@ -27,6 +27,9 @@ pub enum MirrorError {
     /// percent-decoding): refused, nothing fetched or cached.
     #[error("refusing mirror path `{0}`: not a clean relative path under the mirror")]
     BadPath(String),
+    /// An upstream reply is larger than the limit of its kind (nothing of it is kept).
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
     /// Writing the cache failed.
     #[error("cache {path}: {source}")]
     Cache {
@@ -170,7 +173,13 @@ impl MirrorProxy {
             return Ok(None);
         }
         let resp = resp.error_for_status().map_err(|e| upstream(&url, e))?;
-        let text = resp.text().await.map_err(|e| upstream(&url, e))?;
+        let bytes = crate::limits::reply_bounded(resp, crate::limits::INRELEASE)
+            .await
+            .map_err(|e| match e {
+                crate::limits::ReplyError::TooLarge(t) => MirrorError::TooLarge(t),
+                crate::limits::ReplyError::Transfer(e) => upstream(&url, e),
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
         let (release, signature) =
             crate::mirror::split_inrelease(&text).map_err(|e| MirrorError::Upstream {
                 url: url.clone(),
@@ -183,8 +192,10 @@ impl MirrorProxy {
         Ok(Some(self.scratch.path().join(rel)))
     }
 
-    /// Streams `url` into `local` (temporary file + rename); false on 404.
+    /// Streams `url` into `local` (temporary file + rename); false on 404. At most the
+    /// [`limit_for`] its path: a larger reply is refused and its partial file removed.
     async fn download(&self, url: &str, local: &Path) -> Result<bool, MirrorError> {
+        let limit = limit_for(&url[self.upstream.len()..]);
         let resp = self
             .client
             .get(url)
@@ -195,6 +206,7 @@ impl MirrorProxy {
             return Ok(false);
         }
         let resp = resp.error_for_status().map_err(|e| upstream(url, e))?;
+        limit.check_announced(url, resp.content_length())?;
         let dir = local.parent().unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(dir)
             .await
@@ -203,18 +215,53 @@ impl MirrorProxy {
         let mut f = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| cache(&tmp, e))?;
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| upstream(url, e))?;
-            f.write_all(&chunk).await.map_err(|e| cache(&tmp, e))?;
-        }
-        f.flush().await.map_err(|e| cache(&tmp, e))?;
+        let written = copy_bounded(resp, &mut f, &tmp, url, limit).await;
         drop(f);
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         tokio::fs::rename(&tmp, local)
             .await
             .map_err(|e| cache(local, e))?;
         Ok(true)
     }
+}
+
+/// The limit of a file below the mirror root (`/dists/…`, `/pool/…`): an `InRelease`
+/// [`INRELEASE`](crate::limits::INRELEASE), a `pool/` file
+/// [`MIRROR_POOL_FILE`](crate::limits::MIRROR_POOL_FILE), any other
+/// [`MIRROR_INDEX`](crate::limits::MIRROR_INDEX).
+fn limit_for(rel: &str) -> crate::limits::Limit {
+    let rel = rel.trim_start_matches('/');
+    if rel.starts_with("pool/") {
+        crate::limits::MIRROR_POOL_FILE
+    } else if rel.ends_with("/InRelease") {
+        crate::limits::INRELEASE
+    } else {
+        crate::limits::MIRROR_INDEX
+    }
+}
+
+/// Copies the body of `resp` into `f` (the file `tmp`), at most `limit.bytes`.
+async fn copy_bounded(
+    resp: reqwest::Response,
+    f: &mut tokio::fs::File,
+    tmp: &Path,
+    url: &str,
+    limit: crate::limits::Limit,
+) -> Result<(), MirrorError> {
+    let mut done = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| upstream(url, e))?;
+        done += chunk.len() as u64;
+        if done > limit.bytes {
+            return Err(limit.exceeded(url).into());
+        }
+        f.write_all(&chunk).await.map_err(|e| cache(tmp, e))?;
+    }
+    f.flush().await.map_err(|e| cache(tmp, e))
 }
 
 fn upstream(url: &str, e: reqwest::Error) -> MirrorError {
@@ -342,6 +389,88 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c, "two writes of the same file");
         assert_eq!(a.parent(), Some(Path::new("/c/dists/trixie")));
+    }
+
+    /// An upstream that answers `head` and then `body_len` bytes (at most), on every
+    /// connection; its address.
+    fn hostile(head: &'static str, body_len: u64) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut req = [0u8; 4096];
+                    let _ = s.read(&mut req);
+                    if s.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let chunk = [b'x'; 1 << 16];
+                    let mut sent = 0;
+                    while sent < body_len && s.write_all(&chunk).is_ok() {
+                        sent += chunk.len() as u64;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Files left in a directory tree (a partial download would be one).
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    v.extend(files_under(&p));
+                } else {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn upstream_replies_are_bounded_by_their_kind() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let endless = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+        // Twice the InRelease limit, without a length: read until the limit, then refused.
+        let inrelease = crate::limits::INRELEASE;
+        let up = format!("http://{}/debian", hostile(endless, 2 * inrelease.bytes));
+        let proxy = MirrorProxy::new(&up, cache.path()).unwrap();
+        for rel in ["dists/trixie/InRelease", "dists/trixie/Release"] {
+            let e = rt.block_on(proxy.file_for(rel)).unwrap_err();
+            let want = format!(
+                "{up}/dists/trixie/InRelease: larger than the InRelease limit of 16 MiB ({} bytes)",
+                inrelease.bytes
+            );
+            assert!(e.to_string().contains(&want), "{rel}: {e}");
+        }
+        assert_eq!(files_under(proxy.scratch.path()), Vec::<PathBuf>::new());
+        // A pool file announced larger than its limit: refused before anything is written.
+        let huge = "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n";
+        let up = format!("http://{}/debian", hostile(huge, 1 << 20));
+        let proxy = MirrorProxy::new(&up, cache.path()).unwrap();
+        let e = rt
+            .block_on(proxy.file_for("pool/main/h/hello/hello_1_amd64.deb"))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("larger than the mirror pool file limit of 4 GiB"),
+            "{e}"
+        );
+        assert_eq!(files_under(cache.path()), Vec::<PathBuf>::new());
+        assert_eq!(
+            limit_for("/dists/trixie/main/binary-amd64/Packages.xz"),
+            crate::limits::MIRROR_INDEX
+        );
     }
 
     #[test]

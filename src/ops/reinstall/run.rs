@@ -111,6 +111,8 @@ pub struct Job {
     pub ssh: SshTarget,
     /// How long the first boot may take until ssh answers.
     pub first_boot_timeout: Duration,
+    /// How long the post-install check (ssh and the script) may take.
+    pub check_timeout: Duration,
     /// TEST BOXES ONLY: serve a harness udeb suite when the mirror's index is stale.
     pub allow_unverified_udebs: bool,
 }
@@ -363,16 +365,18 @@ fn first_boot(job: &Job, clock: &Clock, script: &str) -> Result<CheckRun, Reinst
         ssh.host()
     ));
     // Once more if the connection dropped (the Proxmox first-boot unit reboots the box
-    // once), after ssh answers again.
-    match post_install::run_check(ssh, &known, script) {
+    // once), after ssh answers again; a check that hung past its deadline is not run again.
+    let deadline = job.check_timeout;
+    match post_install::run_check(ssh, &known, script, deadline) {
         Ok(r) => Ok(r),
+        Err(e) if e.hung() => Err(e.into()),
         Err(e) => {
             clock.say(&format!(
                 "{e}; waiting for ssh again (a first-boot reboot?)"
             ));
             std::thread::sleep(Duration::from_secs(10));
             post_install::wait_for_ssh(ssh, job.first_boot_timeout)?;
-            Ok(post_install::run_check(ssh, &known, script)?)
+            Ok(post_install::run_check(ssh, &known, script, deadline)?)
         }
     }
 }
