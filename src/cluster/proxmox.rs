@@ -367,7 +367,7 @@ mod tests {
 
     /// `pvecm status` of a formed two-node cluster in the layout pve-docs' pvecm.adoc shows (its
     /// example has three nodes). The Flags line is corosync-quorumtool's, which pvecm prints:
-    /// tests/oracle_corosync.rs sees two real corosync daemons print `2Node Quorate WaitForAll`.
+    /// tests/it/oracle_corosync.rs sees two real corosync daemons print `2Node Quorate WaitForAll`.
     const STATUS_TWO_NODE: &str = "Cluster information
 -------------------
 Name:             picasoft

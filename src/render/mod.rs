@@ -238,7 +238,7 @@ fn host_tree(
                     0o644,
                 )?;
                 // The test variant installs it without starting it: the Proxmox repository
-                // is out of reach there (tests/vm_proxmox.rs runs it against a local one).
+                // is out of reach there (tests/it/vm_proxmox.rs runs it against a local one).
                 if test.is_none() {
                     enable_units.push(PROXMOX_UNIT.to_string());
                 }

@@ -1,0 +1,72 @@
+//! A hung ssh ends within its deadline (issue 22): the real `ssh` against a TCP server on
+//! loopback that accepts and never speaks (ssh waits for the server's banner). The drift
+//! probe (`diff`'s code path, [`picaboot::ops::diff::run_within`]) ends within the deadline
+//! plus the kill grace, with a message naming what hung, and no ssh is left running.
+
+use crate::common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// Processes whose command line contains `marker` (their pids).
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(marker) {
+                found.push(format!("{name}: {c}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_hung_ssh_is_killed_at_its_deadline() {
+    // It changes the process environment: in a process of its own.
+    if !common::own_process("ssh_deadline::a_hung_ssh_is_killed_at_its_deadline") {
+        return;
+    }
+    common::require("ssh", "openssh-client");
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accept and hold every connection, never write a byte.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    let cfg = t.path().join("ssh_config");
+    std::fs::write(&cfg, "UserKnownHostsFile /dev/null\n").unwrap();
+    // Only this test in this process: the variable is read by the library here.
+    std::env::set_var(picaboot::ops::ENV_SSH_CONFIG, &cfg);
+    let dest = format!("ssh://root@127.0.0.1:{port}");
+    let deadline = Duration::from_secs(3);
+    let t0 = Instant::now();
+    let e = picaboot::ops::diff::run_within(&dest, &[], deadline).unwrap_err();
+    let took = t0.elapsed();
+    let text = e.to_string();
+    assert!(
+        matches!(e, picaboot::ops::OpsError::Hung { .. }),
+        "a Hung error: {text}"
+    );
+    assert!(
+        text.contains(&format!("the drift probe on {dest}"))
+            && text.contains("did not finish within 3s"),
+        "names what hung and the deadline: {text}"
+    );
+    // The deadline, then at most the SIGTERM grace before SIGKILL, and a margin.
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(5),
+        "ended after {took:?}"
+    );
+    let left = processes_with(&dest);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
