@@ -197,31 +197,8 @@ pub fn parse_mirror(url: &str) -> Result<Mirror, String> {
     })
 }
 
-/// Checks a hardware profile.
-pub(crate) fn verify_hardware(
-    c: &mut Checker<'_>,
-    name: &str,
-    raw: &RawHardware,
-) -> Option<Hardware> {
-    let firmware = match raw.firmware.as_str() {
-        "bios" => Some(Firmware::Bios),
-        "uefi" => Some(Firmware::Uefi),
-        other => {
-            c.err("firmware", format!("`{other}` is not `bios` or `uefi`"));
-            None
-        }
-    };
-    let gpt = match raw.partition_table.as_str() {
-        "gpt" => Some(true),
-        "msdos" => Some(false),
-        other => {
-            c.err(
-                "partition-table",
-                format!("`{other}` is not `gpt` or `msdos`"),
-            );
-            None
-        }
-    };
+/// The hardware's disks: ids unique, role, size, device (named once), model glob.
+fn hardware_disks(c: &mut Checker<'_>, raw: &RawHardware) -> Vec<Disk> {
     let mut disks = Vec::new();
     let mut seen = BTreeSet::new();
     let mut devices = BTreeSet::new();
@@ -282,6 +259,11 @@ pub(crate) fn verify_hardware(
             });
         }
     }
+    disks
+}
+
+/// The hardware's NICs: names unique, role.
+fn hardware_nics(c: &mut Checker<'_>, raw: &RawHardware) -> Vec<NicModel> {
     let mut nics = Vec::new();
     let mut names = BTreeSet::new();
     for (i, n) in raw.nics.iter().enumerate() {
@@ -309,6 +291,36 @@ pub(crate) fn verify_hardware(
             });
         }
     }
+    nics
+}
+
+/// Checks a hardware profile.
+pub(crate) fn verify_hardware(
+    c: &mut Checker<'_>,
+    name: &str,
+    raw: &RawHardware,
+) -> Option<Hardware> {
+    let firmware = match raw.firmware.as_str() {
+        "bios" => Some(Firmware::Bios),
+        "uefi" => Some(Firmware::Uefi),
+        other => {
+            c.err("firmware", format!("`{other}` is not `bios` or `uefi`"));
+            None
+        }
+    };
+    let gpt = match raw.partition_table.as_str() {
+        "gpt" => Some(true),
+        "msdos" => Some(false),
+        other => {
+            c.err(
+                "partition-table",
+                format!("`{other}` is not `gpt` or `msdos`"),
+            );
+            None
+        }
+    };
+    let disks = hardware_disks(c, raw);
+    let nics = hardware_nics(c, raw);
     if !nics.iter().any(|n| n.role == NicRole::Install) && !raw.nics.is_empty() {
         c.err(
             "nics",
