@@ -11,7 +11,7 @@ pub mod text;
 pub mod units;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -194,23 +194,26 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     })
 }
 
-/// Loads and validates every profile under `dir`.
-pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
-    let mut diags = Diagnostics::default();
+/// Hardware profiles by name, with their install layer and source.
+type HardwareTable = BTreeMap<String, (Hardware, raw::RawInstall, SourceFile)>;
 
-    let site_src = read(&dir.join("site.toml"))?;
-    let site: Option<raw::RawSite> = parse(&site_src, &mut diags);
-
+/// Hardware profiles by name (with their install layer and source), and the names of those
+/// that exist but are invalid (their own errors are reported): hosts on them are not checked
+/// against them, nor told the profile does not exist.
+fn load_hardware(
+    dir: &Path,
+    diags: &mut Diagnostics,
+) -> Result<(HardwareTable, BTreeSet<String>), ProfileError> {
     let mut hardware = BTreeMap::new();
     // Hardware profiles that exist but are invalid (their own errors are reported): hosts on
     // them are not checked against them, nor told the profile does not exist.
-    let mut invalid_hardware = std::collections::BTreeSet::new();
+    let mut invalid_hardware = BTreeSet::new();
     for (name, path) in toml_files(&dir.join("hardware"))? {
         let src = read(&path)?;
-        if let Some(raw) = parse::<raw::RawHardware>(&src, &mut diags) {
+        if let Some(raw) = parse::<raw::RawHardware>(&src, diags) {
             let mut c = Checker {
                 src: &src,
-                diags: &mut diags,
+                diags: diags,
             };
             let before = c.diags.0.len();
             match validate::verify_hardware(&mut c, &name, &raw) {
@@ -226,32 +229,45 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         }
     }
 
+    Ok((hardware, invalid_hardware))
+}
+
+/// Host profiles checked against their hardware and the site's install layer.
+fn load_hosts(
+    dir: &Path,
+    hardware: &HardwareTable,
+    invalid_hardware: &BTreeSet<String>,
+    site_install: Option<(&raw::RawInstall, &SourceFile)>,
+    diags: &mut Diagnostics,
+) -> Result<(BTreeMap<String, Host>, BTreeMap<String, SourceFile>), ProfileError> {
     let mut hosts = BTreeMap::new();
     let mut host_sources = BTreeMap::new();
     for (name, path) in toml_files(&dir.join("hosts"))? {
         let src = read(&path)?;
-        if let Some(raw) = parse::<raw::RawHost>(&src, &mut diags) {
+        if let Some(raw) = parse::<raw::RawHost>(&src, diags) {
             if invalid_hardware.contains(&raw.hardware) {
                 host_sources.insert(name, src);
                 continue;
             }
             let mut c = Checker {
                 src: &src,
-                diags: &mut diags,
+                diags: diags,
             };
-            if let Some(h) = validate::verify_host(
-                &mut c,
-                &name,
-                &raw,
-                &hardware,
-                site.as_ref().map(|s| (&s.install, &site_src)),
-            ) {
+            if let Some(h) = validate::verify_host(&mut c, &name, &raw, hardware, site_install) {
                 hosts.insert(name.clone(), h);
             }
         }
         host_sources.insert(name, src);
     }
 
+    Ok((hosts, host_sources))
+}
+
+/// Cluster profiles, each with its lock file when there is one.
+fn load_clusters(
+    dir: &Path,
+    diags: &mut Diagnostics,
+) -> Result<(BTreeMap<String, Cluster>, BTreeMap<String, SourceFile>), ProfileError> {
     let mut clusters = BTreeMap::new();
     let mut cluster_sources = BTreeMap::new();
     let clusters_dir = dir.join("clusters");
@@ -265,17 +281,17 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         let lock_path = cluster_lock_path(dir, &name);
         let lock = if lock_path.exists() {
             let lock_src = read(&lock_path)?;
-            parse::<raw::RawClusterLock>(&lock_src, &mut diags).map(|l| ClusterLock {
+            parse::<raw::RawClusterLock>(&lock_src, diags).map(|l| ClusterLock {
                 config_version: l.config_version,
                 content_sha256: l.content_sha256,
             })
         } else {
             None
         };
-        if let Some(raw) = parse::<raw::RawCluster>(&src, &mut diags) {
+        if let Some(raw) = parse::<raw::RawCluster>(&src, diags) {
             let mut c = Checker {
                 src: &src,
-                diags: &mut diags,
+                diags: diags,
             };
             if let Some(cl) = validate::verify_cluster(&mut c, &name, &raw, lock) {
                 clusters.insert(name.clone(), cl);
@@ -283,6 +299,22 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         }
         cluster_sources.insert(name, src);
     }
+
+    Ok((clusters, cluster_sources))
+}
+
+/// Loads and validates every profile under `dir`.
+pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
+    let mut diags = Diagnostics::default();
+
+    let site_src = read(&dir.join("site.toml"))?;
+    let site: Option<raw::RawSite> = parse(&site_src, &mut diags);
+
+    let (hardware, invalid_hardware) = load_hardware(dir, &mut diags)?;
+    let site_install = site.as_ref().map(|s| (&s.install, &site_src));
+    let (hosts, host_sources) =
+        load_hosts(dir, &hardware, &invalid_hardware, site_install, &mut diags)?;
+    let (clusters, cluster_sources) = load_clusters(dir, &mut diags)?;
 
     verify_cluster_membership(
         &hosts,
