@@ -213,7 +213,7 @@ fn load_hardware(
         if let Some(raw) = parse::<raw::RawHardware>(&src, diags) {
             let mut c = Checker {
                 src: &src,
-                diags: diags,
+                diags,
             };
             let before = c.diags.0.len();
             match validate::verify_hardware(&mut c, &name, &raw) {
@@ -251,7 +251,7 @@ fn load_hosts(
             }
             let mut c = Checker {
                 src: &src,
-                diags: diags,
+                diags,
             };
             if let Some(h) = validate::verify_host(&mut c, &name, &raw, hardware, site_install) {
                 hosts.insert(name.clone(), h);
@@ -291,7 +291,7 @@ fn load_clusters(
         if let Some(raw) = parse::<raw::RawCluster>(&src, diags) {
             let mut c = Checker {
                 src: &src,
-                diags: diags,
+                diags,
             };
             if let Some(cl) = validate::verify_cluster(&mut c, &name, &raw, lock) {
                 clusters.insert(name.clone(), cl);
