@@ -194,6 +194,9 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     })
 }
 
+/// Checked profiles by name, and the source of every file read (for later diagnostics).
+type Sourced<T> = (BTreeMap<String, T>, BTreeMap<String, SourceFile>);
+
 /// Hardware profiles by name, with their install layer and source.
 type HardwareTable = BTreeMap<String, (Hardware, raw::RawInstall, SourceFile)>;
 
@@ -211,10 +214,7 @@ fn load_hardware(
     for (name, path) in toml_files(&dir.join("hardware"))? {
         let src = read(&path)?;
         if let Some(raw) = parse::<raw::RawHardware>(&src, diags) {
-            let mut c = Checker {
-                src: &src,
-                diags,
-            };
+            let mut c = Checker { src: &src, diags };
             let before = c.diags.0.len();
             match validate::verify_hardware(&mut c, &name, &raw) {
                 Some(hw) if c.diags.0.len() == before => {
@@ -239,7 +239,7 @@ fn load_hosts(
     invalid_hardware: &BTreeSet<String>,
     site_install: Option<(&raw::RawInstall, &SourceFile)>,
     diags: &mut Diagnostics,
-) -> Result<(BTreeMap<String, Host>, BTreeMap<String, SourceFile>), ProfileError> {
+) -> Result<Sourced<Host>, ProfileError> {
     let mut hosts = BTreeMap::new();
     let mut host_sources = BTreeMap::new();
     for (name, path) in toml_files(&dir.join("hosts"))? {
@@ -249,10 +249,7 @@ fn load_hosts(
                 host_sources.insert(name, src);
                 continue;
             }
-            let mut c = Checker {
-                src: &src,
-                diags,
-            };
+            let mut c = Checker { src: &src, diags };
             if let Some(h) = validate::verify_host(&mut c, &name, &raw, hardware, site_install) {
                 hosts.insert(name.clone(), h);
             }
@@ -264,10 +261,7 @@ fn load_hosts(
 }
 
 /// Cluster profiles, each with its lock file when there is one.
-fn load_clusters(
-    dir: &Path,
-    diags: &mut Diagnostics,
-) -> Result<(BTreeMap<String, Cluster>, BTreeMap<String, SourceFile>), ProfileError> {
+fn load_clusters(dir: &Path, diags: &mut Diagnostics) -> Result<Sourced<Cluster>, ProfileError> {
     let mut clusters = BTreeMap::new();
     let mut cluster_sources = BTreeMap::new();
     let clusters_dir = dir.join("clusters");
@@ -289,10 +283,7 @@ fn load_clusters(
             None
         };
         if let Some(raw) = parse::<raw::RawCluster>(&src, diags) {
-            let mut c = Checker {
-                src: &src,
-                diags,
-            };
+            let mut c = Checker { src: &src, diags };
             if let Some(cl) = validate::verify_cluster(&mut c, &name, &raw, lock) {
                 clusters.insert(name.clone(), cl);
             }
