@@ -255,6 +255,51 @@ pub fn run(
     };
 
     // 2. Render (for the post-install check) and netboot, reporting to `seen`.
+    let check_script = netboot_for_the_box(job, clock, project, &client, render, keyring_append)?;
+
+    // 3. serve: HTTP (boot.ipxe, kernel, initrd, progress; the mirror proxies of a test box)
+    //    and the installer's syslog (UDP); stopped when `session` is dropped, on every path.
+    // The harness suite (its files, its key) must outlive the install: held to the end.
+    let (mirror, security, _harness) = match sources {
+        Some(s) => (Some(s.mirror), Some(s.security), s.harness),
+        None => (None, None, None),
+    };
+    let (mut session, syslog) = serve_the_box(job, clock, &rt, mirror, security)?;
+
+    // 4. One network boot, then the installer, phase by phase.
+    let out = amt
+        .power_with_consent(PowerAction::Reset, true, consent)
+        .map_err(|source| ReinstallError::Power {
+            host: host.clone(),
+            source: Box::new(source),
+        })?;
+    clock.say(&format!(
+        "AMT: next boot from the network ({}); {}",
+        out.pxe_source.as_deref().unwrap_or("PXE"),
+        out.note.as_deref().unwrap_or("reset sent")
+    ));
+    let followed =
+        super::follow::follow(clock, &syslog, session.served(), session.progress(), seen);
+    session.close_syslog();
+    drop(session);
+    followed?;
+
+    // 5. First boot: ssh, the new host key, the post-install check.
+    first_boot(job, clock, &check_script)
+}
+
+/// The box's render (its post-install check script is returned) and netboot artifacts,
+/// reporting to serve at the address the box sees.
+fn netboot_for_the_box(
+    job: &Job,
+    clock: &Clock,
+    project: &Project,
+    client: &crate::debian::Client,
+    render: RenderOptions,
+    keyring_append: Option<Vec<u8>>,
+) -> Result<String, ReinstallError> {
+    let host = &job.host;
+    let seen = job.advertise.unwrap_or(job.listen);
     let rendered = render_hosts(project, std::slice::from_ref(host), render.clone())
         .map_err(netboot::NetbootError::from)?;
     let check_script = rendered.trees[host]
@@ -265,7 +310,7 @@ pub fn run(
     let built = netboot::host::build_host(
         project,
         host,
-        &client,
+        client,
         &NetbootOptions {
             frontend: None,
             supplement: true,
@@ -286,16 +331,23 @@ pub fn run(
     }
     clock.say(&format!("netboot artifacts in {}", built.dir.display()));
 
-    // 3. serve: HTTP (boot.ipxe, kernel, initrd, progress; the mirror proxies of a test box)
-    //    and the installer's syslog (UDP); stopped when `session` is dropped, on every path.
-    let (mirror, security, _harness) = match sources {
-        Some(s) => (Some(s.mirror), Some(s.security), s.harness),
-        None => (None, None, None),
-    };
+    Ok(check_script)
+}
+
+/// serve for the box: HTTP and the installer's syslog, whose lines come on the receiver.
+fn serve_the_box(
+    job: &Job,
+    clock: &Clock,
+    rt: &tokio::runtime::Runtime,
+    mirror: Option<crate::serve::mirror::MirrorProxy>,
+    security: Option<crate::serve::mirror::MirrorProxy>,
+) -> Result<(ServeSession, mpsc::Receiver<String>), ReinstallError> {
+    let host = &job.host;
+    let seen = job.advertise.unwrap_or(job.listen);
     let (tx, rx) = mpsc::channel::<String>();
     let tx = Mutex::new(tx);
-    let mut session = ServeSession::start(
-        &rt,
+    let session = ServeSession::start(
+        rt,
         SessionConfig {
             root: &job.output,
             listen: SocketAddr::V4(job.listen),
@@ -315,26 +367,7 @@ pub fn run(
     clock.say(&format!(
         "serve on http://{listen}/ (the box: http://{seen}/{host}/netboot/boot.ipxe), installer syslog on udp {listen}"
     ));
-
-    // 4. One network boot, then the installer, phase by phase.
-    let out = amt
-        .power_with_consent(PowerAction::Reset, true, consent)
-        .map_err(|source| ReinstallError::Power {
-            host: host.clone(),
-            source: Box::new(source),
-        })?;
-    clock.say(&format!(
-        "AMT: next boot from the network ({}); {}",
-        out.pxe_source.as_deref().unwrap_or("PXE"),
-        out.note.as_deref().unwrap_or("reset sent")
-    ));
-    let followed = super::follow::follow(clock, &rx, session.served(), session.progress(), seen);
-    session.close_syslog();
-    drop(session);
-    followed?;
-
-    // 5. First boot: ssh, the new host key, the post-install check.
-    first_boot(job, clock, &check_script)
+    Ok((session, rx))
 }
 
 /// ssh after the first boot, the new host keys recorded, the post-install check.
