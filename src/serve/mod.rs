@@ -619,173 +619,163 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Response<ServeBody> {
-    let method = req.method().clone();
-    let raw_path = req.uri().path().to_string();
-    let shown = match req.uri().query() {
-        Some(q) => format!("{raw_path}?{q}"),
-        None => raw_path.clone(),
-    };
-    if let Some(host) = raw_path.strip_prefix("/progress/") {
-        if method == Method::GET || method == Method::POST {
-            return progress(
-                state,
-                client,
-                &method,
-                &shown,
-                host,
-                req.uri().query().unwrap_or(""),
-            );
-        }
-        let mut r = small(
-            state,
-            client,
-            &method,
-            &shown,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "GET or POST\n",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        return r;
+/// One request being answered: who asked what, as serve's log shows it.
+struct Exchange<'a> {
+    state: &'a State,
+    client: SocketAddr,
+    method: Method,
+    /// The path and query, as logged.
+    shown: String,
+}
+
+impl Exchange<'_> {
+    /// A short text reply.
+    fn reply(&self, status: StatusCode, text: &str) -> Response<ServeBody> {
+        small(
+            self.state,
+            self.client,
+            &self.method,
+            &self.shown,
+            status,
+            text,
+        )
     }
-    if method == Method::GET || method == Method::HEAD {
-        if let Some(host) = raw_path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_suffix("/netboot/boot.ipxe"))
-            .filter(|h| valid_host(h) && reported_done(state, h))
-        {
-            return small(
-                state,
-                client,
-                &method,
-                &shown,
-                StatusCode::OK,
-                &disk_ipxe(host),
-            );
-        }
+
+    fn not_found(&self) -> Response<ServeBody> {
+        self.reply(StatusCode::NOT_FOUND, "not found\n")
     }
-    let proxied = match (
+
+    fn forbidden(&self) -> Response<ServeBody> {
+        self.reply(StatusCode::FORBIDDEN, "forbidden\n")
+    }
+
+    /// A read failure, logged, answered 500.
+    fn read_error(&self, e: &dyn std::fmt::Display) -> Response<ServeBody> {
+        (self.state.sink)(&format!(
+            "{} {} {}: {e}",
+            self.client, self.method, self.shown
+        ));
+        self.reply(StatusCode::INTERNAL_SERVER_ERROR, "read error\n")
+    }
+
+    fn reads(&self) -> bool {
+        self.method == Method::GET || self.method == Method::HEAD
+    }
+
+    /// `file` (a range of it when asked), named `name` for its content type.
+    async fn file<B>(
+        &self,
+        file: std::fs::File,
+        name: &Path,
+        req: &Request<B>,
+    ) -> Response<ServeBody> {
+        let r = open_slice(
+            self.state,
+            self.client,
+            &self.method,
+            &self.shown,
+            file,
+            name,
+            req,
+        )
+        .await;
+        r.unwrap_or_else(|e| self.read_error(&e))
+    }
+}
+
+/// `/progress/HOST`: GET or POST only.
+fn progress_route(ex: &Exchange<'_>, host: &str, query: &str) -> Response<ServeBody> {
+    if ex.method == Method::GET || ex.method == Method::POST {
+        return progress(ex.state, ex.client, &ex.method, &ex.shown, host, query);
+    }
+    let mut r = ex.reply(StatusCode::METHOD_NOT_ALLOWED, "GET or POST\n");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    r
+}
+
+/// `HOST/netboot/boot.ipxe` of a host that reported `done`: boot from disk instead.
+fn done_route(ex: &Exchange<'_>, raw_path: &str) -> Option<Response<ServeBody>> {
+    if !ex.reads() {
+        return None;
+    }
+    let host = raw_path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/netboot/boot.ipxe"))
+        .filter(|h| valid_host(h) && reported_done(ex.state, h))?;
+    Some(ex.reply(StatusCode::OK, &disk_ipxe(host)))
+}
+
+/// `/debian/…` and `/debian-security/…` through their proxy, when serve has one.
+async fn proxy_route<B>(
+    ex: &Exchange<'_>,
+    raw_path: &str,
+    req: &Request<B>,
+) -> Option<Response<ServeBody>> {
+    let state = ex.state;
+    let (proxy, rel) = match (
         raw_path.strip_prefix("/debian/"),
         raw_path.strip_prefix("/debian-security/"),
     ) {
-        (Some(rel), _) => state.mirror.as_ref().map(|p| (p, rel)),
-        (_, Some(rel)) => state.security.as_ref().map(|p| (p, rel)),
-        _ => None,
+        (Some(rel), _) => (state.mirror.as_ref()?, rel),
+        (_, Some(rel)) => (state.security.as_ref()?, rel),
+        _ => return None,
     };
-    if let Some((proxy, rel)) = proxied {
-        if method == Method::GET || method == Method::HEAD {
-            return match proxy.file_for(rel).await {
-                Ok(Some(file)) => {
-                    let opened = std::fs::File::open(&file);
-                    match async {
-                        open_slice(state, client, &method, &shown, opened?, &file, &req).await
-                    }
-                    .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => small(
-                            state,
-                            client,
-                            &method,
-                            &shown,
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "read error\n",
-                        ),
-                    }
-                }
-                Ok(None) => small(
-                    state,
-                    client,
-                    &method,
-                    &shown,
-                    StatusCode::NOT_FOUND,
-                    "not found\n",
-                ),
-                Err(mirror::MirrorError::BadPath(_)) => small(
-                    state,
-                    client,
-                    &method,
-                    &shown,
-                    StatusCode::FORBIDDEN,
-                    "forbidden\n",
-                ),
-                Err(e) => {
-                    (state.sink)(&format!("{client} {method} {shown}: {e}"));
-                    small(
-                        state,
-                        client,
-                        &method,
-                        &shown,
-                        StatusCode::BAD_GATEWAY,
-                        "upstream error\n",
-                    )
-                }
-            };
+    if !ex.reads() {
+        return None;
+    }
+    Some(match proxy.file_for(rel).await {
+        Ok(Some(path)) => match std::fs::File::open(&path) {
+            Ok(f) => ex.file(f, &path, req).await,
+            Err(e) => ex.read_error(&e),
+        },
+        Ok(None) => ex.not_found(),
+        Err(mirror::MirrorError::BadPath(_)) => ex.forbidden(),
+        Err(e) => {
+            (state.sink)(&format!("{} {} {}: {e}", ex.client, ex.method, ex.shown));
+            ex.reply(StatusCode::BAD_GATEWAY, "upstream error\n")
         }
+    })
+}
+
+/// A file beneath the root (its boot files noted for the progress trust rule).
+async fn file_route<B>(ex: &Exchange<'_>, raw_path: &str, req: &Request<B>) -> Response<ServeBody> {
+    if !ex.reads() {
+        return ex.reply(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n");
     }
-    if method != Method::GET && method != Method::HEAD {
-        return small(
-            state,
-            client,
-            &method,
-            &shown,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "GET or HEAD only\n",
-        );
-    }
-    let file = match open::open_beneath(&state.root_fd, &raw_path) {
+    match open::open_beneath(&ex.state.root_fd, raw_path) {
         Ok(f) => {
-            if method == Method::GET {
-                note_boot_fetch(state, &raw_path, client.ip());
+            if ex.method == Method::GET {
+                note_boot_fetch(ex.state, raw_path, ex.client.ip());
             }
-            f
+            ex.file(f, Path::new(raw_path), req).await
         }
-        Err(path::Refusal::Forbidden) => {
-            return small(
-                state,
-                client,
-                &method,
-                &shown,
-                StatusCode::FORBIDDEN,
-                "forbidden\n",
-            )
-        }
-        Err(path::Refusal::NotFound) => {
-            return small(
-                state,
-                client,
-                &method,
-                &shown,
-                StatusCode::NOT_FOUND,
-                "not found\n",
-            )
-        }
-    };
-    match open_slice(
+        Err(path::Refusal::Forbidden) => ex.forbidden(),
+        Err(path::Refusal::NotFound) => ex.not_found(),
+    }
+}
+
+async fn handle<B>(state: &State, client: SocketAddr, req: Request<B>) -> Response<ServeBody> {
+    let raw_path = req.uri().path().to_string();
+    let ex = Exchange {
         state,
         client,
-        &method,
-        &shown,
-        file,
-        Path::new(&raw_path),
-        &req,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            (state.sink)(&format!("{client} {method} {shown}: {e}"));
-            small(
-                state,
-                client,
-                &method,
-                &shown,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "read error\n",
-            )
-        }
+        method: req.method().clone(),
+        shown: match req.uri().query() {
+            Some(q) => format!("{raw_path}?{q}"),
+            None => raw_path.clone(),
+        },
+    };
+    if let Some(host) = raw_path.strip_prefix("/progress/") {
+        return progress_route(&ex, host, req.uri().query().unwrap_or(""));
     }
+    if let Some(r) = done_route(&ex, &raw_path) {
+        return r;
+    }
+    if let Some(r) = proxy_route(&ex, &raw_path, &req).await {
+        return r;
+    }
+    file_route(&ex, &raw_path, &req).await
 }
 
 async fn open_slice<B>(
