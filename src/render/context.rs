@@ -125,9 +125,9 @@ pub struct HostCtx<'a> {
     /// Kernel parameters of the installed system (the profile's, plus the test console).
     pub kernel_params: Vec<String>,
     /// The test variant, when rendering for `picaboot test install`.
-    pub test: Option<super::selftest::TestVariant>,
+    pub test: Option<super::variant::TestVariant>,
     /// The installer's sources when they are the harness's.
-    pub sources: Option<super::selftest::InstallerSources>,
+    pub sources: Option<super::variant::InstallerSources>,
 }
 
 impl<'a> HostCtx<'a> {
@@ -135,8 +135,8 @@ impl<'a> HostCtx<'a> {
     pub fn new(
         project: &'a Project,
         host: &'a Host,
-        test: Option<&super::selftest::TestVariant>,
-        sources: Option<&super::selftest::InstallerSources>,
+        test: Option<&super::variant::TestVariant>,
+        sources: Option<&super::variant::InstallerSources>,
     ) -> Self {
         let profiles = &project.loaded.profiles;
         let plan = &project.plans[&host.name];
@@ -310,7 +310,7 @@ pub struct LateCtx<'a> {
     /// systemd units to enable.
     pub enable_units: Vec<String>,
     /// The test variant, if any.
-    pub test: Option<&'a super::selftest::TestVariant>,
+    pub test: Option<&'a super::variant::TestVariant>,
 }
 
 /// One profile disk as `picaboot-find-disks` matches it.

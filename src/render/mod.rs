@@ -5,6 +5,7 @@ mod context;
 pub mod filters;
 pub mod selftest;
 pub mod templates;
+pub mod variant;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use crate::profile::{cluster_lock_path, ClusterLock, Host};
 use crate::project::Project;
 
 pub use context::language_country;
-pub use selftest::{InstallerSources, TestVariant, HARNESS_UID};
+pub use variant::{InstallerSources, TestVariant, HARNESS_UID};
 
 /// Packages every host gets besides the profile's: what the rendered files need.
 pub const BASE_PACKAGES: &[&str] = &[

@@ -1,5 +1,4 @@
-//! The test variant of a render (`picaboot test install`): what differs from production, and
-//! the self-test script's expectations, computed from the same profiles and storage plan as
+//! The self-test script's expectations (the test variant's, and the post-install check's), computed from the same profiles and storage plan as
 //! the production files so that the checks cannot drift from what is shipped.
 
 use serde::Serialize;
@@ -8,43 +7,7 @@ use crate::output::Tree;
 use crate::profile::{ArrayContent, Host};
 use crate::storage::Plan;
 
-/// How a test render differs from production. Nothing here reaches a production render.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TestVariant {
-    /// Kernel parameters added for the serial console of the VM.
-    pub console_params: Vec<String>,
-    /// Progress URL base (`http://10.0.2.2:PORT/progress/HOST?run=ID`).
-    pub progress_url: Option<String>,
-    /// md resync speed limit during the install, KiB/s.
-    pub resync_limit_kib: Option<u32>,
-    /// The late command marks the md arrays in sync (sparse VM disks: zero where unwritten on
-    /// both members, and RAID1 writes both), sparing the first boot a resync under emulation.
-    pub mark_arrays_in_sync: bool,
-    /// The installer's syslog is copied to this serial port (`/dev/ttyS1`).
-    pub syslog_tty: Option<String>,
-    /// A rendered file the late command alters after installing it (proves the file check).
-    pub tamper: Option<String>,
-    /// User id of the harness key: the self-test proves it never reached the installed system.
-    pub harness_uid: String,
-}
-
-/// Where the installer's udebs and security updates come from when they are not the profile's
-/// mirror: the harness udeb suite served by picaboot (`test install`, or `reinstall
-/// --allow-unverified-udebs` of a test box), never for the real box.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct InstallerSources {
-    /// `mirror/udeb/suite`: the harness udeb suite (else the profile's suite).
-    pub udeb_suite: Option<String>,
-    /// `anna/no_kernel_modules` (the harness suite lists no module udebs of this kernel).
-    pub no_kernel_modules: bool,
-    /// `apt-setup/security_host` (the harness's proxy of the security mirror).
-    pub security_host: Option<String>,
-    /// Path of the security archive on `security_host`.
-    pub security_path: Option<String>,
-}
-
-/// The user id every harness key carries.
-pub const HARNESS_UID: &str = "picaboot install harness (test only, ephemeral)";
+use super::variant::TestVariant;
 
 #[derive(Debug, Clone, Serialize)]
 struct ArrayCheck {
@@ -138,6 +101,159 @@ fn mapper(group: &str, name: &str) -> String {
     )
 }
 
+/// Each md array of the plan with its members.
+fn array_checks(plan: &Plan) -> Vec<ArrayCheck> {
+    plan.arrays
+        .iter()
+        .map(|a| ArrayCheck {
+            name: a.name.clone(),
+            device: a.device.clone(),
+            members: a.members.iter().map(|m| m.disk.clone()).collect(),
+        })
+        .collect()
+}
+
+/// Each logical volume with the size it may have (the rest of a group: 80-110 % of the plan).
+fn volume_checks(plan: &Plan) -> Vec<VolumeCheck> {
+    plan.volumes
+        .iter()
+        .map(|v| {
+            let (min, max) = if v.rest {
+                (v.size / 100 * 80, v.size / 100 * 110)
+            } else {
+                let tol = (v.size / 50).max(16 << 20);
+                (v.size.saturating_sub(tol), v.size + tol)
+            };
+            VolumeCheck {
+                group: v.group.clone(),
+                name: v.name.clone(),
+                bytes: v.size,
+                min_bytes: min,
+                max_bytes: max,
+            }
+        })
+        .collect()
+}
+
+/// Each mount point and the device and filesystem expected there.
+fn mount_checks(plan: &Plan) -> Vec<MountCheck> {
+    let mut mounts = Vec::new();
+    for a in &plan.arrays {
+        if let ArrayContent::Filesystem { fs, mount } = &a.content {
+            mounts.push((mount.clone(), format!("{} {fs}", a.device)));
+        }
+    }
+    for v in &plan.volumes {
+        if let Some(m) = &v.mount {
+            mounts.push((
+                m.clone(),
+                format!("{} {}", mapper(&v.group, &v.name), v.filesystem),
+            ));
+        }
+    }
+    mounts
+        .into_iter()
+        .map(|(path, expect)| MountCheck {
+            name: if path == "/" {
+                "root".into()
+            } else {
+                path.trim_start_matches('/').replace('/', "-")
+            },
+            path,
+            expect,
+        })
+        .collect()
+}
+
+/// Every address the host's interfaces carry (public, routed, cluster link, NAT bridge).
+fn address_checks(host: &Host) -> Vec<AddrCheck> {
+    let n = &host.network;
+    let dev = n.device.clone();
+    let mut addresses = vec![AddrCheck {
+        device: dev.clone(),
+        family: "inet",
+        address: n.ipv4.to_string(),
+    }];
+    let v6 = |a: Option<String>, d: &str, out: &mut Vec<AddrCheck>| {
+        if let Some(a) = a {
+            out.push(AddrCheck {
+                device: d.to_string(),
+                family: "inet6",
+                address: a,
+            });
+        }
+    };
+    v6(n.ipv6.map(|a| a.to_string()), &dev, &mut addresses);
+    v6(
+        n.ipv6_link_local.map(|a| a.to_string()),
+        &dev,
+        &mut addresses,
+    );
+    for r in &n.routed {
+        addresses.push(AddrCheck {
+            device: dev.clone(),
+            family: "inet",
+            address: r.ipv4.to_string(),
+        });
+        v6(r.ipv6.map(|a| a.to_string()), &dev, &mut addresses);
+        v6(
+            r.ipv6_link_local.map(|a| a.to_string()),
+            &dev,
+            &mut addresses,
+        );
+    }
+    if let Some(l) = &host.cluster_link {
+        addresses.push(AddrCheck {
+            device: l.interface.clone(),
+            family: "inet",
+            address: l.address.to_string(),
+        });
+    }
+    if let Some(b) = &n.nat_bridge {
+        addresses.push(AddrCheck {
+            device: b.name.clone(),
+            family: "inet",
+            address: b.address.to_string(),
+        });
+    }
+    addresses
+}
+
+/// The default routes.
+fn route_checks(host: &Host) -> Vec<RouteCheck> {
+    let n = &host.network;
+    let dev = n.device.clone();
+    let mut routes = vec![RouteCheck {
+        name: "ipv4-default".into(),
+        family: "-4",
+        via: n.ipv4_gateway.to_string(),
+        device: dev.clone(),
+    }];
+    if let Some(g) = n.ipv6_gateway {
+        routes.push(RouteCheck {
+            name: "ipv6-default".into(),
+            family: "-6",
+            via: g.to_string(),
+            device: dev.clone(),
+        });
+    }
+    routes
+}
+
+/// Every rendered file with its digest and mode.
+fn file_checks(rootfs: &Tree) -> Vec<FileCheck> {
+    rootfs
+        .files()
+        .map(|(path, f)| FileCheck {
+            path: path.to_string(),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&f.bytes)),
+            mode: format!("{:o}", f.mode),
+            prefix: APPENDED_BY_INSTALL.contains(&path),
+            size: f.bytes.len(),
+        })
+        .collect()
+}
+
 impl SelftestCtx {
     /// The expectations of `host` whose production files are `rootfs`.
     pub fn new(
@@ -148,133 +264,12 @@ impl SelftestCtx {
         rootfs: &Tree,
         variant: &TestVariant,
     ) -> Self {
-        let arrays = plan
-            .arrays
-            .iter()
-            .map(|a| ArrayCheck {
-                name: a.name.clone(),
-                device: a.device.clone(),
-                members: a.members.iter().map(|m| m.disk.clone()).collect(),
-            })
-            .collect();
-        let volumes = plan
-            .volumes
-            .iter()
-            .map(|v| {
-                let (min, max) = if v.rest {
-                    (v.size / 100 * 80, v.size / 100 * 110)
-                } else {
-                    let tol = (v.size / 50).max(16 << 20);
-                    (v.size.saturating_sub(tol), v.size + tol)
-                };
-                VolumeCheck {
-                    group: v.group.clone(),
-                    name: v.name.clone(),
-                    bytes: v.size,
-                    min_bytes: min,
-                    max_bytes: max,
-                }
-            })
-            .collect();
-        let mut mounts = Vec::new();
-        for a in &plan.arrays {
-            if let ArrayContent::Filesystem { fs, mount } = &a.content {
-                mounts.push((mount.clone(), format!("{} {fs}", a.device)));
-            }
-        }
-        for v in &plan.volumes {
-            if let Some(m) = &v.mount {
-                mounts.push((
-                    m.clone(),
-                    format!("{} {}", mapper(&v.group, &v.name), v.filesystem),
-                ));
-            }
-        }
-        let mounts = mounts
-            .into_iter()
-            .map(|(path, expect)| MountCheck {
-                name: if path == "/" {
-                    "root".into()
-                } else {
-                    path.trim_start_matches('/').replace('/', "-")
-                },
-                path,
-                expect,
-            })
-            .collect();
-        let n = &host.network;
-        let dev = n.device.clone();
-        let mut addresses = vec![AddrCheck {
-            device: dev.clone(),
-            family: "inet",
-            address: n.ipv4.to_string(),
-        }];
-        let v6 = |a: Option<String>, d: &str, out: &mut Vec<AddrCheck>| {
-            if let Some(a) = a {
-                out.push(AddrCheck {
-                    device: d.to_string(),
-                    family: "inet6",
-                    address: a,
-                });
-            }
-        };
-        v6(n.ipv6.map(|a| a.to_string()), &dev, &mut addresses);
-        v6(
-            n.ipv6_link_local.map(|a| a.to_string()),
-            &dev,
-            &mut addresses,
-        );
-        for r in &n.routed {
-            addresses.push(AddrCheck {
-                device: dev.clone(),
-                family: "inet",
-                address: r.ipv4.to_string(),
-            });
-            v6(r.ipv6.map(|a| a.to_string()), &dev, &mut addresses);
-            v6(
-                r.ipv6_link_local.map(|a| a.to_string()),
-                &dev,
-                &mut addresses,
-            );
-        }
-        if let Some(l) = &host.cluster_link {
-            addresses.push(AddrCheck {
-                device: l.interface.clone(),
-                family: "inet",
-                address: l.address.to_string(),
-            });
-        }
-        if let Some(b) = &n.nat_bridge {
-            addresses.push(AddrCheck {
-                device: b.name.clone(),
-                family: "inet",
-                address: b.address.to_string(),
-            });
-        }
-        let mut routes = vec![RouteCheck {
-            name: "ipv4-default".into(),
-            family: "-4",
-            via: n.ipv4_gateway.to_string(),
-            device: dev.clone(),
-        }];
-        if let Some(g) = n.ipv6_gateway {
-            routes.push(RouteCheck {
-                name: "ipv6-default".into(),
-                family: "-6",
-                via: g.to_string(),
-                device: dev.clone(),
-            });
-        }
-        let files = rootfs
-            .files()
-            .map(|(path, f)| FileCheck {
-                path: path.to_string(),
-                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&f.bytes)),
-                mode: format!("{:o}", f.mode),
-                prefix: APPENDED_BY_INSTALL.contains(&path),
-                size: f.bytes.len(),
-            })
-            .collect();
+        let arrays = array_checks(plan);
+        let volumes = volume_checks(plan);
+        let mounts = mount_checks(plan);
+        let addresses = address_checks(host);
+        let routes = route_checks(host);
+        let files = file_checks(rootfs);
         SelftestCtx {
             source: source.to_string(),
             host: view,
