@@ -130,6 +130,107 @@ pub struct HostCtx<'a> {
     pub sources: Option<super::variant::InstallerSources>,
 }
 
+/// The cluster's nodes by their link addresses (the host alone when it has no cluster).
+fn peers(project: &Project, host: &Host) -> Vec<Peer> {
+    let profiles = &project.loaded.profiles;
+    let mut peers: Vec<Peer> = Vec::new();
+    let cluster_hosts: Vec<&Host> = match &host.cluster {
+        Some(c) => profiles.clusters[c]
+            .nodes
+            .iter()
+            .filter_map(|n| profiles.hosts.get(&n.host))
+            .collect(),
+        None => vec![host],
+    };
+    for h in cluster_hosts {
+        if let Some(l) = &h.cluster_link {
+            peers.push(Peer {
+                address: l.address.addr().to_string(),
+                fqdn: h.fqdn(),
+                hostname: h.hostname.clone(),
+            });
+        }
+    }
+    peers
+}
+
+/// The arrays the first boot creates, each member numbered as an argument of the script.
+fn first_boot_arrays(plan: &crate::storage::Plan) -> Vec<FirstBootArray> {
+    let mut arg = 0;
+    plan.arrays_at(Stage::FirstBoot)
+        .map(|a| FirstBootArray {
+            name: a.name.clone(),
+            device: a.device.clone(),
+            level: a.level,
+            uuid: a.uuid.clone().unwrap_or_default(),
+            md_name: a.md_name.clone(),
+            create_name: a.name.trim_start_matches("md").to_string(),
+            volume_group: match &a.content {
+                crate::profile::ArrayContent::VolumeGroup(vg) => Some(vg.clone()),
+                _ => None,
+            },
+            filesystem: match &a.content {
+                crate::profile::ArrayContent::Filesystem { fs, .. } => Some(fs.clone()),
+                _ => None,
+            },
+            members: a
+                .members
+                .iter()
+                .map(|m| {
+                    arg += 1;
+                    FirstBootMember {
+                        disk: m.disk.clone(),
+                        device: m.device.clone(),
+                        partition: m.partition,
+                        arg,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// One line per array for the comments: `md0 RAID1 (ssd0+ssd1) = ext4 /`.
+fn storage_summary(plan: &crate::storage::Plan) -> Vec<String> {
+    plan.arrays
+        .iter()
+        .map(|a| {
+            let what = match &a.content {
+                crate::profile::ArrayContent::Filesystem { fs, mount } => {
+                    format!("{fs} {mount}")
+                }
+                crate::profile::ArrayContent::VolumeGroup(vg) => format!("LVM VG {vg}"),
+            };
+            let disks: Vec<&str> = a.members.iter().map(|m| m.disk.as_str()).collect();
+            format!("{} RAID{} ({}) = {what}", a.name, a.level, disks.join("+"))
+        })
+        .collect()
+}
+
+/// The packages the installer adds: the base set, the profile's, and corosync for a
+/// standalone cluster.
+fn packages(project: &Project, host: &Host) -> Vec<String> {
+    let profiles = &project.loaded.profiles;
+    let mut packages: Vec<String> = super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+    for p in &host.install.packages {
+        if !packages.contains(p) {
+            packages.push(p.clone());
+        }
+    }
+    // A standalone corosync.conf needs its daemon (and `corosync -t` to check it). Under
+    // Proxmox, proxmox-ve brings its own corosync, and Debian's package would install an
+    // /etc/corosync/corosync.conf that pmxcfs imports.
+    let standalone = host
+        .cluster
+        .as_ref()
+        .and_then(|c| profiles.clusters.get(c))
+        .is_some_and(|c| c.manager == crate::profile::ClusterManager::Standalone);
+    if standalone && !packages.iter().any(|p| p == "corosync") {
+        packages.push("corosync".to_string());
+    }
+    packages
+}
+
 impl<'a> HostCtx<'a> {
     /// Builds the context of `host`.
     pub fn new(
@@ -140,90 +241,11 @@ impl<'a> HostCtx<'a> {
     ) -> Self {
         let profiles = &project.loaded.profiles;
         let plan = &project.plans[&host.name];
-        let mut peers: Vec<Peer> = Vec::new();
-        let cluster_hosts: Vec<&Host> = match &host.cluster {
-            Some(c) => profiles.clusters[c]
-                .nodes
-                .iter()
-                .filter_map(|n| profiles.hosts.get(&n.host))
-                .collect(),
-            None => vec![host],
-        };
-        for h in cluster_hosts {
-            if let Some(l) = &h.cluster_link {
-                peers.push(Peer {
-                    address: l.address.addr().to_string(),
-                    fqdn: h.fqdn(),
-                    hostname: h.hostname.clone(),
-                });
-            }
-        }
-        let mut arg = 0;
-        let first_boot_arrays = plan
-            .arrays_at(Stage::FirstBoot)
-            .map(|a| FirstBootArray {
-                name: a.name.clone(),
-                device: a.device.clone(),
-                level: a.level,
-                uuid: a.uuid.clone().unwrap_or_default(),
-                md_name: a.md_name.clone(),
-                create_name: a.name.trim_start_matches("md").to_string(),
-                volume_group: match &a.content {
-                    crate::profile::ArrayContent::VolumeGroup(vg) => Some(vg.clone()),
-                    _ => None,
-                },
-                filesystem: match &a.content {
-                    crate::profile::ArrayContent::Filesystem { fs, .. } => Some(fs.clone()),
-                    _ => None,
-                },
-                members: a
-                    .members
-                    .iter()
-                    .map(|m| {
-                        arg += 1;
-                        FirstBootMember {
-                            disk: m.disk.clone(),
-                            device: m.device.clone(),
-                            partition: m.partition,
-                            arg,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        let summary: Vec<String> = plan
-            .arrays
-            .iter()
-            .map(|a| {
-                let what = match &a.content {
-                    crate::profile::ArrayContent::Filesystem { fs, mount } => {
-                        format!("{fs} {mount}")
-                    }
-                    crate::profile::ArrayContent::VolumeGroup(vg) => format!("LVM VG {vg}"),
-                };
-                let disks: Vec<&str> = a.members.iter().map(|m| m.disk.as_str()).collect();
-                format!("{} RAID{} ({}) = {what}", a.name, a.level, disks.join("+"))
-            })
-            .collect();
+        let peers = peers(project, host);
+        let first_boot_arrays = first_boot_arrays(plan);
+        let summary = storage_summary(plan);
         let (language, country) = language_country(&host.install.locale);
-        let mut packages: Vec<String> =
-            super::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
-        for p in &host.install.packages {
-            if !packages.contains(p) {
-                packages.push(p.clone());
-            }
-        }
-        // A standalone corosync.conf needs its daemon (and `corosync -t` to check it). Under
-        // Proxmox, proxmox-ve brings its own corosync, and Debian's package would install an
-        // /etc/corosync/corosync.conf that pmxcfs imports.
-        let standalone = host
-            .cluster
-            .as_ref()
-            .and_then(|c| profiles.clusters.get(c))
-            .is_some_and(|c| c.manager == crate::profile::ClusterManager::Standalone);
-        if standalone && !packages.iter().any(|p| p == "corosync") {
-            packages.push("corosync".to_string());
-        }
+        let packages = packages(project, host);
         let mut kernel_params = host.install.kernel_params.clone();
         if let Some(t) = test {
             kernel_params.extend(t.console_params.iter().cloned());
