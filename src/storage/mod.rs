@@ -188,113 +188,121 @@ fn round_down_mib(x: u64) -> u64 {
     x / MIB * MIB
 }
 
-/// Builds the storage plan of a host, or every reason it does not fit.
-pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
-    let mut errors = Vec::new();
+/// A member partition laid out: (array, disk, partition number, size).
+type MemberPart = (String, String, u32, u64);
+
+/// One disk's partitions (BIOS boot area, then one RAID member per array on it), or `None`
+/// when it carries nothing or does not fit (the reason pushed on `errors`).
+fn disk_plan(
+    host: &Host,
+    disk: &crate::profile::Disk,
+    errors: &mut Vec<PlanError>,
+    member_parts: &mut Vec<MemberPart>,
+) -> Option<DiskPlan> {
     let st = &host.storage;
-    let mut disks = Vec::new();
-    let mut member_parts: Vec<(String, String, u32, u64)> = Vec::new(); // array, disk, number, size
-    for disk in &host.disks {
-        let boot = st.boot_disks.contains(&disk.id);
-        let arrays: Vec<(usize, &crate::profile::Array)> = st
-            .arrays
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.disks.contains(&disk.id))
-            .collect();
-        if arrays.is_empty() && !boot {
-            continue;
-        }
-        let at_install = arrays.iter().any(|(_, a)| a.stage == Stage::Install) || boot;
-        if arrays.iter().any(|(_, a)| a.stage == Stage::FirstBoot) && at_install {
-            errors.push(PlanError {
-                field: format!("storage.arrays[{}].disks", arrays[0].0),
-                reason: format!(
-                    "disk `{}` mixes install-time and first-boot arrays; keep each disk to one stage",
-                    disk.id
-                ),
-            });
-        }
-        let mut parts = Vec::new();
-        let mut start = MIB; // first usable, 1 MiB aligned
-        let end = round_down_mib(disk.size_bytes.saturating_sub(GPT_TAIL));
-        // Every install-time RAID member keeps a BIOS boot partition when the host boots from
-        // any disk: partman applies one layout to all install disks, and the partition lets
-        // GRUB go onto a member later (after a disk swap) even when `boot-disks` leaves it out.
-        let install_member = arrays.iter().any(|(_, a)| a.stage == Stage::Install);
-        let boot_area = boot || (install_member && !st.boot_disks.is_empty());
-        if boot_area && host.gpt && host.firmware == crate::profile::Firmware::Bios {
-            parts.push(Partition {
-                number: 1,
-                start,
-                size: MIB,
-                rest: false,
-                kind: PartitionKind::BiosGrub,
-            });
-            start += MIB;
-        }
-        // Summed in u128: any number of u64 sizes rounded up to MiB fits, so a sum past the
-        // disk is reported instead of wrapping (or panicking in a debug build).
-        let fixed: u128 = arrays
-            .iter()
-            .filter_map(|(_, a)| match a.size {
-                Size::Bytes(b) => Some(mib_up(b)),
-                Size::Rest => None,
-            })
-            .sum();
-        let rest_count = arrays.iter().filter(|(_, a)| a.size == Size::Rest).count();
-        let available = end.saturating_sub(start);
-        if rest_count > 1 {
-            errors.push(PlanError {
-                field: format!("storage.arrays[{}].size", arrays[1].0),
-                reason: format!("two arrays take the rest of disk `{}`", disk.id),
-            });
-        }
-        let need = fixed + rest_count as u128 * u128::from(MIB);
-        if need > u128::from(available) {
-            errors.push(PlanError {
-                field: format!("storage.arrays[{}].size", arrays.last().map_or(0, |a| a.0)),
-                reason: format!(
-                    "the partitions need {} MiB but disk `{}` ({}) has {} MiB usable",
-                    need / u128::from(MIB),
-                    disk.id,
-                    disk.device,
-                    available / MIB
-                ),
-            });
-            continue;
-        }
-        // fixed <= available (checked above), so it is a u64.
-        let fixed = fixed as u64;
-        let rest_size = available - fixed;
-        for (_, a) in &arrays {
-            let (size, rest) = match a.size {
-                Size::Bytes(b) => (b.div_ceil(MIB) * MIB, false),
-                Size::Rest => (rest_size, true),
-            };
-            let number = parts.len() as u32 + 1;
-            parts.push(Partition {
-                number,
-                start,
-                size,
-                rest,
-                kind: PartitionKind::Raid {
-                    array: a.name.clone(),
-                },
-            });
-            member_parts.push((a.name.clone(), disk.id.clone(), number, size));
-            start += size;
-        }
-        disks.push(DiskPlan {
-            id: disk.id.clone(),
-            device: disk.device.clone(),
-            size_bytes: disk.size_bytes,
-            boot,
-            at_install,
-            partitions: parts,
+    let boot = st.boot_disks.contains(&disk.id);
+    let arrays: Vec<(usize, &crate::profile::Array)> = st
+        .arrays
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.disks.contains(&disk.id))
+        .collect();
+    if arrays.is_empty() && !boot {
+        return None;
+    }
+    let at_install = arrays.iter().any(|(_, a)| a.stage == Stage::Install) || boot;
+    if arrays.iter().any(|(_, a)| a.stage == Stage::FirstBoot) && at_install {
+        errors.push(PlanError {
+            field: format!("storage.arrays[{}].disks", arrays[0].0),
+            reason: format!(
+                "disk `{}` mixes install-time and first-boot arrays; keep each disk to one stage",
+                disk.id
+            ),
         });
     }
+    let mut parts = Vec::new();
+    let mut start = MIB; // first usable, 1 MiB aligned
+    let end = round_down_mib(disk.size_bytes.saturating_sub(GPT_TAIL));
+    // Every install-time RAID member keeps a BIOS boot partition when the host boots from
+    // any disk: partman applies one layout to all install disks, and the partition lets
+    // GRUB go onto a member later (after a disk swap) even when `boot-disks` leaves it out.
+    let install_member = arrays.iter().any(|(_, a)| a.stage == Stage::Install);
+    let boot_area = boot || (install_member && !st.boot_disks.is_empty());
+    if boot_area && host.gpt && host.firmware == crate::profile::Firmware::Bios {
+        parts.push(Partition {
+            number: 1,
+            start,
+            size: MIB,
+            rest: false,
+            kind: PartitionKind::BiosGrub,
+        });
+        start += MIB;
+    }
+    // Summed in u128: any number of u64 sizes rounded up to MiB fits, so a sum past the
+    // disk is reported instead of wrapping (or panicking in a debug build).
+    let fixed: u128 = arrays
+        .iter()
+        .filter_map(|(_, a)| match a.size {
+            Size::Bytes(b) => Some(mib_up(b)),
+            Size::Rest => None,
+        })
+        .sum();
+    let rest_count = arrays.iter().filter(|(_, a)| a.size == Size::Rest).count();
+    let available = end.saturating_sub(start);
+    if rest_count > 1 {
+        errors.push(PlanError {
+            field: format!("storage.arrays[{}].size", arrays[1].0),
+            reason: format!("two arrays take the rest of disk `{}`", disk.id),
+        });
+    }
+    let need = fixed + rest_count as u128 * u128::from(MIB);
+    if need > u128::from(available) {
+        errors.push(PlanError {
+            field: format!("storage.arrays[{}].size", arrays.last().map_or(0, |a| a.0)),
+            reason: format!(
+                "the partitions need {} MiB but disk `{}` ({}) has {} MiB usable",
+                need / u128::from(MIB),
+                disk.id,
+                disk.device,
+                available / MIB
+            ),
+        });
+        return None;
+    }
+    // fixed <= available (checked above), so it is a u64.
+    let fixed = fixed as u64;
+    let rest_size = available - fixed;
+    for (_, a) in &arrays {
+        let (size, rest) = match a.size {
+            Size::Bytes(b) => (b.div_ceil(MIB) * MIB, false),
+            Size::Rest => (rest_size, true),
+        };
+        let number = parts.len() as u32 + 1;
+        parts.push(Partition {
+            number,
+            start,
+            size,
+            rest,
+            kind: PartitionKind::Raid {
+                array: a.name.clone(),
+            },
+        });
+        member_parts.push((a.name.clone(), disk.id.clone(), number, size));
+        start += size;
+    }
+    Some(DiskPlan {
+        id: disk.id.clone(),
+        device: disk.device.clone(),
+        size_bytes: disk.size_bytes,
+        boot,
+        at_install,
+        partitions: parts,
+    })
+}
 
+/// Each array with its members (the partitions laid out), sized by its smallest member.
+fn array_plans(host: &Host, member_parts: &[MemberPart]) -> Vec<ArrayPlan> {
+    let st = &host.storage;
     let mut arrays = Vec::new();
     for a in &st.arrays {
         let members: Vec<Member> = a
@@ -333,8 +341,14 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
     }
     arrays.sort_by_key(|a| a.name.clone());
 
+    arrays
+}
+
+/// Each logical volume sized inside its group's array (the rest of a group taken by one).
+fn volume_plans(host: &Host, arrays: &[ArrayPlan], errors: &mut Vec<PlanError>) -> Vec<VolumePlan> {
+    let st = &host.storage;
     let mut volumes = Vec::new();
-    for a in &arrays {
+    for a in arrays {
         let ArrayContent::VolumeGroup(vg) = &a.content else {
             continue;
         };
@@ -399,8 +413,12 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
         }
     }
     volumes.sort_by_key(|(i, _)| *i);
-    let volumes = volumes.into_iter().map(|(_, v)| v).collect();
+    volumes.into_iter().map(|(_, v)| v).collect()
+}
 
+/// A boot disk must hold an array the installer creates (GRUB goes there).
+fn boot_disk_errors(host: &Host, errors: &mut Vec<PlanError>) {
+    let st = &host.storage;
     for (i, b) in st.boot_disks.iter().enumerate() {
         let holds_boot = st
             .arrays
@@ -413,7 +431,20 @@ pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
             });
         }
     }
+}
 
+/// Builds the storage plan of a host, or every reason it does not fit.
+pub fn plan(host: &Host) -> Result<Plan, Vec<PlanError>> {
+    let mut errors = Vec::new();
+    let mut member_parts: Vec<MemberPart> = Vec::new();
+    let disks: Vec<DiskPlan> = host
+        .disks
+        .iter()
+        .filter_map(|d| disk_plan(host, d, &mut errors, &mut member_parts))
+        .collect();
+    let arrays = array_plans(host, &member_parts);
+    let volumes = volume_plans(host, &arrays, &mut errors);
+    boot_disk_errors(host, &mut errors);
     if errors.is_empty() {
         Ok(Plan {
             disks,
