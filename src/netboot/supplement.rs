@@ -325,147 +325,168 @@ fn depmod(base: &Path, version: &str) -> Result<(), NetbootError> {
     Ok(())
 }
 
-/// Builds (or takes from the cache) the supplement for an installer initrd.
-pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, NetbootError> {
-    let Inputs {
-        initrd_sha256,
-        kernel_version,
-        linux_image,
-        ..
-    } = *inputs;
+/// The cache key of a supplement: everything it is made from.
+fn cache_key(inputs: &Inputs<'_>) -> String {
     let mut key_text = format!(
-        "supplement v{FORMAT}\ninitrd {initrd_sha256}\nkernel {kernel_version}\nlinux-image {}\nsets {MODULE_SETS:?}\nreplaced {REPLACED_UDEBS:?}\n",
-        linux_image.sha256
+        "supplement v{FORMAT}\ninitrd {}\nkernel {}\nlinux-image {}\nsets {MODULE_SETS:?}\nreplaced {REPLACED_UDEBS:?}\n",
+        inputs.initrd_sha256, inputs.kernel_version, inputs.linux_image.sha256
     );
     for (name, p) in &inputs.debs {
         key_text.push_str(&format!("deb {name} {}\n", p.sha256));
     }
-
-    let key = format!(
+    format!(
         "supplement-{}",
         hex::encode(Sha256::digest(key_text.as_bytes()))
-    );
-    let cache = client.cache();
-    if let Some(rec) = cache.record::<Supplement>(&key) {
-        if cache.has(&rec.sha256) {
-            return Ok(rec);
-        }
-    }
-    log::info!("building the installer supplement for kernel {kernel_version}");
-    let entries = super::installer::read_initrd(client, initrd_sha256)?;
-    log::info!(
-        "supplement: installer initrd read ({} entries)",
-        entries.len()
-    );
-    let mod_prefix = format!("usr/lib/modules/{kernel_version}/");
-    let work = tempfile::tempdir().map_err(io_err(
-        "create a temporary directory",
-        &std::env::temp_dir(),
-    ))?;
+    )
+}
 
-    // 1. Every module of the installer's exact kernel, from the verified linux-image package.
-    let deb = client.fetch(linux_image)?;
-    // Held in memory (~100 MB): only a few dozen of the thousands of files are needed.
-    let mut full: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut kos: Vec<String> = Vec::new();
-    visit_data(&deb, |e| {
-        let rel = e
-            .path
-            .strip_prefix(&mod_prefix)
-            .or_else(|| e.path.strip_prefix(&mod_prefix["usr/".len()..]));
-        if let Some(rel) = rel {
-            if e.header.entry_type() == tar::EntryType::Regular {
-                let mut bytes = Vec::new();
-                io::Read::read_to_end(e.reader, &mut bytes)
-                    .map_err(ArchiveError::io(deb.display().to_string()))?;
-                full.insert(rel.to_string(), bytes);
-                if rel.contains(".ko") {
-                    kos.push(rel.to_string());
-                }
-            }
-        }
-        Ok(Visit::Continue)
-    })
-    .map_err(DebianError::from)?;
-    if kos.is_empty() {
-        return Err(NetbootError::Installer(format!(
-            "{} {}: no {mod_prefix} in the package",
-            linux_image.name, linux_image.version
-        )));
-    }
-    // Dependencies from each module's own .modinfo (`depends=`), read only for the modules
-    // needed: much faster than a depmod over the whole kernel.
-    let by_name: BTreeMap<String, String> =
-        kos.iter().map(|p| (module_name(p), p.clone())).collect();
-    let deps_of = |rel: &str| -> Result<(Vec<String>, Vec<String>), NetbootError> {
-        let raw = full.get(rel).map(Vec::as_slice).unwrap_or_default();
-        let elf = decompress_module(raw, rel).map_err(DebianError::from)?;
-        Ok(modinfo_deps(&elf))
-    };
-    let builtin: BTreeSet<String> = full
-        .get("modules.builtin")
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
-        .lines()
-        .map(module_name)
-        .collect();
+/// The installer kernel's modules, from the verified linux-image package. Held in memory
+/// (~100 MB): only a few dozen of the thousands of files are needed.
+struct KernelModules<'a> {
+    /// The package.
+    image: &'a Package,
+    /// Every regular file under the modules directory, by path relative to it.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Module name -> path of its `.ko`.
+    by_name: BTreeMap<String, String>,
+    /// Built-in module names.
+    builtin: BTreeSet<String>,
+}
 
-    // 2. The closure of the wanted modules.
-    let mut wanted: BTreeSet<String> = BTreeSet::new();
-    for (set, mods) in MODULE_SETS {
-        for m in *mods {
-            let name = m.replace('-', "_");
-            match by_name.get(&name) {
-                Some(p) => {
-                    let mut stack = vec![p.clone()];
-                    while let Some(p) = stack.pop() {
-                        if !wanted.insert(p.clone()) {
-                            continue;
-                        }
-                        let (hard, soft) = deps_of(&p)?;
-                        for d in hard {
-                            match by_name.get(&d) {
-                                Some(r) => stack.push(r.clone()),
-                                None if builtin.contains(&d) => {}
-                                None => {
-                                    return Err(NetbootError::Installer(format!(
-                                        "{} {}: module {p} depends on `{d}`, which is not there",
-                                        linux_image.name, linux_image.version
-                                    )))
-                                }
-                            }
-                        }
-                        stack.extend(soft.iter().filter_map(|d| by_name.get(d).cloned()));
+impl<'a> KernelModules<'a> {
+    /// Reads every module of `image` under `mod_prefix` (`usr/lib/modules/VERSION/`).
+    fn read(client: &Client, image: &'a Package, mod_prefix: &str) -> Result<Self, NetbootError> {
+        let deb = client.fetch(image)?;
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut kos: Vec<String> = Vec::new();
+        visit_data(&deb, |e| {
+            let rel = e
+                .path
+                .strip_prefix(mod_prefix)
+                .or_else(|| e.path.strip_prefix(&mod_prefix["usr/".len()..]));
+            if let Some(rel) = rel {
+                if e.header.entry_type() == tar::EntryType::Regular {
+                    let mut bytes = Vec::new();
+                    io::Read::read_to_end(e.reader, &mut bytes)
+                        .map_err(ArchiveError::io(deb.display().to_string()))?;
+                    files.insert(rel.to_string(), bytes);
+                    if rel.contains(".ko") {
+                        kos.push(rel.to_string());
                     }
                 }
-                None if builtin.contains(&name) => {}
-                None => {
-                    return Err(NetbootError::Installer(format!(
-                        "{} {}: module `{m}` (for {set}) is neither a module nor built in",
-                        linux_image.name, linux_image.version
-                    )))
+            }
+            Ok(Visit::Continue)
+        })
+        .map_err(DebianError::from)?;
+        if kos.is_empty() {
+            return Err(NetbootError::Installer(format!(
+                "{} {}: no {mod_prefix} in the package",
+                image.name, image.version
+            )));
+        }
+        let builtin = files
+            .get("modules.builtin")
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+            .lines()
+            .map(module_name)
+            .collect();
+        Ok(KernelModules {
+            image,
+            by_name: kos.iter().map(|p| (module_name(p), p.clone())).collect(),
+            files,
+            builtin,
+        })
+    }
+
+    /// Dependencies from a module's own .modinfo (`depends=`, `softdep=`): read only for
+    /// the modules needed, much faster than a depmod over the whole kernel.
+    fn deps_of(&self, rel: &str) -> Result<(Vec<String>, Vec<String>), NetbootError> {
+        let raw = self.files.get(rel).map(Vec::as_slice).unwrap_or_default();
+        let elf = decompress_module(raw, rel).map_err(DebianError::from)?;
+        Ok(modinfo_deps(&elf))
+    }
+
+    fn missing(&self, what: String) -> NetbootError {
+        NetbootError::Installer(format!(
+            "{} {}: {what}",
+            self.image.name, self.image.version
+        ))
+    }
+
+    /// Adds `start` and every module it needs (hard dependencies must exist or be built in;
+    /// soft ones are taken when present) to `wanted`.
+    fn add_with_deps(
+        &self,
+        start: &str,
+        wanted: &mut BTreeSet<String>,
+    ) -> Result<(), NetbootError> {
+        let mut stack = vec![start.to_string()];
+        while let Some(p) = stack.pop() {
+            if !wanted.insert(p.clone()) {
+                continue;
+            }
+            let (hard, soft) = self.deps_of(&p)?;
+            for d in hard {
+                match self.by_name.get(&d) {
+                    Some(r) => stack.push(r.clone()),
+                    None if self.builtin.contains(&d) => {}
+                    None => {
+                        return Err(self
+                            .missing(format!("module {p} depends on `{d}`, which is not there")))
+                    }
+                }
+            }
+            stack.extend(soft.iter().filter_map(|d| self.by_name.get(d).cloned()));
+        }
+        Ok(())
+    }
+
+    /// The closure of the modules of [`MODULE_SETS`].
+    fn wanted(&self) -> Result<BTreeSet<String>, NetbootError> {
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for (set, mods) in MODULE_SETS {
+            for m in *mods {
+                let name = m.replace('-', "_");
+                match self.by_name.get(&name) {
+                    Some(p) => self.add_with_deps(p, &mut wanted)?,
+                    None if self.builtin.contains(&name) => {}
+                    None => {
+                        return Err(self.missing(format!(
+                            "module `{m}` (for {set}) is neither a module nor built in"
+                        )))
+                    }
                 }
             }
         }
+        Ok(wanted)
     }
+}
 
-    // 3. The initrd's own modules plus the wanted ones; depmod over that set.
-    let fin = work.path().join("final");
-    let fin_mods = fin.join("lib/modules").join(kernel_version);
-    fs::create_dir_all(&fin_mods).map_err(io_err("create", &fin_mods))?;
+/// Writes `bytes` at `dest`, creating its directory.
+fn write_at(dest: &Path, bytes: &[u8]) -> Result<(), NetbootError> {
+    if let Some(p) = dest.parent() {
+        fs::create_dir_all(p).map_err(io_err("create", p))?;
+    }
+    fs::write(dest, bytes).map_err(io_err("write", dest))
+}
+
+/// The initrd's own modules written under `fin_mods`; returns its dpkg status and the
+/// module paths it has.
+fn initrd_modules(
+    entries: &[cpio::ReadEntry],
+    mod_prefix: &str,
+    fin_mods: &Path,
+) -> Result<(String, BTreeSet<String>), NetbootError> {
     let mut status = None;
     let mut present = BTreeSet::new();
-    for e in &entries {
+    for e in entries {
         if e.path == "var/lib/dpkg/status" && e.is_file() {
             status = Some(String::from_utf8_lossy(&e.data).into_owned());
         }
-        if let Some(rel) = e.path.strip_prefix(&mod_prefix) {
+        if let Some(rel) = e.path.strip_prefix(mod_prefix) {
             if e.is_file() {
-                let dest = fin_mods.join(rel);
-                if let Some(p) = dest.parent() {
-                    fs::create_dir_all(p).map_err(io_err("create", p))?;
-                }
-                fs::write(&dest, &e.data).map_err(io_err("write", &dest))?;
+                write_at(&fin_mods.join(rel), &e.data)?;
                 present.insert(rel.to_string());
             }
         }
@@ -473,37 +494,19 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
     let status = status.ok_or_else(|| {
         NetbootError::Installer("the installer initrd has no var/lib/dpkg/status".into())
     })?;
-    let mut archive = cpio::Newc::from_env();
-    let mut added = Vec::new();
-    for rel in &wanted {
-        if present.contains(rel) {
-            continue;
-        }
-        let dest = fin_mods.join(rel);
-        if let Some(p) = dest.parent() {
-            fs::create_dir_all(p).map_err(io_err("create", p))?;
-        }
-        let bytes = full.get(rel).cloned().unwrap_or_default();
-        fs::write(&dest, &bytes).map_err(io_err("write", &dest))?;
-        let path = format!("{mod_prefix}{rel}");
-        archive
-            .add_file(&path, bytes, 0o644)
-            .map_err(DebianError::from)?;
-        added.push(path);
-    }
-    for f in [
-        "modules.order",
-        "modules.builtin",
-        "modules.builtin.modinfo",
-    ] {
-        let dest = fin_mods.join(f);
-        if let (Some(bytes), false) = (full.get(f), dest.is_file()) {
-            fs::write(&dest, bytes).map_err(io_err("write", &dest))?;
-        }
-    }
-    log::info!("supplement: initrd modules written; depmod");
-    depmod(&fin, kernel_version)?;
-    // Self-check: every dependency depmod recorded is in the final tree.
+    Ok((status, present))
+}
+
+/// depmod over the final module tree, its self-check (every dependency it recorded is in
+/// the tree), and its outputs added to the archive.
+fn depmod_outputs(
+    fin: &Path,
+    fin_mods: &Path,
+    kernel_version: &str,
+    mod_prefix: &str,
+    archive: &mut cpio::Newc,
+) -> Result<(), NetbootError> {
+    depmod(fin, kernel_version)?;
     let final_dep = fin_mods.join("modules.dep");
     let text = fs::read_to_string(&final_dep).map_err(io_err("read", &final_dep))?;
     for (m, ds) in parse_modules_dep(&text) {
@@ -513,9 +516,8 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
             )));
         }
     }
-    log::info!("supplement: depmod done; replaced udebs");
-    let mut outputs: Vec<_> = fs::read_dir(&fin_mods)
-        .map_err(io_err("list", &fin_mods))?
+    let mut outputs: Vec<_> = fs::read_dir(fin_mods)
+        .map_err(io_err("list", fin_mods))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
@@ -534,8 +536,108 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
             .add_file(&format!("{mod_prefix}{n}"), bytes, 0o644)
             .map_err(DebianError::from)?;
     }
+    Ok(())
+}
 
-    // 4. Files of the replaced udebs, from the ordinary packages.
+/// The initrd's own modules plus the wanted ones, depmod over that set: the modules the
+/// initrd lacks and depmod's outputs go into the archive. Returns the initrd's dpkg status
+/// and the module paths added.
+fn module_tree(
+    entries: &[cpio::ReadEntry],
+    km: &KernelModules<'_>,
+    wanted: &BTreeSet<String>,
+    kernel_version: &str,
+    work: &Path,
+    archive: &mut cpio::Newc,
+) -> Result<(String, Vec<String>), NetbootError> {
+    let mod_prefix = format!("usr/lib/modules/{kernel_version}/");
+    let fin = work.join("final");
+    let fin_mods = fin.join("lib/modules").join(kernel_version);
+    fs::create_dir_all(&fin_mods).map_err(io_err("create", &fin_mods))?;
+    let (status, present) = initrd_modules(entries, &mod_prefix, &fin_mods)?;
+    let mut added = Vec::new();
+    for rel in wanted.iter().filter(|r| !present.contains(*r)) {
+        let bytes = km.files.get(rel).cloned().unwrap_or_default();
+        write_at(&fin_mods.join(rel), &bytes)?;
+        let path = format!("{mod_prefix}{rel}");
+        archive
+            .add_file(&path, bytes, 0o644)
+            .map_err(DebianError::from)?;
+        added.push(path);
+    }
+    for f in [
+        "modules.order",
+        "modules.builtin",
+        "modules.builtin.modinfo",
+    ] {
+        let dest = fin_mods.join(f);
+        if let (Some(bytes), false) = (km.files.get(f), dest.is_file()) {
+            fs::write(&dest, bytes).map_err(io_err("write", &dest))?;
+        }
+    }
+    log::info!("supplement: initrd modules written; depmod");
+    depmod_outputs(&fin, &fin_mods, kernel_version, &mod_prefix, archive)?;
+    Ok((status, added))
+}
+
+/// The entries of one ordinary package that a replaced udeb needs: its listed files and
+/// every shared library (regular files, symlinks, hard links resolved to files).
+fn deb_entries(
+    deb: &Path,
+    r: &ReplacedUdeb,
+) -> Result<Vec<(String, cpio::Kind, u32)>, NetbootError> {
+    let mut seen: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
+    let mut add: Vec<(String, cpio::Kind, u32)> = Vec::new();
+    let link_target = |e: &crate::archive::deb::DataEntry<'_>| {
+        e.header
+            .link_name()
+            .ok()
+            .flatten()
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    visit_data(deb, |e| {
+        let path = usr_path(&e.path);
+        let wanted = r.files.contains(&path.as_str()) || is_shared_lib(&path);
+        let mode = e.header.mode().unwrap_or(0o644) & 0o7777;
+        match e.header.entry_type() {
+            tar::EntryType::Regular => {
+                let mut bytes = Vec::new();
+                io::Read::read_to_end(e.reader, &mut bytes)
+                    .map_err(ArchiveError::io(deb.display().to_string()))?;
+                if wanted {
+                    add.push((path.clone(), cpio::Kind::File(bytes.clone()), mode));
+                }
+                seen.insert(path, (bytes, mode));
+            }
+            tar::EntryType::Symlink if wanted => {
+                add.push((path, cpio::Kind::Symlink(link_target(&e)), 0o777));
+            }
+            tar::EntryType::Link if wanted => {
+                let target = usr_path(link_target(&e).trim_start_matches("./"));
+                let (bytes, mode) = seen.get(&target).cloned().ok_or_else(|| {
+                    ArchiveError::malformed(
+                        deb.display().to_string(),
+                        format!("hard link {path} to unknown {target}"),
+                    )
+                })?;
+                add.push((path, cpio::Kind::File(bytes), mode));
+            }
+            _ => {}
+        }
+        Ok(Visit::Continue)
+    })
+    .map_err(DebianError::from)?;
+    Ok(add)
+}
+
+/// Files of the replaced udebs, from the ordinary packages, into the archive; returns
+/// their paths, sorted.
+fn replaced_udeb_files(
+    client: &Client,
+    inputs: &Inputs<'_>,
+    archive: &mut cpio::Newc,
+) -> Result<Vec<String>, NetbootError> {
     let mut udeb_files = Vec::new();
     for r in REPLACED_UDEBS {
         let mut got: BTreeSet<String> = BTreeSet::new();
@@ -547,54 +649,7 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
                     NetbootError::Installer(format!("no package {alts} for {}", r.udeb))
                 })?;
             let deb = client.fetch(pkg)?;
-            let mut seen: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
-            let mut add: Vec<(String, cpio::Kind, u32)> = Vec::new();
-            visit_data(&deb, |e| {
-                let path = usr_path(&e.path);
-                let wanted = r.files.contains(&path.as_str()) || is_shared_lib(&path);
-                let mode = e.header.mode().unwrap_or(0o644) & 0o7777;
-                match e.header.entry_type() {
-                    tar::EntryType::Regular => {
-                        let mut bytes = Vec::new();
-                        io::Read::read_to_end(e.reader, &mut bytes)
-                            .map_err(ArchiveError::io(deb.display().to_string()))?;
-                        if wanted {
-                            add.push((path.clone(), cpio::Kind::File(bytes.clone()), mode));
-                        }
-                        seen.insert(path, (bytes, mode));
-                    }
-                    tar::EntryType::Symlink if wanted => {
-                        let target = e
-                            .header
-                            .link_name()
-                            .ok()
-                            .flatten()
-                            .map(|t| t.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        add.push((path, cpio::Kind::Symlink(target), 0o777));
-                    }
-                    tar::EntryType::Link if wanted => {
-                        let target = e
-                            .header
-                            .link_name()
-                            .ok()
-                            .flatten()
-                            .map(|t| usr_path(t.to_string_lossy().trim_start_matches("./")))
-                            .unwrap_or_default();
-                        let (bytes, mode) = seen.get(&target).cloned().ok_or_else(|| {
-                            ArchiveError::malformed(
-                                deb.display().to_string(),
-                                format!("hard link {path} to unknown {target}"),
-                            )
-                        })?;
-                        add.push((path, cpio::Kind::File(bytes), mode));
-                    }
-                    _ => {}
-                }
-                Ok(Visit::Continue)
-            })
-            .map_err(DebianError::from)?;
-            for (path, kind, mode) in add {
+            for (path, kind, mode) in deb_entries(&deb, r)? {
                 match kind {
                     cpio::Kind::File(b) => archive.add_file(&path, b, mode),
                     cpio::Kind::Symlink(t) => archive.add_symlink(&path, &t),
@@ -614,8 +669,13 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
         }
     }
     udeb_files.sort();
+    Ok(udeb_files)
+}
 
-    // 5. dpkg status: the installer's own, plus the supplied udebs.
+/// The installer's dpkg status plus a paragraph for each supplied module udeb and each
+/// replaced udeb it does not list; returns it and the names added.
+fn dpkg_status(status: &str, inputs: &Inputs<'_>) -> Result<(String, Vec<String>), NetbootError> {
+    let (kernel_version, linux_image) = (inputs.kernel_version, inputs.linux_image);
     let mut status = status.trim_end().to_string();
     status.push_str("\n\n");
     let mut udebs = Vec::new();
@@ -662,11 +722,50 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
         ));
         udebs.push(r.udeb.to_string());
     }
-    let status = status.trim_end().to_string() + "\n";
+    Ok((status.trim_end().to_string() + "\n", udebs))
+}
+
+/// Builds (or takes from the cache) the supplement for an installer initrd: the modules of
+/// [`MODULE_SETS`] the initrd lacks (with depmod's outputs over the whole set), the files of
+/// [`REPLACED_UDEBS`] from the ordinary packages, and the dpkg status that records both.
+pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, NetbootError> {
+    let kernel_version = inputs.kernel_version;
+    let key = cache_key(inputs);
+    let cache = client.cache();
+    if let Some(rec) = cache.record::<Supplement>(&key) {
+        if cache.has(&rec.sha256) {
+            return Ok(rec);
+        }
+    }
+    log::info!("building the installer supplement for kernel {kernel_version}");
+    let entries = super::installer::read_initrd(client, inputs.initrd_sha256)?;
+    log::info!(
+        "supplement: installer initrd read ({} entries)",
+        entries.len()
+    );
+    let work = tempfile::tempdir().map_err(io_err(
+        "create a temporary directory",
+        &std::env::temp_dir(),
+    ))?;
+    let mod_prefix = format!("usr/lib/modules/{kernel_version}/");
+    let km = KernelModules::read(client, inputs.linux_image, &mod_prefix)?;
+    let wanted = km.wanted()?;
+    let mut archive = cpio::Newc::from_env();
+    let (status, added) = module_tree(
+        &entries,
+        &km,
+        &wanted,
+        kernel_version,
+        work.path(),
+        &mut archive,
+    )?;
+    drop(km);
+    log::info!("supplement: depmod done; replaced udebs");
+    let udeb_files = replaced_udeb_files(client, inputs, &mut archive)?;
+    let (status, udebs) = dpkg_status(&status, inputs)?;
     archive
         .add_file("var/lib/dpkg/status", status, 0o644)
         .map_err(DebianError::from)?;
-
     log::info!("supplement: compressing {} entries", archive.len());
     let gz = gzip(&archive.to_bytes());
     log::info!("supplement: {} bytes compressed", gz.len());
@@ -674,7 +773,7 @@ pub fn build(client: &Client, inputs: &Inputs<'_>) -> Result<Supplement, Netboot
     let rec = Supplement {
         sha256,
         kernel_version: kernel_version.to_string(),
-        source: format!("{} {}", linux_image.name, linux_image.version),
+        source: format!("{} {}", inputs.linux_image.name, inputs.linux_image.version),
         modules: added,
         udebs,
         udeb_files,
