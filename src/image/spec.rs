@@ -285,8 +285,8 @@ fn valid_abs(s: &str) -> bool {
     s.starts_with('/') && !s.split('/').any(|p| p == "..") && !s.contains('\0')
 }
 
-/// Checks one image against the others.
-fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
+/// The image's name, and a parent that exists and does not loop back.
+fn verify_lineage(img: &Image, all: &Images, d: &mut Diagnostics) {
     let s = &img.spec;
     let src = &img.source;
     if !valid_name(&img.name) {
@@ -321,6 +321,13 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// Package names, and each file copied in: a source inside the images directory, an
+/// absolute destination, an octal mode.
+fn verify_contents(img: &Image, d: &mut Diagnostics) {
+    let s = &img.spec;
+    let src = &img.source;
     for (i, p) in s.packages.iter().enumerate() {
         if !valid_package(p) {
             d.push(src.diag(
@@ -356,6 +363,12 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
             )),
         }
     }
+}
+
+/// Downloads (http(s), pinned by sha256), environment names, published ports.
+fn verify_fetches_and_runtime(img: &Image, d: &mut Diagnostics) {
+    let s = &img.spec;
+    let src = &img.source;
     for (i, dl) in s.downloads.iter().enumerate() {
         if !(dl.url.starts_with("https://") || dl.url.starts_with("http://")) {
             d.push(src.diag(format!("downloads[{i}].url"), "must be an http(s) URL"));
@@ -398,6 +411,12 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
             ));
         }
     }
+}
+
+/// The working directory, the command, the build steps (one command each) and the check.
+fn verify_run(img: &Image, d: &mut Diagnostics) {
+    let s = &img.spec;
+    let src = &img.source;
     if let Some(w) = &s.workdir {
         if !valid_abs(w) {
             d.push(src.diag("workdir", "must be an absolute path"));
@@ -428,6 +447,14 @@ fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
     if s.check.timeout == 0 {
         d.push(src.diag("check.timeout", "must be at least 1 second"));
     }
+}
+
+/// Checks one image against the others.
+fn verify_image(img: &Image, all: &Images, d: &mut Diagnostics) {
+    verify_lineage(img, all, d);
+    verify_contents(img, d);
+    verify_fetches_and_runtime(img, d);
+    verify_run(img, d);
 }
 
 impl crate::exit_class::ExitClass for SpecError {
