@@ -546,45 +546,15 @@ fn step_env(images: &Images, img: &Image, epoch: u64) -> Vec<String> {
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// The image's own layer (None when it has nothing to add).
-fn image_layer(
+/// The shell of each build step of `img`, with its label: apt-get install, the files
+/// copied in (and the downloads), then the spec's steps, each in the image's root.
+fn step_scripts(
     img: &Image,
     images: &Images,
-    below: &[LayerRecord],
     opts: &BuildOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<(Option<LayerRecord>, bool), BuildError> {
+    fetched: Vec<(PathBuf, String, String)>,
+) -> Vec<(String, String)> {
     let s = &img.spec;
-    if s.packages.is_empty() && s.files.is_empty() && s.steps.is_empty() && s.downloads.is_empty() {
-        return Ok((None, true));
-    }
-    let key = image_key(img, below, opts)?;
-    if let Some(rec) = read_record(&opts.cache, &key) {
-        return Ok((Some(rec), true));
-    }
-    // Downloads first: an unreachable source fails before any work.
-    let mut fetched = Vec::new();
-    for dl in &s.downloads {
-        progress(&format!("[{}] download {}", img.name, dl.url));
-        fetched.push((fetch(img, dl, opts)?, dl.dest.clone(), "0644".to_string()));
-    }
-    let tmp = fresh_tmp(opts, &key)?;
-    let (upper, work, merged) = (tmp.join("tree"), tmp.join("work"), tmp.join("merged"));
-    for d in [&upper, &work, &merged] {
-        fs::create_dir_all(d).map_err(io_ctx("creating overlay directories"))?;
-    }
-    let sources = tmp.join("sources.list");
-    fs::write(
-        &sources,
-        format!("deb {} {} main\n", opts.build_mirror, opts.suite),
-    )
-    .map_err(io_ctx("writing build sources"))?;
-    let lower = below
-        .iter()
-        .rev()
-        .map(|l| l.tree(&opts.cache).display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
     let env = step_env(images, img, opts.epoch);
     let run_in_root = |step: &str| -> String {
         let mut body = String::from("exec chroot \"$m\" /usr/bin/env -i");
@@ -631,6 +601,27 @@ fn image_layer(
             run_in_root(st),
         ));
     }
+    steps
+}
+
+/// The overlay an image's steps run in.
+struct OverlayDirs<'a> {
+    merged: &'a Path,
+    upper: &'a Path,
+    work: &'a Path,
+    /// The layers below, `:`-joined.
+    lower: &'a str,
+    /// The build's sources.list.
+    sources: &'a Path,
+}
+
+/// Runs each step in the build namespace over the overlay, one spinner line each.
+fn run_steps(
+    img: &Image,
+    steps: &[(String, String)],
+    dirs: &OverlayDirs<'_>,
+    opts: &BuildOptions,
+) -> Result<(), BuildError> {
     let n = steps.len();
     for (i, (label, body)) in steps.iter().enumerate() {
         let t = Instant::now();
@@ -640,12 +631,12 @@ fn image_layer(
             &format!("{} step {}/{n}", img.name, i + 1),
             in_build_namespace()
                 .args(["/bin/sh", "-ec", &script, "picaboot-step"])
-                .arg(&merged)
-                .arg(&upper)
-                .arg(&work)
-                .arg(&lower)
+                .arg(dirs.merged)
+                .arg(dirs.upper)
+                .arg(dirs.work)
+                .arg(dirs.lower)
                 .arg(opts.cache.join("apt-archives"))
-                .arg(&sources),
+                .arg(dirs.sources),
             &mut |l| spin.line(l),
         )
         .map_err(|source| BuildError::Step {
@@ -660,6 +651,57 @@ fn image_layer(
             t.elapsed().as_secs_f64()
         ));
     }
+    Ok(())
+}
+
+/// The image's own layer (None when it has nothing to add).
+fn image_layer(
+    img: &Image,
+    images: &Images,
+    below: &[LayerRecord],
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Option<LayerRecord>, bool), BuildError> {
+    let s = &img.spec;
+    if s.packages.is_empty() && s.files.is_empty() && s.steps.is_empty() && s.downloads.is_empty() {
+        return Ok((None, true));
+    }
+    let key = image_key(img, below, opts)?;
+    if let Some(rec) = read_record(&opts.cache, &key) {
+        return Ok((Some(rec), true));
+    }
+    // Downloads first: an unreachable source fails before any work.
+    let mut fetched = Vec::new();
+    for dl in &s.downloads {
+        progress(&format!("[{}] download {}", img.name, dl.url));
+        fetched.push((fetch(img, dl, opts)?, dl.dest.clone(), "0644".to_string()));
+    }
+    let tmp = fresh_tmp(opts, &key)?;
+    let (upper, work, merged) = (tmp.join("tree"), tmp.join("work"), tmp.join("merged"));
+    for d in [&upper, &work, &merged] {
+        fs::create_dir_all(d).map_err(io_ctx("creating overlay directories"))?;
+    }
+    let sources = tmp.join("sources.list");
+    fs::write(
+        &sources,
+        format!("deb {} {} main\n", opts.build_mirror, opts.suite),
+    )
+    .map_err(io_ctx("writing build sources"))?;
+    let lower = below
+        .iter()
+        .rev()
+        .map(|l| l.tree(&opts.cache).display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let steps = step_scripts(img, images, opts, fetched);
+    let dirs = OverlayDirs {
+        merged: &merged,
+        upper: &upper,
+        work: &work,
+        lower: &lower,
+        sources: &sources,
+    };
+    run_steps(img, &steps, &dirs, opts)?;
     fs::remove_dir_all(&work).map_err(io_ctx("removing the overlay work directory"))?;
     blank_machine_id(&upper).map_err(io_ctx("blanking machine-id"))?;
     fs::remove_dir_all(&merged).map_err(io_ctx("removing the overlay mount point"))?;
