@@ -31,3 +31,4 @@ pub mod render;
 pub mod secret;
 pub mod serve;
 pub mod storage;
+pub mod xml;

@@ -141,38 +141,27 @@ impl RunOutcome {
 
     /// JUnit XML (valid XML 1.0: control characters replaced).
     pub fn junit(&self) -> String {
-        let esc = crate::qemu::report::xml_attr;
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        x.push_str(&format!(
-            "<testsuite name=\"install-{}\" tests=\"{}\" failures=\"{}\" time=\"{:.1}\">\n  <properties>\n    <property name=\"udeb-source\" value=\"{}\"/>\n    <property name=\"accelerator\" value=\"{}\"/>\n  </properties>\n",
-            esc(&self.host),
-            self.steps.len(),
-            self.failures().len(),
-            self.seconds,
-            esc(&self.udeb_source.describe()),
-            esc(&self.accel)
-        ));
-        for s in &self.steps {
-            x.push_str(&format!(
-                "  <testcase classname=\"install-{}\" name=\"{}\" time=\"{:.1}\"",
-                esc(&self.host),
-                esc(&s.name),
-                s.seconds
-            ));
-            if s.passed {
-                x.push_str(&format!(
-                    "><system-out>{}</system-out></testcase>\n",
-                    esc(&s.detail)
-                ));
-            } else {
-                x.push_str(&format!(
-                    "><failure message=\"{}\"/></testcase>\n",
-                    esc(&s.detail)
-                ));
-            }
+        let class = format!("install-{}", self.host);
+        crate::xml::JUnit {
+            suite: &class,
+            seconds: self.seconds,
+            properties: vec![
+                ("udeb-source", self.udeb_source.describe()),
+                ("accelerator", self.accel.clone()),
+            ],
+            cases: self
+                .steps
+                .iter()
+                .map(|s| crate::xml::Case {
+                    class: &class,
+                    name: &s.name,
+                    seconds: Some(s.seconds),
+                    passed: s.passed,
+                    detail: &s.detail,
+                })
+                .collect(),
         }
-        x.push_str("</testsuite>\n");
-        x
+        .to_xml()
     }
 }
 

@@ -3,8 +3,6 @@
 //! A guest prints `PICABOOT-CHECK <name> PASS|FAIL [detail]` per check and
 //! `PICABOOT-DONE rc=<n>` at the end. Anything else on the console is ignored.
 
-use std::fmt::Write as _;
-
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
@@ -108,71 +106,29 @@ impl Report {
         self.failures().is_empty()
     }
 
-    /// JUnit XML for CI systems.
+    /// JUnit XML for CI systems (every check, and the failures that are not checks).
     pub fn junit(&self, suite: &str, seconds: f64) -> String {
-        let esc = xml_attr;
         let failures = self.failures();
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let total =
-            self.checks.len() + failures.iter().filter(|f| !self.checks.contains(f)).count();
-        let _ = writeln!(
-            x,
-            "<testsuite name=\"{}\" tests=\"{total}\" failures=\"{}\" time=\"{seconds:.1}\">",
-            esc(suite),
-            failures.len()
-        );
         let extra = failures.iter().filter(|f| !self.checks.contains(f));
-        for c in self.checks.iter().chain(extra) {
-            let _ = write!(
-                x,
-                "  <testcase classname=\"{}\" name=\"{}\"",
-                esc(suite),
-                esc(&c.name)
-            );
-            if c.passed {
-                let _ = writeln!(x, "/>");
-            } else {
-                let _ = writeln!(
-                    x,
-                    ">\n    <failure message=\"{}\"/>\n  </testcase>",
-                    esc(&c.detail)
-                );
-            }
+        crate::xml::JUnit {
+            suite,
+            seconds,
+            properties: Vec::new(),
+            cases: self
+                .checks
+                .iter()
+                .chain(extra)
+                .map(|c| crate::xml::Case {
+                    class: suite,
+                    name: &c.name,
+                    seconds: None,
+                    passed: c.passed,
+                    detail: if c.passed { "" } else { &c.detail },
+                })
+                .collect(),
         }
-        x.push_str("</testsuite>\n");
-        x
+        .to_xml()
     }
-}
-
-/// `s` as the value of an XML 1.0 attribute: markup escaped, and every character XML 1.0 does
-/// not allow (NUL, ESC and the other C0 controls, lone surrogates cannot occur in a `str`,
-/// U+FFFE/U+FFFF) written as a visible `\u{..}` instead, so a guest's console bytes never make
-/// the report invalid. Tab, CR and LF are kept as character references (attribute value
-/// normalisation would otherwise turn them into spaces).
-pub fn xml_attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if xml_char(c) => out.push(c),
-            c => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-        }
-    }
-    out
-}
-
-/// The XML 1.0 `Char` production, minus the discouraged C1 controls (U+007F..U+009F), which
-/// terminals interpret as they do ESC.
-fn xml_char(c: char) -> bool {
-    matches!(c, '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
 #[cfg(test)]
