@@ -90,9 +90,9 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
             let mac = netboot::install_mac(host).map_err(|e| UsageError(e.to_string()))?;
             let mut args = netboot::boot::kernel_args(host, frontend, mac);
             if let Some(to) = c.report_to {
-                args = netboot::boot::with_reporting(&args, to, host);
+                args = args.with_reporting(to, host);
             }
-            entries.push((host, args));
+            entries.push((host, args.to_string()));
         }
         let menu = netboot::boot::netbootxyz_menu(&entries, &c.base_url);
         let path = c.output.join("netbootxyz-custom.ipxe");

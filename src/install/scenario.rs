@@ -368,11 +368,9 @@ impl Runner<'_> {
             memory_mib: opts.memory_mib,
             kernel: Some(built.netboot.join("linux")),
             initrd: Some(built.netboot.join("initrd.gz")),
-            append: netboot::boot::with_reporting(
-                &netboot::boot::kernel_args(&built.host, Frontend::Text, &built.mac),
-                report_to,
-                &built.host,
-            ),
+            append: netboot::boot::kernel_args(&built.host, Frontend::Text, &built.mac)
+                .with_reporting(report_to, &built.host)
+                .to_string(),
             disks: self.machine.disks(None, false),
             console: self.work.join("install-console.log"),
             extra_args: extra,

@@ -26,35 +26,65 @@ pub fn pxelinux_name(mac: &str) -> String {
 /// for the text frontend, the profile's kernel parameters, and a final `---` so that none of
 /// these is copied to the installed system (its parameters come from the rendered GRUB
 /// drop-in).
-pub fn kernel_args(host: &Host, frontend: Frontend, mac: &str) -> String {
-    let mut a = vec![
+pub fn kernel_args(host: &Host, frontend: Frontend, mac: &str) -> KernelCmdline {
+    let mut c = KernelCmdline::default();
+    for w in [
         "auto=true".to_string(),
         "priority=critical".to_string(),
         "interface=auto".to_string(),
         format!("BOOTIF=01-{}", mac_dashes(mac)),
         format!("hostname={}", host.hostname),
         format!("domain={}", host.domain),
-    ];
-    if frontend == Frontend::Text {
-        a.push("console=ttyS0,115200".to_string());
+    ] {
+        c.installer(w);
     }
-    a.extend(host.install.kernel_params.iter().cloned());
-    a.push("---".to_string());
-    a.join(" ")
+    if frontend == Frontend::Text {
+        c.installer("console=ttyS0,115200".to_string());
+    }
+    for p in &host.install.kernel_params {
+        c.installer(p.clone());
+    }
+    c
 }
 
-/// The installer's kernel arguments with reporting to `picaboot serve` at `to` added before
-/// the final `---` (so that they never reach the installed system): `log_host=`/`log_port=`
-/// (d-i's `S10syslog` then forwards its syslog there over UDP, which `reinstall` follows
-/// phase by phase) and `picaboot.progress=` (the late command's end-of-install report, which
-/// makes `serve` answer the host's `boot.ipxe` with a boot from disk).
-pub fn with_reporting(args: &str, to: SocketAddrV4, host: &Host) -> String {
-    let extra = [
-        format!("log_host={}", to.ip()),
-        format!("log_port={}", to.port()),
-        format!("picaboot.progress={}", progress_url(to, host)),
-    ];
-    before_separator(args, &extra.iter().map(String::as_str).collect::<Vec<_>>())
+/// An installer's kernel command line: the words for the installer's own boot, then `---`,
+/// then those the installer copies to the installed system's boot loader (none today: the
+/// installed system's parameters come from the rendered GRUB drop-in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelCmdline {
+    installer: Vec<String>,
+    installed: Vec<String>,
+}
+
+impl KernelCmdline {
+    /// Adds a word to the installer's own boot (a word already there is not added again).
+    pub fn installer(&mut self, word: String) {
+        if !self.installer.contains(&word) {
+            self.installer.push(word);
+        }
+    }
+
+    /// With reporting to `picaboot serve` at `to`, for the installer's boot only (never the
+    /// installed system's): `log_host=`/`log_port=` (d-i's `S10syslog` then forwards its
+    /// syslog there over UDP, which `reinstall` follows phase by phase) and
+    /// `picaboot.progress=` (the late command's end-of-install report, which makes `serve`
+    /// answer the host's `boot.ipxe` with a boot from disk).
+    pub fn with_reporting(mut self, to: SocketAddrV4, host: &Host) -> Self {
+        self.installer(format!("log_host={}", to.ip()));
+        self.installer(format!("log_port={}", to.port()));
+        self.installer(format!("picaboot.progress={}", progress_url(to, host)));
+        self
+    }
+}
+
+impl std::fmt::Display for KernelCmdline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ---", self.installer.join(" "))?;
+        for w in &self.installed {
+            write!(f, " {w}")?;
+        }
+        Ok(())
+    }
 }
 
 /// `args` with `params` added before a final `---` (the installer copies what follows `---`
@@ -188,7 +218,7 @@ pub fn grub(host: &Host, frontend: Frontend, install_mac: &str) -> String {
                     } else {
                         "other NIC"
                     },
-                    args: kernel_args(host, frontend, &nic.mac),
+                    args: kernel_args(host, frontend, &nic.mac).to_string(),
                 })
                 .collect(),
         },
@@ -204,13 +234,16 @@ mod tests {
         let p = crate::project::open(std::path::Path::new("profiles")).unwrap();
         let alice = &p.loaded.profiles.hosts["alice"];
         let to: SocketAddrV4 = "10.0.2.2:8080".parse().unwrap();
-        let args = with_reporting("auto=true priority=critical --- quiet", to, alice);
+        let mut c = KernelCmdline::default();
+        c.installer("auto=true".into());
+        c.installed.push("quiet".into());
+        let args = c.with_reporting(to, alice);
         assert_eq!(
-            args,
-            "auto=true priority=critical log_host=10.0.2.2 log_port=8080 \
+            args.to_string(),
+            "auto=true log_host=10.0.2.2 log_port=8080 \
              picaboot.progress=http://10.0.2.2:8080/progress/alice --- quiet"
         );
-        assert_eq!(with_reporting(&args, to, alice), args);
+        assert_eq!(args.clone().with_reporting(to, alice), args);
         assert_eq!(before_separator("a", &["b", "a", "c"]), "a b c");
     }
 
@@ -222,7 +255,7 @@ mod tests {
             .profiles
             .hosts
             .values()
-            .map(|h| (h, kernel_args(h, Frontend::Gtk, &h.nics[0].mac)))
+            .map(|h| (h, kernel_args(h, Frontend::Gtk, &h.nics[0].mac).to_string()))
             .collect();
         assert!(hosts.len() >= 2);
         let menu = netbootxyz_menu(&hosts, "http://boot:8080/");

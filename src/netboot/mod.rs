@@ -246,10 +246,11 @@ pub fn stage(
     }
     let host_gz = gzip(&host_cpio.to_bytes());
 
-    let mut args = boot::kernel_args(host, frontend, mac);
+    let mut cmdline = boot::kernel_args(host, frontend, mac);
     if let Some(to) = opts.report_to {
-        args = boot::with_reporting(&args, to, host);
+        cmdline = cmdline.with_reporting(to, host);
     }
+    let args = cmdline.to_string();
     let mut small = Tree::new();
     small.add("boot.ipxe", boot::ipxe(host, &args), 0o644)?;
     small.add(

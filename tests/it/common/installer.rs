@@ -67,7 +67,7 @@ pub fn alice_netboot(out: &Path) -> (PathBuf, String, String) {
     output::publish(vec![staged]).unwrap();
     let mac = netboot::install_mac(host).unwrap().to_string();
     let args = netboot::boot::kernel_args(host, Frontend::Text, &mac);
-    (target, mac, args)
+    (target, mac, args.to_string())
 }
 
 /// The text of a newt screen drawn on a serial console: escape sequences (CSI, charset
