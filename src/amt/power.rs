@@ -406,17 +406,7 @@ impl Client {
                 caps.get("ForcePXEBoot").unwrap_or("absent").to_string(),
             ));
         }
-        let id = self.message_id();
-        let current = reply::get_instance(
-            &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,
-            BOOT_SETTING_DATA,
-        )?;
-        let id = self.message_id();
-        let r = self.call(&wsman::put_boot_setting_data(
-            &id,
-            &boot_settings_for_pxe(&current),
-        ))?;
-        reply::get_instance(&r, BOOT_SETTING_DATA)?;
+        self.put_boot_settings(boot_settings_for_pxe)?;
         let sources = self.enumerate_all(BOOT_SOURCE)?;
         let source = pxe_source(&sources)?;
         let id = self.message_id();
@@ -428,22 +418,28 @@ impl Client {
         Ok(source)
     }
 
-    /// Clears any boot override, whoever set it: `AMT_BootSettingData` Put with every option
-    /// zeroed, then `CIM_BootConfigSetting.ChangeBootOrder` with no Source (the boot order
-    /// AMT forces is emptied, so the next boot follows the BIOS order). MeshCommander does
-    /// both before a plain power action.
-    pub fn clear_boot_override(&mut self) -> Result<(), AmtError> {
+    /// `AMT_BootSettingData`: read, then Put with the fields `settings` makes of it.
+    fn put_boot_settings(
+        &mut self,
+        settings: fn(&Instance) -> Vec<(String, String)>,
+    ) -> Result<(), AmtError> {
         let id = self.message_id();
         let current = reply::get_instance(
             &self.call(&wsman::get(BOOT_SETTING_DATA, &id, &[]))?,
             BOOT_SETTING_DATA,
         )?;
         let id = self.message_id();
-        let r = self.call(&wsman::put_boot_setting_data(
-            &id,
-            &boot_settings_zeroed(&current),
-        ))?;
+        let r = self.call(&wsman::put_boot_setting_data(&id, &settings(&current)))?;
         reply::get_instance(&r, BOOT_SETTING_DATA)?;
+        Ok(())
+    }
+
+    /// Clears any boot override, whoever set it: `AMT_BootSettingData` Put with every option
+    /// zeroed, then `CIM_BootConfigSetting.ChangeBootOrder` with no Source (the boot order
+    /// AMT forces is emptied, so the next boot follows the BIOS order). MeshCommander does
+    /// both before a plain power action.
+    pub fn clear_boot_override(&mut self) -> Result<(), AmtError> {
+        self.put_boot_settings(boot_settings_zeroed)?;
         let id = self.message_id();
         let r = self.call(&wsman::clear_boot_order(&id))?;
         check_return(&r, "ChangeBootOrder")

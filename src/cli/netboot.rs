@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{ProfilesArg, UsageError};
+use super::ProfilesArg;
 use crate::debian::{self, Cache, ClientOptions};
 use crate::exit_class::ExitClass as _;
 use crate::netboot::{self, NetbootOptions};
 use crate::profile::Frontend;
+use crate::project;
 use crate::render::RenderOptions;
-use crate::{output, project};
 
 /// Installer frontend choice on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -83,23 +83,9 @@ pub fn netboot(c: NetbootConfig) -> anyhow::Result<()> {
         summaries.push(netboot_host(&c, &project, name)?);
     }
     if c.all {
-        let mut entries = Vec::new();
-        for name in &names {
-            let host = &project.loaded.profiles.hosts[name];
-            let frontend = c.frontend.map(frontend_of).unwrap_or(host.install.frontend);
-            let mac = netboot::install_mac(host).map_err(|e| UsageError(e.to_string()))?;
-            let mut args = netboot::boot::kernel_args(host, frontend, mac);
-            if let Some(to) = c.report_to {
-                args = args.with_reporting(to, host);
-            }
-            entries.push((host, args.to_string()));
-        }
-        let menu = netboot::boot::netbootxyz_menu(&entries, &c.base_url);
-        let path = c.output.join("netbootxyz-custom.ipxe");
-        let tmp = c.output.join(".netbootxyz-custom.ipxe.tmp");
-        output::write_file(&tmp, menu.as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        let frontend = c.frontend.map(frontend_of);
+        let path =
+            netboot::host::write_menu(&project, frontend, c.report_to, &c.base_url, &c.output)?;
         if !c.json {
             outln!(
                 "{}: netboot.xyz menu of {} hosts",
@@ -147,14 +133,7 @@ fn netboot_host(
     let host = project.loaded.profiles.hosts.get(name).ok_or_else(|| {
         crate::render::RenderError::UnknownHost {
             name: name.to_string(),
-            known: project
-                .loaded
-                .profiles
-                .hosts
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: project.loaded.profiles.host_names(),
         }
     })?;
     let mirror = netboot::host::mirror_url(c.mirror.as_deref(), host)?;

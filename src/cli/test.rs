@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{ProfilesArg, TestFailed, UsageError};
+use super::{ProfilesArg, TestFailed};
 use crate::debian::{self, Cache};
 use crate::install::scenario::{self, Options};
 use crate::install::shape::Shape;
@@ -79,7 +79,6 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
     crate::cleanup::on_signals();
     let (mirror, security) =
         debian::sources::mirror_pair(&c.mirror).context("reading this machine's apt mirrors")?;
-    refuse_bad_arguments(&c)?;
     let opts = Options {
         profiles: c.profiles.profiles.clone(),
         host: c.host.clone(),
@@ -134,37 +133,6 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
         ))
         .into())
     }
-}
-
-/// `--tamper` names a rendered file; OUT/HOST holds nothing of render's or reinstall's.
-fn refuse_bad_arguments(c: &InstallConfig) -> anyhow::Result<()> {
-    if let Some(t) = &c.tamper {
-        let ok = t.starts_with('/')
-            && t.len() > 1
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
-            && !t.contains("..");
-        if !ok {
-            return Err(UsageError(format!(
-                "--tamper {t}: give an absolute path of a rendered file"
-            ))
-            .into());
-        }
-    }
-    // test install starts by clearing OUT/HOST; a render's (manifest.json), netboot's or
-    // reinstall's (known_hosts) output there is not its to delete.
-    let work = c.output.join(&c.host);
-    for theirs in ["manifest.json", "known_hosts", "state"] {
-        if std::fs::symlink_metadata(work.join(theirs)).is_ok() {
-            return Err(UsageError(format!(
-                "{} holds {theirs}, written by render/reinstall: test install clears its directory \
-                 and will not delete their output there; choose another -o (default out/test)",
-                work.display()
-            ))
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// The steps (install phases and failures), a summary line, or the JSON outcome.

@@ -47,6 +47,9 @@ pub enum InstallError {
     /// The serve process failed.
     #[error("serve: {0}")]
     Serve(String),
+    /// An option this run refuses (`--tamper`, an output directory that is not its own).
+    #[error("{0}")]
+    Refused(String),
     /// A file operation.
     #[error("{what} {path}: {source}")]
     Io {
@@ -165,9 +168,38 @@ impl RunOutcome {
     }
 }
 
-/// The run's directory, emptied.
+/// `--tamper` names a rendered file.
+fn check_tamper(opts: &Options) -> Result<(), InstallError> {
+    let Some(t) = &opts.tamper else {
+        return Ok(());
+    };
+    let ok = t.starts_with('/')
+        && t.len() > 1
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        && !t.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(InstallError::Refused(format!(
+            "--tamper {t}: give an absolute path of a rendered file"
+        )))
+    }
+}
+
+/// The run's directory, emptied. It must hold nothing of render's (manifest.json), netboot's
+/// or reinstall's (known_hosts, state): their output is not this run's to delete.
 fn fresh_work_dir(opts: &Options) -> Result<PathBuf, InstallError> {
     let work = opts.out.join(&opts.host);
+    for theirs in ["manifest.json", "known_hosts", "state"] {
+        if std::fs::symlink_metadata(work.join(theirs)).is_ok() {
+            return Err(InstallError::Refused(format!(
+                "{} holds {theirs}, written by render/reinstall: test install clears its directory \
+                 and will not delete their output there; choose another -o (default out/test)",
+                work.display()
+            )));
+        }
+    }
     if work.exists() {
         std::fs::remove_dir_all(&work).map_err(io("clean", &work))?;
     }
@@ -184,7 +216,7 @@ fn shape_host(opts: &Options) -> Result<(Host, Vec<VmDisk>, project::Overrides),
         .get(&opts.host)
         .ok_or_else(|| crate::render::RenderError::UnknownHost {
             name: opts.host.clone(),
-            known: hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+            known: plain.loaded.profiles.host_names(),
         })?
         .clone();
     let (vm_disks, overrides) = shape::shape(&host, &opts.shape)?;
@@ -558,6 +590,7 @@ fn boot_reached(
 /// partition tables, the boots from disk.
 pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallError> {
     let start = Instant::now();
+    check_tamper(opts)?;
     let work = fresh_work_dir(opts)?;
     let (host0, vm_disks, overrides) = shape_host(opts)?;
 
@@ -813,7 +846,7 @@ impl crate::exit_class::ExitClass for InstallError {
         use crate::exit_class::Class;
         match self {
             InstallError::Profile(e) => e.exit_class(),
-            InstallError::Shape(_) => Class::User,
+            InstallError::Shape(_) | InstallError::Refused(_) => Class::User,
             InstallError::Harness(e) => e.exit_class(),
             InstallError::Render(e) => e.exit_class(),
             InstallError::Netboot(e) => e.exit_class(),

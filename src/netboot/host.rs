@@ -100,3 +100,35 @@ pub fn build_host(
         locks,
     })
 }
+
+/// Writes `OUT/netbootxyz-custom.ipxe`: one netboot.xyz menu entry per host of the project
+/// (its own kernel and initrd under `base_url`, its install NIC, `frontend` or its own),
+/// reporting to `report_to` when given. Returns the file's path.
+pub fn write_menu(
+    project: &Project,
+    frontend: Option<crate::profile::Frontend>,
+    report_to: Option<std::net::SocketAddrV4>,
+    base_url: &str,
+    output: &Path,
+) -> Result<PathBuf, NetbootError> {
+    let mut entries = Vec::new();
+    for host in project.loaded.profiles.hosts.values() {
+        let mac = super::install_mac(host)?;
+        let mut args =
+            super::boot::kernel_args(host, frontend.unwrap_or(host.install.frontend), mac);
+        if let Some(to) = report_to {
+            args = args.with_reporting(to, host);
+        }
+        entries.push((host, args.to_string()));
+    }
+    let menu = super::boot::netbootxyz_menu(&entries, base_url);
+    let path = output.join("netbootxyz-custom.ipxe");
+    let tmp = output.join(".netbootxyz-custom.ipxe.tmp");
+    crate::output::write_file(&tmp, menu.as_bytes(), 0o644)?;
+    std::fs::rename(&tmp, &path).map_err(|source| crate::output::OutputError::Io {
+        what: "rename into place",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}

@@ -106,12 +106,7 @@ impl FormPlan {
             .get(cluster)
             .ok_or_else(|| PlanError::UnknownCluster {
                 name: cluster.to_string(),
-                known: profiles
-                    .clusters
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: profiles.cluster_names(),
             })?;
         if cl.manager.proxmox().is_none() {
             return Err(PlanError::Standalone(cluster.to_string()));

@@ -107,12 +107,7 @@ pub fn amt_target(profiles: &Profiles, host: &str, timeout: Duration) -> Result<
         .get(host)
         .ok_or_else(|| OpsError::UnknownHost {
             name: host.to_string(),
-            known: profiles
-                .hosts
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: profiles.host_names(),
         })?;
     let address = h
         .vpro_address

@@ -508,3 +508,15 @@ pub struct Profiles {
     /// Clusters by name.
     pub clusters: BTreeMap<String, Cluster>,
 }
+
+impl Profiles {
+    /// The host names, for an error that names an unknown one (`a, b`).
+    pub fn host_names(&self) -> String {
+        self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The cluster names, for an error that names an unknown one (`a, b`).
+    pub fn cluster_names(&self) -> String {
+        self.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}

@@ -138,7 +138,7 @@ pub fn render_hosts(
     for name in names {
         let host = hosts.get(name).ok_or_else(|| RenderError::UnknownHost {
             name: name.clone(),
-            known: hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+            known: project.loaded.profiles.host_names(),
         })?;
         let corosync = match &host.cluster {
             Some(c) => {

@@ -14,23 +14,6 @@ use std::time::{Duration, Instant};
 
 use picaboot::ops::post_install::{run_check, SshTarget};
 
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
-            let c = String::from_utf8_lossy(&c).replace('\0', " ");
-            if c.contains(marker) {
-                found.push(format!("{name}: {c}"));
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn a_hung_post_install_check_is_killed_at_its_deadline() {
     // It changes the process environment: in a process of its own.
@@ -84,7 +67,7 @@ fn a_hung_post_install_check_is_killed_at_its_deadline() {
         took >= deadline && took < deadline + Duration::from_secs(5),
         "ended after {took:?}"
     );
-    let left = processes_with(&marker);
+    let left = common::processes_mentioning(&marker);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

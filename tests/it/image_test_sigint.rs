@@ -17,21 +17,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Processes whose command line mentions `needle` (not this test).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) && !cmd.contains("image_test_sigint") {
-            found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
-        }
-    }
-    found
-}
-
 /// Containers (any state) named exactly `name`.
 fn containers_named(name: &str) -> String {
     let o = common::run_output(Command::new("podman").args([
@@ -82,7 +67,7 @@ fn interrupt(images: &Path, out: &Path, group: bool, when: When) {
     let exec = format!("exec {name} ");
     let t = Instant::now();
     let reached = || match when {
-        When::CheckRunning => !processes_mentioning(&exec).is_empty(),
+        When::CheckRunning => !common::processes_mentioning(&exec).is_empty(),
         When::AfterRun(_) => log().contains("[hang] podman run "),
     };
     // Built (minutes when the cache is cold), then the moment asked for.
@@ -147,7 +132,7 @@ fn interrupt(images: &Path, out: &Path, group: bool, when: When) {
         "{when:?}: the container appeared after the exit:\n{}",
         log()
     );
-    let left = processes_mentioning(&name);
+    let left = common::processes_mentioning(&name);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

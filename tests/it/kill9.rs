@@ -369,28 +369,6 @@ fn layout_complete(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Processes whose command line mentions `needle` (a build left running after its picaboot).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !e
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
-            let c = String::from_utf8_lossy(&c).replace('\0', " ");
-            if c.contains(needle) {
-                out.push(format!("{}: {}", e.file_name().to_string_lossy(), c.trim()));
-            }
-        }
-    }
-    out
-}
-
 fn built_digest(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> (String, Duration) {
     let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
     let (stdout, took) = run_to_end(cwd, &args, env);
@@ -438,7 +416,7 @@ fn image_build_killed_at_random_points_leaves_nothing_running_and_never_poisons_
             kills += 1;
         }
         std::thread::sleep(Duration::from_secs(1));
-        let left = processes_mentioning(cache.to_str().unwrap());
+        let left = common::processes_mentioning(cache.to_str().unwrap());
         assert!(
             left.is_empty(),
             "seed {seed}, round {round}: still running after the kill: {left:?}"

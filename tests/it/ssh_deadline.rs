@@ -8,24 +8,6 @@ use crate::common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-/// Processes whose command line contains `marker` (their pids).
-pub fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
-            let c = String::from_utf8_lossy(&c).replace('\0', " ");
-            if c.contains(marker) {
-                found.push(format!("{name}: {c}"));
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn a_hung_ssh_is_killed_at_its_deadline() {
     // It changes the process environment: in a process of its own.
@@ -67,6 +49,6 @@ fn a_hung_ssh_is_killed_at_its_deadline() {
         took >= deadline && took < deadline + Duration::from_secs(5),
         "ended after {took:?}"
     );
-    let left = processes_with(&dest);
+    let left = common::processes_mentioning(&dest);
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -8,21 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Processes (other than ourselves) whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) && !cmd.contains("test_install_sigint") {
-            found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
-        }
-    }
-    found
-}
-
 #[test]
 fn sigint_removes_the_vm_disks_from_dev_shm() {
     let dir = common::scratch_profiles();
@@ -85,8 +70,9 @@ fn sigint_removes_the_vm_disks_from_dev_shm() {
     // a moment.
     let needle = dir.path().to_string_lossy().into_owned();
     let t = Instant::now();
-    while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
+    while !common::processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(processes_mentioning(&needle), Vec::<String>::new());
+    assert_eq!(common::processes_mentioning(&needle), Vec::<String>::new());
 }

@@ -315,3 +315,24 @@ pub fn own_process(test: &str) -> bool {
     );
     false
 }
+
+/// Processes other than this test binary whose command line mentions `needle` (`PID: argv`):
+/// what a test looks for after its program should have ended everything it started.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push(format!("{pid}: {cmd}"));
+        }
+    }
+    found
+}
