@@ -75,7 +75,7 @@ impl Step {
                 "{RENDERED} with config_version <Proxmox's + 1>, unless Proxmox's already holds the same settings"
             )),
             StepKind::Join if !self.command.contains("--use_ssh") => {
-                Some("the first node's root password (never on the command line)".into())
+                Some("the first node's root password (on ssh's stdin, never in the ssh command)".into())
             }
             _ => None,
         }
