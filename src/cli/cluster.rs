@@ -72,6 +72,8 @@ fn form_cluster(c: FormConfig) -> anyhow::Result<()> {
     if c.dry_run {
         return print_plan(&plan, c.json);
     }
+    // Ctrl-C and SIGTERM end what the run owns (the ssh of the running step) first.
+    crate::cleanup::on_signals();
     let password = match join {
         JoinVia::Api => Some(form::password_from_env()?),
         JoinVia::Ssh => None,

@@ -25,6 +25,8 @@ pub struct DiffConfig {
 
 /// Runs `diff`: exit 0 when every rendered file matches, 3 when some drifted.
 pub fn diff(c: DiffConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM end what the run owns (the ssh of the drift probe) first.
+    crate::cleanup::on_signals();
     let project = project::open(&c.profiles.profiles)?;
     let host = project
         .loaded

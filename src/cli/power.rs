@@ -103,6 +103,8 @@ fn consent_code(flag: Option<&str>, host: &str) -> Option<String> {
 
 /// Runs `power`.
 pub fn power(c: PowerConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM end what the run owns (the ssh to the jump host) first.
+    crate::cleanup::on_signals();
     if c.action == Action::Status && c.pxe_once {
         return Err(
             UsageError("--pxe-once goes with on, reset or cycle, not status".into()).into(),

@@ -67,6 +67,8 @@ pub struct ReinstallConfig {
 
 /// Runs `reinstall`.
 pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM end what the run owns (ssh, scp, their process groups) first.
+    crate::cleanup::on_signals();
     let project = project::open(&c.profiles.profiles).map_err(|e| {
         let problems = match &e {
             crate::profile::ProfileError::Invalid(d) => d.0.len(),
