@@ -157,16 +157,22 @@ pub fn run(task: &str, cmd: &mut Command) -> Result<Output, ExecError> {
     if out.status.success() {
         Ok(out)
     } else {
-        Err(ExecError::Failed {
-            task: task.to_string(),
-            command: command_line(cmd),
-            status: out.status.to_string(),
-            tail: tail(if out.stderr.is_empty() {
-                &out.stdout
-            } else {
-                &out.stderr
-            }),
-        })
+        Err(failed(task, cmd, &out))
+    }
+}
+
+/// The error of a program that ended with a failure status: its command line, its status,
+/// the tail of its stderr (else of its stdout).
+fn failed(task: &str, cmd: &Command, out: &Output) -> ExecError {
+    ExecError::Failed {
+        task: task.to_string(),
+        command: command_line(cmd),
+        status: out.status.to_string(),
+        tail: tail(if out.stderr.is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        }),
     }
 }
 
@@ -280,16 +286,7 @@ pub fn run_deadline(
     if out.status.success() {
         Ok(out)
     } else {
-        Err(ExecError::Failed {
-            task: task.to_string(),
-            command: command_line(cmd),
-            status: out.status.to_string(),
-            tail: tail(if out.stderr.is_empty() {
-                &out.stdout
-            } else {
-                &out.stderr
-            }),
-        })
+        Err(failed(task, cmd, &out))
     }
 }
 
