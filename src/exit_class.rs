@@ -82,6 +82,10 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         install::scenario::InstallError,
         qemu::podman::ImageVmError,
         limits::TooLarge,
+        vm::VmArgError,
+        vm::apply::ApplyError,
+        vm::create::Refusal,
+        vm::create::StateError,
     )
 }
 
