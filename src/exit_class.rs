@@ -78,6 +78,8 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         ops::form_plan::PlanError,
         ops::reinstall::Refusal,
         ops::reinstall::run::ReinstallError,
+        vm::VmError,
+        vm::system::SystemError,
         serve::session::SessionError,
         install::scenario::InstallError,
         qemu::podman::ImageVmError,

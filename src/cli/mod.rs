@@ -108,6 +108,7 @@ impl Cli {
             Cmd::Serve(s) => s.json,
             Cmd::Test(t) => match &t.what {
                 test::TestWhat::Install(i) => i.json,
+                test::TestWhat::Vm(_) => false,
             },
             Cmd::Power(p) => p.json,
             Cmd::Diff(d) => d.json,

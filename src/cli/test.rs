@@ -23,6 +23,31 @@ pub struct TestCmd {
 pub enum TestWhat {
     /// Install HOST in a VM shaped like the box, boot it whole and degraded, self-test it.
     Install(InstallConfig),
+    /// Build VM NAME's system (cached), boot it from its disk in QEMU with its two NICs and
+    /// disks, read its self-test, ssh into it with the declared key.
+    Vm(VmConfig),
+}
+
+/// Arguments of `test vm`.
+#[derive(Debug, clap::Args)]
+pub struct VmConfig {
+    /// VM (pica01 for now).
+    name: String,
+    /// Output directory: OUT/NAME/ gets report.xml (JUnit), report.json, console.log.
+    #[arg(short, long, value_name = "OUT", default_value = "out/test-vm")]
+    output: PathBuf,
+    /// Debian mirror to build from (`apt` = this machine's, read from its apt sources).
+    #[arg(long, value_name = "URL", default_value = "apt")]
+    mirror: String,
+    /// VM memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory: u32,
+    /// Give up on the boot after this many minutes.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    boot_timeout_min: u64,
+    /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
+    #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]
+    cache: Option<PathBuf>,
 }
 
 /// Arguments of `test install`.
@@ -71,6 +96,82 @@ pub struct InstallConfig {
 pub fn test(c: TestCmd) -> anyhow::Result<()> {
     match c.what {
         TestWhat::Install(c) => install(c),
+        TestWhat::Vm(c) => vm(c),
+    }
+}
+
+fn vm(c: VmConfig) -> anyhow::Result<()> {
+    crate::cleanup::on_signals();
+    let mirror = if c.mirror == "apt" {
+        debian::sources::system_mirror().context("reading this machine's apt mirror")?
+    } else {
+        c.mirror.clone()
+    };
+    let cache = c.cache.clone().unwrap_or_else(Cache::default_dir);
+    let (key, pubkey) = crate::vm::proof::test_key(&cache, "declared")?;
+    let system = match c.name.as_str() {
+        "pica01" => crate::vm::system::VmSystem::pica01_for_test(&mirror, vec![pubkey]),
+        other => return Err(crate::vm::VmError::Unknown(other.to_string()).into()),
+    };
+    let dir = c.output.join(&c.name);
+    let opts = crate::vm::proof::ProofOptions {
+        build_mirror: mirror,
+        cache,
+        out: dir.clone(),
+        memory_mib: c.memory,
+        boot_timeout: Duration::from_secs(c.boot_timeout_min * 60),
+    };
+    let outcome = crate::vm::proof::run(&system, &key, &opts)
+        .with_context(|| format!("test vm {}", c.name))?;
+    let report = outcome.report();
+    let seconds = outcome.image.seconds + outcome.boot_seconds;
+    std::fs::write(
+        dir.join("report.xml"),
+        report.junit(&format!("test-vm-{}", c.name), seconds),
+    )
+    .context("writing report.xml")?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&outcome)? + "\n",
+    )
+    .context("writing report.json")?;
+    let img = &outcome.image;
+    outln!(
+        "test vm {}: image {} ({}, {:.1} s{}), {}",
+        c.name,
+        img.disk.display(),
+        if img.cached {
+            "reused from the cache"
+        } else {
+            "built"
+        },
+        img.seconds,
+        if !img.cached && img.base_cached {
+            "; Debian base reused"
+        } else {
+            ""
+        },
+        outcome.accel
+    )?;
+    outln!(
+        "test vm {}: boot to self-test end {:.1} s",
+        c.name,
+        outcome.boot_seconds
+    )?;
+    for ch in &report.checks {
+        outln!(
+            "{} {} {}",
+            if ch.passed { "PASS" } else { "FAIL" },
+            ch.name,
+            ch.detail
+        )?;
+    }
+    outln!("report: {}", dir.join("report.xml").display())?;
+    let failed: Vec<String> = report.failures().iter().map(|s| s.name.clone()).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(TestFailed(format!("test vm {}: failed: {}", c.name, failed.join(", "))).into())
     }
 }
 
