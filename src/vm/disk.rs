@@ -18,10 +18,11 @@ pub const PART_OFFSET: u64 = 1 << 20;
 
 /// Modules built into core.img: enough to find the root by UUID and read grub.cfg from it;
 /// the rest load from `/boot/grub/i386-pc` (copied there from grub-pc-bin).
-const CORE_MODULES: &[&str] = &[
+pub const CORE_MODULES: &[&str] = &[
     "biosdisk",
     "part_msdos",
     "ext2",
+    "search",
     "search_fs_uuid",
     "configfile",
     "normal",
@@ -100,14 +101,22 @@ pub fn make(tree: &Path, uuid: &str, out: &Path, size_mib: u64) -> Result<(), Vm
         .map_err(VmError::io("write GRUB into", out))
 }
 
+/// The config built into core.img: the serial console first (so that a GRUB that cannot go
+/// on says why where Proxmox's serial console and the test read), then the root by UUID.
+pub fn early_config(uuid: &str) -> String {
+    format!(
+        "serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
+         search --no-floppy --fs-uuid --set=root {uuid}\nset prefix=($root)/boot/grub\n"
+    )
+}
+
 /// core.img for i386-pc made by the tree's own `grub-mkimage`, with an embedded config that
 /// finds the root filesystem by UUID and reads its `/boot/grub/grub.cfg`.
 fn grub_core(tree: &Path, uuid: &str) -> Result<Vec<u8>, VmError> {
     let work = tree.join("tmp/picaboot-grub");
     std::fs::create_dir_all(&work).map_err(VmError::io("create", &work))?;
-    let early =
-        format!("search --no-floppy --fs-uuid --set=root {uuid}\nset prefix=($root)/boot/grub\n");
-    std::fs::write(work.join("early.cfg"), early).map_err(VmError::io("write", &work))?;
+    std::fs::write(work.join("early.cfg"), early_config(uuid))
+        .map_err(VmError::io("write", &work))?;
     exec::run_deadline(
         "make GRUB's core image (grub-mkimage in the VM's tree)",
         Command::new("chroot")

@@ -14,8 +14,8 @@ use super::system::VmSystem;
 use super::{base, disk, VmError};
 use crate::exec;
 
-/// Bumped whenever the way an image is assembled changes.
-const FORMAT: &str = "picaboot-vm-image-v1";
+/// Bumped whenever the way an image is assembled changes (disk.rs, this file).
+const FORMAT: &str = "picaboot-vm-image-v2";
 
 /// Size of the system disk (sparse; Proxmox grows it with `qm disk resize`).
 pub const IMAGE_MIB: u64 = 3072;
@@ -110,7 +110,14 @@ pub fn image_key(system: &VmSystem, base: &base::Base) -> Result<String, VmError
         initrd: base.initrd.clone(),
     };
     let mut h = Sha256::new();
-    for p in [FORMAT, &base.key, &IMAGE_MIB.to_string(), &UNITS.join(",")] {
+    for p in [
+        FORMAT,
+        &base.key,
+        &IMAGE_MIB.to_string(),
+        &UNITS.join(","),
+        &disk::CORE_MODULES.join(","),
+        &disk::early_config("ROOT-UUID"),
+    ] {
         h.update(p.as_bytes());
         h.update([0]);
     }
@@ -166,8 +173,14 @@ fn customise(system: &VmSystem, boot: &BootInfo, stage: &Path) -> Result<(), VmE
             std::fs::remove_file(e.path()).map_err(VmError::io("remove", &ssh))?;
         }
     }
+    // No machine id: systemd makes one at first boot, one per VM (dbus's copy would be
+    // taken over otherwise, the same in every VM).
     let mid = stage.join("etc/machine-id");
     std::fs::write(&mid, "").map_err(VmError::io("write", &mid))?;
+    let dbus_id = stage.join("var/lib/dbus/machine-id");
+    if dbus_id.symlink_metadata().is_ok() {
+        std::fs::remove_file(&dbus_id).map_err(VmError::io("remove", &dbus_id))?;
+    }
     std::fs::set_permissions(
         stage.join("root/.ssh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
