@@ -15,7 +15,7 @@ use super::{base, disk, VmError};
 use crate::exec;
 
 /// Bumped whenever the way an image is assembled changes (disk.rs, this file).
-const FORMAT: &str = "picaboot-vm-image-v2";
+const FORMAT: &str = "picaboot-vm-image-v3";
 
 /// Size of the system disk (sparse; Proxmox grows it with `qm disk resize`).
 pub const IMAGE_MIB: u64 = 3072;
