@@ -102,6 +102,9 @@ pub fn test(c: TestCmd) -> anyhow::Result<()> {
 
 fn vm(c: VmConfig) -> anyhow::Result<()> {
     crate::cleanup::on_signals();
+    if c.name != "pica01" {
+        return Err(crate::vm::VmError::Unknown(c.name.clone()).into());
+    }
     let mirror = if c.mirror == "apt" {
         debian::sources::system_mirror().context("reading this machine's apt mirror")?
     } else {
@@ -109,10 +112,7 @@ fn vm(c: VmConfig) -> anyhow::Result<()> {
     };
     let cache = c.cache.clone().unwrap_or_else(Cache::default_dir);
     let (key, pubkey) = crate::vm::proof::test_key(&cache, "declared")?;
-    let system = match c.name.as_str() {
-        "pica01" => crate::vm::system::VmSystem::pica01_for_test(&mirror, vec![pubkey]),
-        other => return Err(crate::vm::VmError::Unknown(other.to_string()).into()),
-    };
+    let system = crate::vm::system::VmSystem::pica01_for_test(&mirror, vec![pubkey]);
     let dir = c.output.join(&c.name);
     let opts = crate::vm::proof::ProofOptions {
         build_mirror: mirror,

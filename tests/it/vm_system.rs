@@ -68,3 +68,19 @@ fn pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused() {
     let second = test_vm(&work.path().join("two"));
     assert!(second.contains("(reused from the cache"), "{second}");
 }
+
+/// A VM picaboot knows no system for is bad input (exit 1), named, and nothing is built.
+#[test]
+fn an_unknown_vm_is_bad_input() {
+    let work = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["test", "vm", "nosuch", "-o"])
+        .arg(work.path())
+        .env("PICABOOT_CACHE", work.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no VM system named nosuch"), "{stderr}");
+    assert!(!work.path().join("cache").exists());
+}
