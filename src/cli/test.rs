@@ -48,6 +48,10 @@ pub struct VmConfig {
     /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
     #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]
     cache: Option<PathBuf>,
+    /// Boot without the data disk: the self-test must fail its data-disk checks (a proof
+    /// that they can fail).
+    #[arg(long)]
+    without_data_disk: bool,
 }
 
 /// Arguments of `test install`.
@@ -120,6 +124,7 @@ fn vm(c: VmConfig) -> anyhow::Result<()> {
         out: dir.clone(),
         memory_mib: c.memory,
         boot_timeout: Duration::from_secs(c.boot_timeout_min * 60),
+        data_disk: !c.without_data_disk,
     };
     let outcome = crate::vm::proof::run(&system, &key, &opts)
         .with_context(|| format!("test vm {}", c.name))?;

@@ -33,6 +33,9 @@ pub struct ProofOptions {
     pub memory_mib: u32,
     /// Give up on the boot (to `PICABOOT-DONE`) after this long.
     pub boot_timeout: Duration,
+    /// Attach the blank data disk (false: the self-test must say the data disk is missing,
+    /// a proof that its checks can fail).
+    pub data_disk: bool,
 }
 
 /// What a proof run found.
@@ -161,10 +164,14 @@ fn spec(
         kernel: None,
         initrd: None,
         append: String::new(),
-        disks: vec![
-            disk(&img.disk, true, Some(1), "system"),
-            disk(data, false, None, "data"),
-        ],
+        disks: if opts.data_disk {
+            vec![
+                disk(&img.disk, true, Some(1), "system"),
+                disk(data, false, None, "data"),
+            ]
+        } else {
+            vec![disk(&img.disk, true, Some(1), "system")]
+        },
         console: opts.out.join("console.log"),
         extra_args: nic_args(system, port),
     }

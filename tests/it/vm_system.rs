@@ -8,14 +8,19 @@ use crate::common;
 
 use common::require;
 
-fn test_vm(out: &std::path::Path) -> String {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+fn run_test_vm(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
         .args(["test", "vm", "pica01", "-o"])
         .arg(out)
+        .args(extra)
         .current_dir(common::root())
         .env("PATH", common::path_with_sbin())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn test_vm(out: &std::path::Path) -> String {
+    let o = run_test_vm(out, &[]);
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&o.stderr);
     eprintln!("{stdout}");
@@ -83,4 +88,33 @@ fn an_unknown_vm_is_bad_input() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no VM system named nosuch"), "{stderr}");
     assert!(!work.path().join("cache").exists());
+}
+
+/// The checks can fail: booted without its data disk, pica01 says so (the data-disk checks
+/// fail, the network ones still pass) and the command exits 3.
+#[test]
+fn without_its_data_disk_the_self_test_fails_and_names_it() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    require("debootstrap", "debootstrap");
+    let work = tempfile::tempdir().unwrap();
+    let o = run_test_vm(work.path(), &["--without-data-disk"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for fail in ["FAIL setup-unit ", "FAIL data-mount ", "FAIL data-lv "] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(fail)),
+            "no {fail}:\n{stdout}"
+        );
+    }
+    for pass in ["PASS addresses-exact ", "PASS ssh-declared-key "] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(pass)),
+            "no {pass}:\n{stdout}"
+        );
+    }
 }
