@@ -94,11 +94,7 @@ pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), V
         remove_files_in(&tree.join(d));
     }
     std::fs::write(tmp.path().join("complete"), &key).map_err(VmError::io("write", tmp.path()))?;
-    let built = tmp.keep();
-    if dir.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    std::fs::rename(&built, &dir).map_err(VmError::io("rename into place", &dir))?;
+    super::image::publish(tmp, &dir)?;
     Ok((found(&key, &dir)?, false))
 }
 

@@ -93,11 +93,7 @@ pub fn build(system: &VmSystem, build_mirror: &str, cache: &Path) -> Result<Buil
     std::fs::copy(&k, tmp.path().join("vmlinuz")).map_err(VmError::io("copy", &k))?;
     std::fs::remove_dir_all(&stage).map_err(VmError::io("remove", &stage))?;
     std::fs::write(tmp.path().join("complete"), &key).map_err(VmError::io("write", tmp.path()))?;
-    let built = tmp.keep();
-    if dir.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    std::fs::rename(&built, &dir).map_err(VmError::io("rename into place", &dir))?;
+    super::image::publish(tmp, &dir)?;
     Ok(done(false))
 }
 
@@ -225,4 +221,29 @@ fn put(path: &Path, bytes: &[u8], mode: u32) -> Result<(), VmError> {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })
+}
+
+/// Renames the finished build `tmp` to `dir`. Entries are only ever renamed into place
+/// complete, so when another run got there first (a concurrent build of the same key), its
+/// entry is the same and is kept: never removed while that run may be using it.
+pub fn publish(tmp: tempfile::TempDir, dir: &Path) -> Result<(), VmError> {
+    if dir.join("complete").exists() {
+        return Ok(()); // tmp is removed on drop
+    }
+    let built = tmp.keep();
+    match std::fs::rename(&built, dir) {
+        Ok(()) => Ok(()),
+        Err(_) if dir.join("complete").exists() => {
+            let _ = std::fs::remove_dir_all(&built);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&built);
+            Err(VmError::Io {
+                what: "rename into place",
+                path: dir.to_path_buf(),
+                source: e,
+            })
+        }
+    }
 }
