@@ -14,6 +14,10 @@ use crate::exec;
 /// Bumped whenever the way a base is made changes.
 const FORMAT: &str = "picaboot-vm-base-v1";
 
+/// Seconds debootstrap may take (measured: about 100 s here); coreutils' `timeout` then ends
+/// its whole process group (dpkg and the chroots included).
+const DEBOOTSTRAP_LIMIT: u32 = 1800;
+
 /// Packages beyond minbase.
 pub const PACKAGES: &[&str] = &[
     "linux-image-amd64",
@@ -75,13 +79,9 @@ pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), V
     exec::run_lines(
         "debootstrap the VM base",
         Command::new("setpriv")
-            .args([
-                "--pdeathsig",
-                "KILL",
-                "--",
-                "debootstrap",
-                "--variant=minbase",
-            ])
+            .args(["--pdeathsig", "KILL", "--", "timeout", "--kill-after=30"])
+            .arg(DEBOOTSTRAP_LIMIT.to_string())
+            .args(["debootstrap", "--variant=minbase"])
             .arg(format!("--keyring={}", crate::debian::DEFAULT_KEYRING))
             .arg(format!("--include={}", PACKAGES.join(",")))
             .arg(suite)
