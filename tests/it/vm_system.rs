@@ -8,6 +8,15 @@ use crate::common;
 
 use common::require;
 
+/// One guest at a time: the two QEMU tests of this module take turns (each guest is one
+/// TCG vCPU; two at once would share the host's two cores with everything else and share the
+/// image cache's first build).
+static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_guest() -> std::sync::MutexGuard<'static, ()> {
+    ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn run_test_vm(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
         .args(["test", "vm", "pica01", "-o"])
@@ -44,6 +53,7 @@ fn pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused() {
     ] {
         require(p, pkg);
     }
+    let _guest = one_guest();
     let work = tempfile::tempdir().unwrap();
     let first = test_vm(&work.path().join("one"));
     for check in [
@@ -96,6 +106,7 @@ fn an_unknown_vm_is_bad_input() {
 fn without_its_data_disk_the_self_test_fails_and_names_it() {
     require("qemu-system-x86_64", "qemu-system-x86");
     require("debootstrap", "debootstrap");
+    let _guest = one_guest();
     let work = tempfile::tempdir().unwrap();
     let o = run_test_vm(work.path(), &["--without-data-disk"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
