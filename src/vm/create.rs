@@ -66,13 +66,12 @@ pub fn desired_config(vm: &Vm) -> BTreeMap<String, String> {
     set("cores", vm.cores.to_string());
     set("memory", (vm.memory_bytes >> 20).to_string());
     set("ostype", "l26".into());
-    set("scsihw", "virtio-scsi-single".into());
     // The serial console is where the image's self-test reports (`qm terminal VMID`).
     set("serial0", "socket".into());
     // No guest agent in the image: Proxmox must not wait for one (agent 0).
     set("agent", "0".into());
     set("onboot", "1".into());
-    set("boot", "order=scsi0".into());
+    set("boot", "order=virtio0".into());
     for n in &vm.nics {
         set(
             &n.name,
@@ -80,11 +79,11 @@ pub fn desired_config(vm: &Vm) -> BTreeMap<String, String> {
         );
     }
     set(
-        "scsi0.size",
+        "virtio0.size",
         format!("{}G", gib_ceil(vm.system_disk.size_bytes)),
     );
     if let Some(d) = &vm.data_disk {
-        set("scsi1.size", format!("{}G", gib_ceil(d.disk.size_bytes)));
+        set("virtio1.size", format!("{}G", gib_ceil(d.disk.size_bytes)));
     }
     c
 }
@@ -158,7 +157,7 @@ pub fn parse_config(config_json: &str) -> Result<BTreeMap<String, String>, State
             serde_json::Value::Bool(b) => u8::from(*b).to_string(),
             _ => continue,
         };
-        if k.starts_with("scsi") && k[4..].chars().all(|c| c.is_ascii_digit()) && k != "scsihw" {
+        if k.len() > 6 && k.starts_with("virtio") && k[6..].chars().all(|c| c.is_ascii_digit()) {
             if let Some(size) = disk_size(&text) {
                 c.insert(format!("{k}.size"), size);
             }
@@ -173,7 +172,7 @@ pub fn parse_config(config_json: &str) -> Result<BTreeMap<String, String>, State
 /// One configuration key that differs on the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
-    /// Key (`memory`, `net0`, `scsi1.size`).
+    /// Key (`memory`, `net0`, `virtio1.size`).
     pub key: String,
     /// What the profile asks.
     pub want: String,
@@ -306,7 +305,7 @@ fn create_command(vm: &Vm, image: &ImageOnNode) -> String {
         }
     }
     c.push_str(&format!(
-        " --scsi0 {}",
+        " --virtio0 {}",
         q(&format!(
             "{}:0,import-from={}",
             vm.system_disk.storage, image.path
@@ -314,7 +313,7 @@ fn create_command(vm: &Vm, image: &ImageOnNode) -> String {
     ));
     if let Some(d) = &vm.data_disk {
         c.push_str(&format!(
-            " --scsi1 {}",
+            " --virtio1 {}",
             q(&format!(
                 "{}:{}",
                 d.disk.storage,
@@ -415,15 +414,15 @@ pub fn apply_steps(
         kind: StepKind::Create,
         command: create_command(vm, image),
         why: format!(
-            "create {} (VM {}) with its NICs, serial console, no agent, the image imported as scsi0{}",
+            "create {} (VM {}) with its NICs, serial console, no agent, the image imported as virtio0{}",
             vm.name,
             vm.vmid,
-            if vm.data_disk.is_some() { " and the data disk as scsi1" } else { "" }
+            if vm.data_disk.is_some() { " and the data disk as virtio1" } else { "" }
         ),
     });
     steps.push(Step {
         kind: StepKind::Resize,
-        command: format!("qm disk resize {} scsi0 {}G", vm.vmid, gib_ceil(vm.system_disk.size_bytes)),
+        command: format!("qm disk resize {} virtio0 {}G", vm.vmid, gib_ceil(vm.system_disk.size_bytes)),
         why: "grow the system disk to the profile's size (the image's root filesystem grows at first boot)".into(),
     });
     steps.push(Step {
@@ -470,10 +469,10 @@ mod tests {
     /// pica01 as `vm create` made it, as Proxmox shows it.
     const CONFIG: &str = r#"{"data":{"digest":"a3a5061cd0f35f0aa14fd98b20095963d53cd225","meta":"creation-qemu=8.1.5,ctime=1729285359",
         "vmgenid":"48935acd-21f9-4733-a695-5072949deab5","smbios1":"uuid=271b5345-f952-4c99-a299-b66d71b4e736",
-        "name":"pica01","cores":2,"memory":"8192","ostype":"l26","scsihw":"virtio-scsi-single","serial0":"socket",
-        "agent":"0","onboot":1,"boot":"order=scsi0",
+        "name":"pica01","cores":2,"memory":"8192","ostype":"l26","serial0":"socket",
+        "agent":"0","onboot":1,"boot":"order=virtio0",
         "net0":"virtio=02:50:1C:A1:01:00,bridge=vmbr0","net1":"virtio=02:50:1C:A1:01:01,bridge=vmbr1",
-        "scsi0":"local:101/vm-101-disk-0.raw,size=40G","scsi1":"local:101/vm-101-disk-1.raw,size=200G"}}"#;
+        "virtio0":"local:101/vm-101-disk-0.raw,size=40G","virtio1":"local:101/vm-101-disk-1.raw,size=200G"}}"#;
 
     fn state(resources: &str, config: Option<&str>) -> NodeState {
         NodeState {
@@ -507,15 +506,15 @@ mod tests {
             "--net1 virtio=02:50:1C:A1:01:01,bridge=vmbr1",
             "--serial0 socket",
             "--agent 0",
-            "--boot order=scsi0",
+            "--boot order=virtio0",
             "--memory 8192",
-            "--scsi0 local:0,import-from=/var/lib/vz/import/picaboot/pica01-abababababababab.raw",
-            "--scsi1 local:200",
+            "--virtio0 local:0,import-from=/var/lib/vz/import/picaboot/pica01-abababababababab.raw",
+            "--virtio1 local:200",
         ] {
             assert!(create.contains(want), "`{want}` not in {create}");
         }
         assert!(steps[0].command.contains("sha256sum -c"));
-        assert_eq!(steps[2].command, "qm disk resize 101 scsi0 40G");
+        assert_eq!(steps[2].command, "qm disk resize 101 virtio0 40G");
     }
 
     #[test]
@@ -538,12 +537,15 @@ mod tests {
             panic!("{j:?}")
         };
         let keys: Vec<&str> = differences.iter().map(|d| d.key.as_str()).collect();
-        assert_eq!(keys, ["memory", "net1", "scsi1.size"]);
+        assert_eq!(keys, ["memory", "net1", "virtio1.size"]);
         let err = apply_steps(&vm, &image(), &j, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("memory is 4096 (profile: 8192)"), "{err}");
-        assert!(err.contains("scsi1.size is 100G (profile: 200G)"), "{err}");
+        assert!(
+            err.contains("virtio1.size is 100G (profile: 200G)"),
+            "{err}"
+        );
         assert!(err.contains("nothing was changed"), "{err}");
         let steps = apply_steps(&vm, &image(), &j, true).unwrap();
         assert_eq!(steps[0].kind, StepKind::Destroy);

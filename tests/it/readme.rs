@@ -43,6 +43,13 @@ const COMMANDS: &[(&str, How)] = &[
         By("../../scripts/test-docker", "tx_apache_oci_tar_is_docker_loaded"),
     ),
     ("$B image dockerfile tx-apache", Run),
+    ("$B check", Run),
+    ("$B vm list", Run),
+    ("$B vm create pica01 --dry-run", Run),
+    (
+        "$B vm create pica01 --image FILE",
+        Not("needs a Proxmox node over ssh: the sequence is unit-tested in src/vm/create.rs, the dry run in vm_create.rs"),
+    ),
     ("$B test vm pica01", By("vm_system.rs", "pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused")),
     (
         "PICABOOT_REGISTRY_USERNAME=… PICABOOT_REGISTRY_PASSWORD=… $B image push tx-apache --to registry.picasoft.net:5000/tx-apache:latest",
