@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::model::{Host, Routed, Vm, VmNic};
+use super::model::{Host, NatBridge, Routed, Vm, VmNic};
 use super::source::{Diagnostics, SourceFile};
 use super::validate::{verify_unique, verify_vm, Checker, Claim};
 use super::{parse, raw, read, toml_files, ProfileError, Sourced};
@@ -117,47 +117,60 @@ fn verify_nic(c: &mut Checker<'_>, i: usize, nic: &VmNic, vm: &Vm, host: &mut Ho
         );
         return;
     }
-    if let Some(b) = private {
-        if let Some(a) = nic.ipv4 {
-            if !b.network.contains(&a.addr()) || a.prefix_len() != b.network.prefix_len() {
-                c.err(
-                    f("ipv4"),
-                    format!(
-                        "{a} is not an address of {}, the network of {} on `{}`",
-                        b.network, b.name, host.name
-                    ),
-                );
-            } else if a.addr() == b.address.addr() {
-                c.err(
-                    f("ipv4"),
-                    format!(
-                        "{a} is the gateway of {} on `{}`, not a VM's address",
-                        b.name, host.name
-                    ),
-                );
-            }
-        }
-        if let Some(g) = nic.ipv4_gateway {
-            if g != b.address.addr() {
-                c.err(
-                    f("ipv4-gateway"),
-                    format!(
-                        "{g}: a VM on {} goes out through `{}`'s {}",
-                        b.name,
-                        host.name,
-                        b.address.addr()
-                    ),
-                );
-            }
-        }
-        if nic.ipv6.is_some() || nic.ipv6_gateway.is_some() {
+    match private {
+        Some(b) => verify_private_nic(c, i, nic, &b, &host.name),
+        None => verify_public_nic(c, i, nic, vm, host),
+    }
+}
+
+/// A NIC on the node's NAT bridge: an address of its network, not its gateway, out through it.
+fn verify_private_nic(c: &mut Checker<'_>, i: usize, nic: &VmNic, b: &NatBridge, node: &str) {
+    let f = |k: &str| format!("nics[{i}].{k}");
+    if let Some(a) = nic.ipv4 {
+        if !b.network.contains(&a.addr()) || a.prefix_len() != b.network.prefix_len() {
             c.err(
-                f("ipv6"),
-                format!("{} on `{}` carries IPv4 only (NAT)", b.name, host.name),
+                f("ipv4"),
+                format!(
+                    "{a} is not an address of {}, the network of {} on `{}`",
+                    b.network, b.name, node
+                ),
+            );
+        } else if a.addr() == b.address.addr() {
+            c.err(
+                f("ipv4"),
+                format!(
+                    "{a} is the gateway of {} on `{}`, not a VM's address",
+                    b.name, node
+                ),
             );
         }
-        return;
     }
+    if let Some(g) = nic.ipv4_gateway {
+        if g != b.address.addr() {
+            c.err(
+                f("ipv4-gateway"),
+                format!(
+                    "{g}: a VM on {} goes out through `{}`'s {}",
+                    b.name,
+                    node,
+                    b.address.addr()
+                ),
+            );
+        }
+    }
+    if nic.ipv6.is_some() || nic.ipv6_gateway.is_some() {
+        c.err(
+            f("ipv6"),
+            format!("{} on `{}` carries IPv4 only (NAT)", b.name, node),
+        );
+    }
+}
+
+/// A NIC on the node's public bridge: one of the node's routed sets, taken whole, with the
+/// provider's gateways; the set is marked as this VM's.
+fn verify_public_nic(c: &mut Checker<'_>, i: usize, nic: &VmNic, vm: &Vm, host: &mut Host) {
+    let f = |k: &str| format!("nics[{i}].{k}");
+    let net = &mut host.network;
     let Some(a) = nic.ipv4 else { return };
     if a.addr() == net.ipv4.addr() {
         c.err(
