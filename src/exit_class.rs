@@ -79,6 +79,7 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         ops::reinstall::Refusal,
         ops::reinstall::run::ReinstallError,
         vm::VmError,
+        services::ServicesError,
         vm::system::SystemError,
         serve::session::SessionError,
         install::scenario::InstallError,

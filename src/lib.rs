@@ -30,6 +30,7 @@ pub mod registry;
 pub mod render;
 pub mod secret;
 pub mod serve;
+pub mod services;
 pub mod storage;
 pub mod vm;
 pub mod xml;

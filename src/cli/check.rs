@@ -62,6 +62,9 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                         )?;
                     }
                 }
+                if let Some(note) = crate::services::quorum_note(&p.loaded) {
+                    outln!("{note}")?;
+                }
                 outln!(
                     "{}: {} hosts, {} hardware, {} clusters, {} vms: ok",
                     dir.display(),

@@ -18,6 +18,7 @@ mod push;
 mod reinstall;
 mod render;
 mod serve;
+mod services;
 mod test;
 mod test_vm;
 mod vm;
@@ -92,6 +93,9 @@ pub enum Cmd {
     Cluster(cluster::ClusterCmd),
     /// The VMs on the cluster: `vm list`, `vm create NAME` (qm over SSH, idempotent).
     Vm(vm::VmCmd),
+    /// The services layer (GlusterFS /DATA, Docker Swarm, Traefik, the stack): `services
+    /// render -o DIR`, `services form --dry-run`.
+    Services(services::ServicesCmd),
 }
 
 impl Cli {
@@ -118,6 +122,7 @@ impl Cli {
             Cmd::Diff(d) => d.json,
             Cmd::Cluster(c) => c.json(),
             Cmd::Vm(v) => v.json(),
+            Cmd::Services(_) => false,
             Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
     }
@@ -139,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Diff(c) => diff::diff(c),
         Cmd::Cluster(c) => cluster::cluster(c),
         Cmd::Vm(c) => vm::vm(c),
+        Cmd::Services(c) => services::services(c),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod model;
 pub mod raw;
+pub mod services;
 mod source;
 pub mod text;
 pub mod units;
@@ -67,6 +68,8 @@ pub struct Loaded {
     pub cluster_sources: BTreeMap<String, SourceFile>,
     /// VM sources by VM profile name.
     pub vm_sources: BTreeMap<String, SourceFile>,
+    /// `services.toml`, when there is one.
+    pub services_source: Option<SourceFile>,
 }
 
 /// File name of a cluster's config_version record, beside the cluster profile.
@@ -328,6 +331,9 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         },
         &mut diags,
     );
+    // picaboot's image specs live beside the profiles directory.
+    let images = dir.parent().unwrap_or(Path::new(".")).join("images");
+    let services = services::load(dir, &images, &vms, &vm_sources, &mut diags)?;
 
     let vpro_jump_host = site
         .as_ref()
@@ -354,10 +360,12 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
             hosts,
             clusters,
             vms,
+            services: services.as_ref().map(|(s, _)| s.clone()),
         },
         host_sources,
         cluster_sources,
         vm_sources,
+        services_source: services.map(|(_, src)| src),
     })
 }
 

@@ -512,6 +512,8 @@ pub struct Profiles {
     pub clusters: BTreeMap<String, Cluster>,
     /// VMs by name.
     pub vms: BTreeMap<String, Vm>,
+    /// The services layer (`services.toml`), when declared.
+    pub services: Option<super::services::Services>,
 }
 
 impl Profiles {

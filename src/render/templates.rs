@@ -129,6 +129,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         "vm/selftest.sh",
         include_str!("../../templates/vm/selftest.sh.tera"),
     ),
+    (
+        "services/stack.yml",
+        include_str!("../../templates/services/stack.yml.tera"),
+    ),
+    (
+        "services/fstab",
+        include_str!("../../templates/services/fstab.tera"),
+    ),
+    (
+        "services/docker-data.conf",
+        include_str!("../../templates/services/docker-data.conf.tera"),
+    ),
+    (
+        "services/nftables.conf",
+        include_str!("../../templates/services/nftables.conf.tera"),
+    ),
 ];
 
 /// The shared tera instance (templates are parsed once per process).

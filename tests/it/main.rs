@@ -43,6 +43,7 @@ mod serve_mirror_escape;
 mod serve_names;
 mod serve_syslog;
 mod serve_trust;
+mod services;
 mod ssh_deadline;
 mod test_install_sigint;
 mod vm_create;

@@ -32,10 +32,13 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A temp dir holding a copy of the shipped profiles at `DIR/profiles`.
+/// A temp dir holding a copy of the shipped profiles at `DIR/profiles` (and of `images/` at
+/// `DIR/images`).
 pub fn scratch_profiles() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&root().join("profiles"), &dir.path().join("profiles"));
+    // services.toml names picaboot's images, looked up beside the profiles.
+    copy_tree(&root().join("images"), &dir.path().join("images"));
     dir
 }
 

@@ -1,0 +1,105 @@
+//! The services layer's rendered files against real programs: every services VM's nftables
+//! ruleset through `nft -c -f` (package nftables), and the stack file through Debian's
+//! `docker-compose config -q` (package docker-compose) and a YAML parser.
+
+use crate::common;
+
+/// `services render` of the shipped profiles into a scratch directory.
+fn rendered() -> tempfile::TempDir {
+    let scratch = common::scratch_profiles();
+    let o = common::picaboot(scratch.path(), &["services", "render", "-o", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    scratch
+}
+
+#[test]
+fn each_vm_ruleset_passes_nft_check() {
+    common::require("nft", "nftables");
+    let scratch = rendered();
+    for vm in ["pica01", "pica02"] {
+        let path = scratch.path().join("out").join(vm).join("nftables.conf");
+        let o = common::cmd("nft")
+            .args(["-c", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{vm}: nft -c refused:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let peer = if vm == "pica01" {
+            "91.224.148.60"
+        } else {
+            "91.224.148.57"
+        };
+        assert!(
+            text.contains(&format!(
+                "ip saddr {{ {peer} }} tcp dport {{ 2377, 7946, 24007-24008, 49152-49251 }} accept"
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn stack_file_passes_docker_compose_config() {
+    common::require("docker-compose", "docker-compose");
+    let scratch = rendered();
+    let out = scratch.path().join("out");
+    let o = common::cmd("docker-compose")
+        .args(["-f", "stack.yml", "config", "-q"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker-compose config refused the stack:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn form_dry_run_prints_the_sequence_without_the_token() {
+    let scratch = common::scratch_profiles();
+    let o = common::picaboot(scratch.path(), &["services", "form", "--dry-run"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "gluster --mode=script volume create gluster-data replica 2 91.224.148.57:/gluster-data/brick 91.224.148.60:/gluster-data/brick",
+        "docker swarm init --advertise-addr 91.224.148.57",
+        "--token <token from step",
+        "docker network create --driver overlay --opt encrypted --attachable pica-net",
+        "docker stack deploy --with-registry-auth -c /etc/picaboot/stack.yml pica",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in\n{out}");
+    }
+    let apply = common::picaboot(scratch.path(), &["services", "form"]);
+    assert_eq!(apply.status.code(), Some(1));
+}
+
+/// Two managers are allowed, with a `note:` on stdout naming the file and line and the way out.
+#[test]
+fn two_managers_are_accepted_with_a_quorum_note() {
+    let scratch = common::scratch_profiles();
+    let path = scratch.path().join("profiles/services.toml");
+    common::edit(
+        &path,
+        "managers = [\"pica01\"]",
+        "managers = [\"pica01\", \"pica02\"]",
+    );
+    common::edit(&path, "workers = [\"pica02\"]", "workers = []");
+    let o = common::picaboot(scratch.path(), &["check"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("managers ="))
+        .unwrap()
+        + 1;
+    let want = format!("note: profiles/services.toml:{line}: swarm.managers: two managers tolerate zero manager failures");
+    assert!(out.contains(&want), "missing `{want}` in\n{out}");
+    assert!(out.contains("one manager and one worker") && out.contains("third manager"));
+}
