@@ -1,7 +1,8 @@
 //! Traefik v3 labels for a routed service, under `deploy.labels` (Swarm provider).
 //!
 //! Key grammar from Traefik's "Traefik & Docker Swarm" routing page
-//! (<https://doc.traefik.io/traefik/routing/providers/swarm/>): `traefik.enable`,
+//! (<https://doc.traefik.io/traefik/routing/providers/swarm/>; the v3 reference:
+//! <https://doc.traefik.io/reference/routing-configuration/other-providers/swarm>): `traefik.enable`,
 //! `traefik.http.routers.<router_name>.rule`, `….entrypoints`, `….tls.certresolver`,
 //! `traefik.http.services.<service_name>.loadbalancer.server.port` (mandatory in Swarm: no
 //! port is guessed), `traefik.swarm.network`. v2's `traefik.docker.*` keys and v1's

@@ -45,6 +45,8 @@ const COMMANDS: &[(&str, How)] = &[
     ("$B image dockerfile tx-apache", Run),
     ("$B check", Run),
     ("$B vm list", Run),
+    ("$B services render -o services-out", Run),
+    ("$B services form --dry-run", Run),
     ("$B vm create pica01 --dry-run", Run),
     (
         "$B vm create pica01 --image FILE",

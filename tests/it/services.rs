@@ -103,3 +103,40 @@ fn two_managers_are_accepted_with_a_quorum_note() {
     assert!(out.contains(&want), "missing `{want}` in\n{out}");
     assert!(out.contains("one manager and one worker") && out.contains("third manager"));
 }
+
+/// The two oracles discriminate: a port out of range in a ruleset and an unknown deploy key
+/// in the stack file are refused (so their acceptance above means something).
+#[test]
+fn the_oracles_refuse_a_broken_ruleset_and_stack() {
+    common::require("nft", "nftables");
+    common::require("docker-compose", "docker-compose");
+    let scratch = rendered();
+    let out = scratch.path().join("out");
+    let rules = std::fs::read_to_string(out.join("pica01/nftables.conf")).unwrap();
+    std::fs::write(
+        out.join("bad.nft"),
+        rules.replace("4789, 7946", "4789, 79466"),
+    )
+    .unwrap();
+    let o = common::cmd("nft")
+        .args(["-c", "-f"])
+        .arg(out.join("bad.nft"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "nft -c accepted port 79466");
+    let stack = std::fs::read_to_string(out.join("stack.yml")).unwrap();
+    std::fs::write(
+        out.join("bad.yml"),
+        stack.replace("replicas: 1", "replicaz: 1"),
+    )
+    .unwrap();
+    let o = common::cmd("docker-compose")
+        .args(["-f", "bad.yml", "config", "-q"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "docker-compose accepted deploy.replicaz"
+    );
+}
