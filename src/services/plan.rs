@@ -114,7 +114,7 @@ pub fn plan(s: &Services) -> Result<Vec<Step>, ServicesError> {
     Ok(p.steps)
 }
 
-/// Peers, volume, mount and Docker's ordering.
+/// Peers and the volume, then the mounts.
 fn gluster(p: &mut Plan<'_>) -> Result<(), ServicesError> {
     let s = p.s;
     let v = &s.volume;
@@ -175,6 +175,14 @@ fn gluster(p: &mut Plan<'_>) -> Result<(), ServicesError> {
         )),
         "start it",
     );
+    mount(p)
+}
+
+/// Each member's fstab line, the mount now, and Docker's drop-in.
+fn mount(p: &mut Plan<'_>) -> Result<(), ServicesError> {
+    let s = p.s;
+    let v = &s.volume;
+    let members = &s.swarm.members;
     for m in members {
         let line = render::fstab(s, m)?;
         let entry = line.lines().last().unwrap_or_default().to_string();
