@@ -80,6 +80,7 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         ops::reinstall::run::ReinstallError,
         vm::VmError,
         services::ServicesError,
+        services::apply::ApplyError,
         vm::system::SystemError,
         serve::session::SessionError,
         install::scenario::InstallError,

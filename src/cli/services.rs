@@ -16,8 +16,8 @@ pub struct ServicesCmd {
 enum ServicesWhat {
     /// Write the stack file and each services VM's fstab line, docker drop-in and nftables ruleset.
     Render(RenderConfig),
-    /// The sequence that forms the services layer over ssh (gluster, fstab, swarm, overlay,
-    /// firewall, stack); stage 1 prints it only (--dry-run).
+    /// Form the services layer over ssh (firewall, gluster, fstab, swarm, overlay, stack);
+    /// --dry-run prints the sequence and connects to nothing.
     Form(FormConfig),
 }
 
@@ -37,15 +37,18 @@ struct FormConfig {
     /// Print the exact sequence and change nothing (no connection is made).
     #[arg(long)]
     dry_run: bool,
+    /// ssh user on the VMs (each reached at its public IPv4 address).
+    #[arg(long, default_value = "root")]
+    user: String,
     #[command(flatten)]
     profiles: ProfilesArg,
 }
 
 /// Runs `services`.
 pub fn services(c: ServicesCmd) -> anyhow::Result<()> {
-    let (profiles, rest) = match &c.what {
-        ServicesWhat::Render(r) => (&r.profiles, false),
-        ServicesWhat::Form(f) => (&f.profiles, f.dry_run),
+    let profiles = match &c.what {
+        ServicesWhat::Render(r) => &r.profiles,
+        ServicesWhat::Form(f) => &f.profiles,
     };
     let project = crate::project::open(&profiles.profiles)?;
     let s = project
@@ -64,7 +67,7 @@ pub fn services(c: ServicesCmd) -> anyhow::Result<()> {
             crate::output::publish(vec![staged])?;
             outln!("{}: {} files", r.output.display(), tree.files().count())?;
         }
-        ServicesWhat::Form(_) if !rest => return Err(ServicesError::NotYet.into()),
+        ServicesWhat::Form(f) if !f.dry_run => form(s, &f.user)?,
         ServicesWhat::Form(_) => {
             for (i, step) in plan::plan(s)?.iter().enumerate() {
                 let input = step
@@ -88,5 +91,26 @@ pub fn services(c: ServicesCmd) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Runs the plan over ssh, one line per step on stderr, the outcome on stdout.
+fn form(s: &crate::profile::services::Services, user: &str) -> anyhow::Result<()> {
+    crate::cleanup::on_signals();
+    let steps = plan::plan(s)?;
+    let outcome = crate::services::apply::run(&steps, user, &mut |i, n, step, run| {
+        let what = if run { "" } else { " (already done)" };
+        eprintln!("[{i}/{n}] {}: {}{what}", step.vm, step.why);
+    })?;
+    outln!(
+        "services form: {} steps run, {} already done{}",
+        outcome.ran.len(),
+        outcome.already.len(),
+        if outcome.ran.iter().all(|n| steps[n - 1].unless.is_none()) {
+            " (only steps that are idempotent by themselves ran: nothing changed)"
+        } else {
+            ""
+        }
+    )?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and the per-VM files ([`render`]), and the ordered remote commands that apply it
 //! ([`plan`]). Nothing here connects anywhere; GlusterFS, Docker and Traefik did not run here.
 
+pub mod apply;
 pub mod labels;
 pub mod plan;
 pub mod render;
@@ -14,11 +15,6 @@ pub enum ServicesError {
     /// The profiles declare no `services.toml`.
     #[error("{0}/services.toml does not exist: no services layer is declared")]
     Undeclared(String),
-    /// Applying over ssh is the guest stage's work.
-    #[error(
-        "services form applies nothing yet (stage 1): run it with --dry-run to see the sequence"
-    )]
-    NotYet,
     /// A template failed (a bug: the model was checked).
     #[error("rendering {what}: {source}")]
     Template {
@@ -50,7 +46,7 @@ pub fn quorum_note(loaded: &Loaded) -> Option<String> {
 impl crate::exit_class::ExitClass for ServicesError {
     fn exit_class(&self) -> crate::exit_class::Class {
         match self {
-            ServicesError::Undeclared(_) | ServicesError::NotYet => crate::exit_class::Class::User,
+            ServicesError::Undeclared(_) => crate::exit_class::Class::User,
             ServicesError::Template { .. } => crate::exit_class::Class::Bug,
         }
     }

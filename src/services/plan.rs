@@ -28,6 +28,9 @@ pub struct Step {
     pub unless: Option<String>,
     /// True when the command's output is a secret kept for a later step, never printed.
     pub secret: bool,
+    /// The (1-based) step whose secret output this command needs: it is given on stdin, and
+    /// `<token from step N>` in the command stands for it.
+    pub token_from: Option<usize>,
     /// Why.
     pub why: String,
 }
@@ -47,6 +50,7 @@ impl Plan<'_> {
             stdin: None,
             unless,
             secret: false,
+            token_from: None,
             why: why.to_string(),
         });
         self.steps.len()
@@ -74,6 +78,11 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The placeholder a command shows for step `n`'s secret.
+pub fn token_placeholder(n: usize) -> String {
+    format!("<token from step {n}>")
 }
 
 /// `s` single-quoted for a POSIX shell.
@@ -239,7 +248,7 @@ fn swarm(p: &mut Plan<'_>) {
     );
     p.steps[token - 1].secret = true;
     for m in &s.swarm.members[1..] {
-        p.push(
+        let join = p.push(
             m,
             format!(
                 "docker swarm join --advertise-addr {} --token <token from step {token}> {}:2377",
@@ -248,6 +257,7 @@ fn swarm(p: &mut Plan<'_>) {
             Some(active.into()),
             "join over the public addresses",
         );
+        p.steps[join - 1].token_from = Some(token);
         if m.manager {
             p.push(
                 first,

@@ -47,6 +47,10 @@ const COMMANDS: &[(&str, How)] = &[
     ("$B vm list", Run),
     ("$B services render -o services-out", Run),
     ("$B services form --dry-run", Run),
+    (
+        "$B services form",
+        Not("needs the services VMs over ssh: the plan is unit-tested in src/services/plan.rs, the token hand-over in src/services/apply.rs; the two-guest proof is the next stage's"),
+    ),
     ("$B vm create pica01 --dry-run", Run),
     (
         "$B vm create pica01 --image FILE",
