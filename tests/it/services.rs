@@ -139,3 +139,70 @@ fn the_oracles_refuse_a_broken_ruleset_and_stack() {
         "docker-compose accepted deploy.replicaz"
     );
 }
+
+/// A stand-in `ssh` (first in PATH): logs each destination, command line and stdin, prints a
+/// fake join token for `join-token`, and answers the plan's guards as a fresh VM (fail) or a
+/// formed one (succeed), per `STUB_STATE`. It tests the executor's logic only (guards, the
+/// token's hand-over, the report); GlusterFS and Docker did not run here.
+const SSH_STUB: &str = r#"#!/bin/sh
+while [ "$1" != "--" ]; do shift; done
+dest=$2; cmd=$3
+input=$(cat)
+printf 'DEST %s\nCMD %s\nSTDIN %s\n' "$dest" "$cmd" "$input" >> "$STUB_LOG"
+case "$cmd" in
+  *'sha256sum -c'*|*'gluster pool list'*|*'gluster volume info'*|*'grep -qxF'*|*LocalNodeState*|*'network inspect'*)
+    [ "$STUB_STATE" = formed ] && exit 0 || exit 1 ;;
+  *'join-token -q worker'*) echo SWMTKN-1-stubtoken ;;
+esac
+exit 0
+"#;
+
+fn form_with_stub(scratch: &std::path::Path, state: &str) -> (std::process::Output, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = scratch.join("stub-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("ssh"), SSH_STUB).unwrap();
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = scratch.join(format!("ssh-{state}.log"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["services", "form"])
+        .current_dir(scratch)
+        .env_remove("PICABOOT_PROFILES")
+        .env_remove("PICABOOT_SSH_CONFIG")
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("STUB_LOG", &log)
+        .env("STUB_STATE", state)
+        .output()
+        .unwrap();
+    (o, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+#[test]
+fn form_hands_the_token_over_stdin_and_a_second_run_finds_everything_done() {
+    let scratch = common::scratch_profiles();
+    let (o, log) = form_with_stub(scratch.path(), "fresh");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !out.contains("SWMTKN") && !err.contains("SWMTKN"),
+        "token printed"
+    );
+    let join = log
+        .split("DEST ")
+        .find(|e| e.contains("docker swarm join --advertise-addr"))
+        .expect("a join was sent");
+    assert!(join.starts_with("root@91.224.148.60\n"), "{join}");
+    let cmd = join.lines().find(|l| l.starts_with("CMD ")).unwrap();
+    assert!(!cmd.contains("SWMTKN"), "token on the command line: {cmd}");
+    assert!(join.contains("STDIN SWMTKN-1-stubtoken"), "{join}");
+    assert!(out.contains("0 already done"), "{out}");
+
+    let (o, _) = form_with_stub(scratch.path(), "formed");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("nothing changed"), "{out}");
+}
