@@ -206,3 +206,35 @@ fn form_hands_the_token_over_stdin_and_a_second_run_finds_everything_done() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("nothing changed"), "{out}");
 }
+
+/// `services render` of the shipped profiles, byte for byte against `tests/golden-services/`
+/// (regenerate with `PICABOOT_BLESS=1`, then review the diff), and twice the same bytes.
+#[test]
+fn services_render_matches_golden_files_and_is_deterministic() {
+    let a = rendered();
+    let b = rendered();
+    let read = |d: &std::path::Path| {
+        walkdir::WalkDir::new(d)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                let rel = e.path().strip_prefix(d).unwrap().display().to_string();
+                (rel, std::fs::read(e.path()).unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let out = read(&a.path().join("out"));
+    assert_eq!(out, read(&b.path().join("out")), "two renders differ");
+    let golden = common::root().join("tests/golden-services");
+    if std::env::var_os("PICABOOT_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(&golden);
+        common::copy_tree(&a.path().join("out"), &golden);
+    }
+    assert_eq!(
+        out,
+        read(&golden),
+        "services render differs from tests/golden-services/"
+    );
+}
