@@ -10,7 +10,8 @@ use crate::project;
 pub struct CheckConfig {
     #[command(flatten)]
     profiles: ProfilesArg,
-    /// JSON on stdout: `{"images", "hosts", "hardware", "clusters", "vms"}` when valid; when not, the
+    /// JSON on stdout: `{"images", "hosts", "hardware", "clusters", "vms", "services"}` when valid
+    /// (`services`: the stack's services, Traefik included; 0 without services.toml); when not, the
     /// error object with `problems` (`[{file, line, field, reason}]`).
     #[arg(long)]
     pub json: bool,
@@ -45,6 +46,7 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                         "hardware": p.loaded.profiles.hardware.len(),
                         "clusters": p.loaded.profiles.clusters.len(),
                         "vms": p.loaded.profiles.vms.len(),
+                        "services": p.loaded.profiles.services.as_ref().map_or(0, |s| s.services.len() + 1),
                     })
                 )?;
             } else {
@@ -66,12 +68,17 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                     outln!("{note}")?;
                 }
                 outln!(
-                    "{}: {} hosts, {} hardware, {} clusters, {} vms: ok",
+                    "{}: {} hosts, {} hardware, {} clusters, {} vms, {} services: ok",
                     dir.display(),
                     p.loaded.profiles.hosts.len(),
                     p.loaded.profiles.hardware.len(),
                     p.loaded.profiles.clusters.len(),
-                    p.loaded.profiles.vms.len()
+                    p.loaded.profiles.vms.len(),
+                    p.loaded
+                        .profiles
+                        .services
+                        .as_ref()
+                        .map_or(0, |s| s.services.len() + 1)
                 )?;
             }
             Ok(())
