@@ -4,6 +4,7 @@
 
 #[macro_use]
 pub mod out;
+pub use out::print_error;
 
 mod check;
 mod cluster;
@@ -25,8 +26,6 @@ mod vm;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-
-use crate::profile::ProfileError;
 
 /// Exit code: bad input (profiles, arguments).
 pub const EXIT_USER: i32 = 1;
@@ -165,31 +164,6 @@ pub fn clap_exit_code(err: &clap::Error) -> i32 {
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
         _ => EXIT_USER,
-    }
-}
-
-/// Prints an error the way every command does: profile problems one per line, anything else
-/// with its context chain.
-pub fn print_error(err: &anyhow::Error) {
-    if let Some(ProfileError::Invalid(d)) =
-        err.chain().find_map(|c| c.downcast_ref::<ProfileError>())
-    {
-        eprintln!("{d}");
-        let n = d.0.len();
-        eprintln!(
-            "picaboot: {n} problem{} in the profiles; nothing was written",
-            if n == 1 { "" } else { "s" }
-        );
-    } else if let Some(crate::image::SpecError::Invalid(d)) = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<crate::image::SpecError>())
-    {
-        eprintln!("{d}");
-        eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());
-    } else if exit::classify(err) == exit::Class::Bug {
-        eprintln!("picaboot: internal error (a bug in picaboot, please report it): {err:#}");
-    } else {
-        eprintln!("picaboot: error: {err:#}");
     }
 }
 

@@ -89,3 +89,40 @@ pub enum VmArgError {
 }
 
 crate::exit_class::fixed_class!(crate::exit_class::Class::User; VmArgError);
+
+/// `pica01 (alice, vmid 101): 2 cores, 8 GiB, disks 40 GiB + 200 GiB; net0 vmbr0 …`.
+pub fn summary(v: &crate::profile::Vm) -> String {
+    let nics: Vec<String> = v
+        .nics
+        .iter()
+        .map(|n| {
+            let addrs: Vec<String> = n
+                .ipv4
+                .map(|a| a.to_string())
+                .into_iter()
+                .chain(n.ipv6.map(|a| a.to_string()))
+                .collect();
+            format!("{} {} {}", n.name, n.bridge, addrs.join(" "))
+        })
+        .collect();
+    format!(
+        "{} ({}, vmid {}): {} cores, {}, disks {}{}; {}",
+        v.name,
+        v.node,
+        v.vmid,
+        v.cores,
+        fit::gib(v.memory_bytes),
+        fit::gib(v.system_disk.size_bytes),
+        v.data_disk
+            .as_ref()
+            .map(|d| format!(
+                " + {} ({}/{} on {})",
+                fit::gib(d.disk.size_bytes),
+                d.volume_group,
+                d.volume,
+                d.mount
+            ))
+            .unwrap_or_default(),
+        nics.join("; ")
+    )
+}
