@@ -64,12 +64,7 @@ pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), V
     if dir.join("complete").exists() {
         return Ok((found(&key, &dir)?, true));
     }
-    let parent = dir.parent().expect("has a parent");
-    std::fs::create_dir_all(parent).map_err(VmError::io("create", parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(parent)
-        .map_err(VmError::io("create a directory in", parent))?;
+    let tmp = super::build_dir(&dir)?;
     let tree = tmp.path().join("tree");
     let spin = crate::progress::spinner(&format!(
         "debootstrap of the VM base ({suite}, verified with {}); cached in {}",

@@ -49,6 +49,17 @@ pub enum VmError {
     NoKernel(PathBuf),
 }
 
+/// A temporary directory beside `dir` (same filesystem), where a cache entry is built before
+/// it is renamed into place.
+pub(crate) fn build_dir(dir: &Path) -> Result<tempfile::TempDir, VmError> {
+    let parent = dir.parent().expect("has a parent");
+    std::fs::create_dir_all(parent).map_err(VmError::io("create", parent))?;
+    tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(parent)
+        .map_err(VmError::io("create a directory in", parent))
+}
+
 impl VmError {
     /// An I/O error mapper for `what` on `path`.
     pub fn io<'a>(
