@@ -315,6 +315,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         &mut diags,
     );
     verify_unique_values(&hosts, &host_sources, &mut diags);
+    validate::backup::verify_backup_mounts(&hosts, &clusters, &cluster_sources, &mut diags);
 
     let vpro_jump_host = site
         .as_ref()
