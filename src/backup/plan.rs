@@ -114,7 +114,7 @@ pub fn plan(b: &Backup, nodes: &[String], first: &str, pulls: &[Pull]) -> Vec<St
             &p.node,
             Verify,
             format!(
-                "rsync --list-only -e '{}' root@{}:./ >/dev/null",
+                "rsync --list-only -e 'ssh {}' root@{}:./ >/dev/null",
                 ssh_options(),
                 p.peer_link
             ),

@@ -5,6 +5,7 @@
 #[macro_use]
 pub mod out;
 
+mod backup;
 mod check;
 mod cluster;
 mod diff;
@@ -88,6 +89,8 @@ pub enum Cmd {
     Diff(diff::DiffConfig),
     /// Proxmox clusters: `cluster form NAME` (pvecm create, join, quorum settings, read back).
     Cluster(cluster::ClusterCmd),
+    /// Backups: `backup form NAME` (backup storage, vzdump job, each node's pull of the other).
+    Backup(backup::BackupCmd),
 }
 
 impl Cli {
@@ -112,6 +115,7 @@ impl Cli {
             Cmd::Power(p) => p.json,
             Cmd::Diff(d) => d.json,
             Cmd::Cluster(c) => c.json(),
+            Cmd::Backup(c) => c.json(),
             Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
     }
@@ -132,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Reinstall(c) => reinstall::reinstall(c),
         Cmd::Diff(c) => diff::diff(c),
         Cmd::Cluster(c) => cluster::cluster(c),
+        Cmd::Backup(c) => backup::backup(c),
     }
 }
 
