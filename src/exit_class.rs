@@ -82,6 +82,10 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         install::scenario::InstallError,
         qemu::podman::ImageVmError,
         limits::TooLarge,
+        backup::KeyError,
+        backup::proxmox::StateError,
+        backup::plan::FormError,
+        ops::backup_form::BackupPlanError,
     )
 }
 

@@ -479,3 +479,43 @@ fn refusals(alice: &Node, bob: &Node, script: &Path, pull: &Pull) {
     let log = std::fs::read_to_string(bob.dir.join("sshd.log")).unwrap_or_default();
     assert!(log.contains("not from a permitted host"), "{log}");
 }
+
+#[test]
+fn backup_form_dry_run_prints_the_proxmox_and_key_steps_and_connects_nowhere() {
+    let scratch = common::scratch_profiles();
+    let project = picaboot::project::open(&scratch.path().join("profiles")).unwrap();
+    let b = project.loaded.profiles.clusters["picasoft"]
+        .backup
+        .clone()
+        .unwrap();
+    let o = common::picaboot(
+        scratch.path(),
+        &["backup", "form", "picasoft", "--dry-run", "--json"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = v["steps"].to_string();
+    for want in [
+        picaboot::backup::proxmox::READ_STORAGE.to_string(),
+        picaboot::backup::proxmox::READ_JOBS.to_string(),
+        "ssh-keygen -q -t ed25519".to_string(),
+        backup::SERVE_KEYS.to_string(),
+    ] {
+        assert!(text.contains(&want), "{want} not in {text}");
+    }
+    let why = v["steps"][2]["why"].as_str().unwrap();
+    assert!(
+        why.contains(&picaboot::backup::proxmox::add_storage(&b)),
+        "{why}"
+    );
+    assert_eq!(v["pulls"].as_array().unwrap().len(), 2);
+
+    // A cluster without [backup] is refused, exit 1.
+    let cluster = scratch.path().join("profiles/clusters/picasoft.toml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    let (head, _) = text.split_once("[backup]").unwrap();
+    std::fs::write(&cluster, head).unwrap();
+    let o = common::picaboot(scratch.path(), &["backup", "form", "picasoft", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cluster `picasoft` has no [backup]"));
+}
