@@ -80,48 +80,85 @@ pub fn plan(b: &Backup, nodes: &[String], first: &str, pulls: &[Pull]) -> Vec<St
             )
         })
         .collect();
-    steps.push(step(first, ReadStorage, proxmox::READ_STORAGE.into(),
-        &format!("storage `{}`: absent -> `{}`; matching -> left alone; differing -> refused unless --replace", b.storage, proxmox::add_storage(b)), None));
-    steps.push(step(first, ReadJobs, proxmox::READ_JOBS.into(),
-        &format!("vzdump job: absent -> `{}`; matching -> left alone; differing -> refused unless --replace", proxmox::create_job(b)), None));
+    let policy = "matching -> left alone; differing -> refused unless --replace";
+    let why = format!(
+        "storage `{}`: absent -> `{}`; {policy}",
+        b.storage,
+        proxmox::add_storage(b)
+    );
+    steps.push(step(
+        first,
+        ReadStorage,
+        proxmox::READ_STORAGE.into(),
+        &why,
+        None,
+    ));
+    let why = format!(
+        "vzdump job: absent -> `{}`; {policy}",
+        proxmox::create_job(b)
+    );
+    steps.push(step(first, ReadJobs, proxmox::READ_JOBS.into(), &why, None));
     for (i, p) in pulls.iter().enumerate() {
-        let keygen = format!(
-            "install -d -m 700 {KEY_DIR} && {{ test -f {KEY} || ssh-keygen -q -t ed25519 -N '' \
-             -C picaboot-save-pull@{} -f {KEY}; }} && cat {KEY}.pub",
-            p.node
-        );
-        steps.push(step(
-            &p.node,
-            PullKey,
-            keygen,
-            "the pull key: made here if absent; its public half is read",
-            Some(i),
-        ));
-        steps.push(step(
-            &p.peer,
-            HostKey,
-            "cat /etc/ssh/ssh_host_ed25519_key.pub".into(),
-            "the peer's host key, pinned in the puller's known_hosts",
-            Some(i),
-        ));
-        steps.push(step(&p.node, WriteKnownHosts,
-            format!("install -d -m 700 {KEY_DIR} && cat > {KNOWN_HOSTS}.new && mv {KNOWN_HOSTS}.new {KNOWN_HOSTS}"),
-            "stdin: `PEER-LINK-ADDRESS ssh-ed25519 KEY`", Some(i)));
-        steps.push(step(&p.peer, WriteServeKey,
-            format!("install -d -m 755 {SERVE_DIR} && (umask 077 && cat > {SERVE_KEYS}.new) && mv {SERVE_KEYS}.new {SERVE_KEYS}"),
-            &format!("stdin: `{} ssh-ed25519 KEY picaboot-save-pull@{}`", super::restriction(p), p.node), Some(i)));
-        steps.push(step(
-            &p.node,
-            Verify,
-            format!(
-                "rsync --list-only -e 'ssh {}' root@{}:./ >/dev/null",
-                ssh_options(),
-                p.peer_link
-            ),
-            "the pull key lists the peer's dumps",
-            Some(i),
-        ));
+        steps.extend(pull_steps(i, p));
     }
+    steps
+}
+
+/// The key steps of one pull (see the module doc).
+fn pull_steps(i: usize, p: &Pull) -> Vec<Step> {
+    use StepKind::*;
+    let mut steps = Vec::new();
+    let keygen = format!(
+        "install -d -m 700 {KEY_DIR} && {{ test -f {KEY} || ssh-keygen -q -t ed25519 -N '' \
+             -C picaboot-save-pull@{} -f {KEY}; }} && cat {KEY}.pub",
+        p.node
+    );
+    steps.push(step(
+        &p.node,
+        PullKey,
+        keygen,
+        "the pull key: made here if absent; its public half is read",
+        Some(i),
+    ));
+    steps.push(step(
+        &p.peer,
+        HostKey,
+        "cat /etc/ssh/ssh_host_ed25519_key.pub".into(),
+        "the peer's host key, pinned in the puller's known_hosts",
+        Some(i),
+    ));
+    let known = format!(
+        "install -d -m 700 {KEY_DIR} && cat > {KNOWN_HOSTS}.new && \
+             mv {KNOWN_HOSTS}.new {KNOWN_HOSTS}"
+    );
+    steps.push(step(
+        &p.node,
+        WriteKnownHosts,
+        known,
+        "stdin: `PEER-LINK-ADDRESS ssh-ed25519 KEY`",
+        Some(i),
+    ));
+    let serve = format!(
+        "install -d -m 755 {SERVE_DIR} && (umask 077 && cat > {SERVE_KEYS}.new) && \
+             mv {SERVE_KEYS}.new {SERVE_KEYS}"
+    );
+    let why = format!(
+        "stdin: `{} ssh-ed25519 KEY picaboot-save-pull@{}`",
+        super::restriction(p),
+        p.node
+    );
+    steps.push(step(&p.peer, WriteServeKey, serve, &why, Some(i)));
+    steps.push(step(
+        &p.node,
+        Verify,
+        format!(
+            "rsync --list-only -e 'ssh {}' root@{}:./ >/dev/null",
+            ssh_options(),
+            p.peer_link
+        ),
+        "the pull key lists the peer's dumps",
+        Some(i),
+    ));
     steps
 }
 
@@ -179,11 +216,11 @@ impl crate::exit_class::ExitClass for FormError {
     }
 }
 
-/// Per pull, what earlier steps read.
+/// Per pull, what earlier steps read (empty until read: an empty key is refused).
 #[derive(Default, Clone)]
 struct Keys {
-    pull_key: Option<String>,
-    host_key: Option<String>,
+    pull_key: String,
+    host_key: String,
 }
 
 /// Runs `steps`; `progress` sees each command run (the Proxmox ones included). Returns every
@@ -222,7 +259,7 @@ pub fn run(
             node: s.node.clone(),
             source,
         };
-        let pull = s.pull.map(|p| &pulls[p]);
+        let pull = s.pull.map(|p| (p, &pulls[p]));
         match (s.kind, pull) {
             (StepKind::ReadStorage | StepKind::ReadJobs, _) => {
                 let out = exec(&s.command, None)?;
@@ -236,26 +273,14 @@ pub fn run(
                     exec(&a, None)?;
                 }
             }
-            (StepKind::PullKey, Some(_)) => {
-                keys[s.pull.unwrap_or(0)].pull_key = Some(exec(&s.command, None)?)
-            }
-            (StepKind::HostKey, Some(_)) => {
-                keys[s.pull.unwrap_or(0)].host_key = Some(exec(&s.command, None)?)
-            }
-            (StepKind::WriteKnownHosts, Some(p)) => {
-                let hk = keys[s.pull.unwrap_or(0)]
-                    .host_key
-                    .clone()
-                    .unwrap_or_default();
-                let line = known_hosts_line(p, &hk).map_err(key)?;
+            (StepKind::PullKey, Some((i, _))) => keys[i].pull_key = exec(&s.command, None)?,
+            (StepKind::HostKey, Some((i, _))) => keys[i].host_key = exec(&s.command, None)?,
+            (StepKind::WriteKnownHosts, Some((i, p))) => {
+                let line = known_hosts_line(p, &keys[i].host_key).map_err(key)?;
                 exec(&s.command, Some(line.as_bytes()))?;
             }
-            (StepKind::WriteServeKey, Some(p)) => {
-                let pk = keys[s.pull.unwrap_or(0)]
-                    .pull_key
-                    .clone()
-                    .unwrap_or_default();
-                let line = authorized_line(p, &pk).map_err(key)?;
+            (StepKind::WriteServeKey, Some((i, p))) => {
+                let line = authorized_line(p, &keys[i].pull_key).map_err(key)?;
                 exec(&s.command, Some(line.as_bytes()))?;
             }
             _ => {
