@@ -138,12 +138,14 @@ fn pull_steps(i: usize, p: &Pull) -> Vec<Step> {
         "stdin: `PEER-LINK-ADDRESS ssh-ed25519 KEY`",
         Some(i),
     ));
+    // The served directory exists before vzdump's first run (rrsync refuses a missing one).
     let serve = format!(
-        "install -d -m 755 {SERVE_DIR} && (umask 077 && cat > {SERVE_KEYS}.new) && \
-             mv {SERVE_KEYS}.new {SERVE_KEYS}"
+        "mkdir -p {} && install -d -m 755 {SERVE_DIR} && \
+         (umask 077 && cat > {SERVE_KEYS}.new) && mv {SERVE_KEYS}.new {SERVE_KEYS}",
+        p.source
     );
     let why = format!(
-        "stdin: `{} ssh-ed25519 KEY picaboot-save-pull@{}`",
+        "the served directory made if absent; stdin: `{} ssh-ed25519 KEY picaboot-save-pull@{}`",
         super::restriction(p),
         p.node
     );

@@ -1,11 +1,15 @@
 //! The /SAVE pull, for real: two network namespaces joined by a veth pair holding the nodes'
 //! cluster addresses (from the shipped profiles), each node a bubblewrap sandbox with its own
-//! /SAVE, /etc/ssh, /var/lib/picaboot and root's home. Bob runs Debian's sshd with the rendered
-//! drop-in; `backup form`'s own steps (Proxmox's excepted: Proxmox is not here) make alice's
-//! key on alice, pin bob's host key and install the restricted line on bob; then the rendered
-//! service's ExecStart, run on alice, moves bob's dump into /SAVE/peer/bob. The same key must
-//! refuse a shell command, a write, a path outside /SAVE/dump, and a connection from another
-//! address. The rendered script passes shellcheck and the units `systemd-analyze verify`.
+//! /SAVE, /etc/ssh, /root, /usr/local/sbin and /var/lib/picaboot, each running Debian's sshd
+//! with its rendered drop-in. `picaboot backup form` runs over ssh against both (the admin's
+//! key in root's authorized_keys), with a Proxmox double on the first node: `pvesh`/`pvesm`
+//! stand-ins that answer the reads from a state file and record the writes (Proxmox cannot run
+//! here; the shapes are those of src/backup/proxmox/tests.rs). It makes alice's key on alice,
+//! pins bob's host key and installs the restricted line on bob; a second run changes nothing.
+//! Then the rendered service's ExecStart, run on alice, moves bob's dump into /SAVE/peer/bob.
+//! The same key must refuse a shell command, a write, a path outside /SAVE/dump, and a
+//! connection from another address. The rendered script passes shellcheck and the units
+//! `systemd-analyze verify`.
 
 use crate::common;
 
@@ -15,7 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{require, run_ok, Netns};
-use picaboot::backup::plan::{self, Remote, StepKind};
+use picaboot::backup::plan;
+use picaboot::backup::proxmox;
 use picaboot::backup::{self, Pull};
 
 /// A sandboxed daemon: killing bwrap ends its pid namespace (`--die-with-parent`).
@@ -28,28 +33,31 @@ impl Drop for Daemon {
     }
 }
 
-/// One node: its namespace and its directories (`save` is /SAVE, `state` is
-/// /var/lib/picaboot, `etc-ssh` is /etc/ssh).
+/// One node: its namespace, its cluster address and its directories (`save` is /SAVE,
+/// `state` /var/lib/picaboot, `etc-ssh` /etc/ssh, `root` /root, `sbin` /usr/local/sbin).
 struct Node {
+    name: &'static str,
+    link: Ipv4Addr,
     ns: Netns,
     dir: PathBuf,
 }
 
 impl Node {
-    fn new(tag: &str, root: &Path, name: &str) -> Self {
+    fn new(root: &Path, name: &'static str, link: Ipv4Addr) -> Self {
         let dir = root.join(name);
-        for d in ["save", "state", "etc-ssh"] {
+        for d in ["save", "state", "etc-ssh", "root/.ssh", "sbin"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         Node {
-            ns: Netns::new(tag),
+            name,
+            link,
+            ns: Netns::new(&format!("save-{name}")),
             dir,
         }
     }
 
-    /// `sh -c command` in the node's namespace and sandbox; `script` is the rendered pull
-    /// script, put at its installed path.
-    fn sandbox(&self, script: &Path, command: &str) -> Command {
+    /// `sh -c command` in the node's namespace and sandbox.
+    fn sandbox(&self, command: &str) -> Command {
         let d = |s: &str| self.dir.join(s).display().to_string();
         let mut c = self.ns.exec();
         c.args([
@@ -74,7 +82,7 @@ impl Node {
         c.args([
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
         ]);
-        c.args(["--dir", "/run/sshd", "--tmpfs", "/root"]);
+        c.args(["--dir", "/run/sshd", "--bind", &d("root"), "/root"]);
         c.args([
             "--bind",
             &d("save"),
@@ -83,52 +91,50 @@ impl Node {
             &d("state"),
             "/var/lib/picaboot",
         ]);
-        c.args(["--tmpfs", "/usr/local/sbin", "--ro-bind"])
-            .arg(script)
-            .arg(backup::SCRIPT);
+        c.args(["--ro-bind", &d("sbin"), "/usr/local/sbin"]);
         c.args(["sh", "-c", command]);
         c
     }
-}
 
-/// Runs `backup form`'s steps in the sandboxes.
-struct Sandboxes<'a> {
-    alice: &'a Node,
-    bob: &'a Node,
-    script: &'a Path,
-}
-
-impl Remote for Sandboxes<'_> {
-    fn run(&mut self, node: &str, command: &str, stdin: Option<&[u8]>) -> Result<String, String> {
-        let n = if node == "alice" {
-            self.alice
-        } else {
-            self.bob
-        };
-        let out = picaboot::exec::run_deadline_status(
+    fn run(&self, command: &str) -> Output {
+        picaboot::exec::run_deadline_status(
             command,
-            &mut n.sandbox(self.script, command),
-            stdin,
-            Duration::from_secs(60),
+            &mut self.sandbox(command),
+            None,
+            Duration::from_secs(120),
         )
-        .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        .unwrap()
+    }
+
+    fn sshd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
     }
 }
 
-fn in_sandbox(n: &Node, script: &Path, command: &str) -> Output {
-    picaboot::exec::run_deadline_status(
-        command,
-        &mut n.sandbox(script, command),
-        None,
-        Duration::from_secs(120),
-    )
-    .unwrap()
-}
+/// The Proxmox double (see the module doc): reads answer the state files, writes replace
+/// them and are logged, one line each, in `pve-double/log`.
+const PVE_DOUBLE: &str = r#"#!/bin/sh
+set -eu
+d=/var/lib/picaboot/pve-double
+mkdir -p "$d"
+[ -f "$d/storage.json" ] || echo '[{"storage":"local","type":"dir","path":"/var/lib/vz","content":"iso,vztmpl,backup"}]' > "$d/storage.json"
+[ -f "$d/jobs.json" ] || echo '[]' > "$d/jobs.json"
+cmd="$(basename "$0") $*"
+case "$cmd" in
+"pvesh get /storage --output-format json") cat "$d/storage.json" ;;
+"pvesh get /cluster/backup --output-format json") cat "$d/jobs.json" ;;
+"pvesm add dir "*)
+	echo "$cmd" >> "$d/log"
+	printf '[{"storage":"%s","type":"dir","path":"%s","content":"%s","is_mountpoint":"%s"}]\n' "$3" "$5" "$7" "$9" > "$d/storage.json" ;;
+"pvesh create /cluster/backup "*)
+	echo "$cmd" >> "$d/log"
+	shift 2
+	json='{"type":"vzdump"'
+	while [ $# -ge 2 ]; do json="$json,\"${1#--}\":\"$2\""; shift 2; done
+	echo "[$json}]" > "$d/jobs.json" ;;
+*) echo "pve double: unknown command: $cmd" >&2; exit 2 ;;
+esac
+"#;
 
 /// Deterministic bytes standing in for a dump (xorshift).
 fn dump_bytes(len: usize) -> Vec<u8> {
@@ -163,8 +169,14 @@ fn tools() {
     require("systemd-analyze", "systemd");
 }
 
-/// The shipped profiles, rendered; alice's pull of bob.
-fn rendered() -> (tempfile::TempDir, PathBuf, Pull, picaboot::profile::Backup) {
+/// The shipped profiles (kept, for `backup form`) rendered; alice's pull of bob.
+fn rendered() -> (
+    tempfile::TempDir,
+    PathBuf,
+    PathBuf,
+    Pull,
+    picaboot::profile::Backup,
+) {
     let scratch = common::scratch_profiles();
     let profiles = scratch.path().join("profiles");
     let project = picaboot::project::open(&profiles).unwrap();
@@ -175,49 +187,40 @@ fn rendered() -> (tempfile::TempDir, PathBuf, Pull, picaboot::profile::Backup) {
         .expect("alice pulls bob");
     let b = cl.backup.clone().unwrap();
     let (keep, out) = common::render_all(&profiles);
-    drop(scratch);
-    (keep, out, pull, b)
+    let kept = keep.path().join("profiles");
+    common::copy_tree(&profiles, &kept);
+    (keep, out, kept, pull, b)
 }
 
-fn veth(a: &Node, b: &Node, pull: &Pull, prefix: u8) {
+fn veth(a: &Node, b: &Node, prefix: u8) {
     let (ia, ib) = ("pbsave0", "pbsave1");
     run_ok(common::cmd("ip").args([
         "-n", &a.ns.0, "link", "add", ia, "type", "veth", "peer", "name", ib, "netns", &b.ns.0,
     ]));
-    a.ns.ip(&[
-        "addr",
-        "add",
-        &format!("{}/{prefix}", pull.node_link),
-        "dev",
-        ia,
-    ]);
-    b.ns.ip(&[
-        "addr",
-        "add",
-        &format!("{}/{prefix}", pull.peer_link),
-        "dev",
-        ib,
-    ]);
+    a.ns.ip(&["addr", "add", &format!("{}/{prefix}", a.link), "dev", ia]);
+    b.ns.ip(&["addr", "add", &format!("{}/{prefix}", b.link), "dev", ib]);
     // A second address on alice, not the one the key is accepted from.
-    let other = Ipv4Addr::from(u32::from(pull.node_link) + 100);
+    let other = Ipv4Addr::from(u32::from(a.link) + 100);
     a.ns.ip(&["addr", "add", &format!("{other}/{prefix}"), "dev", ia]);
     a.ns.ip(&["link", "set", ia, "up"]);
     b.ns.ip(&["link", "set", ib, "up"]);
 }
 
-/// Bob's /etc/ssh: a host key, the rendered drop-in, and an sshd_config as Debian's (which
-/// includes sshd_config.d first), listening on bob's cluster address.
-fn bob_etc_ssh(bob: &Node, tree: &Path, pull: &Pull) {
-    let etc = bob.dir.join("etc-ssh");
+/// A node's files: /etc/ssh (a host key, its rendered drop-in, an sshd_config as Debian's,
+/// which includes sshd_config.d first, listening on the cluster address), the admin's key in
+/// root's authorized_keys, the rendered pull script and the Proxmox double.
+fn node_files(n: &Node, tree: &Path, admin_pub: &str) {
+    let etc = n.dir.join("etc-ssh");
     run_ok(
         Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(etc.join("ssh_host_ed25519_key")),
     );
     std::fs::create_dir_all(etc.join("sshd_config.d")).unwrap();
+    let rootfs = tree.join(n.name).join("rootfs");
     let dropin = backup::SSHD_DROPIN.trim_start_matches('/');
     std::fs::copy(
-        tree.join("bob/rootfs").join(dropin),
+        rootfs.join(dropin),
         etc.join("sshd_config.d/picaboot-save.conf"),
     )
     .unwrap();
@@ -228,16 +231,33 @@ fn bob_etc_ssh(bob: &Node, tree: &Path, pull: &Pull) {
              HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PidFile /run/sshd.pid\nLogLevel VERBOSE\n",
-            pull.peer_link
+            n.link
         ),
     )
     .unwrap();
+    std::fs::write(n.dir.join("root/.ssh/authorized_keys"), admin_pub).unwrap();
+    run_ok(
+        Command::new("chmod")
+            .args(["700"])
+            .arg(n.dir.join("root/.ssh")),
+    );
+    let sbin = n.dir.join("sbin");
+    let script = backup::SCRIPT.rsplit('/').next().unwrap();
+    std::fs::copy(
+        rootfs.join(backup::SCRIPT.trim_start_matches('/')),
+        sbin.join(script),
+    )
+    .unwrap();
+    for tool in ["pvesh", "pvesm"] {
+        std::fs::write(sbin.join(tool), PVE_DOUBLE).unwrap();
+        run_ok(Command::new("chmod").args(["755"]).arg(sbin.join(tool)));
+    }
 }
 
-fn start_sshd(bob: &Node, script: &Path, pull: &Pull) -> Daemon {
-    let log = bob.dir.join("sshd.log");
-    let child = bob
-        .sandbox(script, "exec /usr/sbin/sshd -D -e")
+fn start_sshd(n: &Node) -> Daemon {
+    let log = n.dir.join("sshd.log");
+    let child = n
+        .sandbox("exec /usr/sbin/sshd -D -e")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -245,19 +265,19 @@ fn start_sshd(bob: &Node, script: &Path, pull: &Pull) -> Daemon {
         .unwrap();
     let d = Daemon(child);
     let start = Instant::now();
-    let want = format!("{}:22", pull.peer_link);
-    while !bob
-        .ns
-        .exec()
-        .args(["ss", "-Hltn"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&want))
-        .unwrap_or(false)
-    {
+    let want = format!("{}:22", n.link);
+    let listening = || {
+        n.ns.exec()
+            .args(["ss", "-Hltn"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&want))
+            .unwrap_or(false)
+    };
+    while !listening() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "sshd did not listen on {want}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            n.sshd_log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -313,38 +333,74 @@ fn exec_start(tree: &Path) -> String {
         .to_string()
 }
 
-#[test]
-fn the_rendered_pull_moves_a_dump_and_its_key_refuses_everything_else() {
-    tools();
-    let (_keep, tree, pull, b) = rendered();
-    lint(&tree);
-    let t = tempfile::tempdir().unwrap();
-    let alice = Node::new("save-a", t.path(), "alice");
-    let bob = Node::new("save-b", t.path(), "bob");
-    veth(&alice, &bob, &pull, 24);
-    bob_etc_ssh(&bob, &tree, &pull);
-    let script = tree
-        .join("alice/rootfs")
-        .join(backup::SCRIPT.trim_start_matches('/'));
+/// `picaboot backup form picasoft` from alice's namespace, over ssh with the admin's key.
+fn backup_form(alice: &Node, bob: &Node, profiles: &Path, ssh_config: &Path) -> Output {
+    let mut c = alice.ns.exec();
+    c.arg(env!("CARGO_BIN_EXE_picaboot"))
+        .args(["backup", "form", "picasoft", "--profiles"])
+        .arg(profiles)
+        .arg("--ssh")
+        .arg(format!("alice=root@{}", alice.link))
+        .arg("--ssh")
+        .arg(format!("bob=root@{}", bob.link))
+        .env("PICABOOT_SSH_CONFIG", ssh_config);
+    picaboot::exec::run_deadline_status("backup form", &mut c, None, Duration::from_secs(300))
+        .unwrap()
+}
 
-    // Bob's dumps: a finished one with its log, one being written (.dat), and a file beside
-    // dump/ that the key must not reach.
+/// The admin's key and ssh config (the nodes' host keys are not what is tested here).
+fn admin(t: &Path) -> (String, PathBuf) {
+    let key = t.join("admin_key");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key),
+    );
+    let cfg = t.join("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  \
+             UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    (
+        std::fs::read_to_string(key.with_extension("pub")).unwrap(),
+        cfg,
+    )
+}
+
+/// Bob's dumps: a finished one with its log, one being written (.dat), and a file beside
+/// dump/ that the key must not reach. Returns the finished dump's name and bytes.
+fn bob_dumps(bob: &Node) -> (&'static str, Vec<u8>) {
     let dump_dir = bob.dir.join("save/dump");
     std::fs::create_dir_all(&dump_dir).unwrap();
     let dump = "vzdump-qemu-100-2026_12_04-03_00_02.vma.zst";
     let bytes = dump_bytes(4 << 20);
     std::fs::write(dump_dir.join(dump), &bytes).unwrap();
-    std::fs::write(
-        dump_dir.join("vzdump-qemu-100-2026_12_04-03_00_02.log"),
-        "INFO: Finished\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dump_dir.join("vzdump-qemu-101-2026_12_04-03_10_00.vma.dat"),
-        "partial",
-    )
-    .unwrap();
+    let log = "vzdump-qemu-100-2026_12_04-03_00_02.log";
+    std::fs::write(dump_dir.join(log), "INFO: Finished\n").unwrap();
+    let partial = "vzdump-qemu-101-2026_12_04-03_10_00.vma.dat";
+    std::fs::write(dump_dir.join(partial), "partial").unwrap();
     std::fs::write(bob.dir.join("save/outside.txt"), "not served").unwrap();
+    (dump, bytes)
+}
+
+#[test]
+fn backup_form_then_the_rendered_pull_moves_a_dump_and_the_key_refuses_everything_else() {
+    tools();
+    let (_keep, tree, profiles, pull, b) = rendered();
+    lint(&tree);
+    let t = tempfile::tempdir().unwrap();
+    let alice = Node::new(t.path(), "alice", pull.node_link);
+    let bob = Node::new(t.path(), "bob", pull.peer_link);
+    veth(&alice, &bob, 24);
+    let (admin_pub, ssh_config) = admin(t.path());
+    node_files(&alice, &tree, &admin_pub);
+    node_files(&bob, &tree, &admin_pub);
+    let (dump, bytes) = bob_dumps(&bob);
     // Alice's earlier copies: one past the retention, one within it.
     let dest = alice
         .dir
@@ -359,52 +415,59 @@ fn the_rendered_pull_moves_a_dump_and_its_key_refuses_everything_else() {
         std::fs::write(dest.join(f), "earlier").unwrap();
         set_age(&dest.join(f), age);
     }
-
-    let _sshd = start_sshd(&bob, &script, &pull);
-    let sshd_log = || std::fs::read_to_string(bob.dir.join("sshd.log")).unwrap_or_default();
-
-    // backup form's steps, Proxmox's excepted.
-    let steps: Vec<_> = plan::plan(
-        &b,
-        &["alice".into(), "bob".into()],
-        "alice",
-        std::slice::from_ref(&pull),
-    )
-    .into_iter()
-    .filter(|s| !matches!(s.kind, StepKind::ReadStorage | StepKind::ReadJobs))
-    .collect();
-    let mut remote = Sandboxes {
-        alice: &alice,
-        bob: &bob,
-        script: &script,
+    let _sshd_bob = start_sshd(&bob);
+    let _sshd_alice = start_sshd(&alice);
+    let logs = || {
+        format!(
+            "sshd alice: {}\nsshd bob: {}",
+            alice.sshd_log(),
+            bob.sshd_log()
+        )
     };
-    plan::run(
-        &b,
-        std::slice::from_ref(&pull),
-        &steps,
-        false,
-        &mut remote,
-        &mut |_, _| {},
-    )
-    .unwrap_or_else(|e| panic!("{e}\nsshd: {}", sshd_log()));
+
+    // backup form: the Proxmox double on alice gets the storage and the job, once.
+    let form = backup_form(&alice, &bob, &profiles, &ssh_config);
+    let err = String::from_utf8_lossy(&form.stderr).into_owned();
+    assert!(form.status.success(), "backup form: {err}\n{}", logs());
+    let pve_log = alice.dir.join("state/pve-double/log");
+    let written = std::fs::read_to_string(&pve_log).unwrap();
+    assert_eq!(
+        written,
+        format!(
+            "{}\n{}\n",
+            proxmox::add_storage(&b),
+            proxmox::create_job(&b)
+        )
+    );
+    assert!(
+        !bob.dir.join("state/pve-double/log").exists(),
+        "Proxmox is written on alice only"
+    );
     let key = alice.dir.join("state/save-pull/id_ed25519");
     let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let served = std::fs::read_to_string(bob.dir.join("etc-ssh/picaboot-save/root")).unwrap();
     assert_eq!(served, backup::authorized_line(&pull, &pubkey).unwrap());
-    assert!(served.starts_with(&backup::restriction(&pull)));
+    // A second run finds everything in place: no Proxmox write, the same key.
+    let again = backup_form(&alice, &bob, &profiles, &ssh_config);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&pve_log).unwrap(), written);
+    assert_eq!(
+        std::fs::read_to_string(key.with_extension("pub")).unwrap(),
+        pubkey
+    );
 
     // The timer's service, as systemd would start it.
     let exec = exec_start(&tree);
     assert_eq!(exec, backup::SCRIPT);
     let start = Instant::now();
-    let out = in_sandbox(&alice, &script, &exec);
+    let out = alice.run(&exec);
     let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "pull failed: {}\nsshd: {}",
-        String::from_utf8_lossy(&out.stderr),
-        sshd_log()
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pull failed: {err}\n{}", logs());
     eprintln!(
         "save_sync: pulled {} bytes in {:.2}s",
         bytes.len(),
@@ -414,12 +477,8 @@ fn the_rendered_pull_moves_a_dump_and_its_key_refuses_everything_else() {
     assert!(dest
         .join("vzdump-qemu-100-2026_12_04-03_00_02.log")
         .is_file());
-    assert!(
-        !dest
-            .join("vzdump-qemu-101-2026_12_04-03_10_00.vma.dat")
-            .exists(),
-        "a dump in progress is skipped"
-    );
+    let partial = dest.join("vzdump-qemu-101-2026_12_04-03_10_00.vma.dat");
+    assert!(!partial.exists(), "a dump in progress is skipped");
     assert!(
         !dest.join(old).exists(),
         "a copy past keep-daily is removed"
@@ -429,54 +488,46 @@ fn the_rendered_pull_moves_a_dump_and_its_key_refuses_everything_else() {
         "a copy within keep-daily is kept"
     );
 
-    refusals(&alice, &bob, &script, &pull);
+    refusals(&alice, &bob, &pull);
 }
 
 /// The same key: no command, no write, nothing outside the dump directory, not from another
 /// address.
-fn refusals(alice: &Node, bob: &Node, script: &Path, pull: &Pull) {
+fn refusals(alice: &Node, bob: &Node, pull: &Pull) {
     let ssh = format!("ssh {}", plan::ssh_options());
     let peer = pull.peer_link;
-    let id = in_sandbox(alice, script, &format!("{ssh} root@{peer} id"));
+    let id = alice.run(&format!("{ssh} root@{peer} id"));
     let said = String::from_utf8_lossy(&id.stdout);
     assert!(
         !id.status.success() && !said.contains("uid="),
         "`id` ran: {said}"
     );
 
-    let write = in_sandbox(
-        alice,
-        script,
-        &format!("rsync -e '{ssh}' /etc/hostname root@{peer}:./written"),
-    );
+    let write = alice.run(&format!(
+        "rsync -e '{ssh}' /etc/hostname root@{peer}:./written"
+    ));
     assert!(!write.status.success(), "a write was accepted");
     assert!(!bob.dir.join("save/dump/written").exists());
 
-    let escape = in_sandbox(
-        alice,
-        script,
-        &format!(
-            "mkdir -p /tmp/x && rsync -e '{ssh}' root@{peer}:../outside.txt /tmp/x/ ; ls /tmp/x"
-        ),
-    );
+    let escape = alice.run(&format!(
+        "mkdir -p /tmp/x && rsync -e '{ssh}' root@{peer}:../outside.txt /tmp/x/ ; ls /tmp/x"
+    ));
     assert!(
         !String::from_utf8_lossy(&escape.stdout).contains("outside.txt"),
         "a file outside the dump directory was served"
     );
 
     let other = Ipv4Addr::from(u32::from(pull.node_link) + 100);
-    let from = in_sandbox(
-        alice,
-        script,
-        &format!("rsync --list-only -e '{ssh} -b {other}' root@{peer}:./"),
-    );
+    let from = alice.run(&format!(
+        "rsync --list-only -e '{ssh} -b {other}' root@{peer}:./"
+    ));
     assert!(!from.status.success(), "the key was accepted from {other}");
     // Each refusal is rrsync's or sshd's own, not a failed connection.
     let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err(&id).contains("rrsync error"), "{}", err(&id));
     assert!(err(&write).contains("read-only"), "{}", err(&write));
     assert!(err(&escape).contains("rrsync error"), "{}", err(&escape));
-    let log = std::fs::read_to_string(bob.dir.join("sshd.log")).unwrap_or_default();
+    let log = bob.sshd_log();
     assert!(log.contains("not from a permitted host"), "{log}");
 }
 
@@ -496,18 +547,15 @@ fn backup_form_dry_run_prints_the_proxmox_and_key_steps_and_connects_nowhere() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let text = v["steps"].to_string();
     for want in [
-        picaboot::backup::proxmox::READ_STORAGE.to_string(),
-        picaboot::backup::proxmox::READ_JOBS.to_string(),
+        proxmox::READ_STORAGE.to_string(),
+        proxmox::READ_JOBS.to_string(),
         "ssh-keygen -q -t ed25519".to_string(),
         backup::SERVE_KEYS.to_string(),
     ] {
         assert!(text.contains(&want), "{want} not in {text}");
     }
     let why = v["steps"][2]["why"].as_str().unwrap();
-    assert!(
-        why.contains(&picaboot::backup::proxmox::add_storage(&b)),
-        "{why}"
-    );
+    assert!(why.contains(&proxmox::add_storage(&b)), "{why}");
     assert_eq!(v["pulls"].as_array().unwrap().len(), 2);
 
     // A cluster without [backup] is refused, exit 1.
