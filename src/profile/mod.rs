@@ -315,7 +315,13 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         &mut diags,
     );
     verify_unique_values(&hosts, &host_sources, &mut diags);
-    validate::backup::verify_backup_mounts(&hosts, &clusters, &cluster_sources, &mut diags);
+    validate::backup::verify_backup_mounts(
+        &hosts,
+        &host_sources,
+        &clusters,
+        &cluster_sources,
+        &mut diags,
+    );
 
     let vpro_jump_host = site
         .as_ref()

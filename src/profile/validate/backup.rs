@@ -53,13 +53,20 @@ fn plain_dir(s: &str) -> bool {
         })
 }
 
-/// Checks `[backup]`; `nodes` are the cluster's members as written.
+/// Checks `[backup]`; `nodes` are the cluster's members as written, `manager` its manager.
 pub(crate) fn verify_backup(
     c: &mut Checker<'_>,
     b: &RawBackup,
     nodes: &[RawNode],
+    manager: &str,
 ) -> Option<Backup> {
     let errors = c.diags.0.len();
+    if manager == "standalone" {
+        c.err(
+            "backup",
+            "[backup] is Proxmox's vzdump job and storage: it needs manager = \"proxmox\"",
+        );
+    }
     if !storage_id(&b.storage) {
         c.err(
             "backup.storage",
@@ -162,9 +169,11 @@ fn verify_pulls(c: &mut Checker<'_>, b: &RawBackup, nodes: &[RawNode]) {
 
 /// The backup directory must be a mount point on every node: the storage is added with
 /// `is_mountpoint yes`, so Proxmox keeps it offline, rather than filling the root filesystem,
-/// while the volume is not mounted (pve-docs pvesm.adoc, directory backend).
+/// while the volume is not mounted (pve-docs pvesm.adoc, directory backend). A host whose own
+/// file has problems is skipped: those come first.
 pub(crate) fn verify_backup_mounts(
     hosts: &BTreeMap<String, Host>,
+    host_sources: &BTreeMap<String, SourceFile>,
     clusters: &BTreeMap<String, Cluster>,
     cluster_sources: &BTreeMap<String, SourceFile>,
     diags: &mut Diagnostics,
@@ -175,6 +184,10 @@ pub(crate) fn verify_backup_mounts(
             let Some(h) = hosts.get(&n.host) else {
                 continue;
             };
+            let file = host_sources.get(&n.host).map(|s| s.path());
+            if diags.0.iter().any(|d| Some(d.file.as_path()) == file) {
+                continue;
+            }
             let st = &h.storage;
             let volumes = st.volumes.iter().filter_map(|v| v.mount.as_deref());
             let arrays = st.arrays.iter().filter_map(|a| match &a.content {

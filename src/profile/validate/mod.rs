@@ -681,7 +681,7 @@ pub(crate) fn verify_cluster(
     let backup = raw
         .backup
         .as_ref()
-        .and_then(|b| backup::verify_backup(c, b, &raw.nodes));
+        .and_then(|b| backup::verify_backup(c, b, &raw.nodes, &raw.manager));
     Some(Cluster {
         profile: profile.to_string(),
         name: raw.name.clone(),
