@@ -298,6 +298,36 @@ pub fn run_deadline_status(
     stdin: Option<&[u8]>,
     deadline: Duration,
 ) -> Result<Output, ExecError> {
+    let input = match stdin {
+        Some(b) => Input::Bytes(b),
+        None => Input::Nothing,
+    };
+    run_deadline_input(task, cmd, input, deadline)
+}
+
+/// What a program run with a deadline reads on its stdin.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// Nothing (`/dev/null`).
+    Nothing,
+    /// These bytes, written by a thread of ours.
+    Bytes(&'a [u8]),
+    /// This file, read by the program itself (a system image on its way over ssh).
+    File(std::fs::File),
+}
+
+/// As [`run_deadline_status`], with the program's stdin given as an [`Input`].
+pub fn run_deadline_input(
+    task: &str,
+    cmd: &mut Command,
+    input: Input<'_>,
+    deadline: Duration,
+) -> Result<Output, ExecError> {
+    let (stdin, file) = match input {
+        Input::Nothing => (None, None),
+        Input::Bytes(b) => (Some(b), None),
+        Input::File(f) => (None, Some(f)),
+    };
     log::debug!(
         "{task} (deadline {}s): {}",
         deadline.as_secs(),
@@ -305,10 +335,10 @@ pub fn run_deadline_status(
     );
     let start = Instant::now();
     let mut child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
+        .stdin(match (stdin, file) {
+            (Some(_), _) => Stdio::piped(),
+            (None, Some(f)) => Stdio::from(f),
+            (None, None) => Stdio::null(),
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -32,4 +32,5 @@ pub mod render;
 pub mod secret;
 pub mod serve;
 pub mod storage;
+pub mod vm;
 pub mod xml;

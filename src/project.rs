@@ -139,6 +139,9 @@ pub fn open_with(dir: &Path, overrides: &Overrides) -> Result<Project, ProfileEr
         }
     }
     if diags.is_empty() {
+        crate::vm::fit::verify(&loaded, &plans, &mut diags);
+    }
+    if diags.is_empty() {
         Ok(Project {
             loaded,
             plans,

@@ -1,7 +1,10 @@
 //! WS-Management request envelopes for the handful of Intel AMT operations picaboot uses.
 //!
 //! Every builder is a pure function of its inputs (the message id included), so the XML can be
-//! compared with the expected envelopes in the unit tests.
+//! compared with the expected envelopes in the unit tests. The XML is built with
+//! [`crate::xml::Element`], the one writer (and escaper) of picaboot.
+
+use crate::xml::Element;
 
 /// SOAP 1.2 envelope namespace.
 pub const NS_SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -59,165 +62,177 @@ pub const OPT_IN_SERVICE: &str = "IPS_OptInService";
 
 /// The resource URI of a class (CIM classes under the DMTF base, AMT and IPS ones under Intel's).
 pub fn resource_uri(class: &str) -> String {
-    if class.starts_with("IPS_") {
-        format!("{IPS}{class}")
+    let base = if class.starts_with("IPS_") {
+        IPS
     } else if class.starts_with("AMT_") {
-        format!("{AMT}{class}")
+        AMT
     } else {
-        format!("{CIM}{class}")
-    }
+        CIM
+    };
+    [base, class].concat()
 }
 
-/// Escapes text for XML content and attribute values ([`crate::xml::escape`]).
-pub fn escape(s: &str) -> String {
-    crate::xml::escape(s)
+/// `<wsman:SelectorSet>` of these `(Name, value)` selectors, none when there are none.
+fn selector_set(selectors: &[(&str, &str)]) -> Option<Element> {
+    (!selectors.is_empty()).then(|| {
+        Element::new("wsman:SelectorSet").children(selectors.iter().map(|(name, value)| {
+            Element::new("wsman:Selector")
+                .attr("Name", name)
+                .text(value)
+        }))
+    })
 }
 
-fn selector_set(selectors: &[(&str, &str)]) -> String {
-    if selectors.is_empty() {
-        return String::new();
-    }
-    let mut s = String::from("<wsman:SelectorSet>");
-    for (name, value) in selectors {
-        s.push_str(&format!(
-            "<wsman:Selector Name=\"{}\">{}</wsman:Selector>",
-            escape(name),
-            escape(value)
-        ));
-    }
-    s.push_str("</wsman:SelectorSet>");
-    s
+/// The element `name` holding an endpoint reference to an instance of `class` with these
+/// selectors (a method's reference argument).
+pub fn reference(name: &str, class: &str, selectors: &[(&str, &str)]) -> Element {
+    Element::new(name)
+        .child(Element::new("wsa:Address").text(NS_WSA))
+        .child(
+            Element::new("wsa:ReferenceParameters")
+                .child(Element::new("wsman:ResourceURI").text(resource_uri(class)))
+                .children(selector_set(selectors)),
+        )
 }
 
-/// An endpoint reference to an instance of `class` with these selectors.
-pub fn reference(class: &str, selectors: &[(&str, &str)]) -> String {
-    format!(
-        "<wsa:Address>{NS_WSA}</wsa:Address><wsa:ReferenceParameters><wsman:ResourceURI>{}</wsman:ResourceURI>{}</wsa:ReferenceParameters>",
-        resource_uri(class),
-        selector_set(selectors)
-    )
+/// A header element AMT must understand.
+fn must(name: &str, text: impl std::fmt::Display) -> Element {
+    Element::new(name)
+        .attr("s:mustUnderstand", "true")
+        .text(text)
 }
 
-/// A whole envelope: header with action, resource URI, message id and selectors; then `body`.
+/// A whole envelope: header with action, resource URI, message id and selectors; then `body`
+/// (none: an empty `s:Body`).
 pub fn envelope(
     action: &str,
     class: &str,
     message_id: &str,
     selectors: &[(&str, &str)],
-    body: &str,
+    body: Option<Element>,
 ) -> String {
-    format!(
-        concat!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
-            "<s:Envelope xmlns:s=\"{soap}\" xmlns:wsa=\"{wsa}\" xmlns:wsman=\"{wsman}\">",
-            "<s:Header>",
-            "<wsa:Action s:mustUnderstand=\"true\">{action}</wsa:Action>",
-            "<wsa:To s:mustUnderstand=\"true\">/wsman</wsa:To>",
-            "<wsman:ResourceURI s:mustUnderstand=\"true\">{uri}</wsman:ResourceURI>",
-            "<wsa:MessageID s:mustUnderstand=\"true\">uuid:{id}</wsa:MessageID>",
-            "<wsa:ReplyTo><wsa:Address>{anon}</wsa:Address></wsa:ReplyTo>",
-            "<wsman:OperationTimeout>PT60S</wsman:OperationTimeout>",
-            "{selectors}",
-            "</s:Header>",
-            "<s:Body>{body}</s:Body>",
-            "</s:Envelope>"
-        ),
-        soap = NS_SOAP,
-        wsa = NS_WSA,
-        wsman = NS_WSMAN,
-        action = escape(action),
-        uri = resource_uri(class),
-        id = escape(message_id),
-        anon = ANONYMOUS,
-        selectors = selector_set(selectors),
-        body = body
+    let header = Element::new("s:Header")
+        .child(must("wsa:Action", action))
+        .child(must("wsa:To", "/wsman"))
+        .child(must("wsman:ResourceURI", resource_uri(class)))
+        .child(must("wsa:MessageID", format_args!("uuid:{message_id}")))
+        .child(Element::new("wsa:ReplyTo").child(Element::new("wsa:Address").text(ANONYMOUS)))
+        .child(Element::new("wsman:OperationTimeout").text("PT60S"))
+        .children(selector_set(selectors));
+    Element::new("s:Envelope")
+        .attr("xmlns:s", NS_SOAP)
+        .attr("xmlns:wsa", NS_WSA)
+        .attr("xmlns:wsman", NS_WSMAN)
+        .child(header)
+        .child(Element::new("s:Body").expanded().children(body))
+        .document("utf-8")
+}
+
+/// `class.method(arguments)`: the action is the method's URI, the body its `h:method_INPUT`
+/// (written with an end tag even without arguments, as MeshCommander sends it).
+fn invoke(
+    class: &str,
+    method: &str,
+    message_id: &str,
+    selectors: &[(&str, &str)],
+    arguments: Vec<Element>,
+) -> String {
+    let uri = resource_uri(class);
+    let input = Element::new(format!("h:{method}_INPUT"))
+        .attr("xmlns:h", &uri)
+        .expanded()
+        .children(arguments);
+    envelope(
+        &format!("{uri}/{method}"),
+        class,
+        message_id,
+        selectors,
+        Some(input),
     )
 }
 
 /// `Get` of a class instance.
 pub fn get(class: &str, message_id: &str, selectors: &[(&str, &str)]) -> String {
-    envelope(ACTION_GET, class, message_id, selectors, "")
+    envelope(ACTION_GET, class, message_id, selectors, None)
 }
 
 /// `Enumerate` of a class.
 pub fn enumerate(class: &str, message_id: &str) -> String {
-    envelope(
-        ACTION_ENUMERATE,
-        class,
-        message_id,
-        &[],
-        &format!("<wsen:Enumerate xmlns:wsen=\"{NS_WSEN}\"/>"),
-    )
+    let body = Element::new("wsen:Enumerate").attr("xmlns:wsen", NS_WSEN);
+    envelope(ACTION_ENUMERATE, class, message_id, &[], Some(body))
 }
 
 /// `Pull` of an enumeration context.
 pub fn pull(class: &str, message_id: &str, context: &str) -> String {
-    envelope(
-        ACTION_PULL,
-        class,
-        message_id,
-        &[],
-        &format!(
-            "<wsen:Pull xmlns:wsen=\"{NS_WSEN}\"><wsen:EnumerationContext>{}</wsen:EnumerationContext><wsen:MaxElements>999</wsen:MaxElements><wsen:MaxCharacters>99999</wsen:MaxCharacters></wsen:Pull>",
-            escape(context)
-        ),
-    )
+    let body = Element::new("wsen:Pull")
+        .attr("xmlns:wsen", NS_WSEN)
+        .child(Element::new("wsen:EnumerationContext").text(context))
+        .child(Element::new("wsen:MaxElements").text(999))
+        .child(Element::new("wsen:MaxCharacters").text(99999));
+    envelope(ACTION_PULL, class, message_id, &[], Some(body))
+}
+
+/// The selectors of a service of the managed system (`CIM_ComputerSystem` "Intel(r) AMT").
+fn service_selectors<'a>(class: &'a str, name: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("CreationClassName", class),
+        ("Name", name),
+        ("SystemCreationClassName", COMPUTER_SYSTEM),
+        ("SystemName", "Intel(r) AMT"),
+    ]
 }
 
 /// `CIM_PowerManagementService.RequestPowerStateChange(PowerState, ManagedElement)` for the
 /// managed system (`CIM_ComputerSystem` named `ManagedSystem`).
 pub fn request_power_state_change(message_id: &str, power_state: u16) -> String {
-    let uri = resource_uri(POWER_SERVICE);
-    envelope(
-        &format!("{uri}/RequestPowerStateChange"),
+    let managed = [
+        ("CreationClassName", COMPUTER_SYSTEM),
+        ("Name", "ManagedSystem"),
+    ];
+    invoke(
         POWER_SERVICE,
+        "RequestPowerStateChange",
         message_id,
-        &[
-            ("CreationClassName", POWER_SERVICE),
-            ("Name", POWER_SERVICE_NAME),
-            ("SystemCreationClassName", COMPUTER_SYSTEM),
-            ("SystemName", "Intel(r) AMT"),
+        &service_selectors(POWER_SERVICE, POWER_SERVICE_NAME),
+        vec![
+            Element::new("h:PowerState").text(power_state),
+            reference("h:ManagedElement", COMPUTER_SYSTEM, &managed),
         ],
-        &format!(
-            "<h:RequestPowerStateChange_INPUT xmlns:h=\"{uri}\"><h:PowerState>{power_state}</h:PowerState><h:ManagedElement>{}</h:ManagedElement></h:RequestPowerStateChange_INPUT>",
-            reference(
-                COMPUTER_SYSTEM,
-                &[("CreationClassName", COMPUTER_SYSTEM), ("Name", "ManagedSystem")]
-            )
-        ),
     )
 }
 
 /// `Put` of `AMT_BootSettingData` with these fields, in this order (`name`, text value).
 pub fn put_boot_setting_data(message_id: &str, fields: &[(String, String)]) -> String {
-    let uri = resource_uri(BOOT_SETTING_DATA);
-    let mut body = format!("<h:{BOOT_SETTING_DATA} xmlns:h=\"{uri}\">");
-    for (name, value) in fields {
-        body.push_str(&format!("<h:{name}>{}</h:{name}>", escape(value)));
-    }
-    body.push_str(&format!("</h:{BOOT_SETTING_DATA}>"));
+    let body = Element::new(format!("h:{BOOT_SETTING_DATA}"))
+        .attr("xmlns:h", resource_uri(BOOT_SETTING_DATA))
+        .expanded()
+        .children(
+            fields
+                .iter()
+                .map(|(name, value)| Element::new(format!("h:{name}")).text(value)),
+        );
     envelope(
         ACTION_PUT,
         BOOT_SETTING_DATA,
         message_id,
         &[("InstanceID", "Intel(r) AMT:BootSettingData 0")],
-        &body,
+        Some(body),
     )
 }
 
 /// `CIM_BootConfigSetting.ChangeBootOrder(Source)` on AMT's boot configuration, with the
 /// boot source whose InstanceID is `source_id` first.
 pub fn change_boot_order(message_id: &str, source_id: &str) -> String {
-    let uri = resource_uri(BOOT_CONFIG);
-    envelope(
-        &format!("{uri}/ChangeBootOrder"),
+    invoke(
         BOOT_CONFIG,
+        "ChangeBootOrder",
         message_id,
         &[("InstanceID", BOOT_CONFIG_ID)],
-        &format!(
-            "<h:ChangeBootOrder_INPUT xmlns:h=\"{uri}\"><h:Source>{}</h:Source></h:ChangeBootOrder_INPUT>",
-            reference(BOOT_SOURCE, &[("InstanceID", source_id)])
-        ),
+        vec![reference(
+            "h:Source",
+            BOOT_SOURCE,
+            &[("InstanceID", source_id)],
+        )],
     )
 }
 
@@ -225,57 +240,42 @@ pub fn change_boot_order(message_id: &str, source_id: &str) -> String {
 /// forces (the next boot follows the BIOS order). MeshCommander sends this before a plain
 /// power action to clear what an earlier one-time boot left.
 pub fn clear_boot_order(message_id: &str) -> String {
-    let uri = resource_uri(BOOT_CONFIG);
-    envelope(
-        &format!("{uri}/ChangeBootOrder"),
+    let selectors = [("InstanceID", BOOT_CONFIG_ID)];
+    invoke(
         BOOT_CONFIG,
+        "ChangeBootOrder",
         message_id,
-        &[("InstanceID", BOOT_CONFIG_ID)],
-        &format!("<h:ChangeBootOrder_INPUT xmlns:h=\"{uri}\"></h:ChangeBootOrder_INPUT>"),
+        &selectors,
+        vec![],
     )
 }
 
 /// `IPS_OptInService.StartOptIn()`: AMT shows a 6-digit code on the box's screen.
 pub fn start_opt_in(message_id: &str) -> String {
-    let uri = resource_uri(OPT_IN_SERVICE);
-    envelope(
-        &format!("{uri}/StartOptIn"),
-        OPT_IN_SERVICE,
-        message_id,
-        &[],
-        &format!("<h:StartOptIn_INPUT xmlns:h=\"{uri}\"></h:StartOptIn_INPUT>"),
-    )
+    invoke(OPT_IN_SERVICE, "StartOptIn", message_id, &[], vec![])
 }
 
 /// `IPS_OptInService.SendOptInCode(OptInCode)`.
 pub fn send_opt_in_code(message_id: &str, code: u32) -> String {
-    let uri = resource_uri(OPT_IN_SERVICE);
-    envelope(
-        &format!("{uri}/SendOptInCode"),
-        OPT_IN_SERVICE,
-        message_id,
-        &[],
-        &format!("<h:SendOptInCode_INPUT xmlns:h=\"{uri}\"><h:OptInCode>{code}</h:OptInCode></h:SendOptInCode_INPUT>"),
-    )
+    let code = Element::new("h:OptInCode").text(code);
+    invoke(OPT_IN_SERVICE, "SendOptInCode", message_id, &[], vec![code])
 }
 
 /// `CIM_BootService.SetBootConfigRole(BootConfigSetting, Role)`: role 1 is "is next"
 /// (used for the next boot only).
 pub fn set_boot_config_role(message_id: &str, role: u32) -> String {
-    let uri = resource_uri(BOOT_SERVICE);
-    envelope(
-        &format!("{uri}/SetBootConfigRole"),
+    invoke(
         BOOT_SERVICE,
+        "SetBootConfigRole",
         message_id,
-        &[
-            ("CreationClassName", BOOT_SERVICE),
-            ("Name", BOOT_SERVICE_NAME),
-            ("SystemCreationClassName", COMPUTER_SYSTEM),
-            ("SystemName", "Intel(r) AMT"),
+        &service_selectors(BOOT_SERVICE, BOOT_SERVICE_NAME),
+        vec![
+            reference(
+                "h:BootConfigSetting",
+                BOOT_CONFIG,
+                &[("InstanceID", BOOT_CONFIG_ID)],
+            ),
+            Element::new("h:Role").text(role),
         ],
-        &format!(
-            "<h:SetBootConfigRole_INPUT xmlns:h=\"{uri}\"><h:BootConfigSetting>{}</h:BootConfigSetting><h:Role>{role}</h:Role></h:SetBootConfigRole_INPUT>",
-            reference(BOOT_CONFIG, &[("InstanceID", BOOT_CONFIG_ID)])
-        ),
     )
 }

@@ -10,7 +10,7 @@ use crate::project;
 pub struct CheckConfig {
     #[command(flatten)]
     profiles: ProfilesArg,
-    /// JSON on stdout: `{"images", "hosts", "hardware", "clusters"}` when valid; when not, the
+    /// JSON on stdout: `{"images", "hosts", "hardware", "clusters", "vms"}` when valid; when not, the
     /// error object with `problems` (`[{file, line, field, reason}]`).
     #[arg(long)]
     pub json: bool,
@@ -44,6 +44,7 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                         "hosts": p.loaded.profiles.hosts.len(),
                         "hardware": p.loaded.profiles.hardware.len(),
                         "clusters": p.loaded.profiles.clusters.len(),
+                        "vms": p.loaded.profiles.vms.len(),
                     })
                 )?;
             } else {
@@ -62,11 +63,12 @@ pub fn check(c: CheckConfig) -> anyhow::Result<()> {
                     }
                 }
                 outln!(
-                    "{}: {} hosts, {} hardware, {} clusters: ok",
+                    "{}: {} hosts, {} hardware, {} clusters, {} vms: ok",
                     dir.display(),
                     p.loaded.profiles.hosts.len(),
                     p.loaded.profiles.hardware.len(),
-                    p.loaded.profiles.clusters.len()
+                    p.loaded.profiles.clusters.len(),
+                    p.loaded.profiles.vms.len()
                 )?;
             }
             Ok(())

@@ -20,6 +20,7 @@ mod reinstall;
 mod render;
 mod serve;
 mod test;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -89,6 +90,8 @@ pub enum Cmd {
     Diff(diff::DiffConfig),
     /// Proxmox clusters: `cluster form NAME` (pvecm create, join, quorum settings, read back).
     Cluster(cluster::ClusterCmd),
+    /// The VMs on the cluster: `vm list`, `vm create NAME` (qm over SSH, idempotent).
+    Vm(vm::VmCmd),
     /// Backups: `backup form NAME` (backup storage, vzdump job, each node's pull of the other).
     Backup(backup::BackupCmd),
 }
@@ -115,6 +118,7 @@ impl Cli {
             Cmd::Power(p) => p.json,
             Cmd::Diff(d) => d.json,
             Cmd::Cluster(c) => c.json(),
+            Cmd::Vm(v) => v.json(),
             Cmd::Backup(c) => c.json(),
             Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
@@ -136,6 +140,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Reinstall(c) => reinstall::reinstall(c),
         Cmd::Diff(c) => diff::diff(c),
         Cmd::Cluster(c) => cluster::cluster(c),
+        Cmd::Vm(c) => vm::vm(c),
         Cmd::Backup(c) => backup::backup(c),
     }
 }

@@ -150,7 +150,7 @@ fn print_outcome(
             outcome.udeb_source.describe()
         )?;
         for s in &outcome.steps {
-            if s.name.starts_with("install/") || !s.passed {
+            if s.kind == scenario::StepKind::Install || !s.passed {
                 outln!(
                     "  {:<5} {}{}  {}",
                     if s.passed { "ok" } else { "FAIL" },
@@ -167,7 +167,7 @@ fn print_outcome(
         let checks = outcome
             .steps
             .iter()
-            .filter(|s| s.name.starts_with("boot-"))
+            .filter(|s| s.kind == scenario::StepKind::Boot)
             .count();
         outln!(
             "  {} steps ({checks} from the boots), {} failed, {:.0} s in all; report: {}",

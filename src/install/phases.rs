@@ -4,30 +4,92 @@
 
 use std::collections::VecDeque;
 
-/// The phases of an install, in order, with the main-menu items that start them.
-pub const PHASES: &[(&str, &[&str])] = &[
-    ("boot-to-network", &["ethdetect", "netcfg"]),
-    ("download-installer", &["download-installer"]),
-    ("partitioning", &["partman-base"]),
-    ("base-system", &["bootstrap-base"]),
-    ("apt-setup", &["apt-setup-udeb"]),
-    ("packages", &["pkgsel"]),
-    ("grub", &["grub-installer"]),
-    ("finish-install", &["finish-install"]),
-];
+/// A phase of an install, in order: each starts when main-menu selects one of its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The installer boots, detects its NIC and configures the network.
+    BootToNetwork,
+    /// It downloads its components.
+    DownloadInstaller,
+    /// partman partitions the disks.
+    Partitioning,
+    /// debootstrap installs the base system.
+    BaseSystem,
+    /// apt is configured on the target.
+    AptSetup,
+    /// tasksel/pkgsel installs the packages.
+    Packages,
+    /// GRUB is installed.
+    Grub,
+    /// The late command runs and the installer ends.
+    FinishInstall,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 8] = [
+        Phase::BootToNetwork,
+        Phase::DownloadInstaller,
+        Phase::Partitioning,
+        Phase::BaseSystem,
+        Phase::AptSetup,
+        Phase::Packages,
+        Phase::Grub,
+        Phase::FinishInstall,
+    ];
+
+    /// The phase's name in reports and logs (`base-system`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::BootToNetwork => "boot-to-network",
+            Phase::DownloadInstaller => "download-installer",
+            Phase::Partitioning => "partitioning",
+            Phase::BaseSystem => "base-system",
+            Phase::AptSetup => "apt-setup",
+            Phase::Packages => "packages",
+            Phase::Grub => "grub",
+            Phase::FinishInstall => "finish-install",
+        }
+    }
+
+    /// The main-menu items whose selection starts this phase.
+    pub fn menu_items(self) -> &'static [&'static str] {
+        match self {
+            Phase::BootToNetwork => &["ethdetect", "netcfg"],
+            Phase::DownloadInstaller => &["download-installer"],
+            Phase::Partitioning => &["partman-base"],
+            Phase::BaseSystem => &["bootstrap-base"],
+            Phase::AptSetup => &["apt-setup-udeb"],
+            Phase::Packages => &["pkgsel"],
+            Phase::Grub => &["grub-installer"],
+            Phase::FinishInstall => &["finish-install"],
+        }
+    }
+
+    /// The phase named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The phase a syslog line starts, if any.
-pub fn phase_started(line: &str) -> Option<&'static str> {
+pub fn phase_started(line: &str) -> Option<Phase> {
     let i = line.find("Menu item '")?;
     let rest = &line[i + "Menu item '".len()..];
     let item = &rest[..rest.find('\'')?];
     if !rest.contains("selected") {
         return None;
     }
-    PHASES
-        .iter()
-        .find(|(_, items)| items.contains(&item))
-        .map(|(p, _)| *p)
+    Phase::ALL
+        .into_iter()
+        .find(|p| p.menu_items().contains(&item))
 }
 
 /// A failure the installer's log names (a preseeded command that failed, a disk not found).
@@ -50,8 +112,8 @@ pub fn failure(line: &str) -> Option<String> {
 /// What one syslog line meant to an install being followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A phase of [`PHASES`] began.
-    Phase(&'static str),
+    /// A phase began.
+    Phase(Phase),
     /// The installer logged a failure.
     Failed(String),
 }
@@ -60,7 +122,7 @@ pub enum Event {
 /// (for the report when something fails).
 #[derive(Debug, Clone)]
 pub struct Tracker {
-    phase: Option<&'static str>,
+    phase: Option<Phase>,
     last: VecDeque<String>,
     keep: usize,
 }
@@ -76,7 +138,7 @@ impl Tracker {
     }
 
     /// The phase begun last, if any.
-    pub fn phase(&self) -> Option<&'static str> {
+    pub fn phase(&self) -> Option<Phase> {
         self.phase
     }
 
@@ -112,10 +174,10 @@ mod tests {
     #[test]
     fn menu_items_map_to_phases() {
         let l = "Dec  1 20:11:02 main-menu[312]: INFO: Menu item 'partman-base' selected";
-        assert_eq!(phase_started(l), Some("partitioning"));
+        assert_eq!(phase_started(l), Some(Phase::Partitioning));
         assert_eq!(
             phase_started("main-menu: INFO: Menu item 'bootstrap-base' selected"),
-            Some("base-system")
+            Some(Phase::BaseSystem)
         );
         assert_eq!(phase_started("Menu item 'di-utils-shell' selected"), None);
         assert_eq!(phase_started("nothing here"), None);
@@ -136,7 +198,7 @@ mod tests {
         assert_eq!(t.line("kernel: eth0 up"), None);
         assert_eq!(
             t.line("main-menu[1]: INFO: Menu item 'netcfg' selected"),
-            Some(Event::Phase("boot-to-network"))
+            Some(Event::Phase(Phase::BootToNetwork))
         );
         assert_eq!(
             t.line("main-menu[1]: INFO: Menu item 'ethdetect' selected"),
@@ -144,7 +206,7 @@ mod tests {
         );
         assert_eq!(
             t.line("main-menu[1]: INFO: Menu item 'partman-base' selected"),
-            Some(Event::Phase("partitioning"))
+            Some(Event::Phase(Phase::Partitioning))
         );
         assert_eq!(
             t.line("log-output: Failed to run preseeded command"),
@@ -152,7 +214,7 @@ mod tests {
                 "log-output: Failed to run preseeded command".into()
             ))
         );
-        assert_eq!(t.phase(), Some("partitioning"));
+        assert_eq!(t.phase(), Some(Phase::Partitioning));
         assert_eq!(
             t.last_lines(),
             [

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::harness::{self, UdebSource};
 use super::machine::Machine;
-use super::phases;
+use super::phases::{self, Phase};
 use super::shape::{self, Shape, VmDisk};
 use crate::debian::{Client, ClientOptions};
 use crate::netboot::{self, NetbootOptions};
@@ -108,11 +108,30 @@ pub struct Options {
     pub keep_disks: bool,
 }
 
+/// What a step of the scenario proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// One installer phase (its [`Step::phase`]).
+    Install,
+    /// A partition table read from the host against the plan.
+    PartitionTable,
+    /// What reached serve (remote syslog, the late command's report).
+    Report,
+    /// A boot from disk or one of its self-test checks.
+    Boot,
+}
+
 /// One step of the scenario and its verdict.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Step {
     /// Name (`install/partitioning`, `gpt/ssd0`, `boot-whole/md-md0`).
     pub name: String,
+    /// What it proves.
+    pub kind: StepKind,
+    /// The installer phase, for an [`StepKind::Install`] step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
     /// Passed.
     pub passed: bool,
     /// What was seen.
@@ -227,7 +246,7 @@ fn shape_host(opts: &Options) -> Result<(Host, Vec<VmDisk>, project::Overrides),
 /// syslog) and the phases its syslog showed.
 struct Served {
     session: ServeSession,
-    remote_phases: Arc<Mutex<Vec<&'static str>>>,
+    remote_phases: Arc<Mutex<Vec<Phase>>>,
 }
 
 impl Served {
@@ -253,7 +272,7 @@ fn start_serve(
     security: MirrorProxy,
 ) -> Result<Served, InstallError> {
     let tracker = Mutex::new(phases::Tracker::new(0));
-    let remote_phases = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let remote_phases = Arc::new(Mutex::new(Vec::<Phase>::new()));
     let seen_by_udp = remote_phases.clone();
     let session = ServeSession::start(
         rt,
@@ -371,7 +390,7 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     /// A step whose verdict is `r`, logged as `label: …`.
-    fn verdict(&mut self, name: String, label: &str, r: Result<String, String>) {
+    fn verdict(&mut self, kind: StepKind, name: String, label: &str, r: Result<String, String>) {
         (self.log)(&format!(
             "{label}: {}",
             match &r {
@@ -381,6 +400,8 @@ impl Runner<'_> {
         ));
         self.steps.push(Step {
             name,
+            kind,
+            phase: None,
             passed: r.is_ok(),
             detail: r.unwrap_or_else(|e| e),
             seconds: 0.0,
@@ -423,18 +444,19 @@ impl Runner<'_> {
     /// What reached serve: every phase over the remote syslog, and the late command's
     /// `stage=done`.
     fn reports(&mut self, served: &Served) {
-        let serial: Vec<String> = self
-            .steps
-            .iter()
-            .filter_map(|s| s.name.strip_prefix("install/").map(str::to_string))
-            .collect();
+        let serial: Vec<Phase> = self.steps.iter().filter_map(|s| s.phase).collect();
         let udp = served
             .remote_phases
             .lock()
             .map(|v| v.clone())
             .unwrap_or_default();
         let r = remote_report_check(&serial, &udp);
-        self.verdict("report/remote-syslog-phases".into(), "remote syslog", r);
+        self.verdict(
+            StepKind::Report,
+            "report/remote-syslog-phases".into(),
+            "remote syslog",
+            r,
+        );
         let host = &self.opts.host;
         let done =
             served.session.progress().events().iter().any(|e| {
@@ -442,6 +464,8 @@ impl Runner<'_> {
             });
         self.steps.push(Step {
             name: "report/install-done".into(),
+            kind: StepKind::Report,
+            phase: None,
             passed: done,
             detail: if done {
                 format!("serve received stage=done from {host}'s late command")
@@ -462,7 +486,12 @@ impl Runner<'_> {
                 continue;
             };
             let r = super::gpt_check::check(&img.path, dp);
-            self.verdict(format!("gpt/{}", dp.id), &format!("gpt {}", dp.id), r);
+            self.verdict(
+                StepKind::PartitionTable,
+                format!("gpt/{}", dp.id),
+                &format!("gpt {}", dp.id),
+                r,
+            );
         }
     }
 
@@ -511,6 +540,8 @@ impl Runner<'_> {
         ));
         self.steps.push(Step {
             name: format!("boot-{label}/reached-self-test"),
+            kind: StepKind::Boot,
+            phase: None,
             passed: reached.is_ok(),
             detail: reached.unwrap_or_else(|e| e),
             seconds: secs,
@@ -522,34 +553,9 @@ impl Runner<'_> {
     /// The self-test's checks of one boot as steps (and its failures not among its checks,
     /// when it finished).
     fn self_test_steps(&mut self, label: &str, report: &Report, finished: bool) {
-        for c in &report.checks {
-            self.steps.push(Step {
-                name: format!("boot-{label}/{}", c.name),
-                passed: c.passed,
-                detail: c.detail.clone(),
-                seconds: 0.0,
-            });
-        }
-        if finished {
-            for f in report
-                .failures()
-                .into_iter()
-                .filter(|f| !report.checks.contains(f))
-            {
-                self.steps.push(Step {
-                    name: format!("boot-{label}/{}", f.name),
-                    passed: false,
-                    detail: f.detail,
-                    seconds: 0.0,
-                });
-            }
-        }
-        let prefix = format!("boot-{label}/");
-        let failed = self
-            .steps
-            .iter()
-            .filter(|s| s.name.starts_with(&prefix) && !s.passed)
-            .count();
+        let mut steps = self_test_steps(label, report, finished);
+        let failed = steps.iter().filter(|s| !s.passed).count();
+        self.steps.append(&mut steps);
         (self.log)(&format!(
             "boot {label}: {} checks reported, {failed} failed step{}",
             report.checks.len(),
@@ -674,29 +680,60 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
     })
 }
 
+/// The self-test's checks of one boot as steps, and, when it finished, its failures that are
+/// not among its checks.
+fn self_test_steps(label: &str, report: &Report, finished: bool) -> Vec<Step> {
+    let extra = report
+        .failures()
+        .into_iter()
+        .filter(|f| finished && !report.checks.contains(f));
+    report
+        .checks
+        .iter()
+        .cloned()
+        .chain(extra)
+        .map(|c| Step {
+            name: format!("boot-{label}/{}", c.name),
+            kind: StepKind::Boot,
+            phase: None,
+            passed: c.passed,
+            detail: c.detail,
+            seconds: 0.0,
+        })
+        .collect()
+}
+
 /// The phases the installer's remote syslog showed against those of its serial copy: every
 /// phase from partitioning on must have come over UDP, in the same order (the ones before
 /// the network is up cannot).
-fn remote_report_check(serial: &[String], udp: &[&str]) -> Result<String, String> {
+fn remote_report_check(serial: &[Phase], udp: &[Phase]) -> Result<String, String> {
+    let names = |v: &[Phase]| v.iter().map(|p| p.name()).collect::<Vec<_>>();
     let from = serial
         .iter()
-        .position(|p| p == "partitioning")
-        .ok_or_else(|| format!("the serial syslog showed no partitioning phase: {serial:?}"))?;
+        .position(|p| *p == Phase::Partitioning)
+        .ok_or_else(|| {
+            format!(
+                "the serial syslog showed no partitioning phase: {:?}",
+                names(serial)
+            )
+        })?;
     let want = &serial[from..];
-    let got: Vec<&str> = udp
+    let got: Vec<Phase> = udp
         .iter()
         .copied()
-        .skip_while(|p| *p != "partitioning")
+        .skip_while(|p| *p != Phase::Partitioning)
         .collect();
-    if got != want.iter().map(String::as_str).collect::<Vec<_>>() {
+    if got != want {
         return Err(format!(
-            "phases over UDP {udp:?}, on the serial syslog {serial:?}"
+            "phases over UDP {:?}, on the serial syslog {:?}",
+            names(udp),
+            names(serial)
         ));
     }
     Ok(format!(
         "{} phases over UDP, as on the serial syslog: {}",
         udp.len(),
-        udp.join(", ")
+        names(udp).join(", ")
     ))
 }
 
@@ -744,21 +781,23 @@ fn follow_install(
 ) -> Result<bool, InstallError> {
     let mut vm = spec.start()?;
     let t0 = Instant::now();
-    let mut current: (&'static str, Instant) = ("boot-to-network", t0);
+    let mut current: (Phase, Instant) = (Phase::BootToNetwork, t0);
     let mut seen = 0usize;
     let mut finished_phase = false;
     let mut failure: Option<String> = None;
     let close =
-        |name: &str, since: Instant, steps: &mut Vec<Step>, passed: bool, detail: String| {
+        |phase: Phase, since: Instant, steps: &mut Vec<Step>, passed: bool, detail: String| {
             let secs = since.elapsed().as_secs_f64();
             log(&format!(
-                "install: {name} {} in {:.0} s ({:.0} s elapsed)",
+                "install: {phase} {} in {:.0} s ({:.0} s elapsed)",
                 if passed { "done" } else { "FAILED" },
                 secs,
                 t0.elapsed().as_secs_f64()
             ));
             steps.push(Step {
-                name: format!("install/{name}"),
+                name: format!("install/{phase}"),
+                kind: StepKind::Install,
+                phase: Some(phase),
                 passed,
                 detail,
                 seconds: secs,
@@ -777,7 +816,7 @@ fn follow_install(
                     close(current.0, current.1, steps, true, "ok".into());
                     log(&format!("install: {p} ..."));
                     current = (p, Instant::now());
-                    if p == "finish-install" {
+                    if p == Phase::FinishInstall {
                         finished_phase = true;
                     }
                 }
@@ -864,6 +903,8 @@ mod tests {
         let report = Report::parse(console);
         let mut steps = vec![Step {
             name: "install/partitioning".into(),
+            kind: StepKind::Install,
+            phase: Some(Phase::Partitioning),
             passed: true,
             detail: "ok".into(),
             seconds: 530.0,
@@ -871,6 +912,8 @@ mod tests {
         for c in &report.checks {
             steps.push(Step {
                 name: format!("boot-degraded-ssd0/{}", c.name),
+                kind: StepKind::Boot,
+                phase: None,
                 passed: c.passed,
                 detail: c.detail.clone(),
                 seconds: 0.0,
@@ -889,11 +932,11 @@ mod tests {
 
     #[test]
     fn every_phase_from_partitioning_on_must_come_over_udp() {
-        let serial: Vec<String> = phases::PHASES.iter().map(|(p, _)| p.to_string()).collect();
-        let all: Vec<&str> = phases::PHASES.iter().map(|(p, _)| *p).collect();
+        let serial = Phase::ALL.to_vec();
+        let all = Phase::ALL;
         assert!(remote_report_check(&serial, &all[1..]).is_ok());
         let mut lost = all[1..].to_vec();
-        lost.retain(|p| *p != "grub");
+        lost.retain(|p| *p != Phase::Grub);
         assert!(remote_report_check(&serial, &lost).is_err());
         assert!(remote_report_check(&serial, &[]).is_err());
         assert!(

@@ -10,6 +10,7 @@ mod source;
 pub mod text;
 pub mod units;
 mod validate;
+mod vms;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -64,6 +65,8 @@ pub struct Loaded {
     pub host_sources: BTreeMap<String, SourceFile>,
     /// Cluster sources by cluster profile name.
     pub cluster_sources: BTreeMap<String, SourceFile>,
+    /// VM sources by VM profile name.
+    pub vm_sources: BTreeMap<String, SourceFile>,
 }
 
 /// File name of a cluster's config_version record, beside the cluster profile.
@@ -303,7 +306,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
 
     let (hardware, invalid_hardware) = load_hardware(dir, &mut diags)?;
     let site_install = site.as_ref().map(|s| (&s.install, &site_src));
-    let (hosts, host_sources) =
+    let (mut hosts, host_sources) =
         load_hosts(dir, &hardware, &invalid_hardware, site_install, &mut diags)?;
     let (clusters, cluster_sources) = load_clusters(dir, &mut diags)?;
 
@@ -315,6 +318,16 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         &mut diags,
     );
     verify_unique_values(&hosts, &host_sources, &mut diags);
+    let (vms, vm_sources) = vms::load_vms(dir, &mut diags)?;
+    vms::verify_placement(
+        vms::Placement {
+            hosts: &mut hosts,
+            host_sources: &host_sources,
+            vms: &vms,
+            vm_sources: &vm_sources,
+        },
+        &mut diags,
+    );
     validate::backup::verify_backup_mounts(
         &hosts,
         &host_sources,
@@ -347,9 +360,11 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
             hardware: hardware.into_iter().map(|(k, (hw, ..))| (k, hw)).collect(),
             hosts,
             clusters,
+            vms,
         },
         host_sources,
         cluster_sources,
+        vm_sources,
     })
 }
 

@@ -217,6 +217,9 @@ pub struct Routed {
     pub ipv6_link_local: Option<Ipv6Net>,
     /// Description.
     pub description: String,
+    /// The VM that holds these addresses (set when a VM profile claims them); `None`: the
+    /// host holds them itself. A routed address has exactly one owner.
+    pub owner: Option<String>,
 }
 
 /// NAT bridge.
@@ -527,6 +530,8 @@ pub struct Profiles {
     pub hosts: BTreeMap<String, Host>,
     /// Clusters by name.
     pub clusters: BTreeMap<String, Cluster>,
+    /// VMs by name.
+    pub vms: BTreeMap<String, Vm>,
 }
 
 impl Profiles {
@@ -539,4 +544,105 @@ impl Profiles {
     pub fn cluster_names(&self) -> String {
         self.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
     }
+
+    /// The VM names, for an error that names an unknown one (`a, b`).
+    pub fn vm_names(&self) -> String {
+        self.vms.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The VMs that run on `node`.
+    pub fn vms_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Vm> + 'a {
+        self.vms.values().filter(move |v| v.node == node)
+    }
+}
+
+/// A validated VM profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vm {
+    /// Profile name (file stem).
+    pub name: String,
+    /// Short host name.
+    pub hostname: String,
+    /// DNS domain.
+    pub domain: String,
+    /// Host profile name of its node.
+    pub node: String,
+    /// Proxmox VM id.
+    pub vmid: u32,
+    /// Virtual CPU cores.
+    pub cores: u32,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Root password hash.
+    #[serde(skip)]
+    pub root_password_hash: String,
+    /// Root's SSH keys.
+    pub ssh_keys: Vec<String>,
+    /// Nameservers.
+    pub nameservers: Vec<IpAddr>,
+    /// System disk.
+    pub system_disk: VmDisk,
+    /// Data disk.
+    pub data_disk: Option<VmDataDisk>,
+    /// NICs, in order (`net0`, …).
+    pub nics: Vec<VmNic>,
+}
+
+impl Vm {
+    /// Every disk's size in bytes, system first.
+    pub fn disk_bytes(&self) -> u64 {
+        self.system_disk.size_bytes + self.data_disk.as_ref().map_or(0, |d| d.disk.size_bytes)
+    }
+
+    /// The fully qualified name.
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}", self.hostname, self.domain)
+    }
+}
+
+/// A VM disk on a Proxmox storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmDisk {
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Proxmox storage id.
+    pub storage: String,
+}
+
+/// The data disk: one volume group, one volume over all of it, one filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmDataDisk {
+    /// The disk.
+    pub disk: VmDisk,
+    /// Volume group.
+    pub volume_group: String,
+    /// Logical volume.
+    pub volume: String,
+    /// Filesystem.
+    pub filesystem: String,
+    /// Mount point.
+    pub mount: String,
+}
+
+/// A VM's NIC with its static addresses (a VM takes nothing from DHCP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmNic {
+    /// Proxmox's name for it (`net0`).
+    pub name: String,
+    /// Node bridge.
+    pub bridge: String,
+    /// MAC (lower case).
+    pub mac: String,
+    /// IPv4 address.
+    pub ipv4: Option<Ipv4Net>,
+    /// IPv4 gateway.
+    pub ipv4_gateway: Option<Ipv4Addr>,
+    /// IPv6 address.
+    pub ipv6: Option<Ipv6Net>,
+    /// IPv6 link-local address.
+    pub ipv6_link_local: Option<Ipv6Net>,
+    /// IPv6 gateway.
+    pub ipv6_gateway: Option<Ipv6Addr>,
 }

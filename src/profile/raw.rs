@@ -411,3 +411,94 @@ pub struct RawClusterLock {
     /// sha256 of the corosync.conf rendered with that version, version line excluded.
     pub content_sha256: String,
 }
+
+/// `vms/NAME.toml`: a VM on one of the cluster's nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawVm {
+    /// Short host name of the VM.
+    pub hostname: String,
+    /// DNS domain.
+    pub domain: String,
+    /// Host profile name of the node it runs on.
+    pub node: String,
+    /// Proxmox VM id (100 to 999999999).
+    pub vmid: i64,
+    /// Virtual CPU cores.
+    pub cores: i64,
+    /// Memory (`8GiB`).
+    pub memory: String,
+    /// What the VM is for (`services`, `registry`, `monitoring`): read by the services layer.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Root password as a crypt(3) hash; never plaintext.
+    pub root_password_hash: String,
+    /// Root's SSH public keys.
+    pub ssh_keys: Vec<String>,
+    /// Nameservers of the VM.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// The system disk and the data disk.
+    pub disks: RawVmDisks,
+    /// NICs in order (net0, net1, …).
+    pub nics: Vec<RawVmNic>,
+}
+
+/// A VM's disks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawVmDisks {
+    /// The system disk (the image picaboot builds, grown to this size).
+    pub system: RawVmDisk,
+    /// The data disk, if any: one LVM volume group with one volume over all of it.
+    pub data: Option<RawVmDataDisk>,
+}
+
+/// A VM's system disk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawVmDisk {
+    /// Size (`40GiB`).
+    pub size: String,
+    /// Proxmox storage holding it (default `local`: /var/lib/vz on the node).
+    pub storage: Option<String>,
+}
+
+/// A VM's data disk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawVmDataDisk {
+    /// Size (`200GiB`).
+    pub size: String,
+    /// Proxmox storage holding it (default `local`).
+    pub storage: Option<String>,
+    /// Volume group over the whole disk.
+    pub volume_group: String,
+    /// Logical volume taking all of it.
+    pub volume: String,
+    /// Filesystem (`ext4`).
+    pub filesystem: String,
+    /// Mount point.
+    pub mount: String,
+}
+
+/// A VM's NIC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawVmNic {
+    /// The node's bridge it is plugged into (`vmbr0` public, `vmbr1` private).
+    pub bridge: String,
+    /// MAC address.
+    pub mac: String,
+    /// IPv4 address with prefix: one routed to the node (public), or one inside the node's
+    /// NAT bridge network (private).
+    pub ipv4: Option<String>,
+    /// IPv4 default gateway: the ISP's for a public address, the NAT bridge's for a private one.
+    pub ipv4_gateway: Option<String>,
+    /// IPv6 address with prefix (public addresses only).
+    pub ipv6: Option<String>,
+    /// IPv6 link-local address the ISP routes the addresses to.
+    pub ipv6_link_local: Option<String>,
+    /// IPv6 default gateway (the ISP's link-local router).
+    pub ipv6_gateway: Option<String>,
+}

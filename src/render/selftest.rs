@@ -189,7 +189,7 @@ fn address_checks(host: &Host) -> Vec<AddrCheck> {
         &dev,
         &mut addresses,
     );
-    for r in &n.routed {
+    for r in n.routed.iter().filter(|r| r.owner.is_none()) {
         addresses.push(AddrCheck {
             device: dev.clone(),
             family: "inet",

@@ -46,6 +46,7 @@ mod serve_syslog;
 mod serve_trust;
 mod ssh_deadline;
 mod test_install_sigint;
+mod vm_create;
 mod vm_images;
 mod vm_netboot;
 mod vm_podman;

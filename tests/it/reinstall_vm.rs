@@ -304,11 +304,11 @@ fn reinstall_alice_installs_first_boots_and_passes_its_post_install_check() {
     }
     // Every phase before the installer's `done` is entered then ended, in order, and the end
     // of the install is said after the last of them.
-    let phases = picaboot::ops::reinstall::PHASES;
+    let phases = picaboot::ops::reinstall::Milestone::ALL;
     let (last, before_done) = phases.split_last().unwrap();
-    assert_eq!(last.0, "done");
+    assert_eq!(*last, picaboot::ops::reinstall::Milestone::Done);
     let mut at = 0;
-    for (phase, _) in before_done {
+    for phase in before_done {
         for want in [
             format!("alice: {phase} ... ("),
             format!("alice: {phase} done in "),

@@ -1,5 +1,5 @@
 //! Following one install on the real box: the boot files the box fetched from serve, the
-//! installer's syslog read phase by phase, each phase within its limit ([`super::PHASES`]),
+//! installer's syslog read phase by phase, each phase within its limit ([`super::Milestone::limit`]),
 //! to the `done` its late command reports.
 
 use std::net::SocketAddrV4;
@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::run::{Clock, ReinstallError};
-use super::{Follower, Step, PHASES};
+use super::{Follower, Milestone, Step};
 use crate::install::phases::{Event, Tracker};
 use crate::serve::{ProgressLog, Served};
 
@@ -92,43 +92,39 @@ pub fn follow(
     let mut follower = Follower::default();
     let start = Instant::now();
     let mut entered = Instant::now();
+    let first = Milestone::ALL[0];
     clock.say(&format!(
-        "{} ... ({} at most): waiting for the box to boot the installer",
-        PHASES[0].0,
-        mins(PHASES[0].1)
+        "{first} ... ({} at most): waiting for the box to boot the installer",
+        mins(first.limit())
     ));
     // On a terminal, the running phase's elapsed time and the installer's last log line.
-    let mut live = crate::progress::status(&format!("{}: {}", seen.host, PHASES[0].0));
+    let mut live = crate::progress::status(&format!("{}: {first}", seen.host));
     loop {
         while let Ok(r) = served.try_recv() {
             seen.served(&r, clock);
         }
-        let mut reports: Vec<&'static str> = Vec::new();
+        let mut reports: Vec<Milestone> = Vec::new();
         while let Ok(line) = syslog.try_recv() {
             live.line(&line);
             match tracker.line(&line) {
-                Some(Event::Phase(p)) => reports.push(p),
+                Some(Event::Phase(p)) => reports.push(Milestone::Installer(p)),
                 Some(Event::Failed(f)) => return Err(seen.failure(&tracker, f)),
                 None => {}
             }
         }
         if progress.done(&seen.host) {
-            reports.push(crate::serve::STAGE_DONE);
+            reports.push(Milestone::Done);
         }
         for p in reports {
             let before = follower.phase();
             match follower.report(p, start.elapsed()) {
-                Step::Entered(i) => {
-                    if i > 0 {
+                Step::Entered(m) => {
+                    if m != first {
                         clock.say(&format!("{before} done in {}", mins(entered.elapsed())));
                     }
                     entered = Instant::now();
-                    live = crate::progress::status(&format!("{}: {}", seen.host, PHASES[i].0));
-                    clock.say(&format!(
-                        "{} ... ({} at most)",
-                        PHASES[i].0,
-                        mins(PHASES[i].1)
-                    ));
+                    live = crate::progress::status(&format!("{}: {m}", seen.host));
+                    clock.say(&format!("{m} ... ({} at most)", mins(m.limit())));
                 }
                 Step::Done => {
                     clock.say(&format!("{before} done in {}", mins(entered.elapsed())));

@@ -10,23 +10,67 @@ pub mod run;
 
 use serde::Serialize;
 
+use crate::install::phases::Phase;
 use crate::profile::Host;
 
-/// The installer phases `reinstall` follows, in order, with the longest each may take: the
-/// phases of [`crate::install::phases::PHASES`] (read from the installer's remote syslog),
-/// then `done` (the late command's report to `serve`). The limits are generous for the real
-/// box (an i5 with SSDs installs in minutes) and still catch a stuck installer.
-pub const PHASES: &[(&str, Duration)] = &[
-    ("boot-to-network", Duration::from_secs(20 * 60)),
-    ("download-installer", Duration::from_secs(30 * 60)),
-    ("partitioning", Duration::from_secs(30 * 60)),
-    ("base-system", Duration::from_secs(60 * 60)),
-    ("apt-setup", Duration::from_secs(30 * 60)),
-    ("packages", Duration::from_secs(60 * 60)),
-    ("grub", Duration::from_secs(30 * 60)),
-    ("finish-install", Duration::from_secs(30 * 60)),
-    ("done", Duration::from_secs(10 * 60)),
-];
+/// A point of the install `reinstall` follows: an installer phase (read from the
+/// installer's remote syslog), then the late command's report that the install is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    /// A phase of the installer.
+    Installer(Phase),
+    /// The late command reported `stage=done` to `serve`.
+    Done,
+}
+
+impl Milestone {
+    /// Every milestone, in order: the install proof's phases, then `done`.
+    pub const ALL: [Milestone; 9] = [
+        Milestone::Installer(Phase::BootToNetwork),
+        Milestone::Installer(Phase::DownloadInstaller),
+        Milestone::Installer(Phase::Partitioning),
+        Milestone::Installer(Phase::BaseSystem),
+        Milestone::Installer(Phase::AptSetup),
+        Milestone::Installer(Phase::Packages),
+        Milestone::Installer(Phase::Grub),
+        Milestone::Installer(Phase::FinishInstall),
+        Milestone::Done,
+    ];
+
+    /// The longest it may take. The limits are generous for the real box (an i5 with SSDs
+    /// installs in minutes) and still catch a stuck installer.
+    pub fn limit(self) -> Duration {
+        let min = |m: u64| Duration::from_secs(m * 60);
+        match self {
+            Milestone::Installer(Phase::BootToNetwork) => min(20),
+            Milestone::Installer(Phase::BaseSystem | Phase::Packages) => min(60),
+            Milestone::Installer(_) => min(30),
+            Milestone::Done => min(10),
+        }
+    }
+
+    /// Its name in what `reinstall` says (`partitioning`, `done`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Milestone::Installer(p) => p.name(),
+            Milestone::Done => crate::serve::STAGE_DONE,
+        }
+    }
+
+    /// Its position in [`Milestone::ALL`].
+    fn index(self) -> usize {
+        Milestone::ALL
+            .iter()
+            .position(|m| *m == self)
+            .expect("every milestone is in ALL")
+    }
+}
+
+impl std::fmt::Display for Milestone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One disk the install erases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,71 +165,67 @@ pub enum Refusal {
     },
 }
 
-/// Follows installer phase reports: which phase is current, and whether it overran.
+/// Follows installer phase reports: which milestone is current, and whether it overran.
 #[derive(Debug, Clone)]
 pub struct Follower {
-    current: usize,
+    current: Milestone,
     since: Duration,
 }
 
 /// What a progress report or a clock tick means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// A phase began (index into [`PHASES`]).
-    Entered(usize),
+    /// A milestone was reached (not [`Milestone::Done`]).
+    Entered(Milestone),
     /// The install finished.
     Done,
     /// Nothing new.
     Same,
     /// A phase took longer than its timeout.
     TimedOut {
-        /// The phase.
-        phase: &'static str,
+        /// The milestone.
+        phase: Milestone,
         /// Its limit.
         limit: Duration,
     },
-    /// A report named a phase that is not next in order or unknown.
+    /// A report named a milestone already passed.
     Unexpected(String),
 }
 
 impl Default for Follower {
     fn default() -> Self {
         Follower {
-            current: 0,
+            current: Milestone::ALL[0],
             since: Duration::ZERO,
         }
     }
 }
 
 impl Follower {
-    /// The current phase's name.
-    pub fn phase(&self) -> &'static str {
-        PHASES[self.current].0
+    /// The current milestone.
+    pub fn phase(&self) -> Milestone {
+        self.current
     }
 
     /// A report of `phase` at `at` (time since the power request).
-    pub fn report(&mut self, phase: &str, at: Duration) -> Step {
-        let Some(i) = PHASES.iter().position(|(n, _)| *n == phase) else {
-            return Step::Unexpected(phase.to_string());
-        };
-        if i < self.current {
-            return Step::Unexpected(format!("{phase} after {}", self.phase()));
+    pub fn report(&mut self, phase: Milestone, at: Duration) -> Step {
+        if phase.index() < self.current.index() {
+            return Step::Unexpected(format!("{phase} after {}", self.current));
         }
-        if i == self.current && at > Duration::ZERO && self.since > Duration::ZERO {
+        if phase == self.current && at > Duration::ZERO && self.since > Duration::ZERO {
             return Step::Same;
         }
-        self.current = i;
+        self.current = phase;
         self.since = at;
-        if phase == "done" {
-            Step::Done
-        } else {
-            Step::Entered(i)
+        match phase {
+            Milestone::Done => Step::Done,
+            m => Step::Entered(m),
         }
     }
 
-    /// Checks the current phase's timeout at `now`.
+    /// Checks the current milestone's timeout at `now`.
     pub fn tick(&self, now: Duration) -> Step {
-        let (phase, limit) = PHASES[self.current];
+        let (phase, limit) = (self.current, self.current.limit());
         if now.saturating_sub(self.since) > limit {
             Step::TimedOut { phase, limit }
         } else {
@@ -251,38 +291,32 @@ mod tests {
 
     #[test]
     fn the_followed_phases_are_the_install_proofs_then_done() {
-        let mut want: Vec<&str> = crate::install::phases::PHASES
-            .iter()
-            .map(|(p, _)| *p)
-            .collect();
-        want.push("done");
-        let got: Vec<&str> = PHASES.iter().map(|(p, _)| *p).collect();
-        assert_eq!(got, want);
+        let mut want: Vec<Milestone> = Phase::ALL.into_iter().map(Milestone::Installer).collect();
+        want.push(Milestone::Done);
+        assert_eq!(Milestone::ALL.to_vec(), want);
     }
 
     #[test]
     fn phases_in_order_with_timeouts() {
         let mut f = Follower::default();
         let m = Duration::from_secs(60);
-        assert_eq!(f.report("boot-to-network", m), Step::Entered(0));
-        assert_eq!(f.report("boot-to-network", 2 * m), Step::Same);
-        assert_eq!(f.report("partitioning", 3 * m), Step::Entered(2));
+        let boot = Milestone::Installer(Phase::BootToNetwork);
+        let parts = Milestone::Installer(Phase::Partitioning);
+        assert_eq!(f.report(boot, m), Step::Entered(boot));
+        assert_eq!(f.report(boot, 2 * m), Step::Same);
+        assert_eq!(f.report(parts, 3 * m), Step::Entered(parts));
         assert_eq!(f.tick(20 * m), Step::Same);
         assert_eq!(
             f.tick(34 * m),
             Step::TimedOut {
-                phase: "partitioning",
+                phase: parts,
                 limit: 30 * m
             }
         );
-        assert!(matches!(
-            f.report("boot-to-network", 35 * m),
-            Step::Unexpected(_)
-        ));
-        assert!(matches!(
-            f.report("frobnicate", 35 * m),
-            Step::Unexpected(_)
-        ));
-        assert_eq!(f.report("done", 40 * m), Step::Done);
+        assert_eq!(
+            f.report(boot, 35 * m),
+            Step::Unexpected("boot-to-network after partitioning".into())
+        );
+        assert_eq!(f.report(Milestone::Done, 40 * m), Step::Done);
     }
 }

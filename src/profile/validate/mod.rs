@@ -15,8 +15,10 @@ pub(crate) mod backup;
 mod install;
 mod network;
 mod storage;
+mod vm;
 use network::verify_network;
 use storage::verify_storage;
+pub(crate) use vm::verify_vm;
 
 /// The highest corosync node id (knet's limit).
 pub const MAX_NODEID: u32 = 65535;
@@ -38,11 +40,11 @@ impl Checker<'_> {
     }
 
     /// Runs a parser and records its error against `field`.
-    fn parse<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+    pub(super) fn parse<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
         r.map_err(|e| self.err(field, e)).ok()
     }
 
-    fn ipv4_net(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
+    pub(super) fn ipv4_net(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
         if let Some(why) = leading_zero(text) {
             self.err(field, why);
             return None;
@@ -74,7 +76,7 @@ impl Checker<'_> {
     /// An IPv4 address with prefix that a host holds on an interface: a prefix of at least
     /// /8, and (up to /30) neither the network nor the broadcast address of its prefix. /31
     /// (RFC 3021) and /32 have neither.
-    fn ipv4_host(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
+    pub(super) fn ipv4_host(&mut self, field: &str, text: &str) -> Option<Ipv4Net> {
         let n = self.ipv4_net(field, text)?;
         if n.prefix_len() < 8 {
             self.err(
@@ -103,7 +105,7 @@ impl Checker<'_> {
     }
 
     /// An IPv6 address with prefix that a host holds on an interface (a prefix of /8 or more).
-    fn ipv6_host(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
+    pub(super) fn ipv6_host(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
         let n = self.ipv6_net(field, text)?;
         if n.prefix_len() < 8 {
             self.err(
@@ -114,7 +116,7 @@ impl Checker<'_> {
         Some(n)
     }
 
-    fn ipv6_net(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
+    pub(super) fn ipv6_net(&mut self, field: &str, text: &str) -> Option<Ipv6Net> {
         match text.parse::<IpNet>() {
             Ok(IpNet::V6(n)) => Some(n),
             Ok(IpNet::V4(_)) => {
@@ -154,12 +156,12 @@ fn leading_zero(text: &str) -> Option<String> {
     }
 }
 
-fn is_link_local_v6(a: &Ipv6Addr) -> bool {
+pub(super) fn is_link_local_v6(a: &Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
 /// Checks a name used as a file name, host name, interface or LVM name.
-fn valid_name(s: &str, max: usize) -> bool {
+pub(super) fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.chars()

@@ -160,6 +160,7 @@ fn routed(c: &mut Checker<'_>, raw: &RawNetwork) -> Vec<Routed> {
                 ipv6: v6,
                 ipv6_link_local: ll,
                 description: r.description.clone(),
+                owner: None,
             });
         }
     }

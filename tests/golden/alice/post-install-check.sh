@@ -186,21 +186,6 @@ if ip -o addr show dev vmbr0 | grep -q " inet6 fe80::80:54/64 "; then
 else
 	check addr-vmbr0-fe80::80:54_64 FAIL "fe80::80:54/64 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
 fi
-if ip -o addr show dev vmbr0 | grep -q " inet 91.224.148.57/32 "; then
-	check addr-vmbr0-91.224.148.57_32 PASS "91.224.148.57/32 on vmbr0"
-else
-	check addr-vmbr0-91.224.148.57_32 FAIL "91.224.148.57/32 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet6 2a03:7220:8080:3900::1/56 "; then
-	check addr-vmbr0-2a03:7220:8080:3900::1_56 PASS "2a03:7220:8080:3900::1/56 on vmbr0"
-else
-	check addr-vmbr0-2a03:7220:8080:3900::1_56 FAIL "2a03:7220:8080:3900::1/56 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet6 fe80::80:39/64 "; then
-	check addr-vmbr0-fe80::80:39_64 PASS "fe80::80:39/64 on vmbr0"
-else
-	check addr-vmbr0-fe80::80:39_64 FAIL "fe80::80:39/64 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
 if ip -o addr show dev vmbr0 | grep -q " inet 91.224.148.58/32 "; then
 	check addr-vmbr0-91.224.148.58_32 PASS "91.224.148.58/32 on vmbr0"
 else
@@ -334,12 +319,12 @@ got=$(sha256sum < /etc/rc.local 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/rc.local 2>/dev/null)
 if [ ! -e /etc/rc.local ]; then
 	check file:/etc/rc.local FAIL "missing"
-elif [ "$got" != 1a8d1a1c2e4f9b24d775fac7bb91406d8a49ff1a67cc44e57ea6bb8c8b355d3b ]; then
-	check file:/etc/rc.local FAIL "content differs from the rendered file (sha256 $got, rendered 1a8d1a1c2e4f9b24d775fac7bb91406d8a49ff1a67cc44e57ea6bb8c8b355d3b)"
+elif [ "$got" != 1a4af6dce95745d00071df4cc35f9ac0886d1edc2916dd9840f2a9b8fb236c3d ]; then
+	check file:/etc/rc.local FAIL "content differs from the rendered file (sha256 $got, rendered 1a4af6dce95745d00071df4cc35f9ac0886d1edc2916dd9840f2a9b8fb236c3d)"
 elif [ "$mode" != 755 ]; then
 	check file:/etc/rc.local FAIL "mode $mode, rendered 755"
 else
-	check file:/etc/rc.local PASS "755 1a8d1a1c2e4f9b24d775fac7bb91406d8a49ff1a67cc44e57ea6bb8c8b355d3b"
+	check file:/etc/rc.local PASS "755 1a4af6dce95745d00071df4cc35f9ac0886d1edc2916dd9840f2a9b8fb236c3d"
 fi
 got=$(sha256sum < /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null)

@@ -186,36 +186,6 @@ if ip -o addr show dev vmbr0 | grep -q " inet6 fe80::80:55/64 "; then
 else
 	check addr-vmbr0-fe80::80:55_64 FAIL "fe80::80:55/64 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
 fi
-if ip -o addr show dev vmbr0 | grep -q " inet 91.224.148.60/32 "; then
-	check addr-vmbr0-91.224.148.60_32 PASS "91.224.148.60/32 on vmbr0"
-else
-	check addr-vmbr0-91.224.148.60_32 FAIL "91.224.148.60/32 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet6 2a03:7220:8080:3c00::1/56 "; then
-	check addr-vmbr0-2a03:7220:8080:3c00::1_56 PASS "2a03:7220:8080:3c00::1/56 on vmbr0"
-else
-	check addr-vmbr0-2a03:7220:8080:3c00::1_56 FAIL "2a03:7220:8080:3c00::1/56 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet6 fe80::80:3c/64 "; then
-	check addr-vmbr0-fe80::80:3c_64 PASS "fe80::80:3c/64 on vmbr0"
-else
-	check addr-vmbr0-fe80::80:3c_64 FAIL "fe80::80:3c/64 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet 91.224.148.61/32 "; then
-	check addr-vmbr0-91.224.148.61_32 PASS "91.224.148.61/32 on vmbr0"
-else
-	check addr-vmbr0-91.224.148.61_32 FAIL "91.224.148.61/32 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet6 2a03:7220:8080:3d00::1/56 "; then
-	check addr-vmbr0-2a03:7220:8080:3d00::1_56 PASS "2a03:7220:8080:3d00::1/56 on vmbr0"
-else
-	check addr-vmbr0-2a03:7220:8080:3d00::1_56 FAIL "2a03:7220:8080:3d00::1/56 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
-if ip -o addr show dev vmbr0 | grep -q " inet6 fe80::80:3d/64 "; then
-	check addr-vmbr0-fe80::80:3d_64 PASS "fe80::80:3d/64 on vmbr0"
-else
-	check addr-vmbr0-fe80::80:3d_64 FAIL "fe80::80:3d/64 not on vmbr0: $(ip -o addr show dev vmbr0 2>&1 | tr '\n' ';')"
-fi
 if ip -o addr show dev vmbr0 | grep -q " inet 192.168.10.2/24 "; then
 	check addr-vmbr0-192.168.10.2_24 PASS "192.168.10.2/24 on vmbr0"
 else
@@ -319,12 +289,12 @@ got=$(sha256sum < /etc/rc.local 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/rc.local 2>/dev/null)
 if [ ! -e /etc/rc.local ]; then
 	check file:/etc/rc.local FAIL "missing"
-elif [ "$got" != 3cac26cf47693b64fccdf4db5ac94491f97d2215037b658dadb14a963248e388 ]; then
-	check file:/etc/rc.local FAIL "content differs from the rendered file (sha256 $got, rendered 3cac26cf47693b64fccdf4db5ac94491f97d2215037b658dadb14a963248e388)"
+elif [ "$got" != 747b2e1da1953ed25e67523b4054bed49a0905ed147a08dd09598c402f3e4db2 ]; then
+	check file:/etc/rc.local FAIL "content differs from the rendered file (sha256 $got, rendered 747b2e1da1953ed25e67523b4054bed49a0905ed147a08dd09598c402f3e4db2)"
 elif [ "$mode" != 755 ]; then
 	check file:/etc/rc.local FAIL "mode $mode, rendered 755"
 else
-	check file:/etc/rc.local PASS "755 3cac26cf47693b64fccdf4db5ac94491f97d2215037b658dadb14a963248e388"
+	check file:/etc/rc.local PASS "755 747b2e1da1953ed25e67523b4054bed49a0905ed147a08dd09598c402f3e4db2"
 fi
 got=$(sha256sum < /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null)
