@@ -20,6 +20,7 @@ mod reinstall;
 mod render;
 mod serve;
 mod test;
+mod test_vm;
 mod vm;
 
 use std::path::PathBuf;
@@ -114,6 +115,7 @@ impl Cli {
             Cmd::Serve(s) => s.json,
             Cmd::Test(t) => match &t.what {
                 test::TestWhat::Install(i) => i.json,
+                test::TestWhat::Vm(_) => false,
             },
             Cmd::Power(p) => p.json,
             Cmd::Diff(d) => d.json,

@@ -23,6 +23,9 @@ pub struct TestCmd {
 pub enum TestWhat {
     /// Install HOST in a VM shaped like the box, boot it whole and degraded, self-test it.
     Install(InstallConfig),
+    /// Build VM NAME's system (cached), boot it from its disk in QEMU with its two NICs and
+    /// disks, read its self-test, ssh into it with the declared key.
+    Vm(super::test_vm::VmConfig),
 }
 
 /// Arguments of `test install`.
@@ -71,6 +74,7 @@ pub struct InstallConfig {
 pub fn test(c: TestCmd) -> anyhow::Result<()> {
     match c.what {
         TestWhat::Install(c) => install(c),
+        TestWhat::Vm(c) => super::test_vm::vm(c),
     }
 }
 

@@ -45,7 +45,18 @@ pub(super) struct Placement<'a> {
 /// Every cross-check of the VMs; on success the routed addresses the VMs hold are marked
 /// with their owner (so rc.local leaves them to the VM).
 pub(super) fn verify_placement(p: Placement<'_>, diags: &mut Diagnostics) {
+    // A node whose own profile has problems (reported there) is not checked against: its
+    // VMs would only repeat them.
+    let faulty: Vec<String> = p
+        .host_sources
+        .iter()
+        .filter(|(_, src)| diags.0.iter().any(|d| d.file == src.path()))
+        .map(|(name, _)| name.clone())
+        .collect();
     for (name, vm) in p.vms {
+        if faulty.contains(&vm.node) {
+            continue;
+        }
         let src = &p.vm_sources[name];
         let mut c = Checker { src, diags };
         let Some(host) = p.hosts.get_mut(&vm.node) else {
@@ -70,7 +81,7 @@ pub(super) fn verify_placement(p: Placement<'_>, diags: &mut Diagnostics) {
             verify_nic(&mut c, i, nic, vm, host);
         }
     }
-    verify_port_forwards(&p, diags);
+    verify_port_forwards(&p, &faulty, diags);
     verify_unique_vm_values(&p, diags);
 }
 
@@ -238,8 +249,8 @@ fn verify_routed_match(c: &mut Checker<'_>, i: usize, nic: &VmNic, r: &Routed, n
 }
 
 /// Every port forward of a node goes to a private address of a VM declared on that node.
-fn verify_port_forwards(p: &Placement<'_>, diags: &mut Diagnostics) {
-    for (name, host) in p.hosts.iter() {
+fn verify_port_forwards(p: &Placement<'_>, faulty: &[String], diags: &mut Diagnostics) {
+    for (name, host) in p.hosts.iter().filter(|(n, _)| !faulty.contains(n)) {
         let Some(b) = &host.network.nat_bridge else {
             continue;
         };

@@ -4,7 +4,7 @@
 //! `PICABOOT-DONE rc=<n>` at the end. Anything else on the console is ignored.
 
 /// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CheckResult {
     /// Check name.
     pub name: String,

@@ -107,6 +107,44 @@ const TEMPLATES: &[(&str, &str)] = &[
         "boot/grub.cfg",
         include_str!("../../templates/boot/grub.cfg.tera"),
     ),
+    (
+        "vm/network",
+        include_str!("../../templates/vm/network.tera"),
+    ),
+    (
+        "vm/grub.cfg",
+        include_str!("../../templates/vm/grub.cfg.tera"),
+    ),
+    ("vm/fstab", include_str!("../../templates/vm/fstab.tera")),
+    ("vm/hosts", include_str!("../../templates/vm/hosts.tera")),
+    (
+        "vm/resolv.conf",
+        include_str!("../../templates/vm/resolv.conf.tera"),
+    ),
+    (
+        "vm/debian.sources",
+        include_str!("../../templates/vm/debian.sources.tera"),
+    ),
+    (
+        "vm/sshd.conf",
+        include_str!("../../templates/vm/sshd.conf.tera"),
+    ),
+    (
+        "vm/setup.service",
+        include_str!("../../templates/vm/setup.service.tera"),
+    ),
+    (
+        "vm/selftest.service",
+        include_str!("../../templates/vm/selftest.service.tera"),
+    ),
+    (
+        "vm/setup.sh",
+        include_str!("../../templates/vm/setup.sh.tera"),
+    ),
+    (
+        "vm/selftest.sh",
+        include_str!("../../templates/vm/selftest.sh.tera"),
+    ),
 ];
 
 /// The shared tera instance (templates are parsed once per process).

@@ -57,7 +57,9 @@ fn bad_profiles_give_exact_errors_and_write_nothing() {
         let stderr = String::from_utf8_lossy(&check.stderr).into_owned();
         if bless {
             let (head, _) = text.split_once("expected = \"\"\"").unwrap();
-            std::fs::write(path, format!("{head}expected = \"\"\"\n{stderr}\"\"\"\n")).unwrap();
+            // A TOML basic string: backslashes escaped, as the fixtures' own text is read.
+            let escaped = stderr.replace('\\', "\\\\");
+            std::fs::write(path, format!("{head}expected = \"\"\"\n{escaped}\"\"\"\n")).unwrap();
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy();

@@ -52,3 +52,4 @@ mod vm_netboot;
 mod vm_podman;
 mod vm_proxmox;
 mod vm_storage;
+mod vm_system;

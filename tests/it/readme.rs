@@ -43,6 +43,7 @@ const COMMANDS: &[(&str, How)] = &[
         By("../../scripts/test-docker", "tx_apache_oci_tar_is_docker_loaded"),
     ),
     ("$B image dockerfile tx-apache", Run),
+    ("$B test vm pica01", By("vm_system.rs", "pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused")),
     (
         "PICABOOT_REGISTRY_USERNAME=… PICABOOT_REGISTRY_PASSWORD=… $B image push tx-apache --to registry.picasoft.net:5000/tx-apache:latest",
         By("push.rs", "push_cli_errors_are_clear_and_auth_file_works"),

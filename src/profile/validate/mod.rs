@@ -377,29 +377,16 @@ pub(crate) fn verify_host(
     hardware: &BTreeMap<String, (Hardware, RawInstall, SourceFile)>,
     site: Option<(&RawInstall, &SourceFile)>,
 ) -> Option<Host> {
-    if name != raw.hostname {
-        c.err(
-            "hostname",
-            format!(
-                "`{}` differs from the file name `{name}.toml`",
-                raw.hostname
-            ),
-        );
-    }
-    if !valid_name(&raw.hostname, 63) || raw.hostname.contains('_') {
-        c.err("hostname", format!("`{}` is not a host name", raw.hostname));
-    }
-    if !super::text::dns_domain(&raw.domain) {
-        c.err("domain", format!("`{}` is not a DNS domain", raw.domain));
-    }
-    if let Err(e) = check_password_hash(&raw.root_password_hash) {
-        c.err("root-password-hash", e);
-    }
-    for (i, k) in raw.ssh_keys.iter().enumerate() {
-        if let Err(e) = check_ssh_key(k) {
-            c.err(format!("ssh-keys[{i}]"), e);
-        }
-    }
+    verify_identity(
+        c,
+        name,
+        Identity {
+            hostname: &raw.hostname,
+            domain: &raw.domain,
+            root_password_hash: &raw.root_password_hash,
+            ssh_keys: &raw.ssh_keys,
+        },
+    );
     let Some((hw, hw_install, hw_src)) = hardware.get(&raw.hardware) else {
         let known: Vec<&str> = hardware.keys().map(String::as_str).collect();
         c.err(
@@ -482,6 +469,54 @@ pub(crate) fn verify_host(
         cluster_link,
         storage: storage?,
     })
+}
+
+/// What a host and a VM profile both declare about the machine itself.
+pub(super) struct Identity<'a> {
+    pub hostname: &'a str,
+    pub domain: &'a str,
+    pub root_password_hash: &'a str,
+    pub ssh_keys: &'a [String],
+}
+
+/// The host name (the file's name too), the domain, the root password hash (never
+/// plaintext) and each SSH key.
+pub(super) fn verify_identity(c: &mut Checker<'_>, name: &str, id: Identity<'_>) {
+    if name != id.hostname {
+        c.err(
+            "hostname",
+            format!("`{}` differs from the file name `{name}.toml`", id.hostname),
+        );
+    }
+    if !valid_name(id.hostname, 63) || id.hostname.contains('_') {
+        c.err("hostname", format!("`{}` is not a host name", id.hostname));
+    }
+    if !super::text::dns_domain(id.domain) {
+        c.err("domain", format!("`{}` is not a DNS domain", id.domain));
+    }
+    if let Err(e) = check_password_hash(id.root_password_hash) {
+        c.err("root-password-hash", e);
+    }
+    for (i, k) in id.ssh_keys.iter().enumerate() {
+        if let Err(e) = check_ssh_key(k) {
+            c.err(format!("ssh-keys[{i}]"), e);
+        }
+    }
+}
+
+/// Nameserver addresses, each checked (`field[i]`).
+pub(super) fn verify_nameservers(c: &mut Checker<'_>, field: &str, list: &[String]) -> Vec<IpAddr> {
+    let mut nameservers = Vec::new();
+    for (i, n) in list.iter().enumerate() {
+        match n.parse::<IpAddr>() {
+            Ok(a) => nameservers.push(a),
+            Err(_) => c.err(
+                format!("{field}[{i}]"),
+                format!("`{n}` is not an IP address"),
+            ),
+        }
+    }
+    nameservers
 }
 
 /// `[vpro] port` and `tls-sha256`: the port defaults to 16992, or 16993 with TLS.

@@ -2,7 +2,7 @@
 //! gateways, nameservers, the routed extra addresses, the NAT bridge and its port forwards.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -119,20 +119,6 @@ fn ipv6(c: &mut Checker<'_>, raw: &RawNetwork) -> Ipv6Setup {
         }
     }
     (ipv6, ll, gw6)
-}
-
-fn nameservers(c: &mut Checker<'_>, raw: &RawNetwork) -> Vec<IpAddr> {
-    let mut nameservers = Vec::new();
-    for (i, n) in raw.nameservers.iter().enumerate() {
-        match n.parse::<IpAddr>() {
-            Ok(a) => nameservers.push(a),
-            Err(_) => c.err(
-                format!("network.nameservers[{i}]"),
-                format!("`{n}` is not an IP address"),
-            ),
-        }
-    }
-    nameservers
 }
 
 /// The extra addresses the provider routes to the host.
@@ -281,7 +267,7 @@ pub(super) fn verify_network(
     interfaces(c, raw, nics);
     let (ipv4, gw) = ipv4(c, raw);
     let (ipv6, ll, gw6) = ipv6(c, raw);
-    let nameservers = nameservers(c, raw);
+    let nameservers = super::verify_nameservers(c, "network.nameservers", &raw.nameservers);
     let routed = routed(c, raw);
     let nat_bridge = nat_bridge(c, raw, nics);
     let port_forwards = port_forwards(c, raw, nat_bridge.as_ref());

@@ -2,13 +2,13 @@
 //! address. What needs the other profiles (the node, its routed addresses and bridges, the
 //! cluster's vmids and MACs) is checked in [`crate::profile::vms`].
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::storage::lvm_reserved;
-use super::{is_link_local_v6, valid_name, Checker};
+use super::{is_link_local_v6, valid_name, verify_identity, verify_nameservers, Checker, Identity};
 use crate::profile::model::{Vm, VmDataDisk, VmDisk, VmNic};
 use crate::profile::raw::{RawVm, RawVmDisk, RawVmNic};
-use crate::profile::units::{check_password_hash, check_ssh_key, parse_bytes, parse_mac};
+use crate::profile::units::{parse_bytes, parse_mac};
 
 /// Proxmox's VM id range (`pve-vmid`: 100 to 999999999).
 pub const VMID_RANGE: std::ops::RangeInclusive<i64> = 100..=999_999_999;
@@ -209,21 +209,16 @@ fn routes(c: &mut Checker<'_>, nics: &[VmNic]) {
 
 /// A VM profile on its own.
 pub(crate) fn verify_vm(c: &mut Checker<'_>, name: &str, raw: &RawVm) -> Option<Vm> {
-    if name != raw.hostname {
-        c.err(
-            "hostname",
-            format!(
-                "`{}` differs from the file name `{name}.toml`",
-                raw.hostname
-            ),
-        );
-    }
-    if !valid_name(&raw.hostname, 63) || raw.hostname.contains('_') {
-        c.err("hostname", format!("`{}` is not a host name", raw.hostname));
-    }
-    if !crate::profile::text::dns_domain(&raw.domain) {
-        c.err("domain", format!("`{}` is not a DNS domain", raw.domain));
-    }
+    verify_identity(
+        c,
+        name,
+        Identity {
+            hostname: &raw.hostname,
+            domain: &raw.domain,
+            root_password_hash: &raw.root_password_hash,
+            ssh_keys: &raw.ssh_keys,
+        },
+    );
     if !valid_name(&raw.node, 63) {
         c.err("node", format!("`{}` is not a host profile name", raw.node));
     }
@@ -245,30 +240,13 @@ pub(crate) fn verify_vm(c: &mut Checker<'_>, name: &str, raw: &RawVm) -> Option<
             c.err(format!("roles[{i}]"), format!("`{r}` is not a role name"));
         }
     }
-    if let Err(e) = check_password_hash(&raw.root_password_hash) {
-        c.err("root-password-hash", e);
-    }
     if raw.ssh_keys.is_empty() {
         c.err(
             "ssh-keys",
             "a VM needs at least one admin key (it has no console password login over ssh)",
         );
     }
-    for (i, k) in raw.ssh_keys.iter().enumerate() {
-        if let Err(e) = check_ssh_key(k) {
-            c.err(format!("ssh-keys[{i}]"), e);
-        }
-    }
-    let mut nameservers = Vec::new();
-    for (i, n) in raw.nameservers.iter().enumerate() {
-        match n.parse::<IpAddr>() {
-            Ok(a) => nameservers.push(a),
-            Err(_) => c.err(
-                format!("nameservers[{i}]"),
-                format!("`{n}` is not an IP address"),
-            ),
-        }
-    }
+    let nameservers = verify_nameservers(c, "nameservers", &raw.nameservers);
     let system_disk = system_disk(c, &raw.disks.system);
     let data_disk = data_disk(c, raw);
     if raw.nics.is_empty() {
