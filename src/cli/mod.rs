@@ -6,6 +6,7 @@
 pub mod out;
 pub use out::print_error;
 
+mod backup;
 mod check;
 mod cluster;
 mod diff;
@@ -91,6 +92,8 @@ pub enum Cmd {
     Cluster(cluster::ClusterCmd),
     /// The VMs on the cluster: `vm list`, `vm create NAME` (qm over SSH, idempotent).
     Vm(vm::VmCmd),
+    /// Backups: `backup form NAME` (backup storage, vzdump job, each node's pull of the other).
+    Backup(backup::BackupCmd),
 }
 
 impl Cli {
@@ -117,6 +120,7 @@ impl Cli {
             Cmd::Diff(d) => d.json,
             Cmd::Cluster(c) => c.json(),
             Cmd::Vm(v) => v.json(),
+            Cmd::Backup(c) => c.json(),
             Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
     }
@@ -138,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Diff(c) => diff::diff(c),
         Cmd::Cluster(c) => cluster::cluster(c),
         Cmd::Vm(c) => vm::vm(c),
+        Cmd::Backup(c) => backup::backup(c),
     }
 }
 

@@ -328,6 +328,13 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
         },
         &mut diags,
     );
+    validate::backup::verify_backup_mounts(
+        &hosts,
+        &host_sources,
+        &clusters,
+        &cluster_sources,
+        &mut diags,
+    );
 
     let vpro_jump_host = site
         .as_ref()
