@@ -25,7 +25,7 @@ pub enum Bus {
 /// One disk image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
-    /// Raw image file.
+    /// Image file: raw, or qcow2 when its name ends in `.qcow2` (an overlay over a raw image).
     pub path: PathBuf,
     /// Attachment.
     pub bus: Bus,
@@ -63,8 +63,12 @@ pub fn with_emulator_params(append: &str) -> String {
 pub fn disk_args(disks: &[Disk]) -> Vec<String> {
     let mut args = Vec::new();
     for (i, d) in disks.iter().enumerate() {
+        let format = match d.path.extension() {
+            Some(e) if e == "qcow2" => "qcow2",
+            _ => "raw",
+        };
         let mut drive = format!(
-            "file={},format=raw,if=none,id=d{i},cache=unsafe",
+            "file={},format={format},if=none,id=d{i},cache=unsafe",
             d.path.display()
         );
         if d.read_only {
