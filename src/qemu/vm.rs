@@ -361,6 +361,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_qcow2_overlay_is_opened_as_qcow2_and_anything_else_as_raw() {
+        let disk = |path: &str| Disk {
+            path: path.into(),
+            bus: Bus::Virtio,
+            serial: None,
+            read_only: false,
+            snapshot: false,
+            model: None,
+            bootindex: None,
+        };
+        let args = disk_args(&[disk("/t/system.qcow2"), disk("/t/data.raw"), disk("/t/x")]);
+        assert!(
+            args[1].starts_with("file=/t/system.qcow2,format=qcow2,"),
+            "{args:?}"
+        );
+        assert!(
+            args[5].starts_with("file=/t/data.raw,format=raw,"),
+            "{args:?}"
+        );
+        assert!(args[9].starts_with("file=/t/x,format=raw,"), "{args:?}");
+    }
+
+    #[test]
     fn emulator_params_stay_before_the_installer_separator() {
         assert_eq!(
             with_emulator_params("auto=true console=ttyS0 ---"),
