@@ -91,6 +91,10 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         vm::apply::ApplyError,
         vm::create::Refusal,
         vm::create::StateError,
+        backup::KeyError,
+        backup::proxmox::StateError,
+        backup::plan::FormError,
+        ops::backup_form::BackupPlanError,
     )
 }
 

@@ -7,6 +7,7 @@
 
 pub mod amt;
 pub mod archive;
+pub mod backup;
 pub mod cleanup;
 pub mod cli;
 pub mod cluster;

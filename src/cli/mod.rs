@@ -4,7 +4,9 @@
 
 #[macro_use]
 pub mod out;
+pub use out::print_error;
 
+mod backup;
 mod check;
 mod cluster;
 mod diff;
@@ -26,8 +28,6 @@ mod vm;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-
-use crate::profile::ProfileError;
 
 /// Exit code: bad input (profiles, arguments).
 pub const EXIT_USER: i32 = 1;
@@ -96,6 +96,8 @@ pub enum Cmd {
     /// The services layer (GlusterFS /DATA, Docker Swarm, Traefik, the stack): `services
     /// render -o DIR`, `services form --dry-run`.
     Services(services::ServicesCmd),
+    /// Backups: `backup form NAME` (backup storage, vzdump job, each node's pull of the other).
+    Backup(backup::BackupCmd),
 }
 
 impl Cli {
@@ -123,6 +125,7 @@ impl Cli {
             Cmd::Cluster(c) => c.json(),
             Cmd::Vm(v) => v.json(),
             Cmd::Services(_) => false,
+            Cmd::Backup(c) => c.json(),
             Cmd::Completions(_) | Cmd::Man(_) | Cmd::Reinstall(_) => false,
         }
     }
@@ -145,6 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Cluster(c) => cluster::cluster(c),
         Cmd::Vm(c) => vm::vm(c),
         Cmd::Services(c) => services::services(c),
+        Cmd::Backup(c) => backup::backup(c),
     }
 }
 
@@ -171,31 +175,6 @@ pub fn clap_exit_code(err: &clap::Error) -> i32 {
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
         _ => EXIT_USER,
-    }
-}
-
-/// Prints an error the way every command does: profile problems one per line, anything else
-/// with its context chain.
-pub fn print_error(err: &anyhow::Error) {
-    if let Some(ProfileError::Invalid(d)) =
-        err.chain().find_map(|c| c.downcast_ref::<ProfileError>())
-    {
-        eprintln!("{d}");
-        let n = d.0.len();
-        eprintln!(
-            "picaboot: {n} problem{} in the profiles; nothing was written",
-            if n == 1 { "" } else { "s" }
-        );
-    } else if let Some(crate::image::SpecError::Invalid(d)) = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<crate::image::SpecError>())
-    {
-        eprintln!("{d}");
-        eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());
-    } else if exit::classify(err) == exit::Class::Bug {
-        eprintln!("picaboot: internal error (a bug in picaboot, please report it): {err:#}");
-    } else {
-        eprintln!("picaboot: error: {err:#}");
     }
 }
 

@@ -53,6 +53,32 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::cli::out::write(format_args!($($arg)*)) };
 }
 
+/// Prints an error the way every command does: profile problems one per line, anything else
+/// with its context chain.
+pub fn print_error(err: &anyhow::Error) {
+    if let Some(crate::profile::ProfileError::Invalid(d)) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::profile::ProfileError>())
+    {
+        eprintln!("{d}");
+        let n = d.0.len();
+        eprintln!(
+            "picaboot: {n} problem{} in the profiles; nothing was written",
+            if n == 1 { "" } else { "s" }
+        );
+    } else if let Some(crate::image::SpecError::Invalid(d)) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::image::SpecError>())
+    {
+        eprintln!("{d}");
+        eprintln!("picaboot: {} problem(s) in the image specs", d.0.len());
+    } else if super::exit::classify(err) == super::exit::Class::Bug {
+        eprintln!("picaboot: internal error (a bug in picaboot, please report it): {err:#}");
+    } else {
+        eprintln!("picaboot: error: {err:#}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

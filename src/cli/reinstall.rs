@@ -84,26 +84,7 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         .hosts
         .get(&c.host)
         .ok_or_else(|| UsageError(format!("no host profile `{}`", c.host)))?;
-    let listen = c.listen.ok_or_else(|| {
-        UsageError(
-            "--listen ADDR:PORT is needed: this machine's IPv4 address and a port the box can \
-             reach (serve answers its iPXE and receives the installer's reports there)"
-                .into(),
-        )
-    })?;
-    if listen.port() == 0 {
-        return Err(UsageError(format!(
-            "--listen {listen}: give the port the box is to reach (the boot line names it)"
-        ))
-        .into());
-    }
-    if c.advertise.unwrap_or(listen).ip().is_unspecified() {
-        return Err(UsageError(format!(
-            "--listen {listen}: the box needs an address it can reach on its boot line; give \
-             --advertise ADDR:PORT (this machine's address on the box's network)"
-        ))
-        .into());
-    }
+    let listen = reinstall::listen_address(c.listen, c.advertise).map_err(UsageError)?;
     let ssh = SshTarget {
         dest: c
             .ssh
@@ -125,19 +106,7 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
     }
     let plan = Plan::new(host, vpro);
     if !c.yes {
-        eprint!("{}", plan.prompt());
-        std::io::stderr().flush().ok();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !plan.confirmed_by(&answer) {
-            return Err(UsageError(
-                Refusal::NotConfirmed {
-                    host: c.host.clone(),
-                }
-                .to_string(),
-            )
-            .into());
-        }
+        confirm(&plan, &c.host)?;
     }
     eprintln!("{}: reinstall confirmed", c.host);
     let job = Job {
@@ -162,7 +131,37 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
         &mut c.amt.consent(&c.host),
         &clock,
     )?;
-    for ch in &run.report.checks {
+    judge_checks(&run.report, run.status, &c.host, &clock)?;
+    clock.say("reinstalled and checked");
+    Ok(())
+}
+
+/// Asks for the host's name on stdin (the plan's prompt on stderr); anything else refuses.
+fn confirm(plan: &Plan, host: &str) -> anyhow::Result<()> {
+    eprint!("{}", plan.prompt());
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if plan.confirmed_by(&answer) {
+        return Ok(());
+    }
+    Err(UsageError(
+        Refusal::NotConfirmed {
+            host: host.to_string(),
+        }
+        .to_string(),
+    )
+    .into())
+}
+
+/// Prints the post-install checks; a failed one (or a failed check run) is a failed test.
+fn judge_checks(
+    report: &crate::qemu::Report,
+    status: i32,
+    host: &str,
+    clock: &Clock,
+) -> anyhow::Result<()> {
+    for ch in &report.checks {
         outln!(
             "{} {} {}",
             if ch.passed { "PASS" } else { "FAIL" },
@@ -170,19 +169,18 @@ pub fn reinstall(c: ReinstallConfig) -> anyhow::Result<()> {
             ch.detail
         )?;
     }
-    let failed = run.report.checks.iter().filter(|c| !c.passed).count();
+    let failed = report.checks.iter().filter(|c| !c.passed).count();
     clock.say(&format!(
         "post-install check: {} checks, {failed} failed",
-        run.report.checks.len()
+        report.checks.len()
     ));
-    if failed > 0 || run.status != 0 {
+    if failed > 0 || status != 0 {
         return Err(TestFailed(format!(
             "{}: the post-install check failed ({failed} of {} checks)",
-            c.host,
-            run.report.checks.len()
+            host,
+            report.checks.len()
         ))
         .into());
     }
-    clock.say("reinstalled and checked");
     Ok(())
 }

@@ -71,24 +71,19 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             let receiver = serve::syslog::SyslogReceiver::bind(addr)
                 .await
                 .with_context(|| format!("the installers' syslog on udp {addr}"))?;
-            // One phase tracker per installer address, at most serve::syslog::MAX_SOURCES.
-            let trackers = std::sync::Mutex::new(serve::syslog::SourceTable::<
-                crate::install::phases::Tracker,
-            >::new(serve::syslog::MAX_SOURCES));
+            let report = std::sync::Mutex::new(serve::syslog::phase_reporter());
             tokio::spawn(receiver.run(move |from, line| {
-                let Ok(mut t) = trackers.lock() else { return };
-                let tracker = t.entry(from.ip(), || crate::install::phases::Tracker::new(0));
-                let msg = match tracker.line(line) {
-                    Some(crate::install::phases::Event::Phase(p)) => format!("phase {p}"),
-                    Some(crate::install::phases::Event::Failed(f)) => format!("FAILED: {f}"),
-                    None => return,
+                let Ok(mut report) = report.lock() else {
+                    return;
                 };
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "serve: install {}: {}",
-                    from.ip(),
-                    serve::terminal_safe(&msg)
-                );
+                if let Some(msg) = (*report)(from, line) {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "serve: install {}: {}",
+                        from.ip(),
+                        serve::terminal_safe(&msg)
+                    );
+                }
             }));
         }
         if !addr.ip().is_loopback() {
@@ -101,15 +96,7 @@ pub fn serve(c: ServeConfig) -> anyhow::Result<()> {
             "picaboot serve: serving {} at http://{addr}/\n",
             serve::terminal_safe(&server.root().display().to_string())
         );
-        let mut hosts: Vec<String> = std::fs::read_dir(server.root())
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.path().join("netboot/boot.ipxe").is_file())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        hosts.sort();
+        let hosts = serve::netboot_hosts(server.root());
         for h in &hosts {
             let h = serve::terminal_safe(h);
             banner += &format!("  {h}: http://{addr}/{h}/netboot/boot.ipxe\n");

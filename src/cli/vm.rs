@@ -7,7 +7,6 @@ use anyhow::Context;
 use super::ProfilesArg;
 use crate::profile::Vm;
 use crate::vm::create::{self, ImageOnNode};
-use crate::vm::fit::gib;
 use crate::vm::VmArgError;
 
 /// `vm` subcommands.
@@ -78,43 +77,6 @@ pub fn vm(c: VmCmd) -> anyhow::Result<()> {
     }
 }
 
-/// `pica01 (alice, vmid 101): 2 cores, 8 GiB, disks 40 GiB + 200 GiB; net0 vmbr0 …`.
-fn describe(v: &Vm) -> String {
-    let nics: Vec<String> = v
-        .nics
-        .iter()
-        .map(|n| {
-            let addrs: Vec<String> = n
-                .ipv4
-                .map(|a| a.to_string())
-                .into_iter()
-                .chain(n.ipv6.map(|a| a.to_string()))
-                .collect();
-            format!("{} {} {}", n.name, n.bridge, addrs.join(" "))
-        })
-        .collect();
-    format!(
-        "{} ({}, vmid {}): {} cores, {}, disks {}{}; {}",
-        v.name,
-        v.node,
-        v.vmid,
-        v.cores,
-        gib(v.memory_bytes),
-        gib(v.system_disk.size_bytes),
-        v.data_disk
-            .as_ref()
-            .map(|d| format!(
-                " + {} ({}/{} on {})",
-                gib(d.disk.size_bytes),
-                d.volume_group,
-                d.volume,
-                d.mount
-            ))
-            .unwrap_or_default(),
-        nics.join("; ")
-    )
-}
-
 fn list(c: ListConfig) -> anyhow::Result<()> {
     let project = crate::project::open(&c.profiles.profiles)?;
     let vms = &project.loaded.profiles.vms;
@@ -122,7 +84,7 @@ fn list(c: ListConfig) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(vms)?)?;
     } else {
         for v in vms.values() {
-            outln!("{}", describe(v))?;
+            outln!("{}", crate::vm::summary(v))?;
         }
     }
     Ok(())
@@ -203,7 +165,7 @@ fn print_plan(
         return Ok(());
     }
     outln!("vm create {} (dry run: nothing is run)", vm.name)?;
-    outln!("  {}", describe(vm))?;
+    outln!("  {}", crate::vm::summary(vm))?;
     outln!("  node {}: ssh {dest}", vm.node)?;
     let all: Vec<&create::Step> = reads.iter().chain(&steps).collect();
     for (i, s) in all.iter().enumerate() {

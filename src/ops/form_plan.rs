@@ -73,7 +73,7 @@ pub struct FormPlan {
 }
 
 /// `NODE=DEST` arguments as a map, each destination one ssh word.
-fn ssh_overrides(args: &[String]) -> Result<BTreeMap<String, String>, PlanError> {
+pub(crate) fn ssh_overrides(args: &[String]) -> Result<BTreeMap<String, String>, PlanError> {
     let mut map = BTreeMap::new();
     for arg in args {
         let bad = |reason: &str| PlanError::SshArg {

@@ -2,6 +2,7 @@
 //! drift check of a live host against its rendered files ([`diff`]), and the reinstall
 //! orchestration's decisions ([`reinstall`]).
 
+pub mod backup_form;
 pub mod diff;
 pub mod form;
 pub mod form_plan;

@@ -334,6 +334,13 @@ pub fn load(dir: &Path) -> Result<Loaded, ProfileError> {
     // picaboot's image specs live beside the profiles directory.
     let images = dir.parent().unwrap_or(Path::new(".")).join("images");
     let services = services::load(dir, &images, &vms, &vm_sources, &mut diags)?;
+    validate::backup::verify_backup_mounts(
+        &hosts,
+        &host_sources,
+        &clusters,
+        &cluster_sources,
+        &mut diags,
+    );
 
     let vpro_jump_host = site
         .as_ref()

@@ -438,6 +438,26 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Recorded config_version state, if any.
     pub lock: Option<ClusterLock>,
+    /// Backups, if declared.
+    pub backup: Option<Backup>,
+}
+
+/// A cluster's backups: a vzdump job writing into a directory storage on every node, and each
+/// node pulling the other's dumps over the cluster link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backup {
+    /// Proxmox storage id.
+    pub storage: String,
+    /// Its directory (a mount point on every node).
+    pub path: String,
+    /// vzdump job time, `HH:MM`.
+    pub schedule: String,
+    /// `prune-backups keep-daily`.
+    pub keep_daily: u32,
+    /// vzdump mode.
+    pub mode: String,
+    /// Per node (host name), the time of day `HH:MM` it pulls the other node's dumps.
+    pub pull_at: BTreeMap<String, String>,
 }
 
 /// Who owns a cluster's corosync.conf on its nodes.

@@ -349,6 +349,26 @@ pub struct RawCluster {
     pub transport: Option<String>,
     /// Members.
     pub nodes: Vec<RawNode>,
+    /// Backups: vzdump to a local directory, each node pulling the other's dumps.
+    pub backup: Option<RawBackup>,
+}
+
+/// `[backup]` of a cluster profile (002 §14).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawBackup {
+    /// Proxmox storage id of the backup directory (`save`).
+    pub storage: String,
+    /// That directory, a mount point on every node (`/SAVE`).
+    pub path: String,
+    /// Time of day of the vzdump job, `HH:MM`.
+    pub schedule: String,
+    /// vzdump's `prune-backups keep-daily`.
+    pub keep_daily: i64,
+    /// vzdump mode: `snapshot`, `suspend` or `stop`.
+    pub mode: String,
+    /// Per node: the time of day, `HH:MM`, it pulls the other node's dumps.
+    pub pull_at: std::collections::BTreeMap<String, String>,
 }
 
 /// `[proxmox]` of a cluster profile: where Proxmox VE comes from.

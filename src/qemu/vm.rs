@@ -25,7 +25,7 @@ pub enum Bus {
 /// One disk image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
-    /// Raw image file.
+    /// Image file: raw, or qcow2 when its name ends in `.qcow2` (an overlay over a raw image).
     pub path: PathBuf,
     /// Attachment.
     pub bus: Bus,
@@ -63,8 +63,12 @@ pub fn with_emulator_params(append: &str) -> String {
 pub fn disk_args(disks: &[Disk]) -> Vec<String> {
     let mut args = Vec::new();
     for (i, d) in disks.iter().enumerate() {
+        let format = match d.path.extension() {
+            Some(e) if e == "qcow2" => "qcow2",
+            _ => "raw",
+        };
         let mut drive = format!(
-            "file={},format=raw,if=none,id=d{i},cache=unsafe",
+            "file={},format={format},if=none,id=d{i},cache=unsafe",
             d.path.display()
         );
         if d.read_only {
@@ -355,6 +359,29 @@ fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_qcow2_overlay_is_opened_as_qcow2_and_anything_else_as_raw() {
+        let disk = |path: &str| Disk {
+            path: path.into(),
+            bus: Bus::Virtio,
+            serial: None,
+            read_only: false,
+            snapshot: false,
+            model: None,
+            bootindex: None,
+        };
+        let args = disk_args(&[disk("/t/system.qcow2"), disk("/t/data.raw"), disk("/t/x")]);
+        assert!(
+            args[1].starts_with("file=/t/system.qcow2,format=qcow2,"),
+            "{args:?}"
+        );
+        assert!(
+            args[5].starts_with("file=/t/data.raw,format=raw,"),
+            "{args:?}"
+        );
+        assert!(args[9].starts_with("file=/t/x,format=raw,"), "{args:?}");
+    }
 
     #[test]
     fn emulator_params_stay_before_the_installer_separator() {

@@ -217,6 +217,17 @@ fn packages(project: &Project, host: &Host) -> Vec<String> {
             packages.push(p.clone());
         }
     }
+    // The backup pulls: rsync both ways, and rrsync (in rsync) is a python3 script.
+    let backup = host
+        .cluster
+        .as_ref()
+        .and_then(|c| profiles.clusters.get(c))
+        .is_some_and(|c| c.backup.is_some());
+    for p in ["rsync", "python3"] {
+        if backup && !packages.iter().any(|q| q == p) {
+            packages.push(p.to_string());
+        }
+    }
     // A standalone corosync.conf needs its daemon (and `corosync -t` to check it). Under
     // Proxmox, proxmox-ve brings its own corosync, and Debian's package would install an
     // /etc/corosync/corosync.conf that pmxcfs imports.

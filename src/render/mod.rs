@@ -1,6 +1,7 @@
 //! Rendering: a checked [`Project`] -> one output tree per host (`preseed.cfg`,
 //! `late-command.sh`, `rootfs/…`), every file from a tera template and a typed context.
 
+mod backup;
 mod context;
 pub mod filters;
 pub mod selftest;
@@ -411,6 +412,7 @@ fn host_tree(
     r.network_and_boot()?;
     r.cluster(corosync)?;
     r.storage_and_access()?;
+    r.backup()?;
     if let Some(t) = test {
         r.selftest(t)?;
     }

@@ -7,6 +7,22 @@ use tera::Tera;
 
 /// `(name, source)` of every template shipped in `templates/`.
 const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "save-pull.sh",
+        include_str!("../../templates/save-pull.sh.tera"),
+    ),
+    (
+        "save-pull.service",
+        include_str!("../../templates/save-pull.service.tera"),
+    ),
+    (
+        "save-pull.timer",
+        include_str!("../../templates/save-pull.timer.tera"),
+    ),
+    (
+        "sshd-save.conf",
+        include_str!("../../templates/sshd-save.conf.tera"),
+    ),
     ("rc.local", include_str!("../../templates/rc.local.tera")),
     ("link", include_str!("../../templates/link.tera")),
     ("hosts", include_str!("../../templates/hosts.tera")),

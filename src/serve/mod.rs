@@ -561,6 +561,20 @@ fn unsafe_char(c: char) -> bool {
         )
 }
 
+/// The hosts under `root` that have a netboot tree (`HOST/netboot/boot.ipxe`), sorted.
+pub fn netboot_hosts(root: &std::path::Path) -> Vec<String> {
+    let mut hosts: Vec<String> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("netboot/boot.ipxe").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    hosts.sort();
+    hosts
+}
+
 /// `s` with every character of [`unsafe_char`] written as `\u{XXXX}`: what serve prints (log,
 /// banner) is one line per line and reads in the order it is stored.
 pub fn terminal_safe(s: &str) -> String {

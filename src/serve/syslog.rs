@@ -122,6 +122,21 @@ impl<T> SourceTable<T> {
     }
 }
 
+/// What one installer's syslog line means to a person watching `serve`: a phase began
+/// (`phase partitioning`) or a failure (`FAILED: …`); one [`crate::install::phases::Tracker`]
+/// per installer address, at most [`MAX_SOURCES`] of them.
+pub fn phase_reporter() -> impl FnMut(SocketAddr, &str) -> Option<String> {
+    use crate::install::phases::{Event, Tracker};
+    let mut trackers = SourceTable::<Tracker>::new(MAX_SOURCES);
+    move |from, line| {
+        let tracker = trackers.entry(from.ip(), || Tracker::new(0));
+        match tracker.line(line)? {
+            Event::Phase(p) => Some(format!("phase {p}")),
+            Event::Failed(f) => Some(format!("FAILED: {f}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! The Debian base of every VM system: `debootstrap --variant=minbase` from the verified
 //! archive (Debian's archive keyring, the signed chain of `InRelease`) with the kernel, GRUB's
-//! BIOS modules, systemd-networkd, sshd and LVM; cached by a key over the suite and packages
+//! BIOS modules, systemd-networkd, sshd, LVM and sfdisk; cached by a key over the suite and packages
 //! (the mirror is not part of it: the same signed packages from another mirror are the same).
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,9 @@ pub const PACKAGES: &[&str] = &[
     "openssh-server",
     "lvm2",
     "e2fsprogs",
+    // sfdisk: picaboot-vm-setup grows the root partition to the disk Proxmox resized (partx,
+    // in util-linux, then tells the kernel; resize2fs grows the filesystem online).
+    "fdisk",
     "grub-pc-bin",
 ];
 
@@ -64,12 +67,7 @@ pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), V
     if dir.join("complete").exists() {
         return Ok((found(&key, &dir)?, true));
     }
-    let parent = dir.parent().expect("has a parent");
-    std::fs::create_dir_all(parent).map_err(VmError::io("create", parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(parent)
-        .map_err(VmError::io("create a directory in", parent))?;
+    let tmp = super::build_dir(&dir)?;
     let tree = tmp.path().join("tree");
     let spin = crate::progress::spinner(&format!(
         "debootstrap of the VM base ({suite}, verified with {}); cached in {}",

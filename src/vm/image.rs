@@ -66,12 +66,7 @@ pub fn build(system: &VmSystem, build_mirror: &str, cache: &Path) -> Result<Buil
     if dir.join("complete").exists() {
         return Ok(done(true));
     }
-    let parent = dir.parent().expect("has a parent");
-    std::fs::create_dir_all(parent).map_err(VmError::io("create", parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".build-")
-        .tempdir_in(parent)
-        .map_err(VmError::io("create a directory in", parent))?;
+    let tmp = super::build_dir(&dir)?;
     let stage = tmp.path().join("root");
     exec::run_deadline(
         "copy the VM base",

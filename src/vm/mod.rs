@@ -49,6 +49,17 @@ pub enum VmError {
     NoKernel(PathBuf),
 }
 
+/// A temporary directory beside `dir` (same filesystem), where a cache entry is built before
+/// it is renamed into place.
+pub(crate) fn build_dir(dir: &Path) -> Result<tempfile::TempDir, VmError> {
+    let parent = dir.parent().expect("has a parent");
+    std::fs::create_dir_all(parent).map_err(VmError::io("create", parent))?;
+    tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(parent)
+        .map_err(VmError::io("create a directory in", parent))
+}
+
 impl VmError {
     /// An I/O error mapper for `what` on `path`.
     pub fn io<'a>(
@@ -89,3 +100,40 @@ pub enum VmArgError {
 }
 
 crate::exit_class::fixed_class!(crate::exit_class::Class::User; VmArgError);
+
+/// `pica01 (alice, vmid 101): 2 cores, 8 GiB, disks 40 GiB + 200 GiB; net0 vmbr0 …`.
+pub fn summary(v: &crate::profile::Vm) -> String {
+    let nics: Vec<String> = v
+        .nics
+        .iter()
+        .map(|n| {
+            let addrs: Vec<String> = n
+                .ipv4
+                .map(|a| a.to_string())
+                .into_iter()
+                .chain(n.ipv6.map(|a| a.to_string()))
+                .collect();
+            format!("{} {} {}", n.name, n.bridge, addrs.join(" "))
+        })
+        .collect();
+    format!(
+        "{} ({}, vmid {}): {} cores, {}, disks {}{}; {}",
+        v.name,
+        v.node,
+        v.vmid,
+        v.cores,
+        fit::gib(v.memory_bytes),
+        fit::gib(v.system_disk.size_bytes),
+        v.data_disk
+            .as_ref()
+            .map(|d| format!(
+                " + {} ({}/{} on {})",
+                fit::gib(d.disk.size_bytes),
+                d.volume_group,
+                d.volume,
+                d.mount
+            ))
+            .unwrap_or_default(),
+        nics.join("; ")
+    )
+}

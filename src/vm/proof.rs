@@ -1,5 +1,6 @@
 //! `picaboot test vm NAME`: the VM's system built (or reused), booted from its disk by SeaBIOS
-//! in QEMU with two virtio NICs shaped like vmbr0 and vmbr1 and its two disks, its self-test
+//! in QEMU (from a qcow2 overlay 1 GiB larger than the image, which the guest grows its root
+//! to; the cached image is only read) with two virtio NICs shaped like vmbr0 and vmbr1 and its two disks, its self-test
 //! read from the serial console, and ssh asked from outside with the declared key (and refused
 //! with another). QEMU's user networking stands in for the bridges: each NIC's network is the
 //! address's own (`91.224.148.0/24`, host `.0`: the ISP's on-link gateway; `10.0.42.0/24`,
@@ -19,6 +20,10 @@ use crate::qemu::{Accel, CheckResult, Report};
 
 /// Size of the blank data disk (sparse).
 const DATA_DISK_BYTES: u64 = 2 << 30;
+
+/// How much larger than the image the booted system disk is (as after Proxmox's
+/// `qm disk resize`): the guest must grow its root to it (the self-test's `root-grown`).
+const SYSTEM_DISK_GROWTH: u64 = 1 << 30;
 
 /// What a proof run needs.
 #[derive(Debug, Clone)]
@@ -111,9 +116,10 @@ pub fn run(system: &VmSystem, key: &Path, opts: &ProofOptions) -> Result<ProofOu
         path: data.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
+    let system_disk = grown_overlay(&img.disk, &work.path().join("system.qcow2"))?;
     let (accel, why) = Accel::detect(&img.kernel);
     let port = free_port().map_err(VmError::io("find a free port on", Path::new("127.0.0.1")))?;
-    let spec = spec(system, &img, &data, port, accel, opts);
+    let spec = spec(system, &system_disk, &data, port, accel, opts);
     let console = spec.console.clone();
     let mut vm = spec.start()?;
     let limit = opts.boot_timeout;
@@ -138,10 +144,30 @@ pub fn run(system: &VmSystem, key: &Path, opts: &ProofOptions) -> Result<ProofOu
     })
 }
 
-/// The QEMU spec: system disk (snapshot overlay) first in boot order, blank data disk, NICs.
+/// `overlay`: a qcow2 over the raw `image` (opened read-only: the cached image stays as it
+/// is), [`SYSTEM_DISK_GROWTH`] larger than it.
+fn grown_overlay(image: &Path, overlay: &Path) -> Result<PathBuf, VmError> {
+    let image = std::fs::canonicalize(image).map_err(VmError::io("find", image))?;
+    let size = std::fs::metadata(&image)
+        .map_err(VmError::io("read the size of", &image))?
+        .len();
+    exec::run_deadline(
+        "make the system disk's overlay",
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&image)
+            .arg(overlay)
+            .arg((size + SYSTEM_DISK_GROWTH).to_string()),
+        None,
+        Duration::from_secs(60),
+    )?;
+    Ok(overlay.to_path_buf())
+}
+
+/// The QEMU spec: system disk (the overlay) first in boot order, blank data disk, NICs.
 fn spec(
     system: &VmSystem,
-    img: &BuiltImage,
+    system_disk: &Path,
     data: &Path,
     port: u16,
     accel: Accel,
@@ -166,11 +192,11 @@ fn spec(
         append: String::new(),
         disks: if opts.data_disk {
             vec![
-                disk(&img.disk, true, Some(1), "system"),
+                disk(system_disk, false, Some(1), "system"),
                 disk(data, false, None, "data"),
             ]
         } else {
-            vec![disk(&img.disk, true, Some(1), "system")]
+            vec![disk(system_disk, false, Some(1), "system")]
         },
         console: opts.out.join("console.log"),
         extra_args: nic_args(system, port),

@@ -207,6 +207,8 @@ fn a_standalone_cluster_installs_corosync_conf_and_a_proxmox_one_leaves_etc_coro
     let text = std::fs::read_to_string(profiles.join("clusters/picasoft.toml")).unwrap();
     let (head, _) = text.split_once("[proxmox]").unwrap();
     let (_, nodes) = text.split_once("[[nodes]]").unwrap();
+    // [backup] is Proxmox's (vzdump): a standalone cluster has none.
+    let nodes = nodes.split_once("[backup]").map_or(nodes, |(n, _)| n);
     std::fs::write(
         profiles.join("clusters/picasoft.toml"),
         format!("{head}[[nodes]]{nodes}"),

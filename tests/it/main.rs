@@ -35,6 +35,7 @@ mod push;
 mod push_bearer;
 mod readme;
 mod reinstall_vm;
+mod save_sync;
 mod serve;
 mod serve_done;
 mod serve_hostile;

@@ -69,6 +69,10 @@ const COMMANDS: &[(&str, How)] = &[
     ("$B power alice --pxe-once reset", By("power_vm.rs", "power_pxe_once_reset_brings_a_disk_booted_vm_into_the_installer")),
     ("$B power alice on|off|cycle", By("amt.rs", "power_status_pxe_once_and_transitions_through_apache_digest")),
     (
+        "$B backup form picasoft --dry-run",
+        Run,
+    ),
+    (
         "$B cluster form picasoft --dry-run",
         By("cli.rs", "cluster_form_dry_run_prints_the_sequence_for_picasoft"),
     ),

@@ -1,6 +1,7 @@
 //! QEMU tier of issue 24's VM systems: `picaboot test vm pica01` builds pica01's system from
 //! the verified Debian archive (this machine's mirror), boots it from its disk by SeaBIOS with
-//! two NICs and two disks, and its self-test passes (static addresses and routes, nothing from
+//! two NICs and two disks (the system disk 1 GiB larger than the image), and its self-test
+//! passes (its root grown to the disk, static addresses and routes, nothing from
 //! DHCP, vg01/data on /gluster-data), ssh answers with the declared key and refuses another;
 //! a second run with nothing changed reuses the image.
 
@@ -47,6 +48,7 @@ fn pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused() {
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("debootstrap", "debootstrap"),
         ("sfdisk", "fdisk"),
+        ("qemu-img", "qemu-utils"),
         ("mkfs.ext4", "e2fsprogs"),
         ("ssh", "openssh-client"),
         ("ssh-keygen", "openssh-client"),
@@ -68,6 +70,7 @@ fn pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused() {
         format!("route-{}-6", public.name),
     ];
     for check in [
+        "root-grown",
         "addresses-exact",
         "no-dhcp",
         "networkd-config",
@@ -119,6 +122,7 @@ fn an_unknown_vm_is_bad_input() {
 fn without_its_data_disk_the_self_test_fails_and_names_it() {
     require("qemu-system-x86_64", "qemu-system-x86");
     require("debootstrap", "debootstrap");
+    require("qemu-img", "qemu-utils");
     let _guest = one_guest();
     let work = tempfile::tempdir().unwrap();
     let o = run_test_vm(work.path(), &["--without-data-disk"]);

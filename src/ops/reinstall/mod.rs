@@ -72,6 +72,30 @@ impl std::fmt::Display for Milestone {
     }
 }
 
+/// `--listen` (with `--advertise`): the address and port serve listens on, which the box must
+/// reach on its boot line; the reason when it cannot be used.
+pub fn listen_address(
+    listen: Option<std::net::SocketAddrV4>,
+    advertise: Option<std::net::SocketAddrV4>,
+) -> Result<std::net::SocketAddrV4, String> {
+    let listen = listen.ok_or(
+        "--listen ADDR:PORT is needed: this machine's IPv4 address and a port the box can \
+         reach (serve answers its iPXE and receives the installer's reports there)",
+    )?;
+    if listen.port() == 0 {
+        return Err(format!(
+            "--listen {listen}: give the port the box is to reach (the boot line names it)"
+        ));
+    }
+    if advertise.unwrap_or(listen).ip().is_unspecified() {
+        return Err(format!(
+            "--listen {listen}: the box needs an address it can reach on its boot line; give \
+             --advertise ADDR:PORT (this machine's address on the box's network)"
+        ));
+    }
+    Ok(listen)
+}
+
 /// One disk the install erases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErasedDisk {

@@ -11,6 +11,7 @@ use super::raw::*;
 use super::source::{Diagnostics, SourceFile};
 use super::units::{check_password_hash, check_ssh_key, parse_bytes, parse_mac};
 
+pub(crate) mod backup;
 mod install;
 mod network;
 mod storage;
@@ -714,6 +715,10 @@ pub(crate) fn verify_cluster(
         }
     }
     nodes.sort_by_key(|n| n.nodeid);
+    let backup = raw
+        .backup
+        .as_ref()
+        .and_then(|b| backup::verify_backup(c, b, &raw.nodes, &raw.manager));
     Some(Cluster {
         profile: profile.to_string(),
         name: raw.name.clone(),
@@ -723,6 +728,7 @@ pub(crate) fn verify_cluster(
         transport,
         nodes,
         lock,
+        backup,
     })
 }
 

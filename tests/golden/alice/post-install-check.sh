@@ -326,6 +326,17 @@ elif [ "$mode" != 755 ]; then
 else
 	check file:/etc/rc.local PASS "755 1a4af6dce95745d00071df4cc35f9ac0886d1edc2916dd9840f2a9b8fb236c3d"
 fi
+got=$(sha256sum < /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null)
+if [ ! -e /etc/ssh/sshd_config.d/picaboot-save.conf ]; then
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf FAIL "missing"
+elif [ "$got" != 682fb347838e7e344dd17df3f8385871e08aa50efcae2aeca5ca90d9d8e80bb3 ]; then
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf FAIL "content differs from the rendered file (sha256 $got, rendered 682fb347838e7e344dd17df3f8385871e08aa50efcae2aeca5ca90d9d8e80bb3)"
+elif [ "$mode" != 644 ]; then
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf FAIL "mode $mode, rendered 644"
+else
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf PASS "644 682fb347838e7e344dd17df3f8385871e08aa50efcae2aeca5ca90d9d8e80bb3"
+fi
 got=$(sha256sum < /etc/systemd/network/10-picaboot-eth0.link 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/systemd/network/10-picaboot-eth0.link 2>/dev/null)
 if [ ! -e /etc/systemd/network/10-picaboot-eth0.link ]; then
@@ -370,6 +381,28 @@ elif [ "$mode" != 644 ]; then
 else
 	check file:/etc/systemd/system/picaboot-proxmox.service PASS "644 49d9c1459823202a2d05154ea1e2914850617549b18c427b805180740a2cd4d2"
 fi
+got=$(sha256sum < /etc/systemd/system/picaboot-save-pull.service 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /etc/systemd/system/picaboot-save-pull.service 2>/dev/null)
+if [ ! -e /etc/systemd/system/picaboot-save-pull.service ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.service FAIL "missing"
+elif [ "$got" != 43accfca9eb8a5bd3637268dd4c812b333285cef65ac97281b6b912054f6ee31 ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.service FAIL "content differs from the rendered file (sha256 $got, rendered 43accfca9eb8a5bd3637268dd4c812b333285cef65ac97281b6b912054f6ee31)"
+elif [ "$mode" != 644 ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.service FAIL "mode $mode, rendered 644"
+else
+	check file:/etc/systemd/system/picaboot-save-pull.service PASS "644 43accfca9eb8a5bd3637268dd4c812b333285cef65ac97281b6b912054f6ee31"
+fi
+got=$(sha256sum < /etc/systemd/system/picaboot-save-pull.timer 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /etc/systemd/system/picaboot-save-pull.timer 2>/dev/null)
+if [ ! -e /etc/systemd/system/picaboot-save-pull.timer ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.timer FAIL "missing"
+elif [ "$got" != af3afe05c3b7a563817c907691cca98ba5971b1bad4c63b9adbe78ee5637419f ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.timer FAIL "content differs from the rendered file (sha256 $got, rendered af3afe05c3b7a563817c907691cca98ba5971b1bad4c63b9adbe78ee5637419f)"
+elif [ "$mode" != 644 ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.timer FAIL "mode $mode, rendered 644"
+else
+	check file:/etc/systemd/system/picaboot-save-pull.timer PASS "644 af3afe05c3b7a563817c907691cca98ba5971b1bad4c63b9adbe78ee5637419f"
+fi
 got=$(sha256sum < /etc/systemd/system/picaboot-storage-setup.service 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/systemd/system/picaboot-storage-setup.service 2>/dev/null)
 if [ ! -e /etc/systemd/system/picaboot-storage-setup.service ]; then
@@ -413,6 +446,17 @@ elif [ "$mode" != 755 ]; then
 	check file:/usr/local/sbin/picaboot-proxmox FAIL "mode $mode, rendered 755"
 else
 	check file:/usr/local/sbin/picaboot-proxmox PASS "755 b1b8df7d5645086c89f7fba79f1d469e617516e10f6ece6cb8729764d969e68d"
+fi
+got=$(sha256sum < /usr/local/sbin/picaboot-save-pull 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /usr/local/sbin/picaboot-save-pull 2>/dev/null)
+if [ ! -e /usr/local/sbin/picaboot-save-pull ]; then
+	check file:/usr/local/sbin/picaboot-save-pull FAIL "missing"
+elif [ "$got" != 4d1fc36bf786f946134a7d8c2f789461f968ffb06c36c3e581b951b622a0af94 ]; then
+	check file:/usr/local/sbin/picaboot-save-pull FAIL "content differs from the rendered file (sha256 $got, rendered 4d1fc36bf786f946134a7d8c2f789461f968ffb06c36c3e581b951b622a0af94)"
+elif [ "$mode" != 755 ]; then
+	check file:/usr/local/sbin/picaboot-save-pull FAIL "mode $mode, rendered 755"
+else
+	check file:/usr/local/sbin/picaboot-save-pull PASS "755 4d1fc36bf786f946134a7d8c2f789461f968ffb06c36c3e581b951b622a0af94"
 fi
 got=$(sha256sum < /usr/local/sbin/picaboot-storage-setup 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /usr/local/sbin/picaboot-storage-setup 2>/dev/null)

@@ -18,23 +18,28 @@ put 0644 /etc/mdadm/mdadm.conf
 put 0644 /etc/network/interfaces
 put 0644 /etc/picaboot/corosync.conf
 put 0755 /etc/rc.local
+put 0644 /etc/ssh/sshd_config.d/picaboot-save.conf
 put 0644 /etc/systemd/network/10-picaboot-eth0.link
 put 0644 /etc/systemd/network/10-picaboot-eth1.link
 put 0644 /etc/systemd/system/corosync.service.d/picaboot.conf
 put 0644 /etc/systemd/system/picaboot-proxmox.service
+put 0644 /etc/systemd/system/picaboot-save-pull.service
+put 0644 /etc/systemd/system/picaboot-save-pull.timer
 put 0644 /etc/systemd/system/picaboot-storage-setup.service
 put 0600 /root/.ssh/authorized_keys
 put 0755 /usr/local/sbin/picaboot-find-disks
 put 0755 /usr/local/sbin/picaboot-proxmox
+put 0755 /usr/local/sbin/picaboot-save-pull
 put 0755 /usr/local/sbin/picaboot-storage-setup
 chmod 0700 /target/root/.ssh 2>/dev/null || true
-log "installed 17 host files"
+log "installed 21 host files"
 
 # Arrays the installer built have random UUIDs: record them after the rendered lines.
 # shellcheck disable=SC2016 # expanded by the shell inside the target, not here
 in-target sh -c 'mdadm --detail --scan | while read -r line; do grep -qF "$line" /etc/mdadm/mdadm.conf || echo "$line"; done >> /etc/mdadm/mdadm.conf'
 in-target systemctl enable picaboot-proxmox.service
 in-target systemctl enable picaboot-storage-setup.service
+in-target systemctl enable picaboot-save-pull.timer
 in-target update-initramfs -u -k all
 in-target update-grub
 log "late_command done"

@@ -296,6 +296,17 @@ elif [ "$mode" != 755 ]; then
 else
 	check file:/etc/rc.local PASS "755 747b2e1da1953ed25e67523b4054bed49a0905ed147a08dd09598c402f3e4db2"
 fi
+got=$(sha256sum < /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /etc/ssh/sshd_config.d/picaboot-save.conf 2>/dev/null)
+if [ ! -e /etc/ssh/sshd_config.d/picaboot-save.conf ]; then
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf FAIL "missing"
+elif [ "$got" != f672c510d5a924061e35bb0e10866b7eb553abb18aceb3d6f54f2108ac8afc5c ]; then
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf FAIL "content differs from the rendered file (sha256 $got, rendered f672c510d5a924061e35bb0e10866b7eb553abb18aceb3d6f54f2108ac8afc5c)"
+elif [ "$mode" != 644 ]; then
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf FAIL "mode $mode, rendered 644"
+else
+	check file:/etc/ssh/sshd_config.d/picaboot-save.conf PASS "644 f672c510d5a924061e35bb0e10866b7eb553abb18aceb3d6f54f2108ac8afc5c"
+fi
 got=$(sha256sum < /etc/systemd/network/10-picaboot-eth0.link 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/systemd/network/10-picaboot-eth0.link 2>/dev/null)
 if [ ! -e /etc/systemd/network/10-picaboot-eth0.link ]; then
@@ -340,6 +351,28 @@ elif [ "$mode" != 644 ]; then
 else
 	check file:/etc/systemd/system/picaboot-proxmox.service PASS "644 49d9c1459823202a2d05154ea1e2914850617549b18c427b805180740a2cd4d2"
 fi
+got=$(sha256sum < /etc/systemd/system/picaboot-save-pull.service 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /etc/systemd/system/picaboot-save-pull.service 2>/dev/null)
+if [ ! -e /etc/systemd/system/picaboot-save-pull.service ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.service FAIL "missing"
+elif [ "$got" != 7d003e9514ecf8b362b3d875e35df584ca5aa136f9c7790b8ec3bfc51c38cf2a ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.service FAIL "content differs from the rendered file (sha256 $got, rendered 7d003e9514ecf8b362b3d875e35df584ca5aa136f9c7790b8ec3bfc51c38cf2a)"
+elif [ "$mode" != 644 ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.service FAIL "mode $mode, rendered 644"
+else
+	check file:/etc/systemd/system/picaboot-save-pull.service PASS "644 7d003e9514ecf8b362b3d875e35df584ca5aa136f9c7790b8ec3bfc51c38cf2a"
+fi
+got=$(sha256sum < /etc/systemd/system/picaboot-save-pull.timer 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /etc/systemd/system/picaboot-save-pull.timer 2>/dev/null)
+if [ ! -e /etc/systemd/system/picaboot-save-pull.timer ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.timer FAIL "missing"
+elif [ "$got" != d901c58d3cf879e8b60a9357de13d2df0c48691198357f23c2bb86beee6df363 ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.timer FAIL "content differs from the rendered file (sha256 $got, rendered d901c58d3cf879e8b60a9357de13d2df0c48691198357f23c2bb86beee6df363)"
+elif [ "$mode" != 644 ]; then
+	check file:/etc/systemd/system/picaboot-save-pull.timer FAIL "mode $mode, rendered 644"
+else
+	check file:/etc/systemd/system/picaboot-save-pull.timer PASS "644 d901c58d3cf879e8b60a9357de13d2df0c48691198357f23c2bb86beee6df363"
+fi
 got=$(sha256sum < /etc/systemd/system/picaboot-storage-setup.service 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /etc/systemd/system/picaboot-storage-setup.service 2>/dev/null)
 if [ ! -e /etc/systemd/system/picaboot-storage-setup.service ]; then
@@ -383,6 +416,17 @@ elif [ "$mode" != 755 ]; then
 	check file:/usr/local/sbin/picaboot-proxmox FAIL "mode $mode, rendered 755"
 else
 	check file:/usr/local/sbin/picaboot-proxmox PASS "755 70846f1f9dd988fee4bc71f47e319baa7979c581487c877e9331528490fa4878"
+fi
+got=$(sha256sum < /usr/local/sbin/picaboot-save-pull 2>/dev/null | cut -d' ' -f1)
+mode=$(stat -c %a /usr/local/sbin/picaboot-save-pull 2>/dev/null)
+if [ ! -e /usr/local/sbin/picaboot-save-pull ]; then
+	check file:/usr/local/sbin/picaboot-save-pull FAIL "missing"
+elif [ "$got" != 0647a0bcece4817ad931e58567541824e92ff0ec56855fc28de1d70210b758c4 ]; then
+	check file:/usr/local/sbin/picaboot-save-pull FAIL "content differs from the rendered file (sha256 $got, rendered 0647a0bcece4817ad931e58567541824e92ff0ec56855fc28de1d70210b758c4)"
+elif [ "$mode" != 755 ]; then
+	check file:/usr/local/sbin/picaboot-save-pull FAIL "mode $mode, rendered 755"
+else
+	check file:/usr/local/sbin/picaboot-save-pull PASS "755 0647a0bcece4817ad931e58567541824e92ff0ec56855fc28de1d70210b758c4"
 fi
 got=$(sha256sum < /usr/local/sbin/picaboot-storage-setup 2>/dev/null | cut -d' ' -f1)
 mode=$(stat -c %a /usr/local/sbin/picaboot-storage-setup 2>/dev/null)
