@@ -189,6 +189,8 @@ fn rendered() -> (
     let (keep, out) = common::render_all(&profiles);
     let kept = keep.path().join("profiles");
     common::copy_tree(&profiles, &kept);
+    // services.toml names picaboot's images, looked up beside the profiles.
+    common::copy_tree(&common::root().join("images"), &keep.path().join("images"));
     (keep, out, kept, pull, b)
 }
 
