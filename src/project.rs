@@ -139,7 +139,12 @@ pub fn open_with(dir: &Path, overrides: &Overrides) -> Result<Project, ProfileEr
         }
     }
     if diags.is_empty() {
-        crate::vm::fit::verify(&loaded, &plans, &mut diags);
+        // A host whose disks are resized here (a VM shaped like the box, scaled down) has no
+        // room for its VMs' disks, and is not where they run: only their cores and memory,
+        // which no override changes, are checked against it.
+        let disks_as_profiled =
+            overrides.disk_sizes.is_empty() && overrides.volume_sizes.is_empty();
+        crate::vm::fit::verify(&loaded, &plans, disks_as_profiled, &mut diags);
     }
     if diags.is_empty() {
         Ok(Project {

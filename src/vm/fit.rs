@@ -33,7 +33,15 @@ fn shares(vms: &[&Vm], size: impl Fn(&Vm) -> u64) -> String {
 }
 
 /// Records a problem for every node whose VMs do not fit it.
-pub fn verify(loaded: &Loaded, plans: &BTreeMap<String, Plan>, diags: &mut Diagnostics) {
+///
+/// `disks`: whether the node's disks are the profile's (not resized for a test VM), so that
+/// the VMs' disks are compared with its `/var/lib/vz`.
+pub fn verify(
+    loaded: &Loaded,
+    plans: &BTreeMap<String, Plan>,
+    disks: bool,
+    diags: &mut Diagnostics,
+) {
     let p = &loaded.profiles;
     for (node, host) in &p.hosts {
         let vms: Vec<&Vm> = p.vms_on(node).collect();
@@ -87,17 +95,20 @@ pub fn verify(loaded: &Loaded, plans: &BTreeMap<String, Plan>, diags: &mut Diagn
                 .find(|v| v.mount.as_deref() == Some(LOCAL_STORAGE_PATH))
                 .map(|v| v.size)
         });
-        let disks: u64 = vms.iter().map(|v| v.disk_bytes()).sum();
+        if !disks {
+            continue;
+        }
+        let asked: u64 = vms.iter().map(|v| v.disk_bytes()).sum();
         match room {
             None => diags.push(src(last).diag(
                 "disks",
                 format!("`{node}` has no volume mounted on {LOCAL_STORAGE_PATH} (Proxmox's `local` storage) for the VMs' disks"),
             )),
-            Some(room) if disks > room => diags.push(src(last).diag(
+            Some(room) if asked > room => diags.push(src(last).diag(
                 "disks",
                 format!(
                     "the VMs on `{node}` ask {} of disk ({}), more than the {} of its {LOCAL_STORAGE_PATH}",
-                    gib(disks),
+                    gib(asked),
                     shares(&vms, Vm::disk_bytes),
                     gib(room)
                 ),
