@@ -75,24 +75,8 @@ pub fn password_from_env() -> Result<Secret, FormError> {
 
 /// Runs one remote command; its stdout on success.
 fn remote(dest: &str, command: &str, stdin: Option<&[u8]>) -> Result<String, String> {
-    let out = crate::exec::run_deadline_status(
-        &format!("`{command}` on {dest}"),
-        super::ssh_command(dest).arg(command),
-        stdin,
-        super::SSH_DEADLINE,
-    )
-    .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        Err(format!(
-            "{} ({})",
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
-            out.status
-        ))
-    }
+    let input = stdin.map_or(crate::exec::Input::Nothing, crate::exec::Input::Bytes);
+    super::remote(dest, command, command, input, super::SSH_DEADLINE)
 }
 
 /// Forms the cluster: runs `steps` (from [`proxmox::plan`]) on `nodes`; `rendered` is the

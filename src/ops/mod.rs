@@ -88,6 +88,36 @@ pub const SSH_CONNECT: [&str; 2] = ["-o", "ConnectTimeout=30"];
 /// started when the deadline passes.
 pub const SSH_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
+/// Runs `command` on `dest` over ssh with `input` on its stdin, within `deadline` (ssh and
+/// everything it started are killed past it): its stdout, or why it failed (the last lines of
+/// its stderr and its status). `shown` names the command in logs and errors, so that a
+/// command holding a secret (a join token) is never printed.
+pub fn remote(
+    dest: &str,
+    command: &str,
+    shown: &str,
+    input: crate::exec::Input<'_>,
+    deadline: Duration,
+) -> Result<String, String> {
+    let out = crate::exec::run_deadline_input(
+        &format!("`{shown}` on {dest}"),
+        ssh_command(dest).arg(command),
+        input,
+        deadline,
+    )
+    .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = err.lines().rev().take(5).collect();
+    Err(format!(
+        "{} ({})",
+        tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
+        out.status
+    ))
+}
+
 /// `ssh [-F CONFIG] -o BatchMode=yes -o ServerAlive… -- DEST` (add the remote command).
 pub fn ssh_command(dest: &str) -> Command {
     let mut c = Command::new("ssh");

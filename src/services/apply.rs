@@ -60,23 +60,7 @@ pub fn runnable(step: &Step, secrets: &BTreeMap<usize, String>) -> (String, Opti
 /// Runs `command` on `dest`; its stdout, or why not.
 fn remote(dest: &str, command: &str, shown: &str, stdin: Option<&str>) -> Result<String, String> {
     let input = stdin.map_or(Input::Nothing, |s| Input::Bytes(s.as_bytes()));
-    let out = crate::exec::run_deadline_input(
-        &format!("`{shown}` on {dest}"),
-        crate::ops::ssh_command(dest).arg(command),
-        input,
-        crate::ops::SSH_DEADLINE,
-    )
-    .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = err.lines().rev().take(5).collect();
-    Err(format!(
-        "{} ({})",
-        tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
-        out.status
-    ))
+    crate::ops::remote(dest, command, shown, input, crate::ops::SSH_DEADLINE)
 }
 
 /// Runs every step as `user@` its VM's address.

@@ -66,24 +66,7 @@ fn remote(dest: &str, step: &Step, input: Input<'_>, n: usize) -> Result<String,
         command: step.command.clone(),
         reason,
     };
-    let out = crate::exec::run_deadline_input(
-        &format!("`{}` on {dest}", step.command),
-        crate::ops::ssh_command(dest).arg(&step.command),
-        input,
-        deadline,
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        Err(fail(format!(
-            "{} ({})",
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
-            out.status
-        )))
-    }
+    crate::ops::remote(dest, &step.command, &step.command, input, deadline).map_err(fail)
 }
 
 /// What `vm create` did.
