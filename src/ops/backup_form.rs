@@ -49,13 +49,7 @@ impl BackupForm {
     /// public IPv4 address).
     pub fn new(project: &Project, cluster: &str, ssh: &[String]) -> Result<Self, BackupPlanError> {
         let profiles = &project.loaded.profiles;
-        let cl = profiles
-            .clusters
-            .get(cluster)
-            .ok_or_else(|| PlanError::UnknownCluster {
-                name: cluster.to_string(),
-                known: profiles.cluster_names(),
-            })?;
+        let cl = super::form_plan::cluster_named(profiles, cluster)?;
         let b = cl
             .backup
             .clone()

@@ -57,6 +57,20 @@ impl crate::exit_class::ExitClass for PlanError {
     }
 }
 
+/// The cluster profile named `name`, or the error naming the known ones.
+pub(crate) fn cluster_named<'a>(
+    profiles: &'a crate::profile::Profiles,
+    name: &str,
+) -> Result<&'a crate::profile::Cluster, PlanError> {
+    profiles
+        .clusters
+        .get(name)
+        .ok_or_else(|| PlanError::UnknownCluster {
+            name: name.to_string(),
+            known: profiles.cluster_names(),
+        })
+}
+
 /// The plan of `cluster form`.
 #[derive(Debug, Clone)]
 pub struct FormPlan {
@@ -101,13 +115,7 @@ impl FormPlan {
         join: JoinVia,
     ) -> Result<Self, PlanError> {
         let profiles = &project.loaded.profiles;
-        let cl = profiles
-            .clusters
-            .get(cluster)
-            .ok_or_else(|| PlanError::UnknownCluster {
-                name: cluster.to_string(),
-                known: profiles.cluster_names(),
-            })?;
+        let cl = cluster_named(profiles, cluster)?;
         if cl.manager.proxmox().is_none() {
             return Err(PlanError::Standalone(cluster.to_string()));
         }
