@@ -29,11 +29,7 @@ fn each_vm_ruleset_passes_nft_check() {
             String::from_utf8_lossy(&o.stderr)
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        let peer = if vm == "pica01" {
-            "91.224.148.60"
-        } else {
-            "91.224.148.57"
-        };
+        let peer = public_v4(if vm == "pica01" { "pica02" } else { "pica01" });
         assert!(
             text.contains(&format!(
                 "ip saddr {{ {peer} }} tcp dport {{ 2377, 7946, 24007-24008, 49152-49251 }} accept"
@@ -66,9 +62,14 @@ fn form_dry_run_prints_the_sequence_without_the_token() {
     let o = common::picaboot(scratch.path(), &["services", "form", "--dry-run"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
+    let (p1, p2) = (public_v4("pica01"), public_v4("pica02"));
+    let volume = format!(
+        "gluster --mode=script volume create gluster-data replica 2 {p1}:/gluster-data/brick {p2}:/gluster-data/brick"
+    );
+    let init = format!("docker swarm init --advertise-addr {p1}");
     for want in [
-        "gluster --mode=script volume create gluster-data replica 2 91.224.148.57:/gluster-data/brick 91.224.148.60:/gluster-data/brick",
-        "docker swarm init --advertise-addr 91.224.148.57",
+        volume.as_str(),
+        init.as_str(),
         "--token <token from step",
         "docker network create --driver overlay --opt encrypted --attachable pica-net",
         "docker stack deploy --with-registry-auth -c /etc/picaboot/stack.yml pica",
@@ -237,4 +238,14 @@ fn services_render_matches_golden_files_and_is_deterministic() {
         read(&golden),
         "services render differs from tests/golden-services/"
     );
+}
+
+/// A VM's public IPv4 address (its NIC on the node's public bridge), from the shipped profiles.
+fn public_v4(vm: &str) -> String {
+    let project = picaboot::project::open(&common::root().join("profiles")).unwrap();
+    let p = &project.loaded.profiles;
+    let v = &p.vms[vm];
+    let bridge = p.hosts[&v.node].network.bridge.clone().unwrap();
+    let nic = v.nics.iter().find(|n| n.bridge == bridge).unwrap();
+    nic.ipv4.unwrap().addr().to_string()
 }
