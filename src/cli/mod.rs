@@ -22,6 +22,7 @@ mod render;
 mod serve;
 mod services;
 mod test;
+mod test_services;
 mod test_vm;
 mod vm;
 
@@ -118,7 +119,7 @@ impl Cli {
             Cmd::Serve(s) => s.json,
             Cmd::Test(t) => match &t.what {
                 test::TestWhat::Install(i) => i.json,
-                test::TestWhat::Vm(_) => false,
+                test::TestWhat::Vm(_) | test::TestWhat::Services(_) => false,
             },
             Cmd::Power(p) => p.json,
             Cmd::Diff(d) => d.json,

@@ -98,10 +98,12 @@ pub fn services(c: ServicesCmd) -> anyhow::Result<()> {
 fn form(s: &crate::profile::services::Services, user: &str) -> anyhow::Result<()> {
     crate::cleanup::on_signals();
     let steps = plan::plan(s)?;
-    let outcome = crate::services::apply::run(&steps, user, &mut |i, n, step, run| {
-        let what = if run { "" } else { " (already done)" };
-        eprintln!("[{i}/{n}] {}: {}{what}", step.vm, step.why);
-    })?;
+    let config = crate::ops::ssh_config();
+    let outcome =
+        crate::services::apply::run(&steps, user, config.as_deref(), &mut |i, n, step, run| {
+            let what = if run { "" } else { " (already done)" };
+            eprintln!("[{i}/{n}] {}: {}{what}", step.vm, step.why);
+        })?;
     outln!(
         "services form: {} steps run, {} already done{}",
         outcome.ran.len(),

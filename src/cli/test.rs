@@ -26,6 +26,10 @@ pub enum TestWhat {
     /// Build VM NAME's system (cached), boot it from its disk in QEMU with its two NICs and
     /// disks, read its self-test, ssh into it with the declared key.
     Vm(super::test_vm::VmConfig),
+    /// Boot the services VMs (pica01, pica02) linked by their public addresses, apply the
+    /// services layer with `services form`'s plan over ssh, and check the volume, the swarm,
+    /// the stack, the firewall, a reboot and a power cut.
+    Services(super::test_services::ServicesConfig),
 }
 
 /// Arguments of `test install`.
@@ -75,6 +79,7 @@ pub fn test(c: TestCmd) -> anyhow::Result<()> {
     match c.what {
         TestWhat::Install(c) => install(c),
         TestWhat::Vm(c) => super::test_vm::vm(c),
+        TestWhat::Services(c) => super::test_services::services(c),
     }
 }
 

@@ -426,6 +426,7 @@ impl Runner<'_> {
                 .to_string(),
             disks: self.machine.disks(None, false),
             console: self.work.join("install-console.log"),
+            reboot: false,
             extra_args: extra,
         };
         (self.log)(&format!(
@@ -518,6 +519,7 @@ impl Runner<'_> {
             // Degraded boots start from the first boot's disks each time (snapshot).
             disks: self.machine.disks(leave_out, leave_out.is_some()),
             console: self.work.join(format!("boot-{label}-console.log")),
+            reboot: false,
             extra_args: extra,
         };
         (self.log)(&format!("boot {label}: starting from disk"));

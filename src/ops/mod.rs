@@ -9,7 +9,7 @@ pub mod form_plan;
 pub mod post_install;
 pub mod reinstall;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -99,9 +99,29 @@ pub fn remote(
     input: crate::exec::Input<'_>,
     deadline: Duration,
 ) -> Result<String, String> {
+    remote_via(
+        ssh_config().as_deref(),
+        dest,
+        command,
+        shown,
+        input,
+        deadline,
+    )
+}
+
+/// [`remote`] with the ssh config file given (`None`: the admin's own), not read from
+/// [`ENV_SSH_CONFIG`]: a test reaching its guests through forwarded ports uses its own.
+pub fn remote_via(
+    config: Option<&Path>,
+    dest: &str,
+    command: &str,
+    shown: &str,
+    input: crate::exec::Input<'_>,
+    deadline: Duration,
+) -> Result<String, String> {
     let out = crate::exec::run_deadline_input(
         &format!("`{shown}` on {dest}"),
-        ssh_command(dest).arg(command),
+        ssh_command_via(config, dest).arg(command),
         input,
         deadline,
     )
@@ -120,8 +140,13 @@ pub fn remote(
 
 /// `ssh [-F CONFIG] -o BatchMode=yes -o ServerAlive… -- DEST` (add the remote command).
 pub fn ssh_command(dest: &str) -> Command {
+    ssh_command_via(ssh_config().as_deref(), dest)
+}
+
+/// [`ssh_command`] with the config file given (`None`: ssh's default).
+pub fn ssh_command_via(config: Option<&Path>, dest: &str) -> Command {
     let mut c = Command::new("ssh");
-    if let Some(cfg) = ssh_config() {
+    if let Some(cfg) = config {
         c.arg("-F").arg(cfg);
     }
     c.args(["-o", "BatchMode=yes"])

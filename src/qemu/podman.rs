@@ -251,6 +251,7 @@ pub fn run(
             disk(work.join("storage.img"), false, false),
         ],
         console: work.join("console.log"),
+        reboot: false,
         extra_args: Vec::new(),
     };
     let start = Instant::now();

@@ -123,6 +123,8 @@ pub struct VmSpec {
     pub disks: Vec<Disk>,
     /// Console log file (first serial port).
     pub console: PathBuf,
+    /// Let the guest reboot (QEMU restarts it) instead of ending QEMU (`-no-reboot`).
+    pub reboot: bool,
     /// More QEMU arguments (NICs, a second serial port, fw_cfg entries).
     pub extra_args: Vec<String>,
 }
@@ -146,7 +148,10 @@ impl VmSpec {
             "-m",
             &self.memory_mib.to_string(),
         ]);
-        c.args(["-nodefaults", "-display", "none", "-no-reboot"]);
+        c.args(["-nodefaults", "-display", "none"]);
+        if !self.reboot {
+            c.arg("-no-reboot");
+        }
         if let Some(k) = &self.kernel {
             c.arg("-kernel").arg(k);
             if let Some(i) = &self.initrd {

@@ -5,6 +5,7 @@
 //! never printed nor put on a command line.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::plan::{token_placeholder, Step};
 use crate::exec::Input;
@@ -57,18 +58,25 @@ pub fn runnable(step: &Step, secrets: &BTreeMap<usize, String>) -> (String, Opti
     }
 }
 
-/// Runs `command` on `dest`; its stdout, or why not.
-fn remote(dest: &str, command: &str, shown: &str, stdin: Option<&str>) -> Result<String, String> {
-    let input = stdin.map_or(Input::Nothing, |s| Input::Bytes(s.as_bytes()));
-    crate::ops::remote(dest, command, shown, input, crate::ops::SSH_DEADLINE)
-}
-
-/// Runs every step as `user@` its VM's address.
+/// Runs every step as `user@` its VM's address, with ssh's config file `ssh_config` (`None`:
+/// the admin's own, as [`crate::ops::ssh_config`] finds it).
 pub fn run(
     steps: &[Step],
     user: &str,
+    ssh_config: Option<&Path>,
     progress: &mut dyn FnMut(usize, usize, &Step, bool),
 ) -> Result<Outcome, ApplyError> {
+    let remote = |dest: &str, command: &str, shown: &str, stdin: Option<&str>| {
+        let input = stdin.map_or(Input::Nothing, |s| Input::Bytes(s.as_bytes()));
+        crate::ops::remote_via(
+            ssh_config,
+            dest,
+            command,
+            shown,
+            input,
+            crate::ops::SSH_DEADLINE,
+        )
+    };
     let mut secrets = BTreeMap::new();
     let mut outcome = Outcome::default();
     for (i, step) in steps.iter().enumerate() {

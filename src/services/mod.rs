@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod labels;
 pub mod plan;
+pub mod proof;
 pub mod render;
 
 use crate::profile::Loaded;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::render::{self, DROP_IN, NFT_PATH, STACK, STACK_PATH};
 use super::ServicesError;
-use crate::profile::services::{Member, Services};
+use crate::profile::services::{Image, Member, Services};
 
 /// One remote command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +114,26 @@ pub fn plan(s: &Services) -> Result<Vec<Step>, ServicesError> {
     swarm(&mut p);
     let first = &s.swarm.members[0];
     p.install(first, STACK_PATH, render::stack(s)?, "the stack file");
+    if s.services
+        .iter()
+        .any(|x| matches!(x.image, Image::Local(_)))
+    {
+        let reg = &s.registry.address;
+        p.push(
+            first,
+            format!(
+                "grep -qF {} \"$HOME/.docker/config.json\" 2>/dev/null || {{ echo {} >&2; exit 1; }}",
+                sh_quote(&format!("\"{reg}\"")),
+                sh_quote(&format!(
+                    "not logged in to {reg}: run `docker login {reg}` on {} once (the password \
+                     is in no profile); --with-registry-auth hands that login to the nodes",
+                    first.vm
+                ))
+            ),
+            None,
+            "the registry login the deploy hands to the nodes is there",
+        );
+    }
     p.push(
         first,
         format!("docker stack deploy --with-registry-auth -c {STACK_PATH} {STACK}"),

@@ -50,19 +50,30 @@ pub struct Base {
     pub initrd: String,
 }
 
-/// The key of the base of `suite`.
-pub fn key(suite: &str) -> String {
+/// The key of the base of `suite` with `extra` packages (sorted) beyond [`PACKAGES`].
+pub fn key(suite: &str, extra: &[String]) -> String {
     let mut h = Sha256::new();
     for p in [FORMAT, suite, &PACKAGES.join(",")] {
         h.update(p.as_bytes());
         h.update([0]);
     }
+    // Without extra packages, the key is the one bases had before roles added any.
+    if !extra.is_empty() {
+        h.update(extra.join(",").as_bytes());
+        h.update([0]);
+    }
     hex::encode(&h.finalize()[..12])
 }
 
-/// The cached base of `suite`, built from `mirror` first when needed; `cached` tells which.
-pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), VmError> {
-    let key = key(suite);
+/// The cached base of `suite` with the `extra` packages (a VM's roles'), built from `mirror`
+/// first when needed; `cached` tells which.
+pub fn ensure(
+    suite: &str,
+    extra: &[String],
+    mirror: &str,
+    cache: &Path,
+) -> Result<(Base, bool), VmError> {
+    let key = key(suite, extra);
     let dir = cache.join("vm-systems").join("base").join(&key);
     if dir.join("complete").exists() {
         return Ok((found(&key, &dir)?, true));
@@ -81,7 +92,7 @@ pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), V
             .arg(DEBOOTSTRAP_LIMIT.to_string())
             .args(["debootstrap", "--variant=minbase"])
             .arg(format!("--keyring={}", crate::debian::DEFAULT_KEYRING))
-            .arg(format!("--include={}", PACKAGES.join(",")))
+            .arg(format!("--include={}", includes(extra)))
             .arg(suite)
             .arg(&tree)
             .arg(mirror),
@@ -94,6 +105,16 @@ pub fn ensure(suite: &str, mirror: &str, cache: &Path) -> Result<(Base, bool), V
     std::fs::write(tmp.path().join("complete"), &key).map_err(VmError::io("write", tmp.path()))?;
     super::image::publish(tmp, &dir)?;
     Ok((found(&key, &dir)?, false))
+}
+
+/// debootstrap's `--include`: the base's packages, then the extra ones.
+fn includes(extra: &[String]) -> String {
+    let all: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .collect();
+    all.join(",")
 }
 
 /// The base in `dir`: its tree and newest kernel and initrd.

@@ -40,6 +40,7 @@ pub fn system_of(vm: &Vm, node: &Host, mirror: Option<&str>, extra_keys: &[Strin
             lv: d.volume.clone(),
             mount: d.mount.clone(),
         }),
+        packages: super::roles::packages(&vm.roles),
         root_password_hash: Some(vm.root_password_hash.clone()),
     }
 }

@@ -48,7 +48,7 @@ pub struct BuiltImage {
 pub fn build(system: &VmSystem, build_mirror: &str, cache: &Path) -> Result<BuiltImage, VmError> {
     let start = Instant::now();
     system.validate()?;
-    let (base, base_cached) = base::ensure(&system.suite, build_mirror, cache)?;
+    let (base, base_cached) = base::ensure(&system.suite, &system.packages, build_mirror, cache)?;
     let key = image_key(system, &base)?;
     let uuid = uuid_of(&key);
     let dir = cache

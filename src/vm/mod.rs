@@ -13,6 +13,7 @@ pub mod from_profile;
 pub mod image;
 pub mod proof;
 pub mod render;
+pub mod roles;
 pub mod system;
 pub mod test_vm;
 #[cfg(test)]

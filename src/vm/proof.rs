@@ -116,7 +116,11 @@ pub fn run(system: &VmSystem, key: &Path, opts: &ProofOptions) -> Result<ProofOu
         path: data.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    let system_disk = grown_overlay(&img.disk, &work.path().join("system.qcow2"))?;
+    let system_disk = grown_overlay(
+        &img.disk,
+        &work.path().join("system.qcow2"),
+        SYSTEM_DISK_GROWTH,
+    )?;
     let (accel, why) = Accel::detect(&img.kernel);
     let port = free_port().map_err(VmError::io("find a free port on", Path::new("127.0.0.1")))?;
     let spec = spec(system, &system_disk, &data, port, accel, opts);
@@ -145,8 +149,8 @@ pub fn run(system: &VmSystem, key: &Path, opts: &ProofOptions) -> Result<ProofOu
 }
 
 /// `overlay`: a qcow2 over the raw `image` (opened read-only: the cached image stays as it
-/// is), [`SYSTEM_DISK_GROWTH`] larger than it.
-fn grown_overlay(image: &Path, overlay: &Path) -> Result<PathBuf, VmError> {
+/// is), `growth` bytes larger than it.
+pub fn grown_overlay(image: &Path, overlay: &Path, growth: u64) -> Result<PathBuf, VmError> {
     let image = std::fs::canonicalize(image).map_err(VmError::io("find", image))?;
     let size = std::fs::metadata(&image)
         .map_err(VmError::io("read the size of", &image))?
@@ -157,7 +161,7 @@ fn grown_overlay(image: &Path, overlay: &Path) -> Result<PathBuf, VmError> {
             .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
             .arg(&image)
             .arg(overlay)
-            .arg((size + SYSTEM_DISK_GROWTH).to_string()),
+            .arg((size + growth).to_string()),
         None,
         Duration::from_secs(60),
     )?;
@@ -199,6 +203,7 @@ fn spec(
             vec![disk(system_disk, false, Some(1), "system")]
         },
         console: opts.out.join("console.log"),
+        reboot: false,
         extra_args: nic_args(system, port),
     }
 }
@@ -229,7 +234,7 @@ pub fn nic_args(system: &VmSystem, port: u16) -> Vec<String> {
 
 /// `(address, network/24-or-wider, QEMU's host address)` for a NIC's IPv4 `cidr`: a /32 (or
 /// any prefix longer than 24) is put in its /24, where an on-link gateway lives.
-fn slirp_net(cidr: &str, gateway: Option<std::net::Ipv4Addr>) -> (String, String, String) {
+pub fn slirp_net(cidr: &str, gateway: Option<std::net::Ipv4Addr>) -> (String, String, String) {
     let (a, p) = cidr.split_once('/').unwrap_or((cidr, "32"));
     let addr: std::net::Ipv4Addr = a.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
     let prefix = p.parse::<u32>().unwrap_or(32).min(24);

@@ -23,6 +23,9 @@ pub struct VmSystem {
     pub ssh_keys: Vec<String>,
     /// The second disk's volume group, volume and mount.
     pub data_disk: Option<DataDisk>,
+    /// Debian packages installed beyond the base (its roles': [`super::roles::packages`]),
+    /// sorted.
+    pub packages: Vec<String>,
     /// root's password hash (`crypt(5)`), `None`: root has no password (ssh keys only).
     #[serde(skip)]
     pub root_password_hash: Option<String>,
@@ -132,6 +135,7 @@ impl VmSystem {
                 lv: "data".into(),
                 mount: "/gluster-data".into(),
             }),
+            packages: Vec::new(),
             root_password_hash: None,
         }
     }
@@ -187,6 +191,14 @@ impl VmSystem {
                 return Err(err(
                     format!("ssh_keys[{i}]"),
                     "not one ssh public key".into(),
+                ));
+            }
+        }
+        for (i, p) in self.packages.iter().enumerate() {
+            if !super::roles::is_package_name(p) {
+                return Err(err(
+                    format!("packages[{i}]"),
+                    "not a Debian package name".into(),
                 ));
             }
         }

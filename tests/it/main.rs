@@ -45,6 +45,7 @@ mod serve_names;
 mod serve_syslog;
 mod serve_trust;
 mod services;
+mod services_proof;
 mod ssh_deadline;
 mod test_install_sigint;
 mod vm_create;

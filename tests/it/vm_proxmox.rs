@@ -422,6 +422,7 @@ impl Box_ {
                 disk(self.repo_img.clone(), true, "REPO"),
             ],
             console: console.clone(),
+            reboot: false,
             extra_args: Vec::new(),
         };
         let limit = Duration::from_secs(1500);

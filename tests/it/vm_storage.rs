@@ -156,6 +156,7 @@ fn first_boot_storage_script_builds_md2_and_save_in_a_vm() {
             disk(data, false, false, "DATA"),
         ],
         console: work.join("console.log"),
+        reboot: false,
         extra_args: Vec::new(),
     };
     let start = Instant::now();

@@ -1,0 +1,450 @@
+//! `picaboot test services`: the services VMs (pica01, pica02) booted as QEMU guests from the
+//! images `picaboot test vm` proves, linked by their public addresses only; the layer applied
+//! by the same plan and ssh runner as `services form` (a second run must change nothing); then
+//! named checks: the replicated volume, the swarm's roles and encrypted overlay, the stack
+//! pulled from the test registry and answering on every node, the firewall, the mount order
+//! after a reboot, and a guest's power cut.
+//!
+//! What differs from production is listed in the report ([`TEST_DIFFERENCES`]).
+
+pub mod checks;
+pub mod guests;
+pub mod registry;
+pub mod stack;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::exec::Input;
+use crate::profile::services::Services;
+use crate::qemu::CheckResult;
+
+/// What the test does that production does not, said in every report.
+pub const TEST_DIFFERENCES: &[&str] = &[
+    "the VMs' public NICs share one QEMU socket link, and a systemd-networkd drop-in routes \
+     their public /24 on it (production: the ISP's router between alice and bob)",
+    "ssh reaches each VM through a port QEMU forwards to its private address, with a throwaway \
+     key added to root's keys",
+    "the registry is Debian's docker-registry on this machine's loopback with the tx-registry \
+     configuration, a throwaway CA (trusted in /etc/docker/certs.d) and a throwaway htpasswd \
+     user; the VMs reach it at 10.0.42.2:5000 through QEMU (production: the admin VM, through \
+     alice's public :5000)",
+    "the harness runs `docker login` on the first manager (production: the admin does, once)",
+    "the stack under test replaces the shipped [[services]] (src/services/proof/stack.toml); \
+     Traefik's image cannot be pulled here (no registry reachable), so its task never runs",
+];
+
+/// What `test services` is asked.
+#[derive(Debug, Clone)]
+pub struct ProofOptions {
+    /// Profiles directory.
+    pub profiles: PathBuf,
+    /// Output directory (the reports and consoles go to `OUT/services/`).
+    pub output: PathBuf,
+    /// Mirror the VM systems are built from (this machine's, under test).
+    pub mirror: String,
+    /// Cache directory.
+    pub cache: PathBuf,
+    /// Limit of each guest's boot to its self-test's end.
+    pub boot_timeout: Duration,
+}
+
+/// Why `test services` could not run (a failed check is not an error: see the outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    /// The profiles do not check.
+    #[error(transparent)]
+    Profiles(#[from] crate::profile::ProfileError),
+    /// A VM system could not be built or booted.
+    #[error(transparent)]
+    Vm(#[from] crate::vm::VmError),
+    /// A program failed.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+    /// The services layer could not be rendered.
+    #[error(transparent)]
+    Services(#[from] super::ServicesError),
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was done.
+        what: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The profiles cannot be proven this way (a services VM without a private NIC).
+    #[error("{0}")]
+    Shape(String),
+    /// The test registry could not be served or filled.
+    #[error("test registry: {0}")]
+    Registry(String),
+}
+
+impl ProofError {
+    /// A closure making an [`ProofError::Io`] for `what` on `path`.
+    pub fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ProofError {
+        let path = path.to_path_buf();
+        move |source| ProofError::Io { what, path, source }
+    }
+}
+
+impl crate::exit_class::ExitClass for ProofError {
+    fn exit_class(&self) -> crate::exit_class::Class {
+        use crate::exit_class::Class;
+        match self {
+            ProofError::Profiles(e) => e.exit_class(),
+            ProofError::Vm(e) => e.exit_class(),
+            ProofError::Exec(e) => e.exit_class(),
+            ProofError::Services(e) => e.exit_class(),
+            ProofError::Shape(_) => Class::User,
+            ProofError::Io { .. } | ProofError::Registry(_) => Class::Env,
+        }
+    }
+}
+
+/// One timed phase.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhaseTime {
+    /// Its name.
+    pub name: String,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// What the run found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProofOutcome {
+    /// Phases in order, timed.
+    pub phases: Vec<PhaseTime>,
+    /// Every check.
+    pub checks: Vec<CheckResult>,
+    /// What the test does that production does not.
+    pub differences: Vec<String>,
+}
+
+impl ProofOutcome {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+
+    /// Total seconds.
+    pub fn seconds(&self) -> f64 {
+        self.phases.iter().map(|p| p.seconds).sum()
+    }
+
+    fn phase(&mut self, name: &str, since: &mut Instant) {
+        let seconds = since.elapsed().as_secs_f64();
+        crate::progress::event(&format!("test services: {name} done in {seconds:.1} s"));
+        self.phases.push(PhaseTime {
+            name: name.into(),
+            seconds,
+        });
+        *since = Instant::now();
+    }
+}
+
+/// The registry the guests pull from, as the harness set it up.
+pub struct ServedRegistry {
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// The CA that signed its certificate (PEM).
+    pub ca_pem: String,
+    /// htpasswd user.
+    pub user: String,
+    /// Its password (never printed).
+    pub password: String,
+    /// `image name -> manifest digest` pushed.
+    pub digests: std::collections::BTreeMap<String, String>,
+    /// What keeps it running (dropped: stopped).
+    pub running: Vec<Box<dyn std::any::Any>>,
+}
+
+/// Runs the whole proof; the reports are in the returned directory.
+pub fn run(
+    o: &ProofOptions,
+    registry: &mut dyn FnMut(&Path, &Services) -> Result<ServedRegistry, ProofError>,
+) -> Result<(ProofOutcome, PathBuf), ProofError> {
+    let work = tempfile::Builder::new()
+        .prefix("picaboot-test-services-")
+        .tempdir()
+        .map_err(ProofError::io(
+            "create a temporary directory in",
+            &std::env::temp_dir(),
+        ))?;
+    let out = o.output.join("services");
+    std::fs::create_dir_all(&out).map_err(ProofError::io("create", &out))?;
+    let mut outcome = ProofOutcome {
+        differences: TEST_DIFFERENCES.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut since = Instant::now();
+    let dir = stack::with_test_stack(&o.profiles, work.path())?;
+    let project = crate::project::open(&dir)?;
+    let profiles = &project.loaded.profiles;
+    let s = profiles
+        .services
+        .clone()
+        .ok_or_else(|| ProofError::Shape(format!("{}: no services.toml", o.profiles.display())))?;
+    let (key, pubkey) = crate::vm::proof::test_key(&o.cache, "declared")?;
+    let mut systems = Vec::new();
+    let mut images = Vec::new();
+    for m in &s.swarm.members {
+        let vm = &profiles.vms[&m.vm];
+        let system = crate::vm::from_profile::system_of(
+            vm,
+            &profiles.hosts[&vm.node],
+            Some(&o.mirror),
+            std::slice::from_ref(&pubkey),
+        );
+        images.push(crate::vm::image::build(&system, &o.mirror, &o.cache)?);
+        systems.push(system);
+    }
+    outcome.phase("images", &mut since);
+    let reg = registry(work.path(), &s)?;
+    outcome.phase("registry", &mut since);
+    let plans: Vec<guests::GuestPlan> = s
+        .swarm
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| guests::GuestPlan {
+            system: &systems[i],
+            image: &images[i],
+            address: m.address,
+        })
+        .collect();
+    let (mut g, boot) = guests::start(
+        &plans,
+        &key,
+        work.path(),
+        &out,
+        reg.port,
+        stack::WEB_PORT,
+        o.boot_timeout,
+    )?;
+    let booted = boot.iter().all(|c| c.passed);
+    outcome.checks.extend(boot);
+    outcome.phase("boot", &mut since);
+    if booted {
+        prove(&mut g, &s, &reg, &systems, &mut outcome, &mut since);
+    }
+    write_reports(&outcome, &out)?;
+    Ok((outcome, out))
+}
+
+/// Everything after the boot: the harness's own setup, `services form` twice, the checks.
+fn prove(
+    g: &mut guests::Guests,
+    s: &Services,
+    reg: &ServedRegistry,
+    systems: &[crate::vm::system::VmSystem],
+    outcome: &mut ProofOutcome,
+    since: &mut Instant,
+) {
+    let prepared = prepare(g, s, reg, systems);
+    outcome.checks.push(prepared.clone());
+    outcome.phase("prepare", since);
+    if !prepared.passed {
+        return;
+    }
+    let applied = apply(g, s, "services-form");
+    let ok = applied.passed;
+    outcome.checks.push(applied);
+    outcome.phase("services form", since);
+    if !ok {
+        return;
+    }
+    let service = format!("{}_web", super::render::STACK);
+    outcome.checks.push(checks::replicated(g, s));
+    outcome.checks.push(checks::swarm_roles(g, s));
+    let digest = reg.digests.get("tx-apache").map(String::as_str);
+    outcome
+        .checks
+        .push(checks::stack_served(g, s, &service, digest));
+    outcome.phase("volume, swarm and stack checks", since);
+    if g.list.len() > 1 {
+        let stranger = stranger_address(s);
+        outcome.checks.push(checks::firewall(g, 1, 0, stranger));
+    }
+    outcome.checks.push(apply(g, s, "services-form-again"));
+    outcome.phase("firewall and second services form", since);
+    if g.list.len() > 1 {
+        outcome.checks.push(checks::mount_before_docker(g, 1, s));
+        outcome.phase("reboot", since);
+        outcome
+            .checks
+            .push(checks::survives_kill(g, 1, s, &service));
+        outcome.phase("power cut", since);
+    }
+}
+
+/// An address of the first member's /24 that no member has (the firewall check's stranger).
+fn stranger_address(s: &Services) -> std::net::Ipv4Addr {
+    let o = s.swarm.members[0].address.octets();
+    (1..=254u8)
+        .rev()
+        .map(|h| std::net::Ipv4Addr::new(o[0], o[1], o[2], h))
+        .find(|a| s.swarm.members.iter().all(|m| m.address != *a))
+        .unwrap_or(std::net::Ipv4Addr::new(o[0], o[1], o[2], 254))
+}
+
+/// The harness's own setup ([`TEST_DIFFERENCES`]): the link's route, the registry's name, CA
+/// and login.
+fn prepare(
+    g: &guests::Guests,
+    s: &Services,
+    reg: &ServedRegistry,
+    systems: &[crate::vm::system::VmSystem],
+) -> CheckResult {
+    let host = s.registry.address.clone();
+    let name = host.split(':').next().unwrap_or(&host).to_string();
+    let mut done = Vec::new();
+    for (i, guest) in g.list.iter().enumerate() {
+        let system = &systems[i];
+        let Some(n) = system.nics.iter().position(|n| n.mac == guest.public_mac) else {
+            continue;
+        };
+        let net = {
+            let o = guest.address.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        };
+        let unit = format!(
+            "/etc/systemd/network/{:02}-{}.network.d",
+            10 + n,
+            system.nics[n].name
+        );
+        let script = format!(
+            "set -e; mkdir -p {unit}; \
+             printf '%s\\n' '# picaboot test services: the link stands in for the ISP router' '[Route]' 'Destination={net}' 'Scope=link' > {unit}/test-link.conf; \
+             networkctl reload; \
+             grep -q ' {name}$' /etc/hosts || echo '{reg_addr} {name}' >> /etc/hosts; \
+             mkdir -p /etc/docker/certs.d/{host}; cat > /etc/docker/certs.d/{host}/ca.crt",
+            reg_addr = guests::REGISTRY_GUEST_ADDRESS,
+        );
+        if let Err(e) = g.sh_in(
+            i,
+            &script,
+            Input::Bytes(reg.ca_pem.as_bytes()),
+            Duration::from_secs(60),
+        ) {
+            return CheckResult {
+                name: "test-setup".into(),
+                passed: false,
+                detail: format!("{}: {e}", guest.name),
+            };
+        }
+        done.push(guest.name.clone());
+    }
+    if reg.user.is_empty() {
+        return CheckResult {
+            name: "test-setup".into(),
+            passed: true,
+            detail: "DEV: no registry".into(),
+        };
+    }
+    let login = format!(
+        "docker login --username {} --password-stdin {host} >/dev/null",
+        reg.user
+    );
+    let password = format!("{}\n", reg.password);
+    let (passed, detail) = match g.sh_in(
+        0,
+        &login,
+        Input::Bytes(password.as_bytes()),
+        Duration::from_secs(120),
+    ) {
+        Ok(_) => (
+            true,
+            format!(
+                "link route, {name} and its CA on {}; docker login on {}",
+                done.join(", "),
+                g.list[0].name
+            ),
+        ),
+        Err(e) => (false, format!("docker login on {}: {e}", g.list[0].name)),
+    };
+    CheckResult {
+        name: "test-setup".into(),
+        passed,
+        detail,
+    }
+}
+
+/// `services form`'s plan run by its own runner over the guests' ssh config. The second run
+/// (`services-form-again`) must find every guarded step done.
+fn apply(g: &guests::Guests, s: &Services, name: &str) -> CheckResult {
+    let steps = match super::plan::plan(s) {
+        Ok(steps) => steps,
+        Err(e) => {
+            return CheckResult {
+                name: name.into(),
+                passed: false,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let start = Instant::now();
+    let r = super::apply::run(
+        &steps,
+        "root",
+        Some(&g.ssh_config),
+        &mut |i, n, step, run| {
+            let what = if run { "" } else { " (already done)" };
+            crate::progress::event(&format!(
+                "test services: [{i}/{n}] {}: {}{what}",
+                step.vm, step.why
+            ));
+        },
+    );
+    let seconds = start.elapsed().as_secs_f64();
+    let (passed, detail) = match r {
+        Err(e) => (false, e.to_string()),
+        Ok(o) => {
+            let changed: Vec<String> = o
+                .ran
+                .iter()
+                .filter(|n| steps[*n - 1].unless.is_some())
+                .map(|n| format!("{n}. {}", steps[n - 1].why))
+                .collect();
+            let again = name.ends_with("again");
+            (
+                !again || changed.is_empty(),
+                format!(
+                    "{} steps in {seconds:.0} s: {} run, {} already done{}",
+                    steps.len(),
+                    o.ran.len(),
+                    o.already.len(),
+                    if changed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; guarded steps that ran: {}", changed.join("; "))
+                    }
+                ),
+            )
+        }
+    };
+    CheckResult {
+        name: name.into(),
+        passed,
+        detail,
+    }
+}
+
+/// `report.json` and `report.xml` in `out`.
+fn write_reports(outcome: &ProofOutcome, out: &Path) -> Result<(), ProofError> {
+    let report = crate::qemu::Report {
+        checks: outcome.checks.clone(),
+        done_rc: Some(i32::from(!outcome.passed())),
+        guest_end: None,
+    };
+    let xml = report.junit("test-services", outcome.seconds());
+    let json = serde_json::to_string_pretty(outcome).unwrap_or_default() + "\n";
+    for (name, text) in [("report.xml", xml), ("report.json", json)] {
+        let p = out.join(name);
+        std::fs::write(&p, text).map_err(ProofError::io("write", &p))?;
+    }
+    Ok(())
+}
