@@ -47,6 +47,7 @@ mod serve_trust;
 mod services;
 mod ssh_deadline;
 mod test_install_sigint;
+mod test_registry;
 mod vm_create;
 mod vm_images;
 mod vm_netboot;
