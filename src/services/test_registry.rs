@@ -228,6 +228,11 @@ pub fn write_htpasswd(path: &Path, user: &str, password: &Secret) -> Result<(), 
     )?;
     let line = String::from_utf8_lossy(&out.stdout);
     let line = line.trim_end();
+    if !line.starts_with(&format!("{user}:$2y$")) || line.contains('\n') {
+        return Err(io("hashing the test registry's password")(
+            std::io::Error::other("htpasswd -B did not print one bcrypt entry"),
+        ));
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -254,6 +259,8 @@ impl TestRegistry {
     /// certificate for `host_name` under `work_dir/tls`, the htpasswd file under
     /// `work_dir/auth`, storage under `work_dir/data`, its log in `work_dir/registry.log`;
     /// returns once `https://127.0.0.1:PORT/v2/` answers 401 to a client trusting only the CA.
+    /// A QEMU guest on user-mode networking reaches it as `10.0.2.2:PORT` (give `host_name`
+    /// as the name or address the guests use). Blocking: not for use inside an async runtime.
     pub fn start(
         images: &Path,
         work_dir: &Path,
