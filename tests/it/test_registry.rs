@@ -263,22 +263,151 @@ fn test_registry_ca_is_trusted_for_its_origin_only_and_by_the_cli_with_ca_file()
         .contains(pw.expose()));
 }
 
-#[test]
-fn tx_registry_image_passes_its_check() {
-    // Builds tx-registry (Debian's docker-registry on tx-debian) and runs its declared check
-    // with podman: `docker-registry --version`, and the image's config.yml parses.
-    common::require("podman", "podman");
-    let t = tempfile::tempdir().unwrap();
-    let o = common::picaboot(
-        &common::root(),
-        &[
-            "image",
-            "test",
-            "tx-registry",
-            "--host-mirror",
-            "-o",
-            t.path().join("out").to_str().unwrap(),
-        ],
-    );
+/// A podman container removed on drop.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "1", &self.0])
+            .output();
+    }
+}
+
+/// Runs `archive` detached (the flags `image test` uses) with `mounts` (host dir, inside).
+fn run_container(tag: &str, archive: &Path, mounts: &[(&Path, &str)]) -> Container {
+    let name = format!("picaboot-test-registry-{tag}-{}", std::process::id());
+    let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+    let mut cmd = Command::new("podman");
+    cmd.args(["run", "-d", "--name", &name])
+        .args(picaboot::image::runtest::podman_run_args(1024));
+    for (host, inside) in mounts {
+        cmd.arg("-v").arg(format!("{}:{inside}:ro", host.display()));
+    }
+    cmd.arg(format!("oci-archive:{}", archive.display()));
+    let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    Container(name)
+}
+
+/// `curl` inside the container against https://localhost:5000/v2/ trusting /certs/ca.crt;
+/// `user` goes in a config on stdin. The HTTP status.
+fn curl_in(c: &Container, user: Option<&str>) -> String {
+    let mut child = Command::new("podman")
+        .args([
+            "exec",
+            "-i",
+            &c.0,
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args([
+            "--cacert",
+            "/certs/ca.crt",
+            "-K",
+            "-",
+            "https://localhost:5000/v2/",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut i = child.stdin.take().unwrap();
+    if let Some(u) = user {
+        use std::io::Write;
+        writeln!(i, "user = \"{u}\"").unwrap();
+    }
+    drop(i);
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn tx_registry_image_passes_its_check_serves_tls_and_auth_and_refuses_to_run_without_them() {
+    common::require("podman", "podman");
+    common::require("htpasswd", "apache2-utils");
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    let images = common::root().join("images");
+    let built = test_registry::build_image(
+        &images,
+        &common::root().join("profiles"),
+        "tx-registry",
+        &out,
+        BuildMirror::Host,
+        None,
+    )
+    .unwrap();
+    assert_eq!(built.last().unwrap().name, "tx-registry");
+    let archive = out.join("tx-registry.oci.tar");
+    // Its declared check: `docker-registry --version`, and the image's config.yml parses.
+    let specs = picaboot::image::load(&images).unwrap();
+    picaboot::image::runtest::run_check(&specs.by_name["tx-registry"], &archive, &mut |m| {
+        eprintln!("{m}")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // With the certificate, key and htpasswd file mounted, as on the admin VM: TLS on :5000,
+    // 401 without credentials or with a wrong password, 200 with the right one.
+    let tls = test_registry::throwaway_tls(&t.path().join("tls"), "localhost").unwrap();
+    let (certs, auth) = (t.path().join("certs"), t.path().join("auth"));
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::create_dir_all(&auth).unwrap();
+    std::fs::copy(&tls.cert, certs.join("tls.crt")).unwrap();
+    std::fs::copy(&tls.key, certs.join("tls.key")).unwrap();
+    std::fs::copy(&tls.ca_pem, certs.join("ca.crt")).unwrap();
+    let pw = test_registry::random_password().unwrap();
+    test_registry::write_htpasswd(&auth.join("htpasswd"), "admin", &pw).unwrap();
+    let c = run_container("mounted", &archive, &[(&certs, "/certs"), (&auth, "/auth")]);
+    let t0 = Instant::now();
+    let mut status = curl_in(&c, None);
+    while status != "401" && t0.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        status = curl_in(&c, None);
+    }
+    assert_eq!(status, "401", "no TLS answer on :5000 within 30 s");
+    assert_eq!(curl_in(&c, Some("admin:wrong")), "401");
+    assert_eq!(curl_in(&c, Some(&format!("admin:{}", pw.expose()))), "200");
+    let logs = Command::new("podman")
+        .args(["logs", &c.0])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&logs).contains(pw.expose()),
+        "the password is in the container's log"
+    );
+    drop(c);
+
+    // Without them the registry is not started: no htpasswd provisioned, no password logged.
+    let c = run_container("bare", &archive, &[]);
+    let t0 = Instant::now();
+    let mut logs = String::new();
+    while !logs.contains("is missing or empty") && t0.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        logs = text(
+            &Command::new("podman")
+                .args(["logs", &c.0])
+                .output()
+                .unwrap(),
+        );
+    }
+    assert!(
+        logs.contains("registry-foreground: /certs/tls.crt is missing or empty"),
+        "{logs}"
+    );
+    assert!(!logs.contains("password="), "{logs}");
+    let o = Command::new("podman")
+        .args(["exec", &c.0, "test", "-e", "/auth/htpasswd"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an htpasswd file was provisioned: {}",
+        text(&o)
+    );
 }
