@@ -114,32 +114,11 @@ fn test_registry_serves_a_picaboot_image_to_skopeo_and_refuses_the_rest() {
     // And by curl, trusting the CA: 401 with a Basic challenge for the image's realm.
     // curl trusting the CA; the credentials go in a config read from stdin, not argv.
     let curl = |scheme: &str, user: Option<&str>| {
-        let mut child = Command::new("curl")
-            .args([
-                "-sS",
-                "--noproxy",
-                "*",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-            ])
-            .arg("--cacert")
+        let mut c = Command::new("curl");
+        c.args(["--noproxy", "*", "--cacert"])
             .arg(reg.ca_pem())
-            .args(["-K", "-"])
-            .arg(format!("{scheme}://localhost:{}/v2/", reg.port()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut i = child.stdin.take().unwrap();
-        if let Some(u) = user {
-            use std::io::Write;
-            writeln!(i, "user = \"{u}\"").unwrap();
-        }
-        drop(i);
-        child.wait_with_output().unwrap()
+            .arg(format!("{scheme}://localhost:{}/v2/", reg.port()));
+        curl_status(c, user)
     };
     let o = curl("https", None);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "401", "{}", text(&o));
@@ -263,16 +242,7 @@ fn test_registry_ca_is_trusted_for_its_origin_only_and_by_the_cli_with_ca_file()
         .contains(pw.expose()));
 }
 
-/// A podman container removed on drop.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "1", &self.0])
-            .output();
-    }
-}
+use common::Container;
 
 /// Runs `archive` detached (the flags `image test` uses) with `mounts` (host dir, inside).
 fn run_container(tag: &str, archive: &Path, mounts: &[(&Path, &str)]) -> Container {
@@ -290,28 +260,19 @@ fn run_container(tag: &str, archive: &Path, mounts: &[(&Path, &str)]) -> Contain
     Container(name)
 }
 
-/// `curl` inside the container against https://localhost:5000/v2/ trusting /certs/ca.crt;
-/// `user` goes in a config on stdin. The HTTP status.
+/// `curl` inside the container against https://localhost:5000/v2/ trusting /certs/ca.crt.
 fn curl_in(c: &Container, user: Option<&str>) -> String {
-    let mut child = Command::new("podman")
-        .args([
-            "exec",
-            "-i",
-            &c.0,
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args([
-            "--cacert",
-            "/certs/ca.crt",
-            "-K",
-            "-",
-            "https://localhost:5000/v2/",
-        ])
+    let mut cmd = Command::new("podman");
+    cmd.args(["exec", "-i", &c.0, "curl", "--cacert", "/certs/ca.crt"])
+        .arg("https://localhost:5000/v2/");
+    String::from_utf8_lossy(&curl_status(cmd, user).stdout).into_owned()
+}
+
+/// Runs `curl` (the command given, up to its URL) printing only the HTTP status on stdout;
+/// `user` (`name:password`) goes in a config curl reads on stdin, never on a command line.
+fn curl_status(mut cmd: Command, user: Option<&str>) -> Output {
+    let mut child = cmd
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -323,7 +284,7 @@ fn curl_in(c: &Container, user: Option<&str>) -> String {
         writeln!(i, "user = \"{u}\"").unwrap();
     }
     drop(i);
-    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    child.wait_with_output().unwrap()
 }
 
 #[test]
