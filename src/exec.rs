@@ -102,6 +102,9 @@ pub fn package_of(program: &str) -> &'static str {
         "cpio" => "cpio",
         "depmod" => "kmod",
         "curl" => "curl",
+        "openssl" => "openssl",
+        "htpasswd" => "apache2-utils",
+        "docker-registry" | "/usr/bin/docker-registry" => "docker-registry",
         _ => "(unknown; see `apt-file search`)",
     }
 }

@@ -81,6 +81,7 @@ pub fn of(c: &(dyn StdError + 'static)) -> Option<Class> {
         vm::VmError,
         services::ServicesError,
         services::apply::ApplyError,
+        services::test_registry::TestRegistryError,
         vm::system::SystemError,
         serve::session::SessionError,
         install::scenario::InstallError,

@@ -52,6 +52,13 @@ pub const MIRROR_POOL_FILE: Limit = Limit {
     bytes: 4 * GIB,
 };
 
+/// A CA file given to `image push --ca-file` (PEM; a whole distribution bundle of roots is
+/// about 220 KB).
+pub const CA_FILE: Limit = Limit {
+    kind: "CA file",
+    bytes: 4 * MIB,
+};
+
 /// An OCI manifest or index, the size the OCI distribution spec recommends registries accept.
 pub const OCI_MANIFEST: Limit = Limit {
     kind: "OCI manifest",

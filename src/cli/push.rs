@@ -20,6 +20,10 @@ pub struct PushConfig {
     /// Talk plain HTTP to the registry (never implied).
     #[arg(long)]
     pub plain_http: bool,
+    /// PEM file of a CA also trusted for this registry's origin (a private CA); other origins
+    /// and the default keep the system's roots only.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Blobs larger than this many bytes are uploaded in chunks.
     #[arg(long, value_name = "BYTES", default_value_t = registry::DEFAULT_CHUNK_THRESHOLD)]
     pub chunk_threshold: u64,
@@ -47,6 +51,7 @@ pub fn push(c: PushConfig) -> anyhow::Result<()> {
     let credentials = auth::lookup(&to.registry, &env).map_err(user)?;
     let mut opts = PushOptions::new(&c.layout, &c.name, to);
     opts.plain_http = c.plain_http;
+    opts.ca_file = c.ca_file;
     opts.chunk_threshold = c.chunk_threshold;
     opts.chunk_size = c.chunk_size;
     opts.credentials = credentials;

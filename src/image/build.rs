@@ -113,6 +113,9 @@ pub enum BuildError {
         /// The pinned digest.
         want: String,
     },
+    /// A build from this machine's mirror, and this machine has none in its apt sources.
+    #[error("--host-mirror: no http(s) URIs in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")]
+    NoHostMirror,
     /// A file operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -146,6 +149,44 @@ impl LayerRecord {
 /// tests; never stored in the repository).
 pub fn host_mirror() -> Option<String> {
     crate::debian::sources::system_mirror().ok()
+}
+
+/// Where a build takes its packages from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildMirror {
+    /// The site's mirror (site.toml `[install] mirror`).
+    Site,
+    /// This machine's apt mirror ([`host_mirror`]).
+    Host,
+    /// This URL.
+    Url(String),
+}
+
+/// The options `picaboot image build` uses: suite and site mirror from `profiles/site.toml`,
+/// the build mirror as asked, the epoch and revision from the images' git history, the cache
+/// (default [`default_cache`]) and the output layout `out`.
+pub fn options_for(
+    profiles: &Path,
+    images: &Path,
+    mirror: BuildMirror,
+    cache: Option<PathBuf>,
+    out: PathBuf,
+) -> Result<BuildOptions, BuildError> {
+    let (suite, site_mirror) = site_install(profiles)?;
+    let build_mirror = match mirror {
+        BuildMirror::Site => site_mirror.clone(),
+        BuildMirror::Host => host_mirror().ok_or(BuildError::NoHostMirror)?,
+        BuildMirror::Url(u) => u,
+    };
+    Ok(BuildOptions {
+        suite,
+        site_mirror,
+        build_mirror,
+        cache: cache.unwrap_or_else(default_cache),
+        out,
+        epoch: source_date_epoch(images),
+        revision: revision(images),
+    })
 }
 
 /// `[install] suite` and `mirror` of `site.toml` in the profiles directory.

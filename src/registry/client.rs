@@ -1,6 +1,7 @@
 //! An authenticated HTTP session with one repository of one registry (Registry HTTP API v2).
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,7 +26,12 @@ pub enum AuthKind {
 
 /// A session: base URL, repository, and the `Authorization` value to send.
 pub struct Session {
+    /// The client for other origins (a token realm, an upload `Location` on a storage host):
+    /// the system's roots only.
     http: reqwest::Client,
+    /// The client for the registry's own origin: the system's roots plus the CA file, when
+    /// one was given (else the same as `http`).
+    own: reqwest::Client,
     base: Url,
     /// The registry as the user wrote it, for messages.
     pub registry: String,
@@ -89,27 +95,43 @@ pub fn describe(e: &reqwest::Error) -> String {
 
 impl Session {
     /// Connects to the registry of `to`: pings `/v2/` and authenticates as it asks
-    /// (nothing, Basic, or Bearer token for `repository:REPO:pull,push`).
+    /// (nothing, Basic, or Bearer token for `repository:REPO:pull,push`). With `ca_file` (PEM,
+    /// one or more certificates), the registry's own origin is also trusted when its
+    /// certificate chains to one of them; every other origin keeps the system's roots only.
     pub async fn connect(
         to: &Reference,
         plain_http: bool,
+        ca_file: Option<&Path>,
         creds: Option<Credentials>,
     ) -> Result<Session, RegistryError> {
         let scheme = if plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}/", to.api_host()))
             .map_err(|e| RegistryError::Reference(format!("{to}: {e}")))?;
-        let http = crate::http::async_builder()
-            .user_agent(concat!("picaboot/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(300))
-            .https_only(!plain_http)
-            .build()
-            .map_err(|e| RegistryError::Unreachable {
-                registry: to.registry.clone(),
-                reason: describe(&e),
-            })?;
+        let builder = || {
+            crate::http::async_builder()
+                .user_agent(concat!("picaboot/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(15))
+                .read_timeout(Duration::from_secs(300))
+                .https_only(!plain_http)
+        };
+        let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
+            registry: to.registry.clone(),
+            reason: describe(&e),
+        };
+        let http = builder().build().map_err(unreachable)?;
+        let own = match ca_file {
+            None => http.clone(),
+            Some(path) => {
+                let mut b = builder();
+                for c in read_ca_file(path)? {
+                    b = b.add_root_certificate(c);
+                }
+                b.build().map_err(unreachable)?
+            }
+        };
         let mut s = Session {
             http,
+            own,
             base,
             registry: to.registry.clone(),
             repo: to.repository.clone(),
@@ -119,7 +141,7 @@ impl Session {
             creds,
         };
         let ping = s.url("v2/");
-        let resp = s.send(s.http.get(ping.clone()), "GET /v2/", false).await?;
+        let resp = s.send(s.own.get(ping.clone()), "GET /v2/", false).await?;
         match resp.status() {
             s2 if s2.is_success() => return Ok(s),
             StatusCode::UNAUTHORIZED => {}
@@ -194,7 +216,7 @@ impl Session {
             }
             q.append_pair("scope", &format!("repository:{}:pull,push", self.repo));
         }
-        let mut rb = self.http.get(url);
+        let mut rb = self.client_for(&url).get(url);
         if let Some(c) = &self.creds {
             rb = rb.header(AUTHORIZATION, sensitive(&c.basic_header()));
         }
@@ -270,7 +292,7 @@ impl Session {
     /// came from.
     pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
         let own_origin = same_origin(&url, &self.base);
-        let rb = self.http.request(method, url);
+        let rb = self.client_for(&url).request(method, url);
         if !own_origin {
             return rb;
         }
@@ -278,6 +300,16 @@ impl Session {
         match auth {
             Some(a) => rb.header(AUTHORIZATION, sensitive(&a)),
             None => rb,
+        }
+    }
+
+    /// The client whose trust fits `url`: the CA file's (if any) on the registry's own
+    /// origin, the system's roots elsewhere.
+    fn client_for(&self, url: &Url) -> &reqwest::Client {
+        if same_origin(url, &self.base) {
+            &self.own
+        } else {
+            &self.http
         }
     }
 
@@ -367,6 +399,30 @@ impl Session {
             },
         }
     }
+}
+
+/// The certificates of a PEM file given as `--ca-file` (at most
+/// [`CA_FILE`](crate::limits::CA_FILE) of it is read); an error names the file.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, RegistryError> {
+    use std::io::Read;
+    let bad = |reason: String| RegistryError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let limit = crate::limits::CA_FILE;
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit.bytes + 1).read_to_end(&mut pem))
+        .map_err(|e| bad(format!("CA file: {e}")))?;
+    if pem.len() as u64 > limit.bytes {
+        return Err(limit.exceeded(&path.display().to_string()).into());
+    }
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| bad(format!("CA file: not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("CA file: no PEM certificate in it".into()));
+    }
+    Ok(certs)
 }
 
 /// Whether two URLs share scheme, host and port (an explicit default port counts as the

@@ -14,7 +14,8 @@
 //! Credentials: see [`auth`]. The registry's `/v2/` answer decides the scheme: none, Basic, or
 //! Bearer (a token for `repository:REPO:pull,push` from the realm it names, fetched again once
 //! if it expires during the push). TLS uses the system's root certificates (`SSL_CERT_FILE` /
-//! `SSL_CERT_DIR` override them, as for OpenSSL); plain HTTP only with
+//! `SSL_CERT_DIR` override them, as for OpenSSL), plus, for the registry's own origin only,
+//! the certificates of [`PushOptions::ca_file`]; plain HTTP only with
 //! [`PushOptions::plain_http`].
 
 pub mod auth;
@@ -55,6 +56,14 @@ pub enum RegistryError {
     #[error("{path}: {reason}")]
     Layout {
         /// Layout directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The CA file given (`--ca-file`) cannot be used.
+    #[error("{path}: {reason}")]
+    CaFile {
+        /// The file.
         path: PathBuf,
         /// What is wrong.
         reason: String,
@@ -154,6 +163,7 @@ impl RegistryError {
             RegistryError::Reference(_)
                 | RegistryError::Layout { .. }
                 | RegistryError::NameNotFound { .. }
+                | RegistryError::CaFile { .. }
                 | RegistryError::Credentials(_)
         )
     }
@@ -170,6 +180,9 @@ pub struct PushOptions {
     pub to: Reference,
     /// Talk plain HTTP instead of HTTPS.
     pub plain_http: bool,
+    /// PEM certificates also trusted for the registry's own origin (a private CA); every other
+    /// origin (token realm, upload `Location`s elsewhere) keeps the system's roots only.
+    pub ca_file: Option<PathBuf>,
     /// Blobs larger than this go in chunks (PATCH), others in one PUT.
     pub chunk_threshold: u64,
     /// Chunk size for chunked uploads.
@@ -188,6 +201,7 @@ impl PushOptions {
             name: name.into(),
             to,
             plain_http: false,
+            ca_file: None,
             chunk_threshold: DEFAULT_CHUNK_THRESHOLD,
             chunk_size: DEFAULT_CHUNK_SIZE,
             credentials: None,
@@ -328,7 +342,13 @@ pub async fn push_async(
     let top = layout.find(&opts.name)?;
     // Read and verify everything local before touching the network.
     let plan = plan(&layout, &top)?;
-    let session = Session::connect(&opts.to, opts.plain_http, opts.credentials.clone()).await?;
+    let session = Session::connect(
+        &opts.to,
+        opts.plain_http,
+        opts.ca_file.as_deref(),
+        opts.credentials.clone(),
+    )
+    .await?;
     on_event(&PushEvent::Connected {
         registry: opts.to.registry.clone(),
         auth: session.kind,

@@ -1,12 +1,14 @@
 //! The services layer (stage 1): what `services.toml` declares, rendered into the stack file
 //! and the per-VM files ([`render`]), and the ordered remote commands that apply it
 //! ([`plan`]). Nothing here connects anywhere; GlusterFS, Docker and Traefik did not run here.
+//! [`test_registry`] serves the tx-registry image's configuration on loopback for tests.
 
 pub mod apply;
 pub mod labels;
 pub mod plan;
 pub mod proof;
 pub mod render;
+pub mod test_registry;
 
 use crate::profile::Loaded;
 

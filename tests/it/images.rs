@@ -442,17 +442,9 @@ fn backup_images() -> &'static Path {
     &f.out
 }
 
-/// A container of a backup image with the database's socket directory and a backup directory
-/// bind-mounted (the tests run with `--network none`).
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "1", &self.0])
-            .output();
-    }
-}
+// A container of a backup image has the database's socket directory and a backup directory
+// bind-mounted (the tests run with `--network none`).
+use common::Container;
 
 fn start_backup_container(
     name: &str,

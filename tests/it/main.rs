@@ -48,6 +48,7 @@ mod services;
 mod services_proof;
 mod ssh_deadline;
 mod test_install_sigint;
+mod test_registry;
 mod vm_create;
 mod vm_images;
 mod vm_netboot;

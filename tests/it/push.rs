@@ -544,52 +544,9 @@ fn push_over_tls_trusts_the_system_roots_only() {
     common::require("openssl", "openssl");
     let t = tempfile::tempdir().unwrap();
     let p = |n: &str| t.path().join(n);
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    common::run_output(
-        Command::new("openssl")
-            .args(["req", "-x509"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(p("ca.key"))
-            .arg("-out")
-            .arg(p("ca.pem"))
-            .args(["-days", "2", "-subj", "/CN=picaboot test CA"]),
-    );
-    common::run_output(
-        Command::new("openssl")
-            .arg("req")
-            .args(ec)
-            .arg("-keyout")
-            .arg(p("srv.key"))
-            .arg("-out")
-            .arg(p("srv.csr"))
-            .args(["-subj", "/CN=127.0.0.1"]),
-    );
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    common::run_output(
-        Command::new("openssl")
-            .args(["x509", "-req", "-in"])
-            .arg(p("srv.csr"))
-            .arg("-CA")
-            .arg(p("ca.pem"))
-            .arg("-CAkey")
-            .arg(p("ca.key"))
-            .args(["-CAcreateserial", "-days", "2", "-out"])
-            .arg(p("srv.pem"))
-            .arg("-extfile")
-            .arg(p("ext.cnf")),
-    );
-    let reg = Registry::start_with(Some((&p("srv.pem"), &p("srv.key"))));
+    // The test registry's throwaway CA and certificate (openssl, through the library).
+    let tls = picaboot::services::test_registry::throwaway_tls(&p("tls"), "127.0.0.1").unwrap();
+    let reg = Registry::start_with(Some((&tls.cert, &tls.key)));
     let layout = fixture(t.path(), "tx", 100_000, 5);
     let l = layout.to_str().unwrap();
     let to = format!("{}/team/tls:v1", reg.host());
@@ -617,7 +574,7 @@ fn push_over_tls_trusts_the_system_roots_only() {
     );
 
     // With the CA as the trust store (SSL_CERT_FILE, honoured by the native roots loader): HTTPS push.
-    let ca = p("ca.pem");
+    let ca = tls.ca_pem.clone();
     let mut env = creds.to_vec();
     env.push(("SSL_CERT_FILE", ca.to_str().unwrap()));
     let o = picaboot(&["push", "tx", "--layout", l, "--to", &to], &env, &home);

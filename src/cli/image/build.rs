@@ -12,25 +12,18 @@ pub(super) fn load(dir: &std::path::Path) -> anyhow::Result<image::Images> {
 
 /// Build options from the command line, site.toml and the environment.
 pub(super) fn options(b: &BuildArgs) -> anyhow::Result<BuildOptions> {
-    let (suite, site_mirror) = image::build::site_install(&b.profiles.profiles)?;
-    let build_mirror = if let Some(m) = &b.mirror {
-        m.clone()
-    } else if b.host_mirror {
-        image::build::host_mirror().ok_or_else(|| {
-            crate::cli::exit::EnvError("--host-mirror: no http(s) URIs in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list".into())
-        })?
-    } else {
-        site_mirror.clone()
+    let mirror = match (&b.mirror, b.host_mirror) {
+        (Some(m), _) => image::build::BuildMirror::Url(m.clone()),
+        (None, true) => image::build::BuildMirror::Host,
+        (None, false) => image::build::BuildMirror::Site,
     };
-    Ok(BuildOptions {
-        suite,
-        site_mirror,
-        build_mirror,
-        cache: b.cache.clone().unwrap_or_else(image::build::default_cache),
-        out: b.out.clone(),
-        epoch: image::build::source_date_epoch(&b.images.images),
-        revision: image::build::revision(&b.images.images),
-    })
+    Ok(image::build::options_for(
+        &b.profiles.profiles,
+        &b.images.images,
+        mirror,
+        b.cache.clone(),
+        b.out.clone(),
+    )?)
 }
 
 /// Builds `name` and its parents, printing one line (or JSON) per image.

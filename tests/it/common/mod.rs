@@ -64,6 +64,17 @@ pub fn picaboot(cwd: &Path, args: &[&str]) -> Output {
         .expect("run picaboot")
 }
 
+/// A podman container (its name), removed (`podman rm -f`) on drop.
+pub struct Container(pub String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "1", &self.0])
+            .output();
+    }
+}
+
 /// Fails the test unless `program` runs; names the Debian package to install.
 pub fn require(program: &str, package: &str) {
     let found = Command::new("sh")
