@@ -28,6 +28,10 @@ pub struct ServicesConfig {
     /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
     #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]
     cache: Option<PathBuf>,
+    /// Keep the guests running after the checks (the reports are written first) and print
+    /// how to ssh into them, until Ctrl-C.
+    #[arg(long)]
+    hold: bool,
 }
 
 /// Runs `test services`.
@@ -44,6 +48,7 @@ pub fn services(c: ServicesConfig) -> anyhow::Result<()> {
         mirror,
         cache: c.cache.clone().unwrap_or_else(Cache::default_dir),
         boot_timeout: Duration::from_secs(c.boot_timeout_min * 60),
+        hold: c.hold,
     };
     let (outcome, dir) =
         proof::run(&opts, &mut proof::registry::serve(&opts)).context("test services")?;

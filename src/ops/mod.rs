@@ -129,8 +129,14 @@ pub fn remote_via(
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
+    // Some programs say why on stdout (the gluster CLI): that tail when stderr is empty.
     let err = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = err.lines().rev().take(5).collect();
+    let said = if err.trim().is_empty() {
+        String::from_utf8_lossy(&out.stdout)
+    } else {
+        err
+    };
+    let tail: Vec<&str> = said.lines().rev().take(5).collect();
     Err(format!(
         "{} ({})",
         tail.into_iter().rev().collect::<Vec<_>>().join(" / "),

@@ -97,7 +97,14 @@ pub fn run(
         }
         progress(n, steps.len(), step, true);
         let (command, stdin) = runnable(step, &secrets);
-        let out = remote(&dest, &command, &step.command, stdin.as_deref()).map_err(fail)?;
+        let out = remote(&dest, &command, &step.command, stdin.as_deref()).map_err(|e| {
+            // A failing command's stdout may be shown in its error: never a secret one's.
+            fail(if step.secret {
+                "failed (its output would be a secret: not shown; run it by hand to see why)".into()
+            } else {
+                e
+            })
+        })?;
         if step.secret {
             secrets.insert(n, out);
         }

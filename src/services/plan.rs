@@ -149,6 +149,15 @@ fn gluster(p: &mut Plan<'_>) -> Result<(), ServicesError> {
     let v = &s.volume;
     let members = &s.swarm.members;
     let first = &members[0];
+    for m in members {
+        // Debian's glusterfs-server leaves glusterd disabled (seen on trixie's 11.1).
+        p.push(
+            m,
+            "systemctl enable --now glusterd".into(),
+            Some("systemctl -q is-enabled glusterd && systemctl -q is-active glusterd".into()),
+            "glusterd now and at every boot",
+        );
+    }
     for m in &members[1..] {
         p.push(
             first,

@@ -47,6 +47,8 @@ pub struct ProofOptions {
     pub cache: PathBuf,
     /// Limit of each guest's boot to its self-test's end.
     pub boot_timeout: Duration,
+    /// Keep the guests running after the checks, until interrupted (to look inside).
+    pub hold: bool,
 }
 
 /// Why `test services` could not run (a failed check is not an error: see the outcome).
@@ -174,6 +176,10 @@ pub fn run(
             "create a temporary directory in",
             &std::env::temp_dir(),
         ))?;
+    // On SIGINT/SIGTERM too: the overlays and disks are gigabytes.
+    let _remove_work = crate::cleanup::Guard::new(crate::cleanup::Action::Dir(
+        work.path().to_path_buf(),
+    ));
     let out = o.output.join("services");
     std::fs::create_dir_all(&out).map_err(ProofError::io("create", &out))?;
     let mut outcome = ProofOutcome {
@@ -232,6 +238,9 @@ pub fn run(
         prove(&mut g, &s, &reg, &systems, &mut outcome, &mut since);
     }
     write_reports(&outcome, &out)?;
+    if o.hold {
+        hold(&g, &outcome);
+    }
     Ok((outcome, out))
 }
 
@@ -278,6 +287,26 @@ fn prove(
             .checks
             .push(checks::survives_kill(g, 1, s, &service));
         outcome.phase("power cut", since);
+    }
+}
+
+/// Waits for SIGINT or SIGTERM (whose handler stops the guests and removes the work
+/// directory), after saying how to reach the guests.
+fn hold(g: &guests::Guests, outcome: &ProofOutcome) -> ! {
+    for c in outcome.checks.iter().filter(|c| !c.passed) {
+        crate::progress::event(&format!("test services: FAIL {} {}", c.name, c.detail));
+    }
+    for guest in &g.list {
+        crate::progress::event(&format!(
+            "test services: holding {}: ssh -F {} root@{}",
+            guest.name,
+            g.ssh_config.display(),
+            guest.address
+        ));
+    }
+    crate::progress::event("test services: Ctrl-C stops the guests and removes their disks");
+    loop {
+        std::thread::park();
     }
 }
 
