@@ -141,6 +141,64 @@ fn the_oracles_refuse_a_broken_ruleset_and_stack() {
     );
 }
 
+/// Swarm secrets: docker-compose's normalized view of the stack gives every service the
+/// secrets its profile declares (mode 0400) and declares each one external; a service reading
+/// a secret the file does not declare is refused.
+#[test]
+fn stack_secrets_pass_docker_compose_and_an_undeclared_one_is_refused() {
+    common::require("docker-compose", "docker-compose");
+    let scratch = rendered();
+    let out = scratch.path().join("out");
+    let model = picaboot::profile::load(&scratch.path().join("profiles"))
+        .expect("shipped profiles load")
+        .profiles
+        .services
+        .expect("services.toml");
+    let names: std::collections::BTreeSet<&String> =
+        model.services.iter().flat_map(|s| &s.secrets).collect();
+    assert!(!names.is_empty(), "the shipped backups read secrets");
+    let compose = |file: &str| {
+        common::cmd("docker-compose")
+            .args(["-f", file, "config"])
+            .current_dir(&out)
+            .output()
+            .unwrap()
+    };
+    let o = compose("stack.yml");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = format!("mode: {}", 0o400);
+    for n in &names {
+        for want in [format!("source: {n}"), format!("target: {n}")] {
+            assert!(text.contains(&want), "{want} missing:\n{text}");
+        }
+    }
+    assert!(text.contains(&mode), "{mode} missing:\n{text}");
+    let top = text
+        .split("\nsecrets:\n")
+        .nth(1)
+        .expect("top-level secrets");
+    for n in &names {
+        assert!(top.contains(&format!("{n}:\n    external: true")), "{top}");
+    }
+    // The same stack with one reference renamed to a secret it does not declare.
+    let first = names.iter().next().unwrap();
+    let stack = std::fs::read_to_string(out.join("stack.yml")).unwrap();
+    let from = format!("source: \"{first}\"");
+    assert_eq!(stack.matches(&from).count(), 1, "{stack}");
+    std::fs::write(
+        out.join("undeclared.yml"),
+        stack.replace(&from, "source: \"picaboot-undeclared\""),
+    )
+    .unwrap();
+    let o = compose("undeclared.yml");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("picaboot-undeclared"),
+        "docker-compose accepted an undeclared secret: {err}"
+    );
+}
+
 /// A stand-in `ssh` (first in PATH): logs each destination, command line and stdin, prints a
 /// fake join token for `join-token`, and answers the plan's guards as a fresh VM (fail) or a
 /// formed one (succeed), per `STUB_STATE`. It tests the executor's logic only (guards, the
