@@ -323,14 +323,7 @@ fn swarm(p: &mut Plan<'_>) {
 mod tests {
     use super::*;
 
-    fn shipped() -> Services {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-        crate::profile::load(&dir)
-            .expect("shipped profiles load")
-            .profiles
-            .services
-            .expect("services.toml is shipped")
-    }
+    use crate::services::shipped;
 
     fn commands(steps: &[Step]) -> Vec<String> {
         steps

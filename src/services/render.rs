@@ -168,14 +168,7 @@ pub fn files(s: &Services) -> Result<BTreeMap<String, String>, ServicesError> {
 mod tests {
     use super::*;
 
-    fn shipped() -> Services {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-        crate::profile::load(&dir)
-            .expect("shipped profiles load")
-            .profiles
-            .services
-            .expect("services.toml is shipped")
-    }
+    use crate::services::shipped;
 
     #[test]
     fn secrets_are_mounted_per_service_and_declared_external_once_sorted() {

@@ -9,6 +9,7 @@
 //! why. Both images are built by the library's builder on the shared test cache.
 
 use crate::common::{self, Container};
+use crate::images::dumps;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -156,15 +157,6 @@ fn seed_old_dumps(dir: &Path) -> Vec<String> {
         names.push(name);
     }
     names
-}
-
-fn dumps(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// tx-mariadb with `pw_file` at the secret's path; waits until root answers over TCP.
