@@ -190,6 +190,10 @@ fn mysql_backup_dumps_tx_mariadb_with_the_secret_and_keeps_three() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let server_version = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    // The init file that carried the password to the server is gone once it answers.
+    wait_for("the init file to be removed", 30, || {
+        exec(&db, "test -e /run/mysqld/init.sql").status.code() == Some(1)
+    });
 
     let backups = t.path().join("backup");
     std::fs::create_dir_all(&backups).unwrap();
