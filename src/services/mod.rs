@@ -55,6 +55,17 @@ impl crate::exit_class::ExitClass for ServicesError {
     }
 }
 
+/// The shipped `profiles/services.toml`, loaded (unit tests of the services modules).
+#[cfg(test)]
+pub(crate) fn shipped() -> crate::profile::services::Services {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    crate::profile::load(&dir)
+        .expect("shipped profiles load")
+        .profiles
+        .services
+        .expect("services.toml is shipped")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

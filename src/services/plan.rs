@@ -134,6 +134,7 @@ pub fn plan(s: &Services) -> Result<Vec<Step>, ServicesError> {
             "the registry login the deploy hands to the nodes is there",
         );
     }
+    secrets(&mut p, first);
     p.push(
         first,
         format!("docker stack deploy --with-registry-auth -c {STACK_PATH} {STACK}"),
@@ -141,6 +142,26 @@ pub fn plan(s: &Services) -> Result<Vec<Step>, ServicesError> {
         "deploy (docker converges: an unchanged stack changes nothing)",
     );
     Ok(p.steps)
+}
+
+/// One precondition per swarm secret the stack reads: it exists on the first manager, or the
+/// step fails telling the admin how to create it (the value is in no profile, so picaboot
+/// never creates it).
+fn secrets(p: &mut Plan<'_>, first: &Member) {
+    for name in render::secrets(p.s) {
+        let q = sh_quote(&name);
+        let hint = sh_quote(&format!(
+            "swarm secret `{name}` is missing: create it on {} with `docker secret create {name} -` \
+             (the value on standard input, e.g. from a password manager; no profile holds it)",
+            first.vm
+        ));
+        p.push(
+            first,
+            format!("docker secret inspect {q} >/dev/null 2>&1 || {{ echo {hint} >&2; exit 1; }}"),
+            None,
+            "the swarm secret the stack reads exists",
+        );
+    }
 }
 
 /// Peers and the volume, then the mounts.
@@ -311,14 +332,7 @@ fn swarm(p: &mut Plan<'_>) {
 mod tests {
     use super::*;
 
-    fn shipped() -> Services {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-        crate::profile::load(&dir)
-            .expect("shipped profiles load")
-            .profiles
-            .services
-            .expect("services.toml is shipped")
-    }
+    use crate::services::shipped;
 
     fn commands(steps: &[Step]) -> Vec<String> {
         steps
@@ -396,6 +410,81 @@ mod tests {
         assert!(render::drop_in(&s)
             .unwrap()
             .contains("\nRequiresMountsFor=/DATA\n"));
+    }
+
+    #[test]
+    fn each_secret_is_checked_once_on_the_first_manager_before_the_deploy() {
+        let mut s = shipped();
+        let mut extra = s.services[0].clone();
+        extra.name = "other".into();
+        extra.secrets = vec!["a.b_c".into(), "mysql-root".into()];
+        s.services.push(extra);
+        let steps = plan(&s).unwrap();
+        let deploy = steps
+            .iter()
+            .position(|x| x.command.contains("stack deploy"))
+            .unwrap();
+        let checks: Vec<(usize, &Step)> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.command.starts_with("docker secret inspect"))
+            .collect();
+        let names: Vec<&str> = checks
+            .iter()
+            .map(|(_, x)| x.command.split('\'').nth(1).unwrap())
+            .collect();
+        let mut want = render::secrets(&s);
+        want.sort();
+        want.dedup();
+        assert!(
+            want.contains(&"a.b_c".to_string()) && want.len() >= 2,
+            "{want:?}"
+        );
+        assert_eq!(names, want, "one check per secret, sorted, each once");
+        for (i, x) in checks {
+            assert!(i < deploy, "secret checks come before the deploy");
+            assert_eq!(x.vm, s.swarm.members[0].vm);
+            assert!(x.unless.is_none() && x.stdin.is_none() && !x.secret);
+            assert!(x.command.contains("docker secret create"), "{}", x.command);
+        }
+    }
+
+    #[test]
+    fn a_missing_secret_fails_the_step_with_the_create_command() {
+        let mut s = shipped();
+        s.services.truncate(1);
+        s.services[0].secrets = vec!["db-pass".into()];
+        let steps = plan(&s).unwrap();
+        let step = steps
+            .iter()
+            .find(|x| x.command.starts_with("docker secret inspect"))
+            .unwrap();
+        // The command, run by a real shell with a `docker` that finds no secret.
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("docker");
+        std::fs::write(
+            &docker,
+            "#!/bin/sh\necho \"Error: no such secret: $3\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &step.command])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            err.contains("swarm secret `db-pass` is missing")
+                && err.contains("`docker secret create db-pass -`"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("no such secret"),
+            "docker's own error is replaced: {err}"
+        );
     }
 
     #[test]

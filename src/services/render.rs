@@ -30,6 +30,7 @@ struct StackService<'a> {
     ports: &'a [Port],
     env: BTreeMap<String, String>,
     labels: Vec<(String, String)>,
+    secrets: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -38,6 +39,15 @@ struct StackCtx<'a> {
     network: &'a str,
     resolver: &'a str,
     services: Vec<StackService<'a>>,
+    secrets: Vec<String>,
+}
+
+/// Every secret the stack's services read, sorted, each once (declared `external` at the top
+/// level of the stack: created beforehand with `docker secret create`).
+pub fn secrets(s: &Services) -> Vec<String> {
+    let all: std::collections::BTreeSet<&String> =
+        s.services.iter().flat_map(|x| &x.secrets).collect();
+    all.into_iter().cloned().collect()
 }
 
 fn tmpl<C: Serialize>(name: &str, ctx: &C) -> Result<String, ServicesError> {
@@ -80,6 +90,7 @@ pub fn stack(s: &Services) -> Result<String, ServicesError> {
                     .as_ref()
                     .map(|r| traefik_labels(&svc.name, r, &s.swarm.network))
                     .unwrap_or_default(),
+                secrets: &svc.secrets,
             }
         })
         .collect();
@@ -90,6 +101,7 @@ pub fn stack(s: &Services) -> Result<String, ServicesError> {
             network: &s.swarm.network,
             resolver: RESOLVER,
             services,
+            secrets: secrets(s),
         },
     )
 }
@@ -150,4 +162,52 @@ pub fn files(s: &Services) -> Result<BTreeMap<String, String>, ServicesError> {
         out.insert(format!("{}/nftables.conf", m.vm), nftables(s, m)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::services::shipped;
+
+    #[test]
+    fn secrets_are_mounted_per_service_and_declared_external_once_sorted() {
+        let mut s = shipped();
+        s.services[0].secrets = vec!["zz".into(), "mysql-root".into()];
+        let text = stack(&s).unwrap();
+        let all = secrets(&s);
+        let mut want: Vec<String> = s.services.iter().flat_map(|x| x.secrets.clone()).collect();
+        want.sort();
+        want.dedup();
+        assert_eq!(all, want, "sorted, each once");
+        let (body, top) = text.split_once("\nsecrets:\n").expect("top-level secrets");
+        let declared: Vec<&str> = top
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim().trim_end_matches(':').trim_matches('"'))
+            .collect();
+        assert_eq!(declared, all);
+        assert_eq!(top.matches("external: true").count(), all.len());
+        for svc in &s.services {
+            for n in &svc.secrets {
+                let line = format!("- {{ source: \"{n}\", target: \"{n}\", mode: 0400 }}");
+                assert!(body.contains(&line), "{line} in\n{body}");
+            }
+        }
+        assert_eq!(
+            body.matches("mode: 0400").count(),
+            s.services.iter().map(|x| x.secrets.len()).sum::<usize>()
+        );
+        assert_eq!(stack(&s).unwrap(), text, "deterministic");
+    }
+
+    #[test]
+    fn a_stack_without_secrets_declares_none() {
+        let mut s = shipped();
+        for x in &mut s.services {
+            x.secrets.clear();
+        }
+        let text = stack(&s).unwrap();
+        assert!(!text.contains("secrets:"), "{text}");
+    }
 }

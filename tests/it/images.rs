@@ -478,7 +478,8 @@ fn exec_in(c: &Container, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("podman exec runs")
 }
 
-fn dumps(dir: &Path) -> Vec<String> {
+/// The names in `dir`, sorted (backup dumps sort by time).
+pub(crate) fn dumps(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -10,6 +10,7 @@ mod bad_profiles;
 mod check_deadline;
 mod cli;
 mod closed_stdout;
+mod db_backup;
 mod diff;
 mod exit_codes;
 mod golden;

@@ -141,6 +141,80 @@ fn the_oracles_refuse_a_broken_ruleset_and_stack() {
     );
 }
 
+/// Swarm secrets: docker-compose's normalized view of the stack gives every service the
+/// secrets its profile declares (mode 0400) and declares each one external; broken secret
+/// entries are refused.
+#[test]
+fn stack_secrets_pass_docker_compose_and_broken_entries_are_refused() {
+    common::require("docker-compose", "docker-compose");
+    let scratch = rendered();
+    let out = scratch.path().join("out");
+    let model = picaboot::profile::load(&scratch.path().join("profiles"))
+        .expect("shipped profiles load")
+        .profiles
+        .services
+        .expect("services.toml");
+    let names: std::collections::BTreeSet<&String> =
+        model.services.iter().flat_map(|s| &s.secrets).collect();
+    assert!(!names.is_empty(), "the shipped backups read secrets");
+    let compose = |file: &str| {
+        common::cmd("docker-compose")
+            .args(["-f", file, "config"])
+            .current_dir(&out)
+            .output()
+            .unwrap()
+    };
+    let o = compose("stack.yml");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = format!("mode: {}", 0o400);
+    for n in &names {
+        for want in [format!("source: {n}"), format!("target: {n}")] {
+            assert!(text.contains(&want), "{want} missing:\n{text}");
+        }
+    }
+    assert!(text.contains(&mode), "{mode} missing:\n{text}");
+    let top = text
+        .split("\nsecrets:\n")
+        .nth(1)
+        .expect("top-level secrets");
+    for n in &names {
+        assert!(top.contains(&format!("{n}:\n    external: true")), "{top}");
+    }
+    // The oracle reads the secrets' schema: an unknown key in a service's secret entry, in a
+    // top-level declaration, and a mode that is not a number are each refused. (Measured:
+    // compose 1.29 accepts a reference to an undeclared secret; Docker's `stack deploy`
+    // refuses it, and picaboot declares every secret it references by construction,
+    // `services::render` unit tests.)
+    let first = names.iter().next().unwrap();
+    let stack = std::fs::read_to_string(out.join("stack.yml")).unwrap();
+    let top_decl = format!("\n  \"{first}\":\n    external: true");
+    for (i, (from, to)) in [
+        (
+            format!("{{ source: \"{first}\""),
+            format!("{{ sourc: \"{first}\""),
+        ),
+        (
+            top_decl.clone(),
+            top_decl.replace("external:", "externall:"),
+        ),
+        ("mode: 0400".to_string(), "mode: \"r\"".to_string()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(stack.contains(from.as_str()), "{from} in {stack}");
+        let file = format!("bad-secret-{i}.yml");
+        std::fs::write(out.join(&file), stack.replacen(from.as_str(), to, 1)).unwrap();
+        let o = compose(&file);
+        assert!(
+            !o.status.success(),
+            "docker-compose accepted {to}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
 /// A stand-in `ssh` (first in PATH): logs each destination, command line and stdin, prints a
 /// fake join token for `join-token`, and answers the plan's guards as a fresh VM (fail) or a
 /// formed one (succeed), per `STUB_STATE`. It tests the executor's logic only (guards, the

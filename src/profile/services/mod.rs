@@ -3,6 +3,7 @@
 //! the other profiles ([`load`]), so that `check` and `render` refuse the same problems.
 
 pub mod raw;
+pub mod secrets;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -151,4 +152,6 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     /// Backup schedule.
     pub backup: Option<Backup>,
+    /// Swarm secrets it reads at `/run/secrets/NAME`, sorted.
+    pub secrets: Vec<String>,
 }

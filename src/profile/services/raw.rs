@@ -93,6 +93,9 @@ pub struct RawService {
     pub env: BTreeMap<String, String>,
     /// For a DB-backup service: when and how many dumps are kept.
     pub backup: Option<RawBackup>,
+    /// Swarm secrets mounted at `/run/secrets/NAME` (created beforehand, outside any profile).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// A bind mount.

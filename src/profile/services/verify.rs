@@ -264,6 +264,7 @@ fn verify_service(
         route: verify_route(c, i, s),
         env: s.env.clone(),
         backup: verify_backup(c, i, s),
+        secrets: super::secrets::verify(c, i, s),
     }
 }
 
