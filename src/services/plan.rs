@@ -134,6 +134,7 @@ pub fn plan(s: &Services) -> Result<Vec<Step>, ServicesError> {
             "the registry login the deploy hands to the nodes is there",
         );
     }
+    bind_sources(&mut p, first);
     secrets(&mut p, first);
     p.push(
         first,
@@ -142,6 +143,29 @@ pub fn plan(s: &Services) -> Result<Vec<Step>, ServicesError> {
         "deploy (docker converges: an unchanged stack changes nothing)",
     );
     Ok(p.steps)
+}
+
+/// The bind mounts' sources, made once on the shared volume (Docker refuses a task whose
+/// bind source does not exist: "bind source path does not exist", seen in test services).
+fn bind_sources(p: &mut Plan<'_>, first: &Member) {
+    let mut dirs: Vec<&str> =
+        p.s.services
+            .iter()
+            .flat_map(|x| &x.mounts)
+            .map(|m| m.source.as_str())
+            .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    if dirs.is_empty() {
+        return;
+    }
+    let quoted: Vec<String> = dirs.iter().map(|d| sh_quote(d)).collect();
+    p.push(
+        first,
+        format!("mkdir -p {}", quoted.join(" ")),
+        None,
+        "the bind mounts' sources on the volume",
+    );
 }
 
 /// One precondition per swarm secret the stack reads: it exists on the first manager, or the

@@ -419,3 +419,100 @@ pub fn survives_kill(g: &mut Guests, victim: usize, s: &Services, service: &str)
         ),
     )
 }
+
+/// The dumps in `dir` on guest `i`, sorted (their names sort by time).
+fn dumps(g: &Guests, i: usize, dir: &str) -> Result<Vec<String>, String> {
+    let out = g.sh(
+        i,
+        &format!("find {dir} -maxdepth 1 -name '*.sql.gz' -printf '%f\\n' | sort"),
+    )?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+/// Check 7: the backup service dumps into its /DATA directory and keeps the declared count:
+/// `keep` older dumps are added, one dump is asked of the running task, and exactly the
+/// `keep` newest remain, the newest a whole MariaDB dump.
+pub fn backup_kept(g: &Guests, s: &Services, name: &str, service: &str) -> CheckResult {
+    let check_name = "db-backup-kept";
+    let Some(svc) = s.services.iter().find(|x| x.name == name) else {
+        return check(check_name, false, format!("no service {name} in the stack"));
+    };
+    let (Some(b), Some(m)) = (&svc.backup, svc.mounts.first()) else {
+        return check(
+            check_name,
+            false,
+            format!("{name} has no backup or no mount"),
+        );
+    };
+    let (keep, dir) = (b.keep as usize, &m.source);
+    let (first, _) = g.until(
+        0,
+        &format!("ls {dir}/*.sql.gz >/dev/null 2>&1"),
+        Duration::from_secs(420),
+    );
+    if !first {
+        let ps = g
+            .sh(0, &format!("docker service ps --no-trunc {service} --format '{{{{.Node}}}} {{{{.CurrentState}}}} {{{{.Error}}}}' | head -3"))
+            .unwrap_or_default();
+        return check(
+            check_name,
+            false,
+            format!("no dump in {dir} from {service}'s start: {}", ps.trim()),
+        );
+    }
+    let seed = format!(
+        "for d in $(seq 1 {keep}); do n=$(date -u -d \"$d days ago\" +%Y%m%dT%H%M%S.%NZ); echo seed | gzip > {dir}/$n.sql.gz; done"
+    );
+    let before = match g.sh(0, &seed).and_then(|_| dumps(g, 0, dir)) {
+        Ok(b) => b,
+        Err(e) => return check(check_name, false, format!("seeding {dir}: {e}")),
+    };
+    let node = task_node(g, 0, service);
+    let Some(i) = g.index(&node) else {
+        return check(
+            check_name,
+            false,
+            format!("{service} runs on no guest ({node:?})"),
+        );
+    };
+    let run = format!(
+        "docker exec $(docker ps -q -f label=com.docker.swarm.service.name={service} | head -1) db-backup backup"
+    );
+    if let Err(e) = g.sh_in(
+        i,
+        &run,
+        crate::exec::Input::Nothing,
+        Duration::from_secs(300),
+    ) {
+        return check(
+            check_name,
+            false,
+            format!("db-backup backup on {node}: {e}"),
+        );
+    }
+    let after = dumps(g, 0, dir).unwrap_or_default();
+    let new: Vec<&String> = after.iter().filter(|a| !before.contains(a)).collect();
+    let mut all: Vec<String> = before.iter().chain(new.iter().copied()).cloned().collect();
+    all.sort();
+    let expected = &all[all.len().saturating_sub(keep)..];
+    let newest = after.last().cloned().unwrap_or_default();
+    let whole = g
+        .sh(0, &format!("gzip -t {dir}/{newest} && zcat {dir}/{newest} | head -1 && zcat {dir}/{newest} | tail -1"))
+        .unwrap_or_default();
+    let passed = new.len() == 1
+        && after == expected
+        && after.len() == keep
+        && new[0] == &newest
+        && whole.contains("MariaDB dump")
+        && whole.contains("Dump completed");
+    check(
+        check_name,
+        passed,
+        format!(
+            "{} dumps in {dir} before (with {keep} older ones added), one asked of {service} on {node}: {} after (keep = {keep}), the newest {newest} {}",
+            before.len(),
+            after.len(),
+            if whole.contains("Dump completed") { "a whole MariaDB dump" } else { "NOT a whole dump" }
+        ),
+    )
+}

@@ -29,7 +29,11 @@ pub const TEST_DIFFERENCES: &[&str] = &[
      configuration, a throwaway CA (trusted in /etc/docker/certs.d) and a throwaway htpasswd \
      user; the VMs reach it at 10.0.42.2:5000 through QEMU (production: the admin VM, through \
      alice's public :5000)",
-    "the harness runs `docker login` on the first manager (production: the admin does, once)",
+    "the harness runs `docker login` on every VM and starts pulling the stack's images there in \
+     the background while `services form` runs (production: the admin logs in once on the first \
+     manager, and each node pulls on demand)",
+    "the harness creates the swarm secrets from random bytes in the first manager after \
+     `services form` stopped asking for them (production: the admin does, once)",
     "the stack under test replaces the shipped [[services]] (src/services/proof/stack.toml); \
      Traefik's image cannot be pulled here (no registry reachable), so its task never runs",
 ];
@@ -177,9 +181,8 @@ pub fn run(
             &std::env::temp_dir(),
         ))?;
     // On SIGINT/SIGTERM too: the overlays and disks are gigabytes.
-    let _remove_work = crate::cleanup::Guard::new(crate::cleanup::Action::Dir(
-        work.path().to_path_buf(),
-    ));
+    let _remove_work =
+        crate::cleanup::Guard::new(crate::cleanup::Action::Dir(work.path().to_path_buf()));
     let out = o.output.join("services");
     std::fs::create_dir_all(&out).map_err(ProofError::io("create", &out))?;
     let mut outcome = ProofOutcome {
@@ -259,6 +262,15 @@ fn prove(
     if !prepared.passed {
         return;
     }
+    if !super::render::secrets(s).is_empty() {
+        let stopped = apply_until_secret(g, s);
+        let ok = stopped.passed;
+        outcome.checks.push(stopped);
+        if !ok {
+            return;
+        }
+        outcome.checks.push(create_secrets(g, s));
+    }
     let applied = apply(g, s, "services-form");
     let ok = applied.passed;
     outcome.checks.push(applied);
@@ -273,7 +285,11 @@ fn prove(
     outcome
         .checks
         .push(checks::stack_served(g, s, &service, digest));
-    outcome.phase("volume, swarm and stack checks", since);
+    let backup = format!("{}_mysql-backup", super::render::STACK);
+    outcome
+        .checks
+        .push(checks::backup_kept(g, s, "mysql-backup", &backup));
+    outcome.phase("volume, swarm, stack and backup checks", since);
     if g.list.len() > 1 {
         let stranger = stranger_address(s);
         outcome.checks.push(checks::firewall(g, 1, 0, stranger));
@@ -372,24 +388,127 @@ fn prepare(
         reg.user
     );
     let password = format!("{}\n", reg.password.expose());
-    let (passed, detail) = match g.sh_in(
-        0,
-        &login,
-        Input::Bytes(password.as_bytes()),
-        Duration::from_secs(120),
-    ) {
-        Ok(_) => (
+    // Every node pulls the stack's images in the background while `services form` runs
+    // (each pull of hundreds of MB takes minutes under TCG; production pulls on demand).
+    let pulls: Vec<String> = reg
+        .digests
+        .keys()
+        .map(|n| format!("docker pull -q {host}/{n}"))
+        .collect();
+    let prepull = format!(
+        "setsid nohup sh -c {} > /var/log/picaboot-test-prepull.log 2>&1 < /dev/null &",
+        super::plan::sh_quote(&pulls.join("; "))
+    );
+    let mut failed = None;
+    for (i, guest) in g.list.iter().enumerate() {
+        let r = g
+            .sh_in(
+                i,
+                &login,
+                Input::Bytes(password.as_bytes()),
+                Duration::from_secs(120),
+            )
+            .and_then(|_| g.sh(i, &prepull));
+        if let Err(e) = r {
+            failed = Some(format!("docker login and pull on {}: {e}", guest.name));
+            break;
+        }
+    }
+    let (passed, detail) = match failed {
+        None => (
             true,
             format!(
-                "link route, {name} and its CA on {}; docker login on {}",
+                "link route, {name} and its CA on {}; docker login there, images pulled in the background: {}",
                 done.join(", "),
-                g.list[0].name
+                reg.digests.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         ),
-        Err(e) => (false, format!("docker login on {}: {e}", g.list[0].name)),
+        Some(e) => (false, e),
     };
     CheckResult {
         name: "test-setup".into(),
+        passed,
+        detail,
+    }
+}
+
+/// The first `services form`, before the swarm secrets exist: it must stop at the first
+/// secret's precondition, naming it (as it stops for an admin who has not created it yet).
+fn apply_until_secret(g: &guests::Guests, s: &Services) -> CheckResult {
+    let name = "services-form-needs-secret";
+    let steps = match super::plan::plan(s) {
+        Ok(steps) => steps,
+        Err(e) => {
+            return CheckResult {
+                name: name.into(),
+                passed: false,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let r = super::apply::run(
+        &steps,
+        "root",
+        Some(&g.ssh_config),
+        &mut |i, n, step, run| {
+            let what = if run { "" } else { " (already done)" };
+            crate::progress::event(&format!(
+                "test services: [{i}/{n}] {}: {}{what}",
+                step.vm, step.why
+            ));
+        },
+    );
+    let (passed, detail) = match r {
+        Ok(_) => (
+            false,
+            "ran to the end without the swarm secrets".to_string(),
+        ),
+        Err(super::apply::ApplyError::Step {
+            step,
+            command,
+            reason,
+            ..
+        }) => (
+            command.starts_with("docker secret inspect") && reason.contains("docker secret create"),
+            format!(
+                "stopped at step {step} of {} ({command}): {reason}",
+                steps.len()
+            ),
+        ),
+    };
+    CheckResult {
+        name: name.into(),
+        passed,
+        detail,
+    }
+}
+
+/// The swarm secrets the stack reads, made on the first manager from its own random bytes
+/// (the value never leaves the guest), as the admin does once.
+fn create_secrets(g: &guests::Guests, s: &Services) -> CheckResult {
+    let names = super::render::secrets(s);
+    let script: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                "docker secret inspect {0} >/dev/null 2>&1 || head -c 32 /dev/urandom | base64 -w0 | docker secret create {0} - >/dev/null",
+                super::plan::sh_quote(n)
+            )
+        })
+        .collect();
+    let (passed, detail) = match g.sh(0, &script.join(" && ")) {
+        Ok(_) => (
+            true,
+            format!(
+                "{} made on {} from its own random bytes",
+                names.join(", "),
+                g.list[0].name
+            ),
+        ),
+        Err(e) => (false, e),
+    };
+    CheckResult {
+        name: "test-secrets".into(),
         passed,
         detail,
     }

@@ -69,7 +69,7 @@ mod tests {
             .services
             .unwrap();
         let names: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
-        assert_eq!(names, ["web"]);
+        assert_eq!(names, ["web", "mysql", "mysql-backup"]);
         assert_eq!(s.services[0].ports[0].published, WEB_PORT);
         assert!(s.services[0].mounts[0].source.ends_with(WEB_DIR));
         let shipped = crate::profile::load(&root.join("profiles")).unwrap();
