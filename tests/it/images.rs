@@ -20,7 +20,7 @@ use picaboot::image;
 const EPOCH: &str = "1763942400";
 
 /// One debootstrap / apt build at a time (2-core machines).
-static HEAVY: Mutex<()> = Mutex::new(());
+pub(crate) static HEAVY: Mutex<()> = Mutex::new(());
 
 fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())

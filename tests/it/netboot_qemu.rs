@@ -26,7 +26,7 @@ const REACHED: &[&str] = &[
 ];
 const LIMIT: Duration = Duration::from_secs(300);
 
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Starts QEMU with `extra` arguments and the serial console in `log`, waits for a marker,
 /// kills QEMU, and panics with the console's tail unless a REACHED marker came first.

@@ -57,6 +57,7 @@ const COMMANDS: &[(&str, How)] = &[
         Not("needs a Proxmox node over ssh: the sequence is unit-tested in src/vm/create.rs, the dry run in vm_create.rs"),
     ),
     ("$B test vm pica01", By("vm_system.rs", "pica01_boots_from_its_disk_passes_its_self_test_and_its_image_is_reused")),
+    ("$B test services", By("services_proof.rs", "pica01_and_pica02_form_the_volume_the_swarm_and_the_stack_and_survive_a_power_cut")),
     (
         "PICABOOT_REGISTRY_USERNAME=… PICABOOT_REGISTRY_PASSWORD=… $B image push tx-apache --to registry.picasoft.net:5000/tx-apache:latest",
         By("push.rs", "push_cli_errors_are_clear_and_auth_file_works"),

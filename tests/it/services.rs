@@ -225,7 +225,7 @@ dest=$2; cmd=$3
 input=$(cat)
 printf 'DEST %s\nCMD %s\nSTDIN %s\n' "$dest" "$cmd" "$input" >> "$STUB_LOG"
 case "$cmd" in
-  *'sha256sum -c'*|*'gluster pool list'*|*'gluster volume info'*|*'grep -qxF'*|*LocalNodeState*|*'network inspect'*)
+  *'sha256sum -c'*|*'is-enabled glusterd'*|*'gluster pool list'*|*'gluster volume info'*|*'grep -qxF'*|*LocalNodeState*|*'network inspect'*)
     [ "$STUB_STATE" = formed ] && exit 0 || exit 1 ;;
   *'join-token -q worker'*) echo SWMTKN-1-stubtoken ;;
 esac

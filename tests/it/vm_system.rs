@@ -12,7 +12,7 @@ use common::require;
 /// One guest at a time: the two QEMU tests of this module take turns (each guest is one
 /// TCG vCPU; two at once would share the host's two cores with everything else and share the
 /// image cache's first build).
-static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_guest() -> std::sync::MutexGuard<'static, ()> {
     ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner())
