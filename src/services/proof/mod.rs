@@ -432,6 +432,25 @@ fn prepare(
     }
 }
 
+/// `services form`'s steps run by its own runner over the guests' ssh config, each step shown.
+fn run_plan(
+    g: &guests::Guests,
+    steps: &[super::plan::Step],
+) -> Result<super::apply::Outcome, super::apply::ApplyError> {
+    super::apply::run(
+        steps,
+        "root",
+        Some(&g.ssh_config),
+        &mut |i, n, step, run| {
+            let what = if run { "" } else { " (already done)" };
+            crate::progress::event(&format!(
+                "test services: [{i}/{n}] {}: {}{what}",
+                step.vm, step.why
+            ));
+        },
+    )
+}
+
 /// The first `services form`, before the swarm secrets exist: it must stop at the first
 /// secret's precondition, naming it (as it stops for an admin who has not created it yet).
 fn apply_until_secret(g: &guests::Guests, s: &Services) -> CheckResult {
@@ -446,18 +465,7 @@ fn apply_until_secret(g: &guests::Guests, s: &Services) -> CheckResult {
             }
         }
     };
-    let r = super::apply::run(
-        &steps,
-        "root",
-        Some(&g.ssh_config),
-        &mut |i, n, step, run| {
-            let what = if run { "" } else { " (already done)" };
-            crate::progress::event(&format!(
-                "test services: [{i}/{n}] {}: {}{what}",
-                step.vm, step.why
-            ));
-        },
-    );
+    let r = run_plan(g, &steps);
     let (passed, detail) = match r {
         Ok(_) => (
             false,
@@ -528,18 +536,7 @@ fn apply(g: &guests::Guests, s: &Services, name: &str) -> CheckResult {
         }
     };
     let start = Instant::now();
-    let r = super::apply::run(
-        &steps,
-        "root",
-        Some(&g.ssh_config),
-        &mut |i, n, step, run| {
-            let what = if run { "" } else { " (already done)" };
-            crate::progress::event(&format!(
-                "test services: [{i}/{n}] {}: {}{what}",
-                step.vm, step.why
-            ));
-        },
-    );
+    let r = run_plan(g, &steps);
     let seconds = start.elapsed().as_secs_f64();
     let (passed, detail) = match r {
         Err(e) => (false, e.to_string()),
