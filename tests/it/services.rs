@@ -32,7 +32,7 @@ fn each_vm_ruleset_passes_nft_check() {
         let peer = public_v4(if vm == "pica01" { "pica02" } else { "pica01" });
         assert!(
             text.contains(&format!(
-                "ip saddr {{ {peer} }} tcp dport {{ 2377, 7946, 24007-24008, 49152-49251 }} accept"
+                "ip saddr {{ {peer} }} tcp dport {{ 2377, 7946, 24007-24008, 49152-60999 }} accept"
             )),
             "{text}"
         );

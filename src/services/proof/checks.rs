@@ -294,6 +294,7 @@ pub fn mount_before_docker(g: &Guests, i: usize, s: &Services) -> CheckResult {
         crate::exec::Input::Nothing,
         Duration::from_secs(20),
     );
+    g.disconnect(i);
     let mut back = false;
     while start.elapsed() < Duration::from_secs(300) {
         std::thread::sleep(Duration::from_secs(3));
@@ -497,7 +498,7 @@ pub fn backup_kept(g: &Guests, s: &Services, name: &str, service: &str) -> Check
     let expected = &all[all.len().saturating_sub(keep)..];
     let newest = after.last().cloned().unwrap_or_default();
     let whole = g
-        .sh(0, &format!("gzip -t {dir}/{newest} && zcat {dir}/{newest} | head -1 && zcat {dir}/{newest} | tail -1"))
+        .sh(0, &format!("gzip -t {dir}/{newest} && zcat {dir}/{newest} | head -3 && zcat {dir}/{newest} | tail -1"))
         .unwrap_or_default();
     let passed = new.len() == 1
         && after == expected

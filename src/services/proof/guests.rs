@@ -195,17 +195,21 @@ pub fn start(
 }
 
 /// Each guest's `Host ADDRESS` block: its forwarded port, root, the test key only, no host key
-/// memory (every run's guests have new host keys).
+/// memory (every run's guests have new host keys), and one connection per guest shared by
+/// every command (a key exchange costs seconds of a TCG guest's CPU; the master ends 30 s
+/// after the last command).
 fn write_ssh_config(list: &[Guest], key: &Path, path: &Path) -> Result<(), ProofError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut text = String::new();
     for g in list {
         text.push_str(&format!(
             "Host {}\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentityFile {}\n  \
              IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  \
-             LogLevel ERROR\n",
+             LogLevel ERROR\n  ControlMaster auto\n  ControlPath {}/ssh-%C\n  ControlPersist 30\n",
             g.address,
             g.ssh_port,
-            key.display()
+            key.display(),
+            dir.display()
         ));
     }
     std::fs::write(path, text).map_err(ProofError::io("write", path))
@@ -288,11 +292,27 @@ impl Guests {
         }
     }
 
+    /// Ends the shared ssh connection to guest `i` (before its reboot: the next command
+    /// connects anew instead of writing into a dead one).
+    pub fn disconnect(&self, i: usize) {
+        let dest = format!("root@{}", self.list[i].address);
+        let _ = crate::exec::run_deadline(
+            "end the shared ssh connection",
+            std::process::Command::new("ssh")
+                .arg("-F")
+                .arg(&self.ssh_config)
+                .args(["-O", "exit", &dest]),
+            None,
+            Duration::from_secs(10),
+        );
+    }
+
     /// Kills guest `i`'s QEMU (its power cut).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut vm) = self.list[i].vm.take() {
             vm.kill();
         }
+        self.disconnect(i);
     }
 
     /// Whether guest `i`'s QEMU still runs.
