@@ -84,10 +84,11 @@ pub struct InstallConfig {
     #[arg(long, value_name = "QUESTION")]
     omit_answer: Option<String>,
     /// gtk: a screenshot when the installer's syslog has been quiet this many seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     quiet_shot_s: u64,
     /// gtk: fail when the installer's syslog stays quiet this many seconds (a question waits).
-    #[arg(long, default_value_t = 240, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Measured to the end of partitioning under TCG: the longest quiet stretch was 12 s.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     quiet_limit_s: u64,
     /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
     #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]

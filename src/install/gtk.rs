@@ -337,7 +337,8 @@ struct Follow<'a> {
     qmp: Option<Qmp>,
     shots: Shots,
     t0: Instant,
-    phase: (Phase, Instant),
+    /// The current phase, when it began, and the screenshot taken then.
+    phase: (Phase, Instant, Option<String>),
     step: String,
     last_line: Option<Instant>,
     quiet_shot_taken: bool,
@@ -369,7 +370,11 @@ impl Follow<'_> {
     }
 
     fn close_phase(&mut self, passed: bool, detail: String) {
-        let (p, since) = self.phase;
+        let (p, since) = (self.phase.0, self.phase.1);
+        let detail = match &self.phase.2 {
+            Some(f) => format!("{detail}; screenshot at its start {f}"),
+            None => detail,
+        };
         let secs = since.elapsed().as_secs_f64();
         (self.log)(&format!(
             "install: {p} {} in {secs:.0} s ({:.0} s elapsed)",
@@ -396,7 +401,7 @@ impl Follow<'_> {
                     "installer syslog: first line after {:.0} s",
                     self.at()
                 ));
-                self.shoot("first-syslog-line");
+                self.phase.2 = self.shoot("first-syslog-line");
             }
         }
         self.last_line = Some(now);
@@ -422,13 +427,11 @@ impl Follow<'_> {
             return None;
         }
         let shot = self.shoot(p.name());
-        self.close_phase(
-            true,
-            format!("ok; next phase's screenshot{}", shot_note(shot)),
-        );
+        self.close_phase(true, "ok".into());
         (self.log)(&format!("install: {p} ..."));
-        self.phase = (p, Instant::now());
-        (p > stop_after).then(|| End::Passed(format!("{p} began: stopped after {stop_after}")))
+        self.phase = (p, Instant::now(), shot);
+        (p > stop_after)
+            .then(|| End::Passed(format!("began; the run stops here (after {stop_after})")))
     }
 
     /// Quiet syslog: a screenshot after `quiet_shot`, failure after the limit.
@@ -487,8 +490,8 @@ fn follow(
     let dir = work.join("screens");
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     log(&format!(
-        "install (gtk): starting ({} MiB), stops when the phase after {} begins",
-        spec.memory_mib, gtk.stop_after
+        "install (gtk): starting ({} MiB), stops when the phase after {} begins; kernel line: {}",
+        spec.memory_mib, gtk.stop_after, spec.append
     ));
     let vm = spec.start()?;
     let t0 = Instant::now();
@@ -508,7 +511,7 @@ fn follow(
             failed: qmp_error.into_iter().collect(),
         },
         t0,
-        phase: (Phase::BootToNetwork, t0),
+        phase: (Phase::BootToNetwork, t0, None),
         step: String::new(),
         last_line: None,
         quiet_shot_taken: false,
@@ -519,15 +522,11 @@ fn follow(
     };
     let end = follow_loop(&mut f, gtk, limit, &rx);
     f.vm.kill();
-    let mut steps = std::mem::take(&mut f.steps);
     match end {
-        End::Passed(why) => {
-            log(&format!("install (gtk): {why}"));
-            f.close_phase(true, why);
-        }
+        End::Passed(why) => f.close_phase(true, why),
         End::Failed(why) => f.close_phase(false, why),
     }
-    steps.append(&mut f.steps);
+    let mut steps = std::mem::take(&mut f.steps);
     log(&format!(
         "install (gtk): longest quiet syslog stretch {} s; {} debconf INPUT commands seen",
         f.longest_quiet.as_secs(),
