@@ -333,7 +333,6 @@ impl Shots {
 /// The followed install's state.
 struct Follow<'a> {
     log: &'a dyn Fn(&str),
-    vm: Vm,
     qmp: Option<Qmp>,
     shots: Shots,
     t0: Instant,
@@ -354,7 +353,40 @@ enum End {
     Failed(String),
 }
 
-impl Follow<'_> {
+impl<'a> Follow<'a> {
+    /// A follow that began at `t0`, with its QMP connection (or why there is none).
+    fn new(
+        log: &'a dyn Fn(&str),
+        qmp: Result<Qmp, crate::qemu::qmp::QmpError>,
+        dir: PathBuf,
+        t0: Instant,
+    ) -> Self {
+        let failed: Vec<String> = qmp
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .into_iter()
+            .collect();
+        Follow {
+            log,
+            qmp: qmp.ok(),
+            shots: Shots {
+                dir,
+                taken: Vec::new(),
+                failed,
+            },
+            t0,
+            phase: (Phase::BootToNetwork, t0, None),
+            step: String::new(),
+            last_line: None,
+            quiet_shot_taken: false,
+            longest_quiet: Duration::ZERO,
+            questions: Questions::default(),
+            tail: VecDeque::new(),
+            steps: Vec::new(),
+        }
+    }
+
     fn at(&self) -> f64 {
         self.t0.elapsed().as_secs_f64()
     }
@@ -493,35 +525,16 @@ fn follow(
         "install (gtk): starting ({} MiB), stops when the phase after {} begins; kernel line: {}",
         spec.memory_mib, gtk.stop_after, spec.append
     ));
-    let vm = spec.start()?;
+    let mut vm = spec.start()?;
     let t0 = Instant::now();
     let qmp = Qmp::connect(
         &qmp_path(work),
         Duration::from_secs(30),
         Duration::from_secs(60),
     );
-    let qmp_error = qmp.as_ref().err().map(|e| e.to_string());
-    let mut f = Follow {
-        log,
-        vm,
-        qmp: qmp.ok(),
-        shots: Shots {
-            dir,
-            taken: Vec::new(),
-            failed: qmp_error.into_iter().collect(),
-        },
-        t0,
-        phase: (Phase::BootToNetwork, t0, None),
-        step: String::new(),
-        last_line: None,
-        quiet_shot_taken: false,
-        longest_quiet: Duration::ZERO,
-        questions: Questions::default(),
-        tail: VecDeque::new(),
-        steps: Vec::new(),
-    };
-    let end = follow_loop(&mut f, gtk, limit, &rx);
-    f.vm.kill();
+    let mut f = Follow::new(log, qmp, dir, t0);
+    let end = follow_loop(&mut f, &mut vm, gtk, limit, &rx);
+    vm.kill();
     match end {
         End::Passed(why) => f.close_phase(true, why),
         End::Failed(why) => f.close_phase(false, why),
@@ -538,6 +551,7 @@ fn follow(
 
 fn follow_loop(
     f: &mut Follow<'_>,
+    vm: &mut Vm,
     gtk: &GtkOptions,
     limit: Duration,
     rx: &Receiver<String>,
@@ -558,7 +572,7 @@ fn follow_loop(
         if let Some(end) = f.quiet(gtk) {
             return end;
         }
-        if let Some(why) = f.vm.exited() {
+        if let Some(why) = vm.exited() {
             return End::Failed(format!("QEMU exited during {}: {why}", f.phase.0));
         }
         if f.t0.elapsed() > limit {
@@ -631,5 +645,101 @@ d-i partman/confirm boolean true\n"
     fn the_debconf_debug_parameter_stays_in_the_installer_boot() {
         let a = netboot::boot::before_separator("auto=true log_port=1 ---", &[DEBCONF_DEBUG]);
         assert_eq!(a, "auto=true log_port=1 DEBCONF_DEBUG=developer ---");
+    }
+
+    fn opts(limit: Duration) -> GtkOptions {
+        GtkOptions {
+            omit_answer: None,
+            quiet_shot: Duration::from_secs(3600),
+            quiet_limit: limit,
+            first_line_limit: limit,
+            stop_after: Phase::Partitioning,
+        }
+    }
+
+    fn no_qmp() -> Result<Qmp, crate::qemu::qmp::QmpError> {
+        Err(crate::qemu::qmp::QmpError::Protocol(
+            "none in this test".into(),
+            "-".into(),
+        ))
+    }
+
+    #[test]
+    fn the_run_passes_when_the_phase_after_stop_after_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = |_: &str| {};
+        let mut f = Follow::new(&log, no_qmp(), dir.path().into(), Instant::now());
+        let g = opts(Duration::from_secs(3600));
+        let mut ends = Vec::new();
+        for item in [
+            "netcfg",
+            "download-installer",
+            "partman-base",
+            "bootstrap-base",
+        ] {
+            let line = format!("main-menu[1]: INFO: Menu item '{item}' selected");
+            ends.push(
+                f.line(&line, g.stop_after)
+                    .map(|e| matches!(e, End::Passed(_))),
+            );
+        }
+        assert_eq!(ends, [None, None, None, Some(true)]);
+        let names: Vec<&str> = f.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "install/boot-to-network",
+                "install/download-installer",
+                "install/partitioning"
+            ]
+        );
+        assert!(f.quiet(&g).is_none());
+        // Without QMP every screenshot is a recorded failure, and the screenshots step fails.
+        assert_eq!(f.shots.failed.len(), 1 + 4);
+        assert!(!screenshot_step(&f.shots).passed);
+    }
+
+    #[test]
+    fn a_quiet_syslog_fails_naming_the_question_shown_and_hides_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = |_: &str| {};
+        let mut f = Follow::new(&log, no_qmp(), dir.path().into(), Instant::now());
+        let g = opts(Duration::ZERO);
+        for l in [
+            "main-menu[1]: INFO: Menu item 'user-setup-udeb' selected",
+            "debconf: --> SET passwd/root-password-crypted $6$secret",
+            "debconf: --> INPUT critical passwd/root-password",
+            "debconf: <-- 0 question will be asked",
+            "debconf: --> GO",
+        ] {
+            assert!(f.line(l, g.stop_after).is_none());
+        }
+        let Some(End::Failed(why)) = f.quiet(&g) else {
+            panic!("a quiet syslog past the limit must fail")
+        };
+        assert!(
+            why.contains("debconf question passwd/root-password (installer step user-setup-udeb)"),
+            "{why}"
+        );
+        assert!(why.contains("screenshot FAILED"), "{why}");
+        assert!(!why.contains("secret"), "{why}");
+    }
+
+    #[test]
+    fn no_syslog_line_and_a_logged_failure_fail_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = |_: &str| {};
+        let mut f = Follow::new(&log, no_qmp(), dir.path().into(), Instant::now());
+        let Some(End::Failed(why)) = f.quiet(&opts(Duration::ZERO)) else {
+            panic!("no line within the first-line limit must fail")
+        };
+        assert!(why.contains("never reached its network"), "{why}");
+        let Some(End::Failed(why)) = f.line(
+            "picaboot: DISKS FAILED: disk ssd1 (SSD) matches none",
+            Phase::Partitioning,
+        ) else {
+            panic!("a logged failure must fail")
+        };
+        assert!(why.starts_with("disks: disk ssd1"), "{why}");
     }
 }
