@@ -227,6 +227,15 @@ fn print_outcome(
             outcome.seconds,
             dir.join("report.xml").display()
         )?;
+        if let Some(last) = outcome.screenshots.last() {
+            outln!(
+                "  {} screenshots in {} (last: {}, {})",
+                outcome.screenshots.len(),
+                dir.join("screens").display(),
+                last.file,
+                last.label
+            )?;
+        }
     }
     Ok(())
 }

@@ -344,6 +344,8 @@ struct Follow<'a> {
     longest_quiet: Duration,
     questions: Questions,
     tail: VecDeque<String>,
+    /// The next debconf answer may hold a password (it answers a command about one).
+    hide_reply: bool,
     steps: Vec<Step>,
 }
 
@@ -383,6 +385,7 @@ impl<'a> Follow<'a> {
             longest_quiet: Duration::ZERO,
             questions: Questions::default(),
             tail: VecDeque::new(),
+            hide_reply: false,
             steps: Vec::new(),
         }
     }
@@ -442,8 +445,16 @@ impl<'a> Follow<'a> {
         if self.tail.len() == 8 {
             self.tail.pop_front();
         }
-        // No secrets in reports: debconf's debugging shows the SET of a password's answer.
-        if !line.contains("password") {
+        // No secrets in reports: debconf's debugging shows a password's answer in a SET
+        // command and in the answer to a GET (`<-- 0 $6$…`): both are left out of the tail.
+        let is_reply = line.contains("<-- ");
+        let secret_reply = is_reply && self.hide_reply;
+        if line.contains("--> ") {
+            self.hide_reply = line.contains("password");
+        } else if is_reply {
+            self.hide_reply = false;
+        }
+        if !line.contains("password") && !secret_reply {
             self.tail.push_back(line.to_string());
         }
         if let Some(i) = line.find("Menu item '") {
@@ -481,6 +492,9 @@ impl<'a> Follow<'a> {
         }
         let shot = self.shoot("stopped");
         let what = match (self.questions.current(), self.questions.inputs()) {
+            (Some(q), _) if q.contains(", ") => {
+                format!("the installer waits at debconf questions {q}")
+            }
             (Some(q), _) => format!("the installer waits at debconf question {q}"),
             (None, 0) if self.last_line.is_none() => {
                 "no syslog line arrived: the installer never reached its network".into()
@@ -535,6 +549,7 @@ fn follow(
     let mut f = Follow::new(log, qmp, dir, t0);
     let end = follow_loop(&mut f, &mut vm, gtk, limit, &rx);
     vm.kill();
+    let _ = std::fs::remove_file(qmp_path(work));
     match end {
         End::Passed(why) => f.close_phase(true, why),
         End::Failed(why) => f.close_phase(false, why),
@@ -707,8 +722,13 @@ d-i partman/confirm boolean true\n"
         let g = opts(Duration::ZERO);
         for l in [
             "main-menu[1]: INFO: Menu item 'user-setup-udeb' selected",
+            "debconf: --> GET passwd/root-password-crypted",
+            "debconf: <-- 0 $6$secret",
             "debconf: --> SET passwd/root-password-crypted $6$secret",
+            "debconf: <-- 0 value set",
             "debconf: --> INPUT critical passwd/root-password",
+            "debconf: <-- 0 question will be asked",
+            "debconf: --> INPUT critical passwd/root-password-again",
             "debconf: <-- 0 question will be asked",
             "debconf: --> GO",
         ] {
@@ -718,7 +738,9 @@ d-i partman/confirm boolean true\n"
             panic!("a quiet syslog past the limit must fail")
         };
         assert!(
-            why.contains("debconf question passwd/root-password (installer step user-setup-udeb)"),
+            why.contains(
+                "debconf questions passwd/root-password, passwd/root-password-again (installer step user-setup-udeb)"
+            ),
             "{why}"
         );
         assert!(why.contains("screenshot FAILED"), "{why}");

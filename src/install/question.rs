@@ -2,14 +2,17 @@
 //! cdebconf logs every command a config script sends and its answer (`src/confmodule.c`:
 //! `INFO(INFO_DEBUG, "--> %s")` for a command, `"<-- %s"` for the answer): `--> INPUT
 //! critical passwd/root-password` then `<-- 0 question will be asked` (shown at the next `GO`)
-//! or `<-- 30 question skipped` (answered by the preseed, or below the priority). The question
-//! on screen when an install stops is the last one that was to be asked.
+//! or `<-- 30 question skipped` (answered by the preseed, or below the priority); `--> GO`
+//! shows the questions to be asked since the last `GO` on one screen. The questions on screen
+//! when an install stops are those of the last `GO` that had any.
 
 /// Follows one installer's syslog for the questions it asks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Questions {
     pending: Option<String>,
     asked: Option<String>,
+    batch: Vec<String>,
+    on_screen: Vec<String>,
     last_input: Option<String>,
     inputs: usize,
 }
@@ -32,16 +35,27 @@ impl Questions {
             self.pending = Some(q);
             return;
         }
+        if line.contains("--> GO") {
+            if !self.batch.is_empty() {
+                self.on_screen = std::mem::take(&mut self.batch);
+            }
+            return;
+        }
         let Some(i) = line.find("<-- ") else { return };
         let Some(q) = self.pending.take() else { return };
         if line[i + 4..].trim_start().starts_with("0 ") {
+            self.batch.push(q.clone());
             self.asked = Some(q);
         }
     }
 
-    /// The last question that was to be shown, else the last one asked for at all.
-    pub fn current(&self) -> Option<&str> {
-        self.asked.as_deref().or(self.last_input.as_deref())
+    /// The questions of the last screen shown (`a, b`), else the last question that was to be
+    /// shown, else the last one asked for at all.
+    pub fn current(&self) -> Option<String> {
+        if !self.on_screen.is_empty() {
+            return Some(self.on_screen.join(", "));
+        }
+        self.asked.clone().or_else(|| self.last_input.clone())
     }
 
     /// The last question that was to be shown (answered `0 question will be asked`).
@@ -74,7 +88,20 @@ mod tests {
             q.line(l);
         }
         assert_eq!(q.shown(), Some("passwd/root-password-again"));
+        assert_eq!(
+            q.current().as_deref(),
+            Some("passwd/root-password, passwd/root-password-again"),
+            "both are on the screen of that GO"
+        );
         assert_eq!(q.inputs(), 3);
+        q.line("debconf: --> INPUT critical partman/confirm");
+        q.line("debconf: <-- 30 question skipped");
+        q.line("debconf: --> GO");
+        assert_eq!(
+            q.current().as_deref(),
+            Some("passwd/root-password, passwd/root-password-again"),
+            "a GO with nothing to show leaves the screen as it was"
+        );
     }
 
     #[test]
@@ -83,7 +110,7 @@ mod tests {
         q.line("debconf: --> INPUT low netcfg/get_hostname");
         q.line("debconf: <-- 30 question skipped");
         assert_eq!(q.shown(), None);
-        assert_eq!(q.current(), Some("netcfg/get_hostname"));
+        assert_eq!(q.current().as_deref(), Some("netcfg/get_hostname"));
         assert_eq!(Questions::default().current(), None);
         assert_eq!(input_of("--> INPUT critical"), None);
         assert_eq!(input_of("kernel: INPUT on eth0"), None);
