@@ -7,8 +7,17 @@ use anyhow::Context;
 
 use super::{ProfilesArg, TestFailed};
 use crate::debian::{self, Cache};
+use crate::install::gtk::GtkOptions;
+use crate::install::phases::Phase;
 use crate::install::scenario::{self, Options};
 use crate::install::shape::Shape;
+
+fn parse_phase(s: &str) -> Result<Phase, String> {
+    Phase::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Phase::ALL.iter().map(|p| p.name()).collect();
+        format!("one of {}", names.join(", "))
+    })
+}
 
 /// `picaboot test …`.
 #[derive(Debug, clap::Args)]
@@ -66,6 +75,25 @@ pub struct InstallConfig {
     /// Keep the VM's disk images.
     #[arg(long)]
     keep_disks: bool,
+    /// Which installer: `text` (serial console; the whole install, GPT check, boots from disk)
+    /// or `gtk` (the graphical netboot artifacts that ship for the box, followed through the
+    /// remote syslog with screenshots, until the phase after `--stop-after` begins).
+    #[arg(long, value_enum, default_value = "text")]
+    frontend: super::netboot::FrontendArg,
+    /// gtk: the run passes when the phase after this one begins.
+    #[arg(long, value_name = "PHASE", default_value = "partitioning", value_parser = parse_phase)]
+    stop_after: Phase,
+    /// gtk, TEST ONLY: remove this question's answer from the rendered preseed (e.g.
+    /// passwd/root-password-crypted): the run must fail naming the question it stops at.
+    #[arg(long, value_name = "QUESTION")]
+    omit_answer: Option<String>,
+    /// gtk: a screenshot when the installer's syslog has been quiet this many seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    quiet_shot_s: u64,
+    /// gtk: fail when the installer's syslog stays quiet this many seconds (a question waits).
+    /// Measured to the end of partitioning under TCG: the longest quiet stretch was 12 s.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    quiet_limit_s: u64,
     /// Cache directory (default: $XDG_CACHE_HOME/picaboot or ~/.cache/picaboot).
     #[arg(long, value_name = "DIR", env = "PICABOOT_CACHE")]
     cache: Option<PathBuf>,
@@ -114,7 +142,26 @@ fn install(c: InstallConfig) -> anyhow::Result<()> {
             eprintln!("[{:02}:{:02}] {line}", e / 60, e % 60);
         }
     };
-    let outcome = match scenario::run(&opts, &log) {
+    let gtk = matches!(c.frontend, super::netboot::FrontendArg::Gtk);
+    if !gtk && c.omit_answer.is_some() {
+        anyhow::bail!("--omit-answer is for --frontend gtk");
+    }
+    if gtk && c.tamper.is_some() {
+        anyhow::bail!("--tamper needs the boot from disk: --frontend text");
+    }
+    let ran = if gtk {
+        let g = GtkOptions {
+            omit_answer: c.omit_answer.clone(),
+            quiet_shot: Duration::from_secs(c.quiet_shot_s),
+            quiet_limit: Duration::from_secs(c.quiet_limit_s),
+            first_line_limit: Duration::from_secs(15 * 60),
+            stop_after: c.stop_after,
+        };
+        crate::install::gtk::run(&opts, &g, &log)
+    } else {
+        scenario::run(&opts, &log)
+    };
+    let outcome = match ran {
         Ok(o) => o,
         // Bad input is shown as it is (file:line diagnostics, the flag to pass); the
         // environment's failures say which run they stopped.
@@ -185,6 +232,15 @@ fn print_outcome(
             outcome.seconds,
             dir.join("report.xml").display()
         )?;
+        if let Some(last) = outcome.screenshots.last() {
+            outln!(
+                "  {} screenshots in {} (last: {}, {})",
+                outcome.screenshots.len(),
+                dir.join("screens").display(),
+                last.file,
+                last.label
+            )?;
+        }
     }
     Ok(())
 }

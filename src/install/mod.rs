@@ -7,10 +7,14 @@
 //! - [`phases`]: install phases and failures from the installer's syslog.
 //! - [`gpt_check`]: the SSDs' partition tables against the plan (the `gpt` crate).
 //! - [`scenario`]: the whole run and its JUnit report.
+//! - [`gtk`]: the proof of the graphical installer that ships (screenshots over QMP).
+//! - [`question`]: the debconf question shown, from the installer's syslog.
 
 pub mod gpt_check;
+pub mod gtk;
 pub mod harness;
 pub mod machine;
 pub mod phases;
+pub mod question;
 pub mod scenario;
 pub mod shape;

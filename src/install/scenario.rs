@@ -62,7 +62,10 @@ pub enum InstallError {
     },
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> InstallError + 'a {
+pub(super) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> InstallError + 'a {
     move |source| InstallError::Io {
         what,
         path: path.to_path_buf(),
@@ -151,8 +154,28 @@ pub struct RunOutcome {
     pub udeb_source: UdebSource,
     /// Every step.
     pub steps: Vec<Step>,
+    /// Screenshots of the VM's screen (the gtk proof), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub screenshots: Vec<Screenshot>,
     /// Seconds in all.
     pub seconds: f64,
+}
+
+/// A screenshot of the VM's screen (QMP `screendump`, PNG).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Screenshot {
+    /// Path relative to `OUT/HOST/` (`screens/03-partitioning.png`).
+    pub file: String,
+    /// What it shows (a phase's start, a quiet syslog, the stop).
+    pub label: String,
+    /// Seconds since the VM started.
+    pub seconds: f64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the file.
+    pub bytes: u64,
 }
 
 impl RunOutcome {
@@ -167,10 +190,17 @@ impl RunOutcome {
         crate::xml::JUnit {
             suite: &class,
             seconds: self.seconds,
-            properties: vec![
+            properties: [
                 ("udeb-source", self.udeb_source.describe()),
                 ("accelerator", self.accel.clone()),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                self.screenshots
+                    .iter()
+                    .map(|s| ("screenshot", s.file.clone())),
+            )
+            .collect(),
             cases: self
                 .steps
                 .iter()
@@ -208,7 +238,7 @@ fn check_tamper(opts: &Options) -> Result<(), InstallError> {
 
 /// The run's directory, emptied. It must hold nothing of render's (manifest.json), netboot's
 /// or reinstall's (known_hosts, state): their output is not this run's to delete.
-fn fresh_work_dir(opts: &Options) -> Result<PathBuf, InstallError> {
+pub(super) fn fresh_work_dir(opts: &Options) -> Result<PathBuf, InstallError> {
     let work = opts.out.join(&opts.host);
     for theirs in ["manifest.json", "known_hosts", "state"] {
         if std::fs::symlink_metadata(work.join(theirs)).is_ok() {
@@ -228,7 +258,9 @@ fn fresh_work_dir(opts: &Options) -> Result<PathBuf, InstallError> {
 
 /// The host as the profiles describe it, the VM's disks shaped like its disks, and the
 /// overrides that point its profile at them.
-fn shape_host(opts: &Options) -> Result<(Host, Vec<VmDisk>, project::Overrides), InstallError> {
+pub(super) fn shape_host(
+    opts: &Options,
+) -> Result<(Host, Vec<VmDisk>, project::Overrides), InstallError> {
     let plain = project::open(&opts.profiles)?;
     let hosts = &plain.loaded.profiles.hosts;
     let host = hosts
@@ -678,6 +710,7 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         accel: why,
         udeb_source,
         steps: runner.steps,
+        screenshots: Vec::new(),
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -928,6 +961,7 @@ mod tests {
                 sha256: "ab".into(),
             },
             steps,
+            screenshots: Vec::new(),
             seconds: 1.0,
         }
     }

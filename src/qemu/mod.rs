@@ -7,6 +7,7 @@
 pub mod accel;
 pub mod guest;
 pub mod podman;
+pub mod qmp;
 pub mod report;
 pub mod vm;
 
