@@ -272,6 +272,7 @@ fn vm_spec(opts: &Options, work: &Path, built: &Built, m: &Machine, accel: Accel
         append: built.append.clone(),
         disks: m.disks(None, false),
         console: work.join("install-console.log"),
+        reboot: false,
         extra_args: extra,
     }
 }
