@@ -178,14 +178,15 @@ pub fn files(system: &VmSystem, boot: &BootInfo) -> Result<Vec<ImageFile>, tera:
         let mut c = tera::Context::from_serialize(&ctx)?;
         c.insert("nic", n);
         let text = templates::tera().render("vm/network", &c)?;
-        out.push(file(
-            &format!("etc/systemd/network/{:02}-{}.network", 10 + i, n.name),
-            0o644,
-            text,
-        ));
+        out.push(file(&network_file(i, &n.name), 0o644, text));
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// The systemd-networkd file of the `i`th NIC (named `name`), relative to the root.
+pub fn network_file(i: usize, name: &str) -> String {
+    format!("etc/systemd/network/{:02}-{name}.network", 10 + i)
 }
 
 fn file(path: &str, mode: u32, text: String) -> ImageFile {

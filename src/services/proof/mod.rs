@@ -357,9 +357,8 @@ fn prepare(
             format!("{}.{}.{}.0/24", o[0], o[1], o[2])
         };
         let unit = format!(
-            "/etc/systemd/network/{:02}-{}.network.d",
-            10 + n,
-            system.nics[n].name
+            "/{}.d",
+            crate::vm::render::network_file(n, &system.nics[n].name)
         );
         let script = format!(
             "set -e; mkdir -p {unit}; \
