@@ -24,9 +24,10 @@ use super::machine::Machine;
 use super::phases::{self, Phase};
 use super::question::Questions;
 use super::scenario::{
-    fresh_work_dir, io, shape_host, InstallError, Options, RunOutcome, Screenshot, Step, StepKind,
+    client_and_runtime, fresh_work_dir, io, shape_host, InstallError, Options, RunOutcome,
+    Screenshot, Step, StepKind,
 };
-use crate::debian::{Client, ClientOptions};
+use crate::debian::Client;
 use crate::netboot::{self, NetbootOptions};
 use crate::output::Tree;
 use crate::profile::Frontend;
@@ -174,17 +175,7 @@ pub fn run(
     let start = Instant::now();
     let work = fresh_work_dir(opts)?;
     let (_, vm_disks, overrides) = shape_host(opts)?;
-    let client = Client::new(ClientOptions {
-        mirror: opts.mirror.clone(),
-        keyring: opts.keyring.clone(),
-        insecure: false,
-        cache_dir: opts.cache_dir.clone(),
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(io("start the async runtime", Path::new("-")))?;
+    let (client, rt) = client_and_runtime(opts)?;
     let suite = project::open(&opts.profiles)?.loaded.profiles.hosts[&opts.host]
         .install
         .suite

@@ -624,17 +624,11 @@ fn boot_reached(
     }
 }
 
-/// Runs the scenario; `log` receives one line per event. Its phases, in order: the work
-/// directory, the host shaped as a VM, the udebs, serve, the test variant's render and
-/// netboot artifacts, the VM's disks and NICs, the install, what reached serve, the
-/// partition tables, the boots from disk.
-pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallError> {
-    let start = Instant::now();
-    check_tamper(opts)?;
-    let work = fresh_work_dir(opts)?;
-    let (host0, vm_disks, overrides) = shape_host(opts)?;
-
-    // Which udebs: the signed index, or (flag) the harness suite.
+/// The Debian archive client of `opts` (its mirror, keyring and cache; signatures checked) and
+/// the async runtime serve runs on.
+pub(crate) fn client_and_runtime(
+    opts: &Options,
+) -> Result<(Client, tokio::runtime::Runtime), InstallError> {
     let client = Client::new(ClientOptions {
         mirror: opts.mirror.clone(),
         keyring: opts.keyring.clone(),
@@ -646,6 +640,21 @@ pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallErro
         .enable_all()
         .build()
         .map_err(io("start the async runtime", Path::new("-")))?;
+    Ok((client, rt))
+}
+
+/// Runs the scenario; `log` receives one line per event. Its phases, in order: the work
+/// directory, the host shaped as a VM, the udebs, serve, the test variant's render and
+/// netboot artifacts, the VM's disks and NICs, the install, what reached serve, the
+/// partition tables, the boots from disk.
+pub fn run(opts: &Options, log: &dyn Fn(&str)) -> Result<RunOutcome, InstallError> {
+    let start = Instant::now();
+    check_tamper(opts)?;
+    let work = fresh_work_dir(opts)?;
+    let (host0, vm_disks, overrides) = shape_host(opts)?;
+
+    // Which udebs: the signed index, or (flag) the harness suite.
+    let (client, rt) = client_and_runtime(opts)?;
     let harness::TestSources {
         udeb_source,
         harness,
