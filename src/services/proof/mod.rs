@@ -262,8 +262,20 @@ fn prove(
     if !prepared.passed {
         return;
     }
+    // One plan for every `services form` run: the profiles do not change between them.
+    let steps = match super::plan::plan(s) {
+        Ok(steps) => steps,
+        Err(e) => {
+            outcome.checks.push(CheckResult {
+                name: "services-form".into(),
+                passed: false,
+                detail: e.to_string(),
+            });
+            return;
+        }
+    };
     if !super::render::secrets(s).is_empty() {
-        let stopped = apply_until_secret(g, s);
+        let stopped = apply_until_secret(g, &steps);
         let ok = stopped.passed;
         outcome.checks.push(stopped);
         if !ok {
@@ -271,7 +283,7 @@ fn prove(
         }
         outcome.checks.push(create_secrets(g, s));
     }
-    let applied = apply(g, s, "services-form");
+    let applied = apply(g, &steps, "services-form");
     let ok = applied.passed;
     outcome.checks.push(applied);
     outcome.phase("services form", since);
@@ -294,7 +306,7 @@ fn prove(
         let stranger = stranger_address(s);
         outcome.checks.push(checks::firewall(g, 1, 0, stranger));
     }
-    outcome.checks.push(apply(g, s, "services-form-again"));
+    outcome.checks.push(apply(g, &steps, "services-form-again"));
     outcome.phase("firewall and second services form", since);
     if g.list.len() > 1 {
         outcome.checks.push(checks::mount_before_docker(g, 1, s));
@@ -452,19 +464,9 @@ fn run_plan(
 
 /// The first `services form`, before the swarm secrets exist: it must stop at the first
 /// secret's precondition, naming it (as it stops for an admin who has not created it yet).
-fn apply_until_secret(g: &guests::Guests, s: &Services) -> CheckResult {
+fn apply_until_secret(g: &guests::Guests, steps: &[super::plan::Step]) -> CheckResult {
     let name = "services-form-needs-secret";
-    let steps = match super::plan::plan(s) {
-        Ok(steps) => steps,
-        Err(e) => {
-            return CheckResult {
-                name: name.into(),
-                passed: false,
-                detail: e.to_string(),
-            }
-        }
-    };
-    let r = run_plan(g, &steps);
+    let r = run_plan(g, steps);
     let (passed, detail) = match r {
         Ok(_) => (
             false,
@@ -523,19 +525,9 @@ fn create_secrets(g: &guests::Guests, s: &Services) -> CheckResult {
 
 /// `services form`'s plan run by its own runner over the guests' ssh config. The second run
 /// (`services-form-again`) must find every guarded step done.
-fn apply(g: &guests::Guests, s: &Services, name: &str) -> CheckResult {
-    let steps = match super::plan::plan(s) {
-        Ok(steps) => steps,
-        Err(e) => {
-            return CheckResult {
-                name: name.into(),
-                passed: false,
-                detail: e.to_string(),
-            }
-        }
-    };
+fn apply(g: &guests::Guests, steps: &[super::plan::Step], name: &str) -> CheckResult {
     let start = Instant::now();
-    let r = run_plan(g, &steps);
+    let r = run_plan(g, steps);
     let seconds = start.elapsed().as_secs_f64();
     let (passed, detail) = match r {
         Err(e) => (false, e.to_string()),
